@@ -1,0 +1,48 @@
+# Nimbo: `make run` sets up and runs the server; `make test` sets up and runs the tests.
+# Both work on a fresh Debian machine as root with nothing but Python: they install what is missing.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+APT_RUN := qemu-system-x86 qemu-utils socat busybox-static
+APT_TEST := $(APT_RUN) rclone s3cmd wrk awscli
+ARGS ?=
+
+.PHONY: run test setup setup-test apt-run apt-test bench conformance clean
+
+run: setup
+	$(PY) -m gateway.cli image build-tiny --if-missing $(ARGS) || true
+	$(PY) -m gateway.cli serve $(ARGS)
+
+test: setup-test
+	$(PY) -m pytest -q -p no:cacheprovider $(ARGS)
+
+setup: apt-run $(VENV)/.installed
+setup-test: apt-test $(VENV)/.installed-test
+
+apt-run:
+	@bash .ci/apt-ensure $(APT_RUN)
+
+apt-test:
+	@bash .ci/apt-ensure $(APT_TEST)
+
+$(VENV)/bin/python:
+	@command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3; }
+	python3 -m venv $(VENV) 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv python3-pip && python3 -m venv $(VENV); }
+
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+bench: setup-test
+	$(PY) -m bench.s3 $(ARGS)
+
+conformance: setup-test
+	$(PY) -m conformance $(ARGS)
+
+clean:
+	rm -rf $(VENV) nimbo-data .pytest_cache

@@ -1,0 +1,245 @@
+"""The aiohttp application: one endpoint for every service.
+
+A request's way through: a request id; the service from the credential scope (unsigned requests
+are S3's); the signature check; the service's protocol front end (``gateway.dispatch``); errors
+rendered in one place (``render_error``); counted usage to the meter; one access-log line.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+import time
+import urllib.parse
+import uuid
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDict
+
+from gateway import dispatch, errors
+from gateway.accounts import AccountService
+from gateway.auth.request import SignedRequest
+from gateway.auth.sigv4 import authenticate
+from gateway.config import Config
+from gateway.context import AppContext, RequestContext
+from gateway.metering import S3_SERVICE, Meter, MeterBuffer, s3_request_tier
+from gateway.protocols import json_protocol, query, rest_xml
+from gateway.services import Service, protocol_of, signing_service, unsigned_service
+from storage import accounts as account_rows
+from storage import usage
+from storage.db import Database
+
+log = logging.getLogger("nimbo")
+access_log = logging.getLogger("nimbo.access")
+
+APP_CONTEXT = web.AppKey("nimbo", AppContext)
+SERVICES = web.AppKey("services", dict)
+
+
+def new_request_id(service: str) -> str:
+    if service == "s3":
+        return secrets.token_hex(8).upper()
+    return str(uuid.uuid4())
+
+
+def s3_addressing(request: web.Request, s3_domain: str) -> tuple[str | None, str | None]:
+    """(bucket, key) from virtual-hosted-style (``bucket.<s3_domain>``) or path-style addressing."""
+    raw_path = request.raw_path.partition("?")[0]
+    host = request.headers.get("Host", "").rsplit(":", 1)[0].lower() if request.headers.get("Host") else ""
+    if host.startswith("[") or not host.endswith("." + s3_domain):
+        bucket, _, key = raw_path.lstrip("/").partition("/") if raw_path.startswith("/") else ("", "", "")
+        bucket = urllib.parse.unquote(bucket) or None
+        key_decoded = urllib.parse.unquote(key) if "/" in raw_path.lstrip("/") else None
+        return bucket, (key_decoded if key_decoded else None)
+    bucket = host[: -len(s3_domain) - 1]
+    key = urllib.parse.unquote(raw_path[1:]) if raw_path.startswith("/") else ""
+    return bucket, key or None
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    app: AppContext = request.app[APP_CONTEXT]
+    services: dict[str, Service] = request.app[SERVICES]
+    started = time.monotonic()
+    service_name = signing_service(request) or unsigned_service(request)
+    ctx = RequestContext(app=app, request_id=new_request_id(service_name), service=service_name,
+                         region=app.config.default_region, headers=request.headers,
+                         host=request.headers.get("Host", ""))
+    try:
+        response = await _serve(request, ctx, services)
+    except Exception as exc:  # every failure becomes the service's own error document
+        response = render_error(request, ctx, exc)
+    _add_request_headers(response, ctx)
+    _meter(request, ctx, response)
+    access_log.info("%s %s %s %s %s -> %d %.1fms %s", request.remote, request.method,
+                    request.path, ctx.service, ctx.operation or "-", response.status,
+                    (time.monotonic() - started) * 1000, ctx.request_id)
+    return response
+
+
+async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, Service]) -> web.StreamResponse:
+    app = ctx.app
+    service = services.get(ctx.service)
+    if service is None:
+        raise errors.UnsupportedOperation(f"Nimbo does not serve the {ctx.service} service.")
+    ctx.state = app.states.get(service.name)
+    bucket = key = None
+    body = b""
+    if service.protocol == "rest-xml":
+        bucket, key = s3_addressing(request, app.config.s3_domain)
+    else:
+        body = await dispatch.read_body(request, app.config.max_request_body)
+    host_bucket = bucket if service.protocol == "rest-xml" and _virtual_hosted(request, app.config) else None
+    raw_path, _, raw_query = request.raw_path.partition("?")
+    signed = SignedRequest(method=request.method, raw_path=raw_path, raw_query=raw_query,
+                           headers=request.headers, host_bucket=host_bucket)
+    auth = await authenticate(signed, app.accounts.secret_for, app.clock(), tuple(app.config.regions),
+                              body_sha256=None if service.protocol == "rest-xml" else dispatch.body_sha256(body))
+    if auth is None and service.protocol != "rest-xml":
+        from gateway.auth.errors import MissingAuthentication  # noqa: PLC0415
+        raise MissingAuthentication("Request is missing Authentication Token")
+    if auth is not None:
+        ctx.auth = auth
+        ctx.access_key_id = auth.access_key_id
+        if auth.region:
+            ctx.region = auth.region
+        _, ctx.account = await app.accounts.lookup(auth.access_key_id)
+    ctx.meter = Meter(app.meter_buffer, ctx.account.account_id if ctx.account else None, ctx.region,
+                      _billing_service(ctx.service), _now_us(app))
+    if service.protocol == "rest-xml":
+        from s3_api.router import resolve  # noqa: PLC0415 (S3 routing is s3_api's)
+        query_args = MultiDict(urllib.parse.parse_qsl(raw_query, keep_blank_values=True))
+        operation_name = resolve(request.method, bucket, key, query_args, request.headers)
+        uri_params = {k: v for k, v in (("Bucket", bucket), ("Key", key)) if v is not None}
+        ctx.bucket = bucket
+        ctx.chunk_chain = _chunk_chain(auth)
+        return await dispatch.call_rest_xml(ctx, service, request, operation_name, uri_params,
+                                            app.config.max_request_body)
+    if service.protocol == "json":
+        return await dispatch.call_json(ctx, service, request, body)
+    return await dispatch.call_query(ctx, service, request, body)
+
+
+def _chunk_chain(auth: Any) -> Any:
+    if auth is None or not (auth.payload_hash or "").startswith("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"):
+        return None
+    from gateway.auth.chunked import ChunkSignatureChain  # noqa: PLC0415
+    return ChunkSignatureChain(auth)
+
+
+def _virtual_hosted(request: web.Request, config: Config) -> bool:
+    host = request.headers.get("Host", "").rsplit(":", 1)[0].lower()
+    return host.endswith("." + config.s3_domain)
+
+
+def _billing_service(service: str) -> str:
+    return {"s3": S3_SERVICE, "ec2": "AmazonEC2"}.get(service, service)
+
+
+def _now_us(app: AppContext) -> int:
+    return int(app.clock().timestamp() * 1_000_000)
+
+
+def render_error(request: web.Request, ctx: RequestContext, exc: BaseException) -> web.Response:
+    """The one place where an exception becomes the protocol's error document."""
+    wire = errors.wire_error(exc, ctx.service)
+    if wire is None:
+        log.exception("internal error in %s %s (request id %s)", ctx.service, ctx.operation or "-",
+                      ctx.request_id)
+        wire = errors.internal_error()
+    protocol = protocol_of(ctx.service)
+    headers: dict[str, str] = {}
+    if protocol == "rest-xml":
+        body = rest_xml.encode_rest_xml_error(wire.code, wire.message, ctx.request_id,
+                                              ctx.host_id, wire.extra)
+        headers["Content-Type"] = "application/xml"
+        if request.method == "HEAD" or wire.status == 304:
+            body = b""
+    elif protocol == "json":
+        body = json_protocol.encode_json_error(wire.code, wire.message)
+        headers["Content-Type"] = "application/x-amz-json-1.1"
+        headers["x-amzn-ErrorType"] = wire.code
+    else:
+        body = query.encode_query_error(wire.code, wire.message, ctx.request_id, wire.status,
+                                        protocol, sender_fault=wire.sender_fault)
+        headers["Content-Type"] = dispatch.XML_CONTENT_TYPE
+    if wire.status == 304:
+        return web.Response(status=304, headers={k: v for k, v in wire.extra.items()
+                                                 if k in ("ETag", "Last-Modified")})
+    return web.Response(status=wire.status, body=body, headers=headers)
+
+
+def _add_request_headers(response: web.StreamResponse, ctx: RequestContext) -> None:
+    if response.prepared:
+        return  # a streamed response sent these with its headers (gateway.dispatch)
+    for name, value in ctx.response_headers().items():
+        response.headers[name] = value
+
+
+def _meter(request: web.Request, ctx: RequestContext, response: web.StreamResponse) -> None:
+    """S3 request tiers and bytes moved in and out, to the account that made the request."""
+    if ctx.meter is None or ctx.service != "s3" or not ctx.operation:
+        return
+    if ctx.bill_to:
+        ctx.meter.account_id = ctx.bill_to
+    resource = ctx.bucket or ""
+    tier = s3_request_tier(ctx.operation)
+    if tier:
+        ctx.meter.count(tier, ctx.operation, 1, resource)
+    if request.content_length:
+        ctx.meter.count("DataTransfer-In-Bytes", ctx.operation, request.content_length, resource)
+    sent = getattr(response, "body_length_sent", None)
+    if sent is None:
+        sent = response.content_length or 0
+    if sent and request.method != "HEAD":
+        ctx.meter.count("DataTransfer-Out-Bytes", ctx.operation, sent, resource)
+
+
+async def _startup(app: web.Application) -> None:
+    context: AppContext = app[APP_CONTEXT]
+    config: Config = context.config
+    os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
+    context.db = await Database.open(config.path("nimbo.db"))
+    for schema in (account_rows.SCHEMA, usage.SCHEMA):
+        await context.db.migrate(schema)
+    store = account_rows.AccountStore(context.db)
+    context.accounts = AccountService(store)
+    admin, key = await context.accounts.bootstrap()
+    if key is not None:
+        log.info("created the admin account %s; `nimbo credentials --data-dir %s` prints its key",
+                 admin.account_id, config.data_dir)
+    with open(config.path("endpoint"), "w") as fh:
+        fh.write(config.endpoint_url + "\n")
+    for service in app[SERVICES].values():
+        if service.open_state is not None:
+            context.states[service.name] = await service.open_state(context)
+    context.meter_buffer = MeterBuffer(context.db, config.meter_flush_seconds)
+    context.meter_buffer.start()
+
+
+async def _cleanup(app: web.Application) -> None:
+    context: AppContext = app[APP_CONTEXT]
+    if context.meter_buffer is not None:
+        await context.meter_buffer.stop()
+    for service in app[SERVICES].values():
+        state = context.states.pop(service.name, None)
+        if state is not None and service.close_state is not None:
+            await service.close_state(state)
+    if context.db is not None:
+        await context.db.close()
+
+
+def create_app(config: Config, clock=None, services: dict[str, Service] | None = None,
+               backend: Any = None) -> web.Application:
+    from gateway.registry import default_services  # noqa: PLC0415 (imports every API package)
+    app = web.Application(client_max_size=config.max_request_body)
+    context = AppContext(config=config, db=None, accounts=None, backend=backend)
+    if clock is not None:
+        context.clock = clock
+    app[APP_CONTEXT] = context
+    app[SERVICES] = services if services is not None else default_services()
+    app.on_startup.append(_startup)
+    app.on_cleanup.append(_cleanup)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app

@@ -1,0 +1,194 @@
+"""The ``nimbo`` command: serve, credentials, admin (accounts and keys)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shlex
+import signal
+import ssl
+import sys
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.accounts import AccountService
+from gateway.config import DEFAULT_REGION, ConfigError, load_config
+from storage import accounts as account_rows
+from storage.db import Database
+
+log = logging.getLogger("nimbo")
+
+DEFAULT_DATA_DIR = "nimbo-data"
+
+
+def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=os.environ.get("NIMBO_DATA_DIR", DEFAULT_DATA_DIR),
+                        help="where Nimbo keeps its database and data (default ./nimbo-data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nimbo", description="A private cloud that speaks EC2 and S3.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8773)")
+    serve.add_argument("--data-dir", default=None, help="data directory (default ./nimbo-data)")
+    serve.add_argument("--region", default=None,
+                       help=f"region(s) served, comma-separated (default {DEFAULT_REGION})")
+    serve.add_argument("--config", default=None, help="a TOML config file")
+    serve.add_argument("--tls-cert", default=None)
+    serve.add_argument("--tls-key", default=None)
+    serve.add_argument("--log-level", default="INFO")
+
+    creds = commands.add_parser("credentials", help="print shell exports for an account's key")
+    _data_dir_arg(creds)
+    creds.add_argument("--account", default=None, help="account id or name (default: the admin)")
+
+    admin = commands.add_parser("admin", help="accounts and access keys")
+    _data_dir_arg(admin)
+    admin_cmds = admin.add_subparsers(dest="admin_command", required=True)
+    account = admin_cmds.add_parser("create-account", help="create an account (prints its id)")
+    account.add_argument("name")
+    account.add_argument("--account-id", default=None, help="a given 12-digit id")
+    admin_cmds.add_parser("list-accounts")
+    key = admin_cmds.add_parser("create-key", help="create (or import) an access key")
+    key.add_argument("account", help="account id or name")
+    key.add_argument("--access-key-id", default=None, help="import this key id ...")
+    key.add_argument("--secret-access-key", default=None, help="... with this secret")
+    listing = admin_cmds.add_parser("list-keys")
+    listing.add_argument("account", nargs="?", default=None)
+    for verb in ("disable-key", "enable-key", "delete-key"):
+        admin_cmds.add_parser(verb).add_argument("access_key_id")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return serve(args)
+        if args.command == "credentials":
+            return asyncio.run(_with_accounts(args.data_dir, lambda svc: credentials(svc, args)))
+        return asyncio.run(_with_accounts(args.data_dir, lambda svc: admin(svc, args)))
+    except (ConfigError, ValueError, LookupError) as exc:
+        print(f"nimbo: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _with_accounts(data_dir: str, action: Callable[[AccountService], Awaitable[int]]) -> int:
+    os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    db = await Database.open(os.path.join(data_dir, "nimbo.db"))
+    try:
+        store = account_rows.AccountStore(db)
+        await store.setup()
+        return await action(AccountService(store))
+    finally:
+        await db.close()
+
+
+async def credentials(accounts: AccountService, args: argparse.Namespace) -> int:
+    if args.account:
+        account = await accounts.store.find_account(args.account)
+        if account is None:
+            raise LookupError(f"no account {args.account!r}")
+    else:
+        account, _ = await accounts.bootstrap()
+    keys = [k for k in await accounts.store.list_keys(account.account_id) if k.active]
+    key = keys[0] if keys else await accounts.create_key(account.account_id)
+    endpoint_file = os.path.join(args.data_dir, "endpoint")
+    endpoint = "http://127.0.0.1:8773"
+    if os.path.exists(endpoint_file):
+        with open(endpoint_file) as fh:
+            endpoint = fh.read().strip() or endpoint
+    region = DEFAULT_REGION
+    for name, value in (("AWS_ENDPOINT_URL", endpoint), ("AWS_ACCESS_KEY_ID", key.access_key_id),
+                        ("AWS_SECRET_ACCESS_KEY", key.secret_access_key),
+                        ("AWS_DEFAULT_REGION", region), ("AWS_REGION", region)):
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+async def admin(accounts: AccountService, args: argparse.Namespace) -> int:
+    store = accounts.store
+    command = args.admin_command
+    if command == "create-account":
+        try:
+            account = await accounts.create_account(args.name, account_id=args.account_id)
+        except account_rows.AccountExists as exc:
+            raise ValueError(str(exc)) from exc
+        print(f"{account.account_id}\t{account.name}\t{account.canonical_user_id}")
+    elif command == "list-accounts":
+        for account in await store.list_accounts():
+            role = "admin" if account.is_admin else "tenant"
+            print(f"{account.account_id}\t{account.name}\t{role}\t{account.canonical_user_id}")
+    elif command == "create-key":
+        account = await store.find_account(args.account)
+        if account is None:
+            raise LookupError(f"no account {args.account!r}")
+        if (args.access_key_id is None) != (args.secret_access_key is None):
+            raise ValueError("--access-key-id and --secret-access-key go together")
+        try:
+            key = await accounts.create_key(account.account_id, args.access_key_id, args.secret_access_key)
+        except account_rows.AccessKeyExists as exc:
+            raise ValueError(f"access key {exc} exists already") from exc
+        print(f"{key.access_key_id}\t{key.secret_access_key}")
+    elif command == "list-keys":
+        account_id = None
+        if args.account:
+            account = await store.find_account(args.account)
+            if account is None:
+                raise LookupError(f"no account {args.account!r}")
+            account_id = account.account_id
+        for key in await store.list_keys(account_id):
+            print(f"{key.access_key_id}\t{key.account_id}\t{key.status}")
+    else:
+        try:
+            if command == "delete-key":
+                await store.delete_key(args.access_key_id)
+            else:
+                await store.set_key_status(args.access_key_id,
+                                           "Inactive" if command == "disable-key" else "Active")
+        except account_rows.NoSuchAccessKey as exc:
+            raise LookupError(f"no access key {exc}") from exc
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config(args.config, host=args.host, port=args.port, data_dir=args.data_dir,
+                         tls_cert=args.tls_cert, tls_key=args.tls_key, region=args.region)
+    asyncio.run(run_server(config))
+    return 0
+
+
+async def run_server(config, ready: asyncio.Event | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
+    from gateway.app import create_app  # noqa: PLC0415
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
+    await runner.setup()
+    ssl_context = None
+    if config.tls_cert:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context, reuse_address=True)
+    await site.start()
+    log.info("Nimbo serving %s (data in %s, regions %s)", config.endpoint_url, config.data_dir,
+             ", ".join(config.regions))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Server configuration: command-line flags over an optional TOML file over defaults.
+
+A config file looks like::
+
+    host = "0.0.0.0"
+    port = 8773
+    data_dir = "/var/lib/nimbo"
+    s3_domain = "s3.nimbo.example"        # virtual-hosted-style: BUCKET.s3.nimbo.example
+    [regions]
+    us-east-1 = ["us-east-1a", "us-east-1b", "us-east-1c"]
+    eu-west-1 = ["eu-west-1a", "eu-west-1b"]
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_REGION = "us-east-1"
+
+
+class ConfigError(Exception):
+    pass
+
+
+def default_zones(region: str, count: int = 3) -> list[str]:
+    return [f"{region}{chr(ord('a') + i)}" for i in range(count)]
+
+
+@dataclass
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8773
+    data_dir: str = "nimbo-data"
+    regions: dict[str, list[str]] = field(default_factory=lambda: {DEFAULT_REGION: default_zones(DEFAULT_REGION)})
+    s3_domain: str = "s3.localhost"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    public_endpoint: str | None = None
+    max_request_body: int = 16 * 1024 * 1024
+    meter_flush_seconds: float = 5.0
+    backend: str = "qemu"              # hypervisor driver: qemu, libvirt, or fake (tests)
+    instance_types: str | None = None  # a TOML catalogue of instance types (default: built in)
+    price_list: str | None = None      # a price list file (default: the shipped prices)
+
+    @property
+    def default_region(self) -> str:
+        return next(iter(self.regions))
+
+    @property
+    def endpoint_url(self) -> str:
+        if self.public_endpoint:
+            return self.public_endpoint
+        scheme = "https" if self.tls_cert else "http"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.data_dir, *parts)
+
+
+def load_config(file: str | None = None, **overrides: Any) -> Config:
+    """Defaults, then the TOML file (if any), then the flags that were given (not None)."""
+    values: dict[str, Any] = {}
+    if file:
+        try:
+            with open(file, "rb") as fh:
+                values.update(tomllib.load(fh))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {file}: {exc}") from exc
+    region = overrides.pop("region", None)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    regions = values.pop("regions", None)
+    known = set(Config.__dataclass_fields__)
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
+    config = Config(**values)
+    if regions:
+        if not isinstance(regions, dict) or not all(isinstance(z, list) for z in regions.values()):
+            raise ConfigError("[regions] maps a region name to a list of availability zones")
+        config.regions = {name: list(zones) or default_zones(name) for name, zones in regions.items()}
+    if region:
+        names = [r.strip() for r in region.split(",") if r.strip()]
+        config.regions = {name: config.regions.get(name) or default_zones(name) for name in names}
+    config.data_dir = os.path.abspath(config.data_dir)
+    return config

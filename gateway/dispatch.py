@@ -1,0 +1,150 @@
+"""The three protocol front ends: decode a request with the model-driven codec, call the
+operation's handler, encode its output. Errors propagate to ``gateway.app`` which renders them."""
+from __future__ import annotations
+
+import hashlib
+import urllib.parse
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDict
+
+from gateway import errors
+from gateway.protocols import json_protocol, query, rest_xml
+from gateway.protocols.models import service_model
+from gateway.services import Service
+
+XML_CONTENT_TYPE = "text/xml;charset=UTF-8"
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole request body, refusing one larger than ``limit`` before reading it all."""
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.MaxMessageLengthExceeded()
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise errors.MaxMessageLengthExceeded()
+    return body
+
+
+def body_sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _operation(service: Service, name: str):
+    model = service_model(service.model)
+    if name not in model.operation_names:
+        return None, None
+    return model.operation_model(name), service.operations.get(name)
+
+
+async def call_query(ctx: Any, service: Service, request: web.Request, body: bytes) -> web.Response:
+    """EC2 and the Query services (STS): form parameters in the query string and the body."""
+    pairs = urllib.parse.parse_qsl(request.raw_path.partition("?")[2], keep_blank_values=True)
+    if body and request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+        try:
+            pairs += urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                                            strict_parsing=False)
+        except UnicodeDecodeError as exc:
+            raise errors.InvalidRequest("The request body is not valid UTF-8.") from exc
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        params.setdefault(key, value)
+    action = params.get("Action")
+    if not action:
+        raise errors.EC2MissingAction() if service.protocol == "ec2" else errors.InvalidAction(
+            "The request must contain the parameter Action")
+    operation, handler = _operation(service, action)
+    if operation is None:
+        raise errors.InvalidAction(f"The action {action} is not valid for this web service.")
+    if handler is None:
+        raise errors.UnsupportedOperation(f"The action {action} is not supported by Nimbo yet.")
+    ctx.operation = action
+    decoded = query.decode_query(operation, params, service.protocol)
+    output = await handler(ctx, decoded)
+    payload = query.encode_query_response(operation, output or {}, ctx.request_id, service.protocol)
+    return web.Response(body=payload, headers={"Content-Type": XML_CONTENT_TYPE})
+
+
+async def call_json(ctx: Any, service: Service, request: web.Request, body: bytes) -> web.Response:
+    """The JSON services (Cost Explorer, CUR): ``X-Amz-Target: Prefix.Operation``."""
+    model = service_model(service.model)
+    prefix, _, name = request.headers.get("X-Amz-Target", "").partition(".")
+    if prefix != model.metadata.get("targetPrefix") or not name:
+        raise errors.UnknownOperationException()
+    operation, handler = _operation(service, name)
+    if operation is None:
+        raise errors.UnknownOperationException()
+    if handler is None:
+        raise errors.UnknownOperationException(f"The operation {name} is not supported by Nimbo yet.")
+    ctx.operation = name
+    decoded = json_protocol.decode_json(operation, body)
+    output = await handler(ctx, decoded)
+    return web.Response(body=json_protocol.encode_json(operation, output or {}),
+                        headers={"Content-Type": json_protocol.content_type(model)})
+
+
+async def call_rest_xml(ctx: Any, service: Service, request: web.Request, operation_name: str,
+                        uri_params: dict[str, str], max_body: int) -> web.StreamResponse:
+    """S3: the operation was resolved from method, path and query by ``s3_api.router``."""
+    operation, handler = _operation(service, operation_name)
+    if handler is None:
+        raise errors.NotImplementedS3(f"{operation_name} is not implemented by Nimbo yet.")
+    ctx.operation = operation_name
+    query_args = MultiDict(urllib.parse.parse_qsl(request.raw_path.partition("?")[2],
+                                                  keep_blank_values=True))
+    body: bytes | None = None
+    stream = None
+    if rest_xml.has_streaming_payload(operation):
+        stream = request.content
+    elif request.can_read_body:
+        body = await read_body(request, max_body)
+        _verify_payload_hash(ctx, body)
+    decoded = rest_xml.decode_rest_xml(operation, uri_params=uri_params, query=query_args,
+                                       headers=request.headers, body=body, stream=stream)
+    output = dict(await handler(ctx, decoded) or {})
+    status = output.pop("__status__", None)
+    encoded = rest_xml.encode_rest_xml(operation, output)
+    return await _write_rest_response(request, encoded, status, ctx.response_headers())
+
+
+def _verify_payload_hash(ctx: Any, body: bytes) -> None:
+    claimed = getattr(ctx.auth, "payload_hash", None)
+    if claimed and len(claimed) == 64 and all(c in "0123456789abcdef" for c in claimed.lower()):
+        actual = body_sha256(body)
+        if actual != claimed.lower():
+            raise errors.XAmzContentSHA256Mismatch(ClientComputedContentSHA256=claimed,
+                                            S3ComputedContentSHA256=actual)
+
+
+async def _write_rest_response(request: web.Request, encoded: Any, status: int | None,
+                               extra_headers: dict[str, str]) -> web.StreamResponse:
+    headers = list(encoded.headers)
+    body = encoded.body
+    code = status or encoded.status
+    if isinstance(body, (bytes, bytearray)) or body is None:
+        response = web.Response(status=code, body=bytes(body or b""))
+        for name, value in headers:
+            response.headers.add(name, value)
+        if body and not any(n.lower() == "content-type" for n, _ in headers):
+            response.headers["Content-Type"] = "application/xml"
+        return response
+    response = web.StreamResponse(status=code)
+    for name, value in headers:
+        response.headers.add(name, value)
+    for name, value in extra_headers.items():
+        response.headers[name] = value
+    await response.prepare(request)
+    sent = 0
+    try:
+        if request.method != "HEAD":
+            async for chunk in body:
+                await response.write(chunk)
+                sent += len(chunk)
+    finally:
+        close = getattr(body, "aclose", None)
+        if close is not None:
+            await close()
+        response.body_length_sent = sent  # type: ignore[attr-defined]
+    await response.write_eof()
+    return response

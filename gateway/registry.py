@@ -1,0 +1,22 @@
+"""The services this endpoint serves, wired to their API packages."""
+from __future__ import annotations
+
+from gateway import sts
+from gateway.services import PROTOCOLS, Service
+
+
+def _service(name: str, operations: dict, open_state=None, close_state=None) -> Service:
+    model, protocol = PROTOCOLS[name]
+    return Service(name, model, protocol, operations, open_state, close_state)
+
+
+def default_services() -> dict[str, Service]:
+    import ec2_api.operations as ec2  # noqa: PLC0415
+    import s3_api.operations as s3  # noqa: PLC0415
+    import s3_api.service as s3_service  # noqa: PLC0415
+    services = [
+        _service("sts", sts.OPERATIONS),
+        _service("ec2", ec2.OPERATIONS, getattr(ec2, "open_state", None), getattr(ec2, "close_state", None)),
+        _service("s3", s3.OPERATIONS, s3_service.open_state, s3_service.close_state),
+    ]
+    return {service.name: service for service in services}

@@ -1,0 +1,74 @@
+"""The services one endpoint serves, and how a request is matched to one of them."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+Handler = Callable[[Any, dict], Awaitable[dict]]
+
+# The signing name in a SigV4 credential scope -> (botocore model name, wire protocol).
+PROTOCOLS = {
+    "s3": ("s3", "rest-xml"),
+    "ec2": ("ec2", "ec2"),
+    "sts": ("sts", "query"),
+    "ce": ("ce", "json"),
+    "cur": ("cur", "json"),
+}
+
+_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
+_QUERY_SCOPE = re.compile(r"(?:^|&)X-Amz-Credential=[^&/]+(?:/|%2F)\d{8}(?:/|%2F)[^&/%]+(?:/|%2F)([^&/%]+)(?:/|%2F)",
+                          re.IGNORECASE)
+
+
+@dataclass
+class Service:
+    """One AWS service as Nimbo serves it."""
+
+    name: str                       # the signing name: s3, ec2, sts, ce, cur
+    model: str                      # botocore's service model name
+    protocol: str                   # ec2, query, rest-xml, json
+    operations: dict[str, Handler] = field(default_factory=dict)
+    open_state: Callable[[Any], Awaitable[Any]] | None = None
+    close_state: Callable[[Any], Awaitable[None]] | None = None
+
+
+def protocol_of(service: str) -> str:
+    return PROTOCOLS.get(service, ("", "query"))[1]
+
+
+def signing_service(request: web.Request) -> str | None:
+    """The service named in a SigV4 credential scope (header or presigned query), 's3' for SigV2,
+    None for an unsigned request."""
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("AWS4-"):
+        match = _SCOPE.search(authorization)
+        return match.group(2) if match else "s3"
+    if authorization.startswith("AWS "):
+        return "s3"
+    raw_query = request.raw_path.partition("?")[2]
+    if "X-Amz-Credential=" in raw_query or "x-amz-credential=" in raw_query.lower():
+        match = _QUERY_SCOPE.search(raw_query)
+        return match.group(1) if match else "s3"
+    if "AWSAccessKeyId=" in raw_query and "Signature=" in raw_query:
+        return "s3"
+    return None
+
+
+def unsigned_service(request: web.Request) -> str:
+    """Where an unsigned request goes: a JSON target or a Query action names its service (which
+    will then refuse it for want of a signature); everything else is anonymous S3."""
+    target = request.headers.get("X-Amz-Target", "")
+    if target.startswith("AWSInsightsIndexService."):
+        return "ce"
+    if target.startswith("AWSOrigamiServiceGatewayService."):
+        return "cur"
+    raw_query = request.raw_path.partition("?")[2]
+    content_type = request.headers.get("Content-Type", "")
+    if re.search(r"(?:^|&)Action=", raw_query) or (
+            request.method == "POST" and content_type.startswith("application/x-www-form-urlencoded")
+            and request.path == "/"):
+        return "ec2"
+    return "s3"

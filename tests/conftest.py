@@ -1,0 +1,132 @@
+"""Shared fixtures: a live Nimbo server in its own process, and AWS clients pointed at it."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import boto3
+import botocore.config
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def parse_exports(text: str) -> dict[str, str]:
+    import shlex
+    env = {}
+    for line in text.splitlines():
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].partition("=")
+            env[name] = shlex.split(value)[0] if value else ""
+    return env
+
+
+@dataclass
+class NimboServer:
+    """A ``nimbo serve`` process on a free port over its own data directory."""
+
+    data_dir: str
+    port: int = field(default_factory=free_port)
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen | None = None
+    log_path: str = ""
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def nimbo(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=REPO, text=True,
+                              capture_output=True, check=check, timeout=120)
+
+    def start(self, timeout: float = 30.0) -> "NimboServer":
+        self.log_path = os.path.join(self.data_dir, "server.log")
+        os.makedirs(self.data_dir, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port),
+             "--data-dir", self.data_dir, *self.extra_args],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nimbo exited: {self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    if os.path.exists(os.path.join(self.data_dir, "endpoint")):
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"nimbo did not start: {self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as fh:
+                return fh.read()[-4000:]
+        except OSError:
+            return ""
+
+    def credentials(self, account: str | None = None) -> dict[str, str]:
+        args = ["credentials", "--data-dir", self.data_dir]
+        if account:
+            args += ["--account", account]
+        env = parse_exports(self.nimbo(*args).stdout)
+        env["AWS_ENDPOINT_URL"] = self.endpoint
+        return env
+
+    def client(self, service: str, account: str | None = None, region: str = "us-east-1", **config):
+        env = self.credentials(account)
+        return boto3.client(
+            service, endpoint_url=self.endpoint, region_name=region,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            config=botocore.config.Config(retries={"max_attempts": 1}, **config))
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> NimboServer:
+    """One Nimbo server for the whole session (tests use their own buckets and resources)."""
+    srv = NimboServer(str(tmp_path_factory.mktemp("nimbo-data"))).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path) -> NimboServer:
+    """A Nimbo server of the test's own, for tests that restart or kill it."""
+    srv = NimboServer(str(tmp_path / "data"))
+    yield srv
+    srv.stop(signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def tenant(server) -> str:
+    """A second account (a tenant) with its own key: the name to pass as ``account``."""
+    server.nimbo("admin", "--data-dir", server.data_dir, "create-account", "tenant-one")
+    return "tenant-one"
