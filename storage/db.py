@@ -76,7 +76,7 @@ class Database:
         os.close(fd)
         os.chmod(path, 0o600)
         writer = await _connect(path)
-        await writer.execute("PRAGMA journal_mode=WAL")
+        await _pragma(writer, "PRAGMA journal_mode=WAL")
         reader = await _connect(path)
         db = cls(path, writer, reader)
         await db._ensure_versions_table()
@@ -113,7 +113,7 @@ class Database:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            await _pragma(self._writer, "BEGIN IMMEDIATE")
             try:
                 yield Transaction(self._writer)
             except BaseException:
@@ -133,10 +133,14 @@ class Database:
 async def _connect(path: str) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(path, isolation_level=None)
     conn.row_factory = sqlite3.Row
-    await conn.execute("PRAGMA synchronous=FULL")
-    await conn.execute("PRAGMA foreign_keys=ON")
-    await conn.execute("PRAGMA busy_timeout=5000")
+    for pragma in ("PRAGMA busy_timeout=5000", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"):
+        await _pragma(conn, pragma)
     return conn
+
+
+async def _pragma(conn: aiosqlite.Connection, pragma: str) -> None:
+    async with conn.execute(pragma) as cursor:
+        await cursor.fetchall()
 
 
 def _statements(sql: str) -> list[str]:
