@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.auth.errors import AuthError, service_error
+from gateway.auth.errors import AuthError, service_error, service_message
 from gateway.protocols.errors import ProtocolError
 
 
@@ -57,7 +57,8 @@ def wire_error(exc: BaseException, service: str) -> WireError | None:
     """The AWS error for ``exc`` as ``service`` names it; None when it is not a known error."""
     if isinstance(exc, AuthError):
         code, status = service_error(exc, service)
-        return WireError(code, status, exc.message, dict(exc.extra))
+        extra = dict(exc.extra) if service == "s3" else {}
+        return WireError(code, status, service_message(exc, service), extra)
     if isinstance(exc, ProtocolError):
         return WireError(exc.code, exc.status, exc.message, dict(getattr(exc, "extra", {}) or {}))
     code = getattr(exc, "code", None)

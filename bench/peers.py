@@ -1,0 +1,116 @@
+"""Servers to measure side by side: Nimbo and moto's standalone server, each in its own process
+on a free loopback port, with a way to read its memory high-water mark."""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_port(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+@dataclass
+class Peer:
+    name: str
+    endpoint: str
+    access_key: str
+    secret_key: str
+    process: subprocess.Popen
+    workdir: str
+    cleanup_dirs: list[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def peak_rss_bytes(self) -> int:
+        """VmHWM of the server process and its children (moto and Nimbo are one process each)."""
+        with open(f"/proc/{self.pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def rss_bytes(self) -> int:
+        with open(f"/proc/{self.pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def reset_peak(self) -> None:
+        """Reset VmHWM (Linux: writing 5 to clear_refs) so a later peak is this phase's own."""
+        try:
+            with open(f"/proc/{self.pid}/clear_refs", "w") as fh:
+                fh.write("5")
+        except OSError:
+            pass
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for path in self.cleanup_dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def start_nimbo(extra_args: tuple[str, ...] = ()) -> Peer:
+    workdir = tempfile.mkdtemp(prefix="bench-nimbo-")
+    port = free_port()
+    log = open(os.path.join(workdir, "server.log"), "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--data-dir",
+         os.path.join(workdir, "data"), "--log-level", "WARNING", *extra_args],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    _wait_port(port, process)
+    while not os.path.exists(os.path.join(workdir, "data", "endpoint")):
+        time.sleep(0.05)
+    out = subprocess.run([sys.executable, "-m", "gateway.cli", "credentials", "--data-dir",
+                          os.path.join(workdir, "data")], cwd=REPO, capture_output=True, text=True,
+                         check=True).stdout
+    env = {}
+    for line in out.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = shlex.split(value)[0]
+    return Peer("nimbo", f"http://127.0.0.1:{port}", env["AWS_ACCESS_KEY_ID"],
+                env["AWS_SECRET_ACCESS_KEY"], process, workdir, [workdir])
+
+
+def start_moto() -> Peer:
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="bench-moto-")
+    log = open(os.path.join(workdir, "server.log"), "wb")
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT)
+    _wait_port(port, process)
+    return Peer("moto", f"http://127.0.0.1:{port}", "testing", "testing", process, workdir, [workdir])

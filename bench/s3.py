@@ -1,0 +1,214 @@
+"""S3 benchmark: Nimbo next to moto's server, measured in the same run, printed as ratios.
+
+    python -m bench.s3 [--quick] [--duration 10] [--large-mib 256] [--keys 10000]
+
+- 4 KiB GET and PUT (distinct keys) ops/s at 16 connections, driven by wrk on presigned URLs
+  (wrk is C: the load generator costs the server little CPU);
+- 256 MiB PUT and GET in MB/s with curl on presigned URLs (bodies from and to disk);
+- the server's peak RSS during a 1 GiB upload;
+- a full ListObjectsV2 of 10,000 keys (boto3 paginator, 1,000 keys a page).
+
+Targets (the S3 issue): small ops >= 10x moto, large PUT >= 3x, GET >= 3x, peak RSS < 100 MB
+during the 1 GiB upload, the listing >= 10x faster.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+import boto3
+import botocore.config
+
+from bench.peers import Peer, start_moto, start_nimbo
+
+SMALL = 4096
+
+
+def client(peer: Peer):
+    return boto3.client("s3", endpoint_url=peer.endpoint, region_name="us-east-1",
+                        aws_access_key_id=peer.access_key, aws_secret_access_key=peer.secret_key,
+                        config=botocore.config.Config(max_pool_connections=32,
+                                                      retries={"max_attempts": 2}))
+
+
+def _path_and_query(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+def wrk(peer: Peer, lua: str, urls: list[str], duration: int, connections: int = 16) -> float:
+    """Requests per second that completed with a 2xx status."""
+    workdir = tempfile.mkdtemp(prefix="wrk-")
+    try:
+        url_file = os.path.join(workdir, "urls.txt")
+        with open(url_file, "w") as fh:
+            fh.write("\n".join(_path_and_query(u) for u in urls) + "\n")
+        script = os.path.join(workdir, "script.lua")
+        with open(script, "w") as fh:
+            fh.write(lua.replace("URLFILE", url_file))
+        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "-s", script,
+                              peer.endpoint], capture_output=True, text=True, timeout=duration + 60)
+        text = out.stdout
+        total = int(re.search(r"(\d+) requests in", text).group(1))
+        seconds = float(re.search(r"requests in ([\d.]+)(m?s)", text).group(1))
+        unit = re.search(r"requests in [\d.]+(m?s)", text).group(1)
+        if unit == "ms":
+            seconds /= 1000
+        bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+        errors = int(bad.group(1)) if bad else 0
+        return (total - errors) / seconds
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+_LUA_COMMON = """
+local urls = {}
+local i = 0
+init = function(args)
+  for line in io.lines("URLFILE") do urls[#urls + 1] = line end
+  i = math.random(#urls)
+end
+"""
+LUA_GET = _LUA_COMMON + """
+request = function()
+  i = i % #urls + 1
+  return wrk.format("GET", urls[i])
+end
+"""
+LUA_PUT = _LUA_COMMON + """
+local body = string.rep("x", %d)
+request = function()
+  i = i %% #urls + 1
+  return wrk.format("PUT", urls[i], nil, body)
+end
+""" % SMALL
+
+
+def small_ops(peer: Peer, bucket: str, duration: int) -> tuple[float, float]:
+    s3 = client(peer)
+    keys = [f"small/{n:05d}" for n in range(200)]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=b"x" * SMALL), keys))
+    get_urls = [s3.generate_presigned_url("get_object", {"Bucket": bucket, "Key": k}, ExpiresIn=3600)
+                for k in keys]
+    put_urls = [s3.generate_presigned_url("put_object", {"Bucket": bucket, "Key": f"put/{n:06d}"},
+                                          ExpiresIn=3600) for n in range(20000)]
+    return wrk(peer, LUA_GET, get_urls, duration), wrk(peer, LUA_PUT, put_urls, duration)
+
+
+def large_transfer(peer: Peer, bucket: str, source: str, size: int) -> tuple[float, float]:
+    s3 = client(peer)
+    put_url = s3.generate_presigned_url("put_object", {"Bucket": bucket, "Key": "large"}, ExpiresIn=3600)
+    started = time.monotonic()
+    subprocess.run(["curl", "-sf", "-o", "/dev/null", "-T", source, "-H", "Expect:", put_url],
+                   check=True, timeout=600)
+    put_seconds = time.monotonic() - started
+    get_url = s3.generate_presigned_url("get_object", {"Bucket": bucket, "Key": "large"}, ExpiresIn=3600)
+    started = time.monotonic()
+    subprocess.run(["curl", "-sf", "-o", "/dev/null", get_url], check=True, timeout=600)
+    get_seconds = time.monotonic() - started
+    mb = size / 1e6
+    return mb / put_seconds, mb / get_seconds
+
+
+def upload_peak_rss(peer: Peer, bucket: str, source: str) -> int:
+    s3 = client(peer)
+    url = s3.generate_presigned_url("put_object", {"Bucket": bucket, "Key": "gib"}, ExpiresIn=3600)
+    peer.reset_peak()
+    subprocess.run(["curl", "-sf", "-o", "/dev/null", "-T", source, "-H", "Expect:", url],
+                   check=True, timeout=900)
+    peak = peer.peak_rss_bytes()
+    s3.delete_object(Bucket=bucket, Key="gib")
+    return peak
+
+
+def listing(peer: Peer, bucket: str, keys: int) -> float:
+    s3 = client(peer)
+    names = [f"list/{n // 100:03d}/{n:06d}" for n in range(keys)]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=b""), names))
+    started = time.monotonic()
+    count = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="list/"):
+        count += page.get("KeyCount", 0)
+    elapsed = time.monotonic() - started
+    if count != keys:
+        raise RuntimeError(f"{peer.name} listed {count} of {keys} keys")
+    return elapsed
+
+
+def make_file(directory: str, size: int) -> str:
+    path = os.path.join(directory, f"blob-{size}")
+    with open(path, "wb") as fh:
+        chunk = os.urandom(1 << 20)
+        for _ in range(size >> 20):
+            fh.write(chunk)
+    return path
+
+
+def measure(peer: Peer, args, files: dict[str, str]) -> dict[str, float]:
+    s3 = client(peer)
+    bucket = "bench-" + peer.name
+    s3.create_bucket(Bucket=bucket)
+    result: dict[str, float] = {}
+    result["get_ops"], result["put_ops"] = small_ops(peer, bucket, args.duration)
+    result["put_mbps"], result["get_mbps"] = large_transfer(peer, bucket, files["large"], args.large_mib << 20)
+    result["peak_rss_mb"] = upload_peak_rss(peer, bucket, files["gib"]) / 1e6
+    result["list_seconds"] = listing(peer, bucket, args.keys)
+    return result
+
+
+def report(nimbo: dict[str, float], moto: dict[str, float]) -> str:
+    rows = [
+        ("4 KiB GET ops/s (16 conns)", "get_ops", True, 10.0),
+        ("4 KiB PUT ops/s (16 conns)", "put_ops", True, 10.0),
+        ("large PUT MB/s", "put_mbps", True, 3.0),
+        ("large GET MB/s", "get_mbps", True, 3.0),
+        ("ListObjectsV2 full listing, s", "list_seconds", False, 10.0),
+    ]
+    lines = [f"{'metric':34} {'nimbo':>10} {'moto':>10} {'ratio':>8} {'target':>8}  ok"]
+    for label, key, higher_better, target in rows:
+        ratio = nimbo[key] / moto[key] if higher_better else moto[key] / nimbo[key]
+        lines.append(f"{label:34} {nimbo[key]:10.1f} {moto[key]:10.1f} {ratio:7.1f}x {target:7.1f}x  "
+                     f"{'yes' if ratio >= target else 'NO'}")
+    lines.append(f"{'peak RSS during 1 GiB upload, MB':34} {nimbo['peak_rss_mb']:10.1f} "
+                 f"{moto['peak_rss_mb']:10.1f} {'':>8} {'<100 MB':>8}  "
+                 f"{'yes' if nimbo['peak_rss_mb'] < 100 else 'NO'}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--large-mib", type=int, default=256)
+    parser.add_argument("--gib-mib", type=int, default=1024, help="size of the RSS upload")
+    parser.add_argument("--keys", type=int, default=10000)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.large_mib, args.gib_mib, args.keys = 3, 32, 64, 1000
+    workdir = tempfile.mkdtemp(prefix="bench-files-")
+    try:
+        files = {"large": make_file(workdir, args.large_mib << 20),
+                 "gib": make_file(workdir, args.gib_mib << 20)}
+        results = {}
+        for start in (start_nimbo, start_moto):
+            peer = start()
+            try:
+                results[peer.name] = measure(peer, args, files)
+            finally:
+                peer.stop()
+        print(report(results["nimbo"], results["moto"]))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
