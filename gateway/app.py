@@ -209,13 +209,15 @@ async def _startup(app: web.Application) -> None:
     if key is not None:
         log.info("created the admin account %s; `nimbo credentials --data-dir %s` prints its key",
                  admin.account_id, config.data_dir)
-    with open(config.path("endpoint"), "w") as fh:
-        fh.write(config.endpoint_url + "\n")
+    if context.backend is None:
+        context.backend = make_backend(config)
     for service in app[SERVICES].values():
         if service.open_state is not None:
             context.states[service.name] = await service.open_state(context)
     context.meter_buffer = MeterBuffer(context.db, config.meter_flush_seconds)
     context.meter_buffer.start()
+    with open(config.path("endpoint"), "w") as fh:  # written last: the server is ready
+        fh.write(config.endpoint_url + "\n")
 
 
 async def _cleanup(app: web.Application) -> None:
@@ -226,8 +228,21 @@ async def _cleanup(app: web.Application) -> None:
         state = context.states.pop(service.name, None)
         if state is not None and service.close_state is not None:
             await service.close_state(state)
+    if context.backend is not None:
+        await context.backend.close()  # stops watching; VMs keep running
     if context.db is not None:
         await context.db.close()
+
+
+def make_backend(config: Config) -> Any:
+    """The hypervisor driver named by ``config.backend``."""
+    if config.backend == "fake":
+        from backend.fake import FakeDriver  # noqa: PLC0415
+        return FakeDriver()
+    if config.backend == "qemu":
+        from backend.qemu import QemuDriver  # noqa: PLC0415
+        return QemuDriver(config.path("vms"))
+    raise ValueError(f"unknown backend {config.backend!r} (qemu or fake)")
 
 
 def create_app(config: Config, clock=None, services: dict[str, Service] | None = None,
