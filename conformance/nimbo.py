@@ -1,0 +1,125 @@
+"""Starting a Nimbo server of the suite's own (``--start-nimbo``)."""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+from conformance.context import Target
+from conformance.errors import SetupError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _accepts_connections(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def parse_exports(text: str) -> dict[str, str]:
+    """``export NAME=value`` lines (values shell-quoted) as a dict."""
+    env = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].partition("=")
+            parts = shlex.split(value) if value else [""]
+            env[name.strip()] = parts[0] if parts else ""
+    return env
+
+
+class NimboProcess:
+    """``python -m gateway.cli serve --port P --data-dir TMP``; ready once TMP/endpoint exists."""
+
+    def __init__(self, port: int | None = None, data_dir: str | None = None,
+                 extra_args: list[str] | None = None, keep_data: bool = False,
+                 module: str = "gateway.cli", cwd: str = REPO, env: dict | None = None):
+        self.module = module
+        self.cwd = cwd
+        self.env = env
+        self.port = port or free_port()
+        self._own_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="nimbo-conformance-")
+        self.extra_args = list(extra_args or [])
+        self.keep_data = keep_data
+        self.process: subprocess.Popen | None = None
+        self.log_path = os.path.join(self.data_dir, "server.log")
+
+    def _gateway(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", self.module, *args], cwd=self.cwd,
+                              env=self.env, capture_output=True, text=True, timeout=60)
+
+    def start(self, region: str | None = None, timeout: float = 60.0) -> Target:
+        endpoint_file = os.path.join(self.data_dir, "endpoint")
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.module, "serve", "--port", str(self.port),
+                 "--data-dir", self.data_dir, *self.extra_args],
+                cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        endpoint = ""
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SetupError(f"nimbo serve exited with {self.process.returncode}:\n"
+                                 f"{self.log_tail()}")
+            if os.path.exists(endpoint_file):
+                with open(endpoint_file) as fh:
+                    endpoint = fh.read().strip()
+                if endpoint and _accepts_connections(endpoint):
+                    break
+            time.sleep(0.05)
+        else:
+            self.stop()
+            raise SetupError(f"nimbo serve did not write {endpoint_file} in {timeout:.0f} s:\n"
+                             f"{self.log_tail()}")
+        made = self._gateway("credentials", "--data-dir", self.data_dir)
+        if made.returncode != 0:
+            self.stop()
+            raise SetupError(f"nimbo credentials failed ({made.returncode}): {made.stderr.strip()}")
+        env = parse_exports(made.stdout)
+        if not env.get("AWS_ACCESS_KEY_ID") or not env.get("AWS_SECRET_ACCESS_KEY"):
+            self.stop()
+            raise SetupError(f"nimbo credentials printed no keys: {made.stdout!r}")
+        return Target(endpoint=endpoint or env.get("AWS_ENDPOINT_URL", ""),
+                      access_key=env["AWS_ACCESS_KEY_ID"],
+                      secret_key=env["AWS_SECRET_ACCESS_KEY"],
+                      region=region or env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION")
+                      or "us-east-1",
+                      session_token=env.get("AWS_SESSION_TOKEN") or None)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if self._own_dir and not self.keep_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def log_tail(self, limit: int = 3000) -> str:
+        try:
+            with open(self.log_path, errors="replace") as fh:
+                return fh.read()[-limit:]
+        except OSError:
+            return ""

@@ -1,0 +1,1 @@
+"""Scenarios, one module per service; every module here is imported by ``load_scenarios``."""
