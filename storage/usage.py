@@ -14,6 +14,14 @@ Event kinds and their fields (``quantity`` is an integer; ``attrs`` is JSON):
 
 Counted usage (requests, bytes transferred) is added to hourly counters by ``add_counts``.
 Times are integer microseconds since the epoch (exact arithmetic for the rater).
+
+For the EC2 layer's periodic tasks:
+- ``record_counter_sample`` takes a sample of a cumulative hypervisor counter (``net_rx_bytes``,
+  ``net_tx_bytes`` from the driver's ``usage()``) and adds the increment since the last sample to
+  the hourly counters (AmazonEC2 ``DataTransfer-In-Bytes`` / ``DataTransfer-Out-Bytes``); a counter
+  that went down (a restarted VM process) starts a new epoch and never adds a negative amount.
+- ``observe_instance_state`` is the reconciler's hook: it records the state the hypervisor reports
+  (a guest that powered itself off) when the ledger believes otherwise.
 """
 from __future__ import annotations
 
@@ -51,7 +59,24 @@ SCHEMA = Schema(
             amount INTEGER NOT NULL,
             PRIMARY KEY (account_id, region, service, usage_type, operation, resource_id, hour_us)
         )
+        """,
+        # 2: the last sample of each cumulative counter (VM network bytes), and an index that lets
+        # the rater find the hours whose counts changed.
         """
+        CREATE TABLE usage_counter_samples (
+            account_id TEXT NOT NULL,
+            region TEXT NOT NULL,
+            resource_id TEXT NOT NULL,
+            counter_name TEXT NOT NULL,
+            epoch TEXT NOT NULL DEFAULT '',
+            last_value INTEGER NOT NULL,
+            last_at_us INTEGER NOT NULL,
+            total INTEGER NOT NULL DEFAULT 0,
+            resets INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (account_id, resource_id, counter_name)
+        );
+        CREATE INDEX usage_counts_by_hour ON usage_counts(hour_us)
+        """,
     ],
 )
 
@@ -92,3 +117,94 @@ async def add_counts(tx: Transaction, rows: list[tuple[str, str, str, str, str, 
         " DO UPDATE SET amount = amount + excluded.amount",
         [(a, r, s, u, o, res, at - at % HOUR_US, amt) for a, r, s, u, o, res, at, amt in rows],
     )
+
+
+# The hypervisor driver's cumulative counters and the usage type their increments are billed as.
+COUNTER_USAGE_TYPES = {
+    "net_rx_bytes": "DataTransfer-In-Bytes",
+    "net_tx_bytes": "DataTransfer-Out-Bytes",
+}
+EC2_SERVICE = "AmazonEC2"
+EC2_RUN_OPERATION = "RunInstances"
+
+
+async def record_counter_sample(db: Any, account_id: str, region: str, resource_id: str,
+                                counter_name: str, value: int | None, at_us: int, *,
+                                epoch: str | None = None) -> int:
+    """Add one sample of a cumulative counter (``usage()['net_rx_bytes']`` ...); returns the
+    increment billed (>= 0).
+
+    The increment since the previous sample lands in ``usage_counts`` (service AmazonEC2,
+    operation RunInstances, the hour of ``at_us``). A counter that went down was reset (the VM's
+    process restarted): a new epoch begins and its whole new value is added, never a negative
+    amount. ``epoch`` (the VM process's boot id, if the caller knows one) makes a reset visible
+    even when the counter has grown past its old value by the next sample. The first sample of a
+    counter counts from zero (a new VM process starts its counters at zero). A sample not newer
+    than the last one is ignored (replays are harmless); a ``None`` value (unknown) is ignored.
+    """
+    if value is None:
+        return 0
+    if counter_name not in COUNTER_USAGE_TYPES:
+        raise ValueError(f"unknown counter {counter_name!r}")
+    value = int(value)
+    if value < 0:
+        raise ValueError("a cumulative counter cannot be negative")
+    async with db.transaction() as tx:
+        row = await tx.fetchone(
+            "SELECT epoch, last_value, last_at_us FROM usage_counter_samples"
+            " WHERE account_id = ? AND resource_id = ? AND counter_name = ?",
+            (account_id, resource_id, counter_name))
+        reset = 0
+        if row is None:
+            delta = value
+        elif at_us <= row["last_at_us"]:
+            return 0
+        elif (epoch is not None and epoch != row["epoch"]) or value < row["last_value"]:
+            delta, reset = value, 1
+        else:
+            delta = value - row["last_value"]
+        await tx.execute(
+            "INSERT INTO usage_counter_samples (account_id, region, resource_id, counter_name, epoch,"
+            " last_value, last_at_us, total, resets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(account_id, resource_id, counter_name) DO UPDATE SET"
+            " region = excluded.region, epoch = excluded.epoch, last_value = excluded.last_value,"
+            " last_at_us = excluded.last_at_us, total = total + excluded.total,"
+            " resets = resets + excluded.resets",
+            (account_id, region, resource_id, counter_name,
+             epoch if epoch is not None else (row["epoch"] if row else ""),
+             value, at_us, delta, reset))
+        if delta:
+            await add_counts(tx, [(account_id, region, EC2_SERVICE, COUNTER_USAGE_TYPES[counter_name],
+                                   EC2_RUN_OPERATION, resource_id, at_us, delta)])
+    return delta
+
+
+async def latest_event(conn: Any, account_id: str, kind: str, resource_id: str) -> dict[str, Any] | None:
+    """The ledger's latest event (by time, then arrival) of a resource; ``conn`` is a
+    ``Database`` or an open ``Transaction``."""
+    row = await conn.fetchone(
+        "SELECT at_us, quantity, attrs, region, service FROM usage_events"
+        " WHERE account_id = ? AND kind = ? AND resource_id = ? ORDER BY at_us DESC, seq DESC LIMIT 1",
+        (account_id, kind, resource_id))
+    if row is None:
+        return None
+    return {"at_us": row["at_us"], "quantity": row["quantity"], "attrs": json.loads(row["attrs"]),
+            "region": row["region"], "service": row["service"]}
+
+
+async def observe_instance_state(tx: Transaction, *, account_id: str, region: str, instance_id: str,
+                                 state: str, at_us: int, attrs: dict[str, Any] | None = None) -> bool:
+    """Reconciler hook: the hypervisor reports ``state`` for an instance (a guest that shut itself
+    down, a VM found dead after a host restart). Records an ``instance_state`` event only when the
+    ledger's latest state differs, carrying the last known attributes (instance type, tags ...)
+    updated with ``attrs``; True when an event was recorded. Idempotent."""
+    last = await latest_event(tx, account_id, "instance_state", instance_id)
+    if last is not None and last["attrs"].get("state") == state:
+        return False
+    merged = dict(last["attrs"]) if last else {}
+    merged.update(attrs or {})
+    merged["state"] = state
+    return await record_event(
+        tx, dedupe_key=f"observed:{instance_id}:{state}:{at_us}", account_id=account_id,
+        region=region, service=EC2_SERVICE, kind="instance_state", resource_id=instance_id,
+        at_us=at_us, attrs=merged)

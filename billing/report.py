@@ -1,0 +1,137 @@
+"""The bill of a month as a table, CSV or JSON: totals per service and usage type, of one account
+or (for the admin) of every account.
+
+``nimbo billing report --period 2026-11 [--account ID] --format table|csv|json --data-dir DIR``
+calls ``billing_report``. It first rates every complete hour not rated yet (the server's
+scheduler may be stopped), then sums the rated line items: the report's total is the exact sum
+of the line items, the same Decimal that Cost Explorer and the CUR export give.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import sqlite3
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from billing.catalog import format_decimal
+from billing.lines import LineItem, fetch_lines
+from billing.periods import cur_time, parse_period, to_us
+from billing.prices import PriceSource
+from billing.rating import rate_with_source, rated_until
+from billing.schema import ensure_schema
+from storage.db import Database
+
+FORMATS = ("table", "csv", "json")
+
+
+async def billing_report(db: Database, config: Any, period: str, account_id: str | None, fmt: str,
+                         *, now: dt.datetime | None = None, rate: bool = True) -> str:
+    """The report text for ``period`` ('2026-11') and ``account_id`` (None: all accounts).
+    Raises ValueError for a bad period or format."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    start, end = parse_period(period)
+    await ensure_schema(db)
+    account_id = await _resolve_account(db, account_id)
+    if rate:
+        source = PriceSource(getattr(config, "price_list", None), getattr(config, "data_dir", None))
+        await rate_with_source(db, source, to_us(now or dt.datetime.now(dt.timezone.utc)))
+    lines = await fetch_lines(db, start, end, account_id)
+    summary = summarize(lines, per_account=account_id is None)
+    summary.update(period=period, account=account_id, ratedUntil=_rated_text(await rated_until(db)))
+    if fmt == "json":
+        return json.dumps(summary, indent=2) + "\n"
+    if fmt == "csv":
+        return _csv(summary)
+    return _table(summary)
+
+
+async def _resolve_account(db: Database, account: str | None) -> str | None:
+    """An account id, or the id of the account with that name."""
+    if account is None:
+        return None
+    try:
+        row = await db.fetchone("SELECT account_id FROM accounts WHERE account_id = ? OR name = ?",
+                                (account, account))
+    except sqlite3.OperationalError:   # no accounts table: a bare billing database
+        return account
+    if row is None:
+        raise ValueError(f"no account {account!r}")
+    return row["account_id"]
+
+
+def summarize(lines: list[LineItem], per_account: bool) -> dict:
+    """Totals per (account,) service and usage type, per service, and overall (exact Decimals as
+    text)."""
+    items: dict[tuple, list] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    services: dict[str, Decimal] = defaultdict(Decimal)
+    total = Decimal(0)
+    for line in lines:
+        key = (line.account_id if per_account else "", line.service, line.product_code,
+               line.usage_type, line.unit)
+        items[key][0] += line.amount
+        items[key][1] += line.cost
+        services[line.service] += line.cost
+        total += line.cost
+    rows = [{"account": k[0] or None, "service": k[1], "productCode": k[2], "usageType": k[3],
+             "unit": k[4], "amount": format_decimal(v[0]), "cost": format_decimal(v[1])}
+            for k, v in sorted(items.items())]
+    if not per_account:
+        for row in rows:
+            row.pop("account")
+    return {
+        "currency": "USD",
+        "items": rows,
+        "services": [{"service": s, "cost": format_decimal(c)} for s, c in sorted(services.items())],
+        "total": format_decimal(total),
+        "totalRounded": format(total.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), "f"),
+        "lineItems": len(lines),
+    }
+
+
+def _rated_text(until: int | None) -> str | None:
+    return cur_time(until) if until is not None else None
+
+
+def _csv(summary: dict) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    with_account = summary["account"] is None
+    header = (["account"] if with_account else []) + ["service", "product_code", "usage_type", "unit",
+                                                      "amount", "cost_usd"]
+    writer.writerow(header)
+    for item in summary["items"]:
+        writer.writerow(([item["account"]] if with_account else []) + [
+            item["service"], item["productCode"], item["usageType"], item["unit"], item["amount"],
+            item["cost"]])
+    writer.writerow(["TOTAL"] + [""] * (len(header) - 2) + [summary["total"]])
+    return out.getvalue()
+
+
+def _table(summary: dict) -> str:
+    with_account = summary["account"] is None
+    head = (["Account"] if with_account else []) + ["Service", "Usage type", "Amount", "Unit", "Cost (USD)"]
+    rows = [([i["account"]] if with_account else []) + [i["service"], i["usageType"], i["amount"], i["unit"],
+                                                         i["cost"]] for i in summary["items"]]
+    widths = [max(len(str(r[c])) for r in [head, *rows]) for c in range(len(head))]
+    numeric = {len(head) - 3, len(head) - 1}
+
+    def fmt(row: list) -> str:
+        return "  ".join(str(v).rjust(w) if c in numeric else str(v).ljust(w)
+                         for c, (v, w) in enumerate(zip(row, widths))).rstrip()
+
+    who = f"account {summary['account']}" if summary["account"] else "all accounts"
+    out = [f"Nimbo bill for {summary['period']}, {who} (USD; rated until {summary['ratedUntil'] or '-'})",
+           "", fmt(head), fmt(["-" * w for w in widths])]
+    out += [fmt(row) for row in rows]
+    out.append("")
+    width = max([len(s["service"]) for s in summary["services"]] + [len("Total")])
+    for service in summary["services"]:
+        out.append(f"{service['service'].ljust(width)}  {service['cost']}")
+    out.append(f"{'Total'.ljust(width)}  {summary['total']}")
+    out.append(f"{'Total, rounded to cents'.ljust(width)}  {summary['totalRounded']}")
+    return "\n".join(out) + "\n"
