@@ -1,10 +1,70 @@
-"""Every EC2 action Nimbo implements, by its botocore operation name."""
+"""Every EC2 action Nimbo implements, by its botocore operation name, and the service's state.
+
+``open_state(app)`` (called by the gateway at start-up) migrates the EC2 tables, starts the
+instance lifecycle (driver events, reconciliation of VMs that ran or stopped while Nimbo was down,
+housekeeping) and returns it; handlers reach it as ``ctx.state``. ``close_state`` stops it; VMs
+keep running.
+"""
 from __future__ import annotations
 
-from ec2_api import account_attributes, regions
+from typing import Any
+
+from ec2_api import (account_attributes, image_import, images, instance_actions, instance_types, instances,
+                     key_pairs, regions, tags, vpc)
+from ec2_api.lifecycle import Lifecycle
+from storage import usage
+from storage.ec2_schema import SCHEMA
 
 OPERATIONS = {
     "DescribeRegions": regions.describe_regions,
     "DescribeAvailabilityZones": regions.describe_availability_zones,
     "DescribeAccountAttributes": account_attributes.describe_account_attributes,
+    # instances
+    "RunInstances": instances.run_instances,
+    "DescribeInstances": instances.describe_instances,
+    "DescribeInstanceStatus": instances.describe_instance_status,
+    "StartInstances": instance_actions.start_instances,
+    "StopInstances": instance_actions.stop_instances,
+    "RebootInstances": instance_actions.reboot_instances,
+    "TerminateInstances": instance_actions.terminate_instances,
+    "GetConsoleOutput": instance_actions.get_console_output,
+    "DescribeInstanceAttribute": instance_actions.describe_instance_attribute,
+    "ModifyInstanceAttribute": instance_actions.modify_instance_attribute,
+    "ModifyInstanceMetadataOptions": instance_actions.modify_instance_metadata_options,
+    "DescribeInstanceTypes": instance_types.describe_instance_types,
+    "DescribeInstanceTypeOfferings": instance_types.describe_instance_type_offerings,
+    # images
+    "DescribeImages": images.describe_images,
+    "RegisterImage": image_import.register_image,
+    "DeregisterImage": images.deregister_image,
+    "DescribeImageAttribute": images.describe_image_attribute,
+    "ModifyImageAttribute": images.modify_image_attribute,
+    "CreateImage": image_import.create_image,
+    "ImportImage": image_import.import_image,
+    "DescribeImportImageTasks": image_import.describe_import_image_tasks,
+    # key pairs
+    "CreateKeyPair": key_pairs.create_key_pair,
+    "ImportKeyPair": key_pairs.import_key_pair,
+    "DescribeKeyPairs": key_pairs.describe_key_pairs,
+    "DeleteKeyPair": key_pairs.delete_key_pair,
+    # tags and the default network
+    "CreateTags": tags.create_tags,
+    "DeleteTags": tags.delete_tags,
+    "DescribeTags": tags.describe_tags,
+    "DescribeVpcs": vpc.describe_vpcs,
+    "DescribeSubnets": vpc.describe_subnets,
+    "DescribeSecurityGroups": vpc.describe_security_groups,
 }
+
+
+async def open_state(app: Any, *, housekeeping: bool = True) -> Lifecycle:
+    """The EC2 service's state for the server's life (``ctx.state``)."""
+    await app.db.migrate(usage.SCHEMA)
+    await app.db.migrate(SCHEMA)
+    lifecycle = Lifecycle(app.db, app.config, app.backend, app.clock)
+    await lifecycle.open(housekeeping=housekeeping)
+    return lifecycle
+
+
+async def close_state(state: Lifecycle) -> None:
+    await state.close()

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDict
 
+from billing.scheduler import start_billing, stop_billing
 from gateway import dispatch, errors
 from gateway.accounts import AccountService
 from gateway.auth.request import SignedRequest
@@ -26,7 +27,7 @@ from gateway.config import Config
 from gateway.context import AppContext, RequestContext
 from gateway.metering import S3_SERVICE, Meter, MeterBuffer, s3_request_tier
 from gateway.protocols import json_protocol, query, rest_xml
-from gateway.services import Service, protocol_of, signing_service, unsigned_service
+from gateway.services import Service, accepted_regions, protocol_of, signing_service, unsigned_service
 from storage import accounts as account_rows
 from storage import usage
 from storage.db import Database
@@ -94,7 +95,8 @@ async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, 
     raw_path, _, raw_query = request.raw_path.partition("?")
     signed = SignedRequest(method=request.method, raw_path=raw_path, raw_query=raw_query,
                            headers=request.headers, host_bucket=host_bucket)
-    auth = await authenticate(signed, app.accounts.secret_for, app.clock(), tuple(app.config.regions),
+    auth = await authenticate(signed, app.accounts.secret_for, app.clock(),
+                              accepted_regions(ctx.service, list(app.config.regions)),
                               body_sha256=None if service.protocol == "rest-xml" else dispatch.body_sha256(body))
     if auth is None and service.protocol != "rest-xml":
         from gateway.auth.errors import MissingAuthentication  # noqa: PLC0415
@@ -102,7 +104,7 @@ async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, 
     if auth is not None:
         ctx.auth = auth
         ctx.access_key_id = auth.access_key_id
-        if auth.region:
+        if auth.region in app.config.regions:
             ctx.region = auth.region
         _, ctx.account = await app.accounts.lookup(auth.access_key_id)
     ctx.meter = Meter(app.meter_buffer, ctx.account.account_id if ctx.account else None, ctx.region,
@@ -216,12 +218,15 @@ async def _startup(app: web.Application) -> None:
             context.states[service.name] = await service.open_state(context)
     context.meter_buffer = MeterBuffer(context.db, config.meter_flush_seconds)
     context.meter_buffer.start()
+    context.billing = await start_billing(context, deliver=report_delivery(context))
     with open(config.path("endpoint"), "w") as fh:  # written last: the server is ready
         fh.write(config.endpoint_url + "\n")
 
 
 async def _cleanup(app: web.Application) -> None:
     context: AppContext = app[APP_CONTEXT]
+    if context.billing is not None:
+        await stop_billing(context.billing)
     if context.meter_buffer is not None:
         await context.meter_buffer.stop()
     for service in app[SERVICES].values():
@@ -232,6 +237,12 @@ async def _cleanup(app: web.Application) -> None:
         await context.backend.close()  # stops watching; VMs keep running
     if context.db is not None:
         await context.db.close()
+
+
+def report_delivery(context: AppContext) -> Any:
+    """The seam through which billing delivers Cost and Usage Reports into a tenant's bucket."""
+    s3_state = context.states.get("s3")
+    return getattr(s3_state, "deliver_report", None) if s3_state is not None else None
 
 
 def make_backend(config: Config) -> Any:

@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("account", nargs="?", default=None)
     for verb in ("disable-key", "enable-key", "delete-key"):
         admin_cmds.add_parser(verb).add_argument("access_key_id")
+
+    billing = commands.add_parser("billing", help="usage and cost reports")
+    billing_cmds = billing.add_subparsers(dest="billing_command", required=True)
+    report = billing_cmds.add_parser("report", help="a period's costs, by service and usage type")
+    _data_dir_arg(report)
+    report.add_argument("--period", required=True, help="a month, e.g. 2026-11")
+    report.add_argument("--account", default=None, help="account id or name (default: all)")
+    report.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    report.add_argument("--config", default=None, help="a TOML config file (for the price list)")
     return parser
 
 
@@ -72,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args)
         if args.command == "credentials":
             return asyncio.run(_with_accounts(args.data_dir, lambda svc: credentials(svc, args)))
+        if args.command == "billing":
+            return asyncio.run(_with_accounts(args.data_dir, lambda svc: billing_report(svc, args)))
         return asyncio.run(_with_accounts(args.data_dir, lambda svc: admin(svc, args)))
     except (ConfigError, ValueError, LookupError) as exc:
         print(f"nimbo: {exc}", file=sys.stderr)
@@ -108,6 +119,13 @@ async def credentials(accounts: AccountService, args: argparse.Namespace) -> int
                         ("AWS_SECRET_ACCESS_KEY", key.secret_access_key),
                         ("AWS_DEFAULT_REGION", region), ("AWS_REGION", region)):
         print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+async def billing_report(accounts: AccountService, args: argparse.Namespace) -> int:
+    from billing.report import billing_report as render  # noqa: PLC0415
+    config = load_config(args.config, data_dir=args.data_dir)
+    print(await render(accounts.store.db, config, args.period, args.account, args.format), end="")
     return 0
 
 

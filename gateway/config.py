@@ -43,6 +43,11 @@ class Config:
     backend: str = "qemu"              # hypervisor driver: qemu, libvirt, or fake (tests)
     instance_types: str | None = None  # a TOML catalogue of instance types (default: built in)
     price_list: str | None = None      # a price list file (default: the shipped prices)
+    host_vcpus: int | None = None      # EC2 capacity (default: cores x 8 vCPUs, 80% of RAM)
+    host_memory_mib: int | None = None
+    instance_stop_timeout: float = 60.0   # graceful stop before a forced one, seconds
+    ec2_housekeeping_seconds: float = 60.0
+    billing_interval_seconds: float = 60.0
 
     @property
     def default_region(self) -> str:

@@ -46,6 +46,7 @@ class AppContext:
     backend: Any = None
     states: dict[str, Any] = field(default_factory=dict)
     meter_buffer: Any = None
+    billing: Any = None
 
 
 @dataclass

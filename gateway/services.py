@@ -23,6 +23,23 @@ _QUERY_SCOPE = re.compile(r"(?:^|&)X-Amz-Credential=[^&/]+(?:/|%2F)\d{8}(?:/|%2F
                           re.IGNORECASE)
 
 
+# Services whose endpoint is global: clients sign with whatever region they are configured for,
+# and AWS accepts it (Cost Explorer and CUR live in us-east-1 only; STS has a global endpoint).
+GLOBAL_SERVICES = frozenset({"sts", "ce", "cur"})
+
+
+class AnyRegion(tuple):
+    """The regions a global service accepts in a credential scope: all of them. Iterates over the
+    regions served (the first is the one an error names)."""
+
+    def __contains__(self, region: object) -> bool:
+        return isinstance(region, str) and bool(region)
+
+
+def accepted_regions(service: str, served: list[str]) -> tuple[str, ...]:
+    return AnyRegion(served) if service in GLOBAL_SERVICES else tuple(served)
+
+
 @dataclass
 class Service:
     """One AWS service as Nimbo serves it."""

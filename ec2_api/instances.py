@@ -1,0 +1,518 @@
+"""RunInstances, DescribeInstances and DescribeInstanceStatus.
+
+RunInstances validates the request, reserves capacity and addresses, writes the instance rows in
+state ``pending`` (with their usage events) in one transaction and answers at once; the VMs start in
+the background (``ec2_api.lifecycle``). A ClientToken makes the call idempotent.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import json
+import secrets
+import sqlite3
+from typing import Any
+
+from ec2_api import ids, images, instance_store, instance_types, key_pairs, tag_store, vpc
+from ec2_api.account_attributes import MAX_INSTANCES
+from ec2_api.common import account_of, check_max_results, from_us, now_us
+from ec2_api.errors import (IdempotentParameterMismatch, InstanceLimitExceeded, InsufficientInstanceCapacity,
+                            InvalidAMIIDUnavailable, InvalidKeyPairNotFound, InvalidParameterCombination,
+                            InvalidParameterValue, InvalidSubnetIDNotFound, MissingParameter, check_dry_run,
+                            ec2_error)
+from ec2_api.filters import apply_filters, paginate
+from ec2_api.imds import hostname_of
+from ec2_api.instance_store import STATE_CODES, data_of, state_dict
+from ec2_api.lifecycle import capacity_in_use, host_capacity
+from ec2_api.regions import zone_id
+
+InvalidBlockDeviceMapping = ec2_error("InvalidBlockDeviceMapping")
+InvalidIPAddressInUse = ec2_error("InvalidIPAddress.InUse")
+MAX_USER_DATA = 16 * 1024
+GIB = 1024 ** 3
+METADATA_DEFAULTS = {"HttpTokens": "optional", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled",
+                     "HttpProtocolIpv6": "disabled", "InstanceMetadataTags": "disabled"}
+STATUS_INITIALIZING_US = 5 * 1_000_000
+
+
+# -- validation -----------------------------------------------------------------------------------
+
+def metadata_options(requested: dict | None, base: dict | None = None) -> dict:
+    options = dict(base or METADATA_DEFAULTS)
+    for name, allowed in (("HttpTokens", ("optional", "required")), ("HttpEndpoint", ("enabled", "disabled")),
+                          ("HttpProtocolIpv6", ("enabled", "disabled")),
+                          ("InstanceMetadataTags", ("enabled", "disabled"))):
+        value = (requested or {}).get(name)
+        if value is not None:
+            if value not in allowed:
+                raise InvalidParameterValue(f"Value ({value}) for parameter {name} is invalid.")
+            options[name] = value
+    hop = (requested or {}).get("HttpPutResponseHopLimit")
+    if hop is not None:
+        if not 1 <= hop <= 64:
+            raise InvalidParameterValue("The HttpPutResponseHopLimit must be between 1 and 64")
+        options["HttpPutResponseHopLimit"] = hop
+    return options
+
+
+def decode_user_data(value: str | None) -> str | None:
+    """The base64 text the client sent, checked (EC2 stores and serves the decoded bytes)."""
+    if not value:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidParameterValue("Invalid BASE64 encoding of user data.") from exc
+    if len(raw) > MAX_USER_DATA:
+        raise InvalidParameterValue(f"User data is limited to {MAX_USER_DATA} bytes")
+    return base64.b64encode(raw).decode()
+
+
+def _root_volume(params: dict, image: Any) -> dict:
+    image_gib = images.root_size_gib(image)
+    root = {"device_name": image["root_device_name"], "size_gib": image_gib, "volume_type": "gp2",
+            "delete_on_termination": True}
+    for mapping in params.get("BlockDeviceMappings") or []:
+        device = mapping.get("DeviceName")
+        if not device:
+            raise MissingParameter("The request must contain the parameter BlockDeviceMapping.DeviceName")
+        if mapping.get("NoDevice") is not None or mapping.get("VirtualName"):
+            continue
+        ebs = mapping.get("Ebs") or {}
+        if device != image["root_device_name"]:
+            raise InvalidBlockDeviceMapping(
+                f"Nimbo attaches only the root volume ({image['root_device_name']}) at launch; "
+                f"attach '{device}' with CreateVolume/AttachVolume")
+        size = ebs.get("VolumeSize")
+        if size is not None:
+            if size < image_gib:
+                raise InvalidBlockDeviceMapping(
+                    f"Volume of size {size}GB is smaller than snapshot '{image['snapshot_id']}', "
+                    f"expect size >= {image_gib}GB")
+            if size > 16384:
+                raise InvalidParameterValue("Volume size must be at most 16384 GiB")
+            root["size_gib"] = size
+        if ebs.get("VolumeType"):
+            if ebs["VolumeType"] not in ("gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"):
+                raise InvalidParameterValue(f"Value ({ebs['VolumeType']}) for parameter volumeType is invalid.")
+            root["volume_type"] = ebs["VolumeType"]
+        if ebs.get("DeleteOnTermination") is not None:
+            root["delete_on_termination"] = bool(ebs["DeleteOnTermination"])
+    return root
+
+
+async def _placement(ctx: Any, params: dict, network: vpc.Network) -> tuple[Any, str | None, list[dict]]:
+    """(subnet row, requested private IP, security groups) of the launch."""
+    interface = next((n for n in params.get("NetworkInterfaces") or [] if n.get("DeviceIndex", 0) == 0), {})
+    subnet_id = params.get("SubnetId") or interface.get("SubnetId")
+    zone = (params.get("Placement") or {}).get("AvailabilityZone")
+    zones = list(ctx.app.config.regions[ctx.region])
+    if zone is not None and zone not in zones:
+        raise InvalidParameterValue(f"Invalid availability zone: [{zone}]")
+    if subnet_id:
+        subnet = network.subnet_by_id(subnet_id)
+        if subnet is None:
+            raise InvalidSubnetIDNotFound(f"The subnet ID '{subnet_id}' does not exist")
+        if zone is not None and zone != subnet["availability_zone"]:
+            raise InvalidParameterCombination(
+                f"The specified Availability Zone ({zone}) does not match the subnet's "
+                f"({subnet['availability_zone']})")
+    else:
+        subnet = network.subnets[zone or zones[0]]
+    address = params.get("PrivateIpAddress") or interface.get("PrivateIpAddress")
+    if address is not None:
+        if params.get("MaxCount", 1) > 1:
+            raise InvalidParameterCombination("Cannot specify a private IP address when launching more "
+                                              "than one instance")
+        try:
+            inside = ipaddress.ip_address(address) in ipaddress.ip_network(subnet["cidr_block"])
+        except ValueError:
+            inside = False
+        if not inside:
+            raise InvalidParameterValue(f"Address {address} does not fall within the subnet's address range")
+    group_ids = list(params.get("SecurityGroupIds") or []) + list(interface.get("Groups") or [])
+    groups = await vpc.resolve_security_groups(ctx, network, group_ids, list(params.get("SecurityGroups") or []))
+    return subnet, address, groups
+
+
+def params_hash(params: dict) -> str:
+    relevant = {k: v for k, v in params.items() if k not in ("ClientToken", "DryRun")}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# -- RunInstances -----------------------------------------------------------------------------------
+
+async def run_instances(ctx: Any, params: dict) -> dict:
+    db, config = ctx.app.db, ctx.app.config
+    account = account_of(ctx)
+    image_id = params.get("ImageId")
+    if not image_id:
+        raise MissingParameter("The request must contain the parameter ImageId")
+    min_count, max_count = params.get("MinCount"), params.get("MaxCount")
+    if min_count is None or max_count is None:
+        raise MissingParameter("The request must contain the parameters MinCount and MaxCount")
+    if min_count < 1 or max_count < 1:
+        raise InvalidParameterValue("The MinCount and MaxCount must be at least 1")
+    if min_count > max_count:
+        raise InvalidParameterValue("MinCount must be less than or equal to MaxCount")
+    token = params.get("ClientToken")
+    if token is not None and (len(token) > 64 or not token.isascii()):
+        raise InvalidParameterValue("The client token must be at most 64 ASCII characters")
+    if token:
+        replay = await _replay(ctx, token, params)
+        if replay is not None:
+            return replay
+    image = await images.image_for_launch(ctx, image_id)
+    if image["image_type"] != "machine":
+        raise InvalidParameterValue(f"The image '{image_id}' is a {image['image_type']} image, not a machine image")
+    if image["state"] != "available":
+        raise InvalidAMIIDUnavailable(f"The image '{image_id}' is not available (state: {image['state']})")
+    itype = instance_types.lookup(config, params.get("InstanceType"))
+    key = None
+    if params.get("KeyName"):
+        key = await key_pairs.public_key_of(db, account, ctx.region, params["KeyName"])
+        if key is None:
+            raise InvalidKeyPairNotFound(f"The key pair '{params['KeyName']}' does not exist")
+    user_data = decode_user_data(params.get("UserData"))
+    options = metadata_options(params.get("MetadataOptions"))
+    behaviour = params.get("InstanceInitiatedShutdownBehavior") or "stop"
+    if behaviour not in ("stop", "terminate"):
+        raise InvalidParameterValue(f"Value ({behaviour}) for parameter instanceInitiatedShutdownBehavior is invalid.")
+    root = _root_volume(params, image)
+    tags = tag_store.tag_specifications(params, {"instance", "volume", "network-interface"})
+    boot = await _boot(ctx, params, image)
+    network = await vpc.network_of(ctx)
+    subnet, address, groups = await _placement(ctx, params, network)
+    check_dry_run(params)
+    at = now_us(ctx)
+    reservation_id = ids.new_id("r")
+    rows = []
+    async with db.transaction() as tx:
+        if token and await tx.fetchone("SELECT 1 FROM ec2_client_tokens WHERE account_id = ? AND region = ?"
+                                       " AND client_token = ?", (account, ctx.region, token)):
+            raise IdempotentParameterMismatch()
+        count = await _how_many(tx, config, account, ctx.region, itype, min_count, max_count)
+        if address is not None:
+            if await tx.fetchone("SELECT 1 FROM ec2_instances WHERE subnet_id = ? AND private_ip = ?",
+                                 (subnet["subnet_id"], address)):
+                raise InvalidIPAddressInUse(f"Address {address} is in use.")
+            addresses = [address]
+        else:
+            addresses = await vpc.allocate_addresses(tx, subnet, count)
+        zones = list(config.regions[ctx.region])
+        for index in range(count):
+            instance_id = ids.new_id("i")
+            volume_id = ids.new_id("vol")
+            data = {
+                "vcpus": itype.vcpus, "memory_mib": itype.memory_mib, "cores": itype.core_count,
+                "threads_per_core": itype.threads, "architecture": image["architecture"],
+                "root_device_name": image["root_device_name"], "boot": boot,
+                "kernel_id": params.get("KernelId") or image["kernel_id"],
+                "ramdisk_id": params.get("RamdiskId") or image["ramdisk_id"],
+                "root_volume": {**root, "attach_us": at}, "security_groups": groups,
+                "eni_id": ids.new_id("eni"), "eni_attachment_id": ids.new_id("eni-attach"),
+                "subnet_cidr": subnet["cidr_block"], "vpc_cidr": network.vpc["cidr_block"],
+                "availability_zone_id": zone_id(ctx.region, zones.index(subnet["availability_zone"])),
+                "metadata_options": options, "public_key": key["public_key"] if key else None,
+                "smbios_uuid": _smbios_uuid(), "ebs_optimized": bool(params.get("EbsOptimized")),
+                "monitoring": bool((params.get("Monitoring") or {}).get("Enabled")),
+            }
+            try:
+                await tx.execute(
+                    "INSERT INTO ec2_instances (instance_id, account_id, region, reservation_id, launch_index,"
+                    " image_id, instance_type, key_name, state, state_seq, state_changed_us, transition_reason,"
+                    " state_reason_code, state_reason_message, launch_time_us, pending_time_us,"
+                    " availability_zone, vpc_id, subnet_id, private_ip, mac, root_volume_id, root_disk,"
+                    " user_data, client_token, shutdown_behavior, disable_api_termination, disable_api_stop,"
+                    " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                    " ?, ?, ?, ?, ?, ?, ?)",
+                    (instance_id, account, ctx.region, reservation_id, index, image_id, itype.name,
+                     params.get("KeyName"), at, *instance_store.PENDING_REASON, at, at,
+                     subnet["availability_zone"], network.vpc["vpc_id"], subnet["subnet_id"], addresses[index],
+                     _mac(), volume_id, _volume_path(config, volume_id), user_data, token, behaviour,
+                     int(bool(params.get("DisableApiTermination"))), int(bool(params.get("DisableApiStop"))),
+                     json.dumps(data, sort_keys=True)))
+            except sqlite3.IntegrityError as exc:
+                raise InvalidIPAddressInUse(f"Address {addresses[index]} is in use.") from exc
+            for resource_type, resource_id in (("instance", instance_id), ("volume", volume_id)):
+                if tags.get(resource_type):
+                    await tag_store.write_tags(tx, account, ctx.region, resource_id, resource_type,
+                                               tags[resource_type])
+            row = await tx.fetchone("SELECT * FROM ec2_instances WHERE instance_id = ?", (instance_id,))
+            await instance_store.record_state_event(tx, row, "pending", 0, at)
+            await instance_store.record_volume_event(tx, row, "in-use", at)
+            rows.append(row)
+        if token:
+            await tx.execute(
+                "INSERT INTO ec2_client_tokens (account_id, region, client_token, reservation_id, params_hash,"
+                " created_us) VALUES (?, ?, ?, ?, ?, ?)",
+                (account, ctx.region, token, reservation_id, params_hash(params), at))
+    for row in rows:
+        ctx.state.boot(row["instance_id"])
+    return await reservation_output(ctx, rows)
+
+
+async def _boot(ctx: Any, params: dict, image: Any) -> dict:
+    """Where the VM boots from: the image's disk, plus a kernel/initrd for direct kernel boot."""
+    data = images.data_of(image)
+    boot = {"base_disk": image["disk_path"], "base_format": image["disk_format"] or "qcow2",
+            **{k: v for k, v in (data.get("boot") or {}).items() if k in ("kernel", "initrd", "cmdline")}}
+    for field, kind, key in (("KernelId", "kernel", "kernel"), ("RamdiskId", "ramdisk", "initrd")):
+        image_ref = params.get(field) or (image["kernel_id"] if kind == "kernel" else image["ramdisk_id"])
+        if image_ref and not boot.get(key):
+            ref = await images.image_for_launch(ctx, image_ref)
+            if ref["image_type"] != kind or ref["state"] != "available":
+                raise InvalidParameterValue(f"The image '{image_ref}' is not an available {kind} image")
+            boot[key] = ref["disk_path"]
+    if boot.get("kernel") and not boot.get("cmdline"):
+        boot["cmdline"] = images.DEFAULT_CMDLINE
+    return boot
+
+
+async def _how_many(tx: Any, config: Any, account: str, region: str, itype: Any, min_count: int,
+                    max_count: int) -> int:
+    """As many instances as fit, between MinCount and MaxCount (EC2 launches the most it can)."""
+    row = await tx.fetchone("SELECT COUNT(*) AS n FROM ec2_instances WHERE account_id = ? AND region = ?"
+                            " AND state != 'terminated'", (account, region))
+    allowed = MAX_INSTANCES - row["n"]
+    if allowed < min_count:
+        raise InstanceLimitExceeded(
+            f"You have requested more instances ({row['n'] + min_count}) than your current instance limit "
+            f"of {MAX_INSTANCES} allows for the specified instance type.")
+    host_vcpus, host_memory = host_capacity(config)
+    used_vcpus, used_memory = await capacity_in_use(tx)
+    fit = min((host_vcpus - used_vcpus) // itype.vcpus, (host_memory - used_memory) // itype.memory_mib)
+    if fit < min_count:
+        raise InsufficientInstanceCapacity(
+            f"We currently do not have sufficient {itype.name} capacity on this Nimbo host. "
+            f"Our system will be working on provisioning additional capacity.")
+    return min(max_count, allowed, fit)
+
+
+async def _replay(ctx: Any, token: str, params: dict) -> dict | None:
+    """The original answer to a RunInstances repeated with the same ClientToken."""
+    row = await ctx.app.db.fetchone(
+        "SELECT * FROM ec2_client_tokens WHERE account_id = ? AND region = ? AND client_token = ?",
+        (account_of(ctx), ctx.region, token))
+    if row is None:
+        return None
+    if row["params_hash"] != params_hash(params):
+        raise IdempotentParameterMismatch()
+    rows = await ctx.app.db.fetchall(
+        "SELECT * FROM ec2_instances WHERE reservation_id = ? ORDER BY launch_index", (row["reservation_id"],))
+    if not rows:
+        raise IdempotentParameterMismatch()
+    check_dry_run(params)
+    return await reservation_output(ctx, rows)
+
+
+def _mac() -> str:
+    return "0e:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(5))
+
+
+def _smbios_uuid() -> str:
+    digits = "ec2" + secrets.token_hex(15)[:29]
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:32]}"
+
+
+def _volume_path(config: Any, volume_id: str) -> str:
+    from ec2_api.disks import volume_path  # noqa: PLC0415
+    return volume_path(config, volume_id)
+
+
+# -- rendering --------------------------------------------------------------------------------------
+
+def render_instance(row: Any, tags: dict[str, str]) -> dict:
+    data = data_of(row)
+    state = row["state"]
+    live = state != "terminated"
+    ip = row["private_ip"] if live else None
+    dns = hostname_of(ip, row["region"]) if ip else ""
+    groups = data.get("security_groups") or []
+    root = data.get("root_volume") or {}
+    launch = from_us(row["launch_time_us"])
+    item: dict[str, Any] = {
+        "AmiLaunchIndex": row["launch_index"], "ImageId": row["image_id"], "InstanceId": row["instance_id"],
+        "InstanceType": row["instance_type"], "KeyName": row["key_name"], "LaunchTime": launch,
+        "Monitoring": {"State": "enabled" if data.get("monitoring") else "disabled"},
+        "Placement": {"AvailabilityZone": row["availability_zone"], "GroupName": "", "Tenancy": "default",
+                      "AvailabilityZoneId": data.get("availability_zone_id")},
+        "PrivateDnsName": dns, "PrivateIpAddress": ip, "ProductCodes": [], "PublicDnsName": "",
+        "State": state_dict(state), "StateTransitionReason": row["transition_reason"] or "",
+        "Architecture": data.get("architecture", "x86_64"),
+        "BlockDeviceMappings": [] if not live else [{
+            "DeviceName": root.get("device_name", "/dev/xvda"),
+            "Ebs": {"AttachTime": from_us(root.get("attach_us", row["pending_time_us"])),
+                    "DeleteOnTermination": root.get("delete_on_termination", True), "Status": "attached",
+                    "VolumeId": row["root_volume_id"]}}],
+        "ClientToken": row["client_token"] or "", "EbsOptimized": bool(data.get("ebs_optimized")),
+        "EnaSupport": True, "Hypervisor": "xen",
+        "RootDeviceName": data.get("root_device_name", "/dev/xvda"), "RootDeviceType": "ebs",
+        "SecurityGroups": groups if live else [],
+        "VirtualizationType": "hvm", "Tags": tag_store.tag_list(tags) or None,
+        "CpuOptions": {"CoreCount": data.get("cores", 1), "ThreadsPerCore": data.get("threads_per_core", 1)},
+        "CapacityReservationSpecification": {"CapacityReservationPreference": "open"},
+        "HibernationOptions": {"Configured": False},
+        "MetadataOptions": {"State": "applied", **(data.get("metadata_options") or METADATA_DEFAULTS)},
+        "EnclaveOptions": {"Enabled": False}, "BootMode": "legacy-bios", "CurrentInstanceBootMode": "legacy-bios",
+        "PlatformDetails": "Linux/UNIX", "UsageOperation": "RunInstances", "UsageOperationUpdateTime": launch,
+        "PrivateDnsNameOptions": {"HostnameType": "ip-name", "EnableResourceNameDnsARecord": False,
+                                  "EnableResourceNameDnsAAAARecord": False},
+        "MaintenanceOptions": {"AutoRecovery": "default"},
+        "KernelId": data.get("kernel_id"), "RamdiskId": data.get("ramdisk_id"),
+    }
+    if live:
+        item.update({
+            "SubnetId": row["subnet_id"], "VpcId": row["vpc_id"], "SourceDestCheck": True,
+            "NetworkInterfaces": [{
+                "Attachment": {"AttachTime": from_us(row["pending_time_us"]),
+                               "AttachmentId": data.get("eni_attachment_id"), "DeleteOnTermination": True,
+                               "DeviceIndex": 0, "Status": "attached", "NetworkCardIndex": 0},
+                "Description": "", "Groups": groups, "Ipv6Addresses": [], "MacAddress": row["mac"],
+                "NetworkInterfaceId": data.get("eni_id"), "OwnerId": row["account_id"],
+                "PrivateDnsName": dns, "PrivateIpAddress": ip,
+                "PrivateIpAddresses": [{"Primary": True, "PrivateDnsName": dns, "PrivateIpAddress": ip}],
+                "SourceDestCheck": True, "Status": "in-use", "SubnetId": row["subnet_id"],
+                "VpcId": row["vpc_id"], "InterfaceType": "interface"}],
+        })
+    if row["state_reason_code"]:
+        item["StateReason"] = {"Code": row["state_reason_code"], "Message": row["state_reason_message"]}
+    return item
+
+
+async def reservation_output(ctx: Any, rows: list[Any]) -> dict:
+    """RunInstances' answer: one reservation."""
+    tags = await tag_store.tags_of(ctx.app.db, rows[0]["account_id"], [r["instance_id"] for r in rows])
+    first = rows[0]
+    return {"ReservationId": first["reservation_id"], "OwnerId": first["account_id"], "Groups": [],
+            "Instances": [render_instance(r, tags[r["instance_id"]]) for r in rows]}
+
+
+# -- DescribeInstances ------------------------------------------------------------------------------
+
+_INSTANCE_FILTERS = {
+    "instance-id": lambda i: i["InstanceId"],
+    "instance-state-name": lambda i: i["State"]["Name"],
+    "instance-state-code": lambda i: i["State"]["Code"],
+    "image-id": lambda i: i["ImageId"],
+    "instance-type": lambda i: i["InstanceType"],
+    "key-name": lambda i: i["KeyName"],
+    "availability-zone": lambda i: i["Placement"]["AvailabilityZone"],
+    "placement-availability-zone": lambda i: i["Placement"]["AvailabilityZone"],
+    "private-ip-address": lambda i: i.get("PrivateIpAddress"),
+    "private-dns-name": lambda i: i.get("PrivateDnsName") or None,
+    "reservation-id": lambda i: i["_reservation"],
+    "owner-id": lambda i: i["_owner"],
+    "vpc-id": lambda i: i.get("VpcId"),
+    "subnet-id": lambda i: i.get("SubnetId"),
+    "launch-time": lambda i: i["LaunchTime"].strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    "architecture": lambda i: i["Architecture"],
+    "client-token": lambda i: i["ClientToken"] or None,
+    "launch-index": lambda i: i["AmiLaunchIndex"],
+    "hypervisor": lambda i: i["Hypervisor"],
+    "root-device-name": lambda i: i["RootDeviceName"],
+    "root-device-type": lambda i: i["RootDeviceType"],
+    "virtualization-type": lambda i: i["VirtualizationType"],
+    "state-reason-code": lambda i: (i.get("StateReason") or {}).get("Code"),
+    "state-reason-message": lambda i: (i.get("StateReason") or {}).get("Message"),
+    "monitoring-state": lambda i: i["Monitoring"]["State"],
+    "tenancy": lambda i: i["Placement"]["Tenancy"],
+    "instance.group-id": lambda i: [g["GroupId"] for g in i["SecurityGroups"]],
+    "instance.group-name": lambda i: [g["GroupName"] for g in i["SecurityGroups"]],
+    "group-id": lambda i: [g["GroupId"] for g in i["SecurityGroups"]],
+    "group-name": lambda i: [g["GroupName"] for g in i["SecurityGroups"]],
+    "block-device-mapping.volume-id": lambda i: [b["Ebs"]["VolumeId"] for b in i["BlockDeviceMappings"]],
+    "block-device-mapping.device-name": lambda i: [b["DeviceName"] for b in i["BlockDeviceMappings"]],
+    "network-interface.network-interface-id": lambda i: [n["NetworkInterfaceId"] for n in i.get("NetworkInterfaces", [])],
+    "network-interface.mac-address": lambda i: [n["MacAddress"] for n in i.get("NetworkInterfaces", [])],
+    "network-interface.private-ip-address": lambda i: [n["PrivateIpAddress"] for n in i.get("NetworkInterfaces", [])],
+    "network-interface.subnet-id": lambda i: [n["SubnetId"] for n in i.get("NetworkInterfaces", [])],
+    "network-interface.vpc-id": lambda i: [n["VpcId"] for n in i.get("NetworkInterfaces", [])],
+    "metadata-options.http-tokens": lambda i: i["MetadataOptions"]["HttpTokens"],
+    "metadata-options.http-endpoint": lambda i: i["MetadataOptions"]["HttpEndpoint"],
+    "metadata-options.instance-metadata-tags": lambda i: i["MetadataOptions"]["InstanceMetadataTags"],
+    "platform-details": lambda i: i["PlatformDetails"],
+}
+
+
+async def visible_instances(ctx: Any, instance_ids: list[str]) -> list[Any]:
+    at = now_us(ctx)
+    if instance_ids:
+        return await instance_store.load_owned(ctx.app.db, account_of(ctx), ctx.region, instance_ids, at)
+    rows = await ctx.app.db.fetchall(
+        "SELECT * FROM ec2_instances WHERE account_id = ? AND region = ? ORDER BY instance_id",
+        (account_of(ctx), ctx.region))
+    return [row for row in rows if instance_store.visible(row, at)]
+
+
+async def describe_instances(ctx: Any, params: dict) -> dict:
+    check_dry_run(params)
+    wanted = params.get("InstanceIds") or []
+    if wanted and params.get("MaxResults") is not None:
+        raise InvalidParameterCombination("The parameter instancesSet cannot be used with the parameter maxResults")
+    max_results = check_max_results(params, 5, 1000)
+    rows = await visible_instances(ctx, wanted)
+    tags = await tag_store.tags_of(ctx.app.db, account_of(ctx), [r["instance_id"] for r in rows])
+    items = []
+    for row in rows:
+        item = render_instance(row, tags[row["instance_id"]])
+        item["_reservation"], item["_owner"] = row["reservation_id"], row["account_id"]
+        items.append(item)
+    items = apply_filters(items, params.get("Filters"), _INSTANCE_FILTERS, tags=lambda i: tags[i["InstanceId"]])
+    page, token = paginate(items, lambda i: i["InstanceId"], max_results, params.get("NextToken"))
+    reservations: dict[str, dict] = {}
+    for item in page:
+        reservation_id, owner = item.pop("_reservation"), item.pop("_owner")
+        reservation = reservations.setdefault(reservation_id, {
+            "ReservationId": reservation_id, "OwnerId": owner, "Groups": [], "Instances": []})
+        reservation["Instances"].append(item)
+    return {"Reservations": list(reservations.values()), "NextToken": token}
+
+
+# -- DescribeInstanceStatus -------------------------------------------------------------------------
+
+def _status(row: Any, at: int) -> dict:
+    if row["state"] != "running":
+        summary = {"Status": "not-applicable", "Details": []}
+        return {"InstanceStatus": summary, "SystemStatus": dict(summary)}
+    ready = at - row["state_changed_us"] >= STATUS_INITIALIZING_US
+    status = "ok" if ready else "initializing"
+    detail = [{"Name": "reachability", "Status": "passed" if ready else "initializing"}]
+    return {"InstanceStatus": {"Status": status, "Details": detail},
+            "SystemStatus": {"Status": status, "Details": [dict(d) for d in detail]}}
+
+
+async def describe_instance_status(ctx: Any, params: dict) -> dict:
+    check_dry_run(params)
+    wanted = params.get("InstanceIds") or []
+    if wanted and params.get("MaxResults") is not None:
+        raise InvalidParameterCombination("The parameter instancesSet cannot be used with the parameter maxResults")
+    max_results = check_max_results(params, 5, 1000)
+    rows = await visible_instances(ctx, wanted)
+    if not params.get("IncludeAllInstances"):
+        rows = [row for row in rows if row["state"] == "running"]
+    at = now_us(ctx)
+    items = []
+    for row in rows:
+        data = data_of(row)
+        items.append({"InstanceId": row["instance_id"], "AvailabilityZone": row["availability_zone"],
+                      "AvailabilityZoneId": data.get("availability_zone_id"),
+                      "InstanceState": state_dict(row["state"]), "Events": [], **_status(row, at)})
+    items = apply_filters(items, params.get("Filters"), {
+        "availability-zone": lambda s: s["AvailabilityZone"],
+        "instance-state-name": lambda s: s["InstanceState"]["Name"],
+        "instance-state-code": lambda s: s["InstanceState"]["Code"],
+        "instance-status.status": lambda s: s["InstanceStatus"]["Status"],
+        "instance-status.reachability": lambda s: [d["Status"] for d in s["InstanceStatus"]["Details"]],
+        "system-status.status": lambda s: s["SystemStatus"]["Status"],
+        "system-status.reachability": lambda s: [d["Status"] for d in s["SystemStatus"]["Details"]],
+        "event.code": lambda s: None,
+    })
+    page, token = paginate(items, lambda s: s["InstanceId"], max_results, params.get("NextToken"))
+    return {"InstanceStatuses": page, "NextToken": token}
+
+
+__all__ = ["run_instances", "describe_instances", "describe_instance_status", "render_instance",
+           "STATE_CODES", "metadata_options"]
