@@ -28,20 +28,25 @@ def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
                         help="where Nimbo keeps its database and data (default ./nimbo-data)")
 
 
+def _serve_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default 8773)")
+    parser.add_argument("--data-dir", default=None, help="data directory (default ./nimbo-data)")
+    parser.add_argument("--region", default=None,
+                        help=f"region(s) served, comma-separated (default {DEFAULT_REGION})")
+    parser.add_argument("--config", default=None, help="a TOML config file")
+    parser.add_argument("--tls-cert", default=None)
+    parser.add_argument("--tls-key", default=None)
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--backend", default=None, help="hypervisor driver: qemu (default) or fake")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nimbo", description="A private cloud that speaks EC2 and S3.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the server")
-    serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="port (default 8773)")
-    serve.add_argument("--data-dir", default=None, help="data directory (default ./nimbo-data)")
-    serve.add_argument("--region", default=None,
-                       help=f"region(s) served, comma-separated (default {DEFAULT_REGION})")
-    serve.add_argument("--config", default=None, help="a TOML config file")
-    serve.add_argument("--tls-cert", default=None)
-    serve.add_argument("--tls-key", default=None)
-    serve.add_argument("--log-level", default="INFO")
+    _serve_args(serve)
 
     creds = commands.add_parser("credentials", help="print shell exports for an account's key")
     _data_dir_arg(creds)
@@ -63,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     for verb in ("disable-key", "enable-key", "delete-key"):
         admin_cmds.add_parser(verb).add_argument("access_key_id")
 
+    image = commands.add_parser("image", help="machine images")
+    image_cmds = image.add_subparsers(dest="image_command", required=True)
+    tiny = image_cmds.add_parser("build-tiny", help="build the tiny Linux image (offline, from "
+                                 "Debian's packages) and register it as a public AMI; takes serve's "
+                                 "flags so that `make run ARGS=...` can pass the same to both")
+    _serve_args(tiny)
+    tiny.add_argument("--if-missing", action="store_true", help="keep an image registered already")
+
     billing = commands.add_parser("billing", help="usage and cost reports")
     billing_cmds = billing.add_subparsers(dest="billing_command", required=True)
     report = billing_cmds.add_parser("report", help="a period's costs, by service and usage type")
@@ -81,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args)
         if args.command == "credentials":
             return asyncio.run(_with_accounts(args.data_dir, lambda svc: credentials(svc, args)))
+        if args.command == "image":
+            config = _serve_config(args)
+            return asyncio.run(_with_accounts(config.data_dir, lambda svc: build_tiny(svc, config, args)))
         if args.command == "billing":
             return asyncio.run(_with_accounts(args.data_dir, lambda svc: billing_report(svc, args)))
         return asyncio.run(_with_accounts(args.data_dir, lambda svc: admin(svc, args)))
@@ -119,6 +135,16 @@ async def credentials(accounts: AccountService, args: argparse.Namespace) -> int
                         ("AWS_SECRET_ACCESS_KEY", key.secret_access_key),
                         ("AWS_DEFAULT_REGION", region), ("AWS_REGION", region)):
         print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+async def build_tiny(accounts: AccountService, config, args: argparse.Namespace) -> int:
+    from backend.tiny_image import build_tiny_image  # noqa: PLC0415
+    from ec2_api.images import register_tiny_image  # noqa: PLC0415
+    await accounts.bootstrap()
+    artifacts = await asyncio.to_thread(build_tiny_image, config.path("tiny-image"))
+    image_id = await register_tiny_image(accounts.store.db, config, artifacts, if_missing=args.if_missing)
+    print(image_id)
     return 0
 
 
@@ -174,12 +200,16 @@ async def admin(accounts: AccountService, args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_config(args: argparse.Namespace):
+    return load_config(args.config, host=args.host, port=args.port, data_dir=args.data_dir,
+                       tls_cert=args.tls_cert, tls_key=args.tls_key, region=args.region,
+                       backend=args.backend)
+
+
 def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_config(args.config, host=args.host, port=args.port, data_dir=args.data_dir,
-                         tls_cert=args.tls_cert, tls_key=args.tls_key, region=args.region)
-    asyncio.run(run_server(config))
+    asyncio.run(run_server(_serve_config(args)))
     return 0
 
 
