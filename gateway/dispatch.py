@@ -3,6 +3,7 @@ operation's handler, encode its output. Errors propagate to ``gateway.app`` whic
 from __future__ import annotations
 
 import hashlib
+import re
 import urllib.parse
 from typing import Any
 
@@ -15,6 +16,7 @@ from gateway.protocols.models import service_model
 from gateway.services import Service
 
 XML_CONTENT_TYPE = "text/xml;charset=UTF-8"
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -31,6 +33,16 @@ def body_sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+def _form_pairs(text: str) -> list[tuple[str, str]]:
+    """``name=value&...`` pairs; a broken percent-escape or invalid UTF-8 is MalformedQueryString."""
+    if _BAD_ESCAPE.search(text):
+        raise errors.MalformedQueryString()
+    try:
+        return urllib.parse.parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise errors.MalformedQueryString() from exc
+
+
 def _operation(service: Service, name: str):
     model = service_model(service.model)
     if name not in model.operation_names:
@@ -40,13 +52,12 @@ def _operation(service: Service, name: str):
 
 async def call_query(ctx: Any, service: Service, request: web.Request, body: bytes) -> web.Response:
     """EC2 and the Query services (STS): form parameters in the query string and the body."""
-    pairs = urllib.parse.parse_qsl(request.raw_path.partition("?")[2], keep_blank_values=True)
+    pairs = _form_pairs(request.raw_path.partition("?")[2])
     if body and request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
         try:
-            pairs += urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True,
-                                            strict_parsing=False)
+            pairs += _form_pairs(body.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            raise errors.InvalidRequest("The request body is not valid UTF-8.") from exc
+            raise errors.MalformedQueryString("The request body is not valid UTF-8.") from exc
     params: dict[str, str] = {}
     for key, value in pairs:
         params.setdefault(key, value)

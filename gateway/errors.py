@@ -41,6 +41,8 @@ InvalidRequest = _error("InvalidRequest", "InvalidRequest", 400, "Invalid reques
 InvalidURI = _error("InvalidURI", "InvalidURI", 400, "Couldn't parse the specified URI.")
 XAmzContentSHA256Mismatch = _error("XAmzContentSHA256Mismatch", "XAmzContentSHA256Mismatch", 400,
                                    "The provided 'x-amz-content-sha256' header does not match what was computed.")
+MalformedQueryString = _error("MalformedQueryString", "MalformedQueryString", 404,
+                              "The query string contains a syntax error.")
 EC2MissingAction = _error("EC2MissingAction", "MissingAction", 400, "The request must contain the parameter Action")
 
 

@@ -162,7 +162,8 @@ def test_unknown_and_unimplemented_actions(server):
 
 def test_bad_parameters_are_4xx_never_500(server):
     cases = [
-        "Action=DescribeRegions&Version=2016-11-15&Filter.1.Name=region-name&Filter.x.Value.1=a",
+        "Action=DescribeRegions&Version=2016-11-15&DryRun=maybe",
+        "Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=instance-id&Filter.1.Value.1=i-1&MaxResults=-5",
         "Action=DescribeAvailabilityZones&Version=2016-11-15&AllAvailabilityZones=maybe",
         "Action=DescribeInstances&Version=2016-11-15&MaxResults=abc",
         "Action=DescribeRegions&Version=2016-11-15&%%%=%%%",
