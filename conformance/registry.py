@@ -18,7 +18,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-CLIENT_ORDER = ("boto3", "awscli", "awscli2", "rclone", "s3cmd", "raw")
+CLIENT_ORDER = ("boto3", "awscli", "awscli2", "rclone", "s3cmd", "pyarrow", "s3fs", "curl", "raw")
 SERVICE_ORDER = ("sts", "ec2", "s3")
 
 

@@ -120,7 +120,8 @@ def test_the_whole_suite_against_moto(moto_endpoint, tmp_path):
     """The scenarios (but HEAVY_AWSCLI), through the command line, lenient only about S3's
     request-id header (moto sends x-amzn-RequestId instead of x-amz-request-id)."""
     out = tmp_path / "results.json"
-    done = suite(moto_endpoint, "--only", "sts,ec2,s3", "--skip", ",".join(HEAVY_AWSCLI),
+    done = suite(moto_endpoint, "--only", "sts,ec2,s3", "--clients", "boto3,awscli,raw",
+                 "--skip", ",".join(HEAVY_AWSCLI),
                  "--lenient", "request-id", "--jobs", "4", "--json", str(out))
     assert done.returncode == 1, done.stderr  # moto does not check signatures: some must fail
     results = json.loads(out.read_text())

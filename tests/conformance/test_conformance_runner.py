@@ -57,7 +57,8 @@ def test_the_scenarios_load_and_have_unique_ids():
                    "s3.list_buckets", "s3.multipart_transfer_manager", "s3.sync_odd_names",
                    "s3.presign_cli", "s3.wrong_secret", "s3.unknown_key"):
         assert wanted in ids
-    assert {s.client for s in scenarios} == {"boto3", "awscli", "raw"}
+    assert {s.client for s in scenarios} == {"boto3", "awscli", "raw", "awscli2", "rclone", "s3cmd",
+                                             "pyarrow", "s3fs", "curl"}
 
 
 def test_select_by_service_row_id_and_client():
