@@ -1,0 +1,193 @@
+"""Buckets: CreateBucket, DeleteBucket, HeadBucket, ListBuckets, GetBucketLocation, and the
+read-only GetBucketVersioning / GetBucketAcl that tools ask for.
+
+Bucket names are global: CreateBucket of another account's name is BucketAlreadyExists; every other
+operation on another account's bucket, and every anonymous request, is AccessDenied (Nimbo has no
+ACLs or bucket policies: an account sees its own buckets only).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from s3_api.errors import (AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou,
+                           BucketNotEmpty, IllegalLocationConstraintException, InvalidArgument,
+                           InvalidBucketAclWithObjectOwnership, InvalidBucketName,
+                           InvalidLocationConstraint, NoSuchBucket,
+                           NotImplementedOperation)
+from s3_api.metadata import GRANTS, last_modified, now_us
+from storage.objects import Batch, Bucket
+
+US_EAST_1 = "us-east-1"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def valid_bucket_name(name: str | None) -> bool:
+    return bool(
+        name and _NAME.match(name) and ".." not in name and not _IP.match(name)
+        and not name.startswith(_RESERVED_PREFIXES) and not name.endswith(_RESERVED_SUFFIXES))
+
+
+def owner(ctx) -> dict:
+    return {"DisplayName": ctx.account.display_name, "ID": ctx.account.canonical_user_id}
+
+
+def owned_bucket(ctx, params: dict) -> Bucket:
+    """The request's bucket, when it exists and belongs to the signer; else the AWS error."""
+    name = params.get("Bucket")
+    if ctx.account is None:
+        raise AccessDenied()
+    bucket = ctx.state.store.bucket(name) if name else None
+    if bucket is None:
+        raise NoSuchBucket(BucketName=name)
+    check_owner(ctx, params, bucket)
+    return bucket
+
+
+def check_owner(ctx, params: dict, bucket: Bucket, expected_member: str = "ExpectedBucketOwner"):
+    if bucket.account_id != ctx.account.account_id:
+        raise AccessDenied()
+    expected = params.get(expected_member)
+    if expected and expected != bucket.account_id:
+        raise AccessDenied()
+
+
+async def create_bucket(ctx, params: dict) -> dict:
+    name = params.get("Bucket")
+    if ctx.account is None:
+        raise AccessDenied()
+    if not valid_bucket_name(name):
+        raise InvalidBucketName(BucketName=name)
+    if params.get("ACL") not in (None, "private") or any(params.get(g) for g in GRANTS):
+        raise InvalidBucketAclWithObjectOwnership()
+    if params.get("ObjectOwnership") not in (None, "BucketOwnerEnforced"):
+        raise NotImplementedOperation(Header="x-amz-object-ownership")
+    if params.get("ObjectLockEnabledForBucket"):
+        raise NotImplementedOperation(Header="x-amz-bucket-object-lock-enabled")
+    region = ctx.region
+    constraint = (params.get("CreateBucketConfiguration") or {}).get("LocationConstraint")
+    if constraint == "EU":
+        constraint = "eu-west-1"
+    if constraint:
+        if constraint == US_EAST_1 and region == US_EAST_1:
+            raise InvalidLocationConstraint(LocationConstraint=constraint)
+        if constraint != region:
+            raise IllegalLocationConstraintException(
+                f"The {constraint} location constraint is incompatible for the region specific"
+                " endpoint this request was sent to.")
+    elif region != US_EAST_1:
+        raise IllegalLocationConstraintException(
+            "The unspecified location constraint is incompatible for the region specific"
+            " endpoint this request was sent to.")
+    account_id = ctx.account.account_id
+    created = now_us(ctx)
+
+    async def create(batch: Batch) -> None:
+        existing = batch.bucket(name)
+        if existing is not None:
+            if existing.account_id != account_id:
+                raise BucketAlreadyExists(BucketName=name)
+            if existing.region == US_EAST_1 and region == US_EAST_1:
+                return  # S3's legacy us-east-1 answer: 200 OK
+            raise BucketAlreadyOwnedByYou(BucketName=name)
+        await batch.tx.execute(
+            "INSERT INTO s3_buckets (name, account_id, region, created_us) VALUES (?, ?, ?, ?)",
+            (name, account_id, region, created))
+        batch.forget_bucket(name)
+
+    await ctx.state.store.write_alone(create)
+    return {"Location": f"/{name}", "BucketArn": f"arn:aws:s3:::{name}"}
+
+
+async def delete_bucket(ctx, params: dict) -> dict:
+    bucket = owned_bucket(ctx, params)
+    store = ctx.state.store
+
+    async def delete(batch: Batch) -> None:
+        current = batch.bucket(bucket.name)
+        if current is None:
+            raise NoSuchBucket(BucketName=bucket.name)
+        if store.bucket_has_objects(bucket.name):
+            raise BucketNotEmpty(BucketName=bucket.name)
+        # S3 deletes a bucket with multipart uploads in progress: they go with it
+        rows = store.query(
+            "SELECT p.size, p.blob FROM s3_uploads u JOIN s3_upload_parts p"
+            " ON p.upload_id = u.upload_id WHERE u.bucket = ?", (bucket.name,))
+        if rows:
+            batch.add_usage(bucket.name, -sum(r[0] for r in rows))
+            batch.discard_blobs([r[1] for r in rows])
+        await batch.tx.execute(
+            "DELETE FROM s3_upload_parts WHERE upload_id IN"
+            " (SELECT upload_id FROM s3_uploads WHERE bucket = ?)", (bucket.name,))
+        await batch.tx.execute("DELETE FROM s3_uploads WHERE bucket = ?", (bucket.name,))
+        await batch.tx.execute("DELETE FROM s3_buckets WHERE name = ?", (bucket.name,))
+
+    await store.write_alone(delete)
+    return {"__status__": 204}
+
+
+async def head_bucket(ctx, params: dict) -> dict:
+    bucket = owned_bucket(ctx, params)
+    return {"BucketRegion": bucket.region, "AccessPointAlias": False}
+
+
+async def get_bucket_location(ctx, params: dict) -> dict:
+    bucket = owned_bucket(ctx, params)
+    return {"LocationConstraint": None if bucket.region == US_EAST_1 else bucket.region}
+
+
+async def get_bucket_versioning(ctx, params: dict) -> dict:
+    owned_bucket(ctx, params)
+    return {}   # never enabled: Nimbo keeps one version per key
+
+
+async def get_bucket_acl(ctx, params: dict) -> dict:
+    owned_bucket(ctx, params)
+    return owner_acl(ctx)
+
+
+def owner_acl(ctx) -> dict:
+    grantee = {"Type": "CanonicalUser", **owner(ctx)}
+    return {"Owner": owner(ctx), "Grants": [{"Grantee": grantee, "Permission": "FULL_CONTROL"}]}
+
+
+def encode_token(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode("utf-8")).decode("ascii")
+
+
+def decode_token(token: str, argument: str = "continuation-token") -> str:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        return base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeError):
+        raise InvalidArgument("The continuation token provided is incorrect",
+                              ArgumentName=argument, ArgumentValue=token) from None
+
+
+async def list_buckets(ctx, params: dict) -> dict:
+    if ctx.account is None:
+        raise AccessDenied()
+    max_buckets = params.get("MaxBuckets")
+    if max_buckets is not None and not 1 <= int(max_buckets) <= 10000:
+        raise InvalidArgument("max-buckets must be between 1 and 10000",
+                              ArgumentName="max-buckets", ArgumentValue=max_buckets)
+    limit = int(max_buckets) if max_buckets is not None else 10000
+    token = params.get("ContinuationToken")
+    after = decode_token(token) if token else ""
+    prefix = params.get("Prefix") or ""
+    rows = ctx.state.store.buckets(ctx.account.account_id, after, prefix,
+                                   params.get("BucketRegion"), limit + 1)
+    out: dict = {
+        "Buckets": [{"Name": b.name, "CreationDate": last_modified(b.created_us),
+                     "BucketRegion": b.region} for b in rows[:limit]],
+        "Owner": owner(ctx),
+    }
+    if prefix:
+        out["Prefix"] = prefix
+    if len(rows) > limit:
+        out["ContinuationToken"] = encode_token(rows[limit - 1].name)
+    return out

@@ -1,0 +1,138 @@
+"""What an object carries besides its bytes: keys, content headers, user metadata, ETags, times.
+
+The content headers and user metadata of a version are stored as one compact JSON text (NULL when
+there is nothing but the default Content-Type), and turned back into the model's output members.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from s3_api.errors import (AccessControlListNotSupported, InvalidArgument, InvalidStorageClass, KeyTooLongError,
+                           MetadataTooLarge, NotImplementedOperation)
+from s3_api.payload import stored_content_encoding
+
+MAX_KEY_BYTES = 1024
+MAX_METADATA_BYTES = 2048
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+STORAGE_CLASSES = {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
+                   "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "OUTPOSTS",
+                   "SNOW", "EXPRESS_ONEZONE"}
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+# stored name -> model member
+_FIELDS = {"ct": "ContentType", "ce": "ContentEncoding", "cd": "ContentDisposition",
+           "cl": "ContentLanguage", "cc": "CacheControl", "wr": "WebsiteRedirectLocation",
+           "sc": "StorageClass"}
+
+
+def check_key(key: str | None) -> str:
+    if not key:
+        raise InvalidArgument("A key must be specified", ArgumentName="key")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument("The key is not valid UTF-8.", ArgumentName="key") from None
+    if size > MAX_KEY_BYTES:
+        raise KeyTooLongError(Size=size, MaxSizeAllowed=MAX_KEY_BYTES)
+    return key
+
+
+OWNER_ONLY_ACLS = (None, "private", "bucket-owner-full-control")
+GRANTS = ("GrantFullControl", "GrantRead", "GrantReadACP", "GrantWriteACP", "GrantWrite")
+
+
+def check_acl(params: dict) -> None:
+    """Buckets are BucketOwnerEnforced (S3's default since 2023): no ACL but the owner's."""
+    if params.get("ACL") not in OWNER_ONLY_ACLS or any(params.get(g) for g in GRANTS):
+        raise AccessControlListNotSupported()
+
+
+def check_unsupported(params: dict) -> None:
+    """Refuse what would silently not happen: ACLs, KMS or customer-key encryption, object lock."""
+    check_acl(params)
+    sse = params.get("ServerSideEncryption")
+    if sse and sse != "AES256":
+        raise NotImplementedOperation(Header="x-amz-server-side-encryption")
+    if params.get("SSECustomerAlgorithm") or params.get("SSECustomerKey"):
+        raise NotImplementedOperation(Header="x-amz-server-side-encryption-customer-algorithm")
+    if params.get("ObjectLockMode") or params.get("ObjectLockLegalHoldStatus"):
+        raise NotImplementedOperation(Header="x-amz-object-lock-mode")
+
+
+def stored_headers(params: dict) -> str | None:
+    """The JSON text of a new version's content headers and metadata (None: all defaults)."""
+    check_unsupported(params)
+    doc: dict = {}
+    for short, name in _FIELDS.items():
+        value = params.get(name)
+        if name == "ContentEncoding":
+            value = stored_content_encoding(value)
+        if value is not None and value != "":
+            doc[short] = value
+    storage_class = doc.get("sc")
+    if storage_class is not None:
+        if storage_class not in STORAGE_CLASSES:
+            raise InvalidStorageClass(StorageClassRequested=storage_class)
+        if storage_class == "STANDARD":
+            del doc["sc"]
+    if doc.get("ct") == DEFAULT_CONTENT_TYPE:
+        del doc["ct"]
+    expires = params.get("Expires")
+    if expires is not None:
+        if isinstance(expires, dt.datetime):
+            if expires.tzinfo is None:
+                expires = expires.replace(tzinfo=dt.timezone.utc)
+            doc["ex"] = expires.isoformat()
+        else:
+            doc["ex"] = str(expires)
+    metadata = params.get("Metadata")
+    if metadata:
+        check_metadata(metadata)
+        doc["m"] = {k.lower(): v for k, v in metadata.items()}
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False) if doc else None
+
+
+def check_metadata(metadata: dict) -> None:
+    size = sum(len(k.encode("utf-8")) + len(str(v).encode("utf-8")) for k, v in metadata.items())
+    if size > MAX_METADATA_BYTES:
+        raise MetadataTooLarge(Size=size, MaxSizeAllowed=MAX_METADATA_BYTES)
+
+
+def output_headers(stored: str | None) -> dict:
+    """The model's output members for stored headers (ContentType always, Metadata always)."""
+    doc = json.loads(stored) if stored else {}
+    out: dict = {"ContentType": doc.get("ct", DEFAULT_CONTENT_TYPE), "Metadata": doc.get("m", {})}
+    for short, name in _FIELDS.items():
+        if short != "ct" and short in doc:
+            out[name] = doc[short]
+    if "ex" in doc:
+        try:
+            out["Expires"] = dt.datetime.fromisoformat(doc["ex"])
+        except ValueError:
+            pass
+    return out
+
+
+def storage_class(stored: str | None) -> str:
+    if not stored or '"sc"' not in stored:
+        return "STANDARD"
+    return json.loads(stored).get("sc", "STANDARD")
+
+
+def quoted(etag: str) -> str:
+    return f'"{etag}"'
+
+
+def unquote(etag: str | None) -> str:
+    return (etag or "").strip().strip('"')
+
+
+def last_modified(modified_us: int) -> dt.datetime:
+    """What clients see: whole seconds (HTTP dates and S3 listings carry no more)."""
+    return EPOCH + dt.timedelta(seconds=modified_us // 1_000_000)
+
+
+def now_us(ctx) -> int:
+    delta = ctx.now() - EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds

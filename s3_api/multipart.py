@@ -1,0 +1,384 @@
+"""Multipart uploads: CreateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload,
+AbortMultipartUpload, ListParts, ListMultipartUploads.
+
+Each part is its own blob. Completing an upload copies no data: the object becomes the ordered
+list of its parts' blobs (``s3_object_parts``) and GetObject streams them one after the other.
+The whole completion (validation included) runs inside one exclusive transaction, so a part
+re-uploaded or an upload aborted concurrently cannot slip in between the check and the commit.
+Parts of uploads in progress count as stored bytes, as S3 bills them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import urllib.parse
+
+from s3_api import checksums, conditions, payload
+from s3_api.buckets import owned_bucket, owner
+from s3_api.copying import (close_sources, copy_into, open_sources, parse_copy_range, segments,
+                            source_version)
+from s3_api.errors import (BadDigest, EntityTooSmall, InvalidArgument, InvalidPart,
+                           InvalidPartOrder, InvalidRequest, MalformedXML, NoSuchBucket,
+                           NoSuchUpload)
+from s3_api.listing import encoder, walk
+from s3_api.metadata import last_modified, now_us, quoted, storage_class, stored_headers, unquote
+from s3_api.objects import checksum_members, target_bucket
+from storage.objects import Batch, ObjectVersion, new_id, prefix_end
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PART_SIZE = 5 * 1024 ** 3
+MAX_PART_NUMBER = 10000
+MAX_COPY_PART = 5 * 1024 ** 3
+_AFTER_ANY_UPLOAD_ID = "\x7f"   # sorts after every upload id (hex digits)
+
+
+def _upload_for(ctx, bucket: str, key: str, upload_id: str | None) -> tuple:
+    upload = ctx.state.store.upload(upload_id) if upload_id else None
+    if upload is None or upload[1] != bucket or upload[2] != key:
+        raise NoSuchUpload(UploadId=upload_id)
+    return upload
+
+
+def _part_number(params: dict) -> int:
+    value = params.get("PartNumber")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if not 1 <= number <= MAX_PART_NUMBER:
+        raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
+                              ArgumentName="partNumber", ArgumentValue=value)
+    return number
+
+
+# --- CreateMultipartUpload ---------------------------------------------------------------------
+
+async def create_multipart_upload(ctx, params: dict) -> dict:
+    bucket, key = target_bucket(ctx, params)
+    headers = stored_headers(params)
+    algorithm = checksums.algorithm_named(params.get("ChecksumAlgorithm"))
+    checksum_type = None
+    if algorithm:
+        checksum_type = checksums.check_type(algorithm, params.get("ChecksumType"))
+    elif params.get("ChecksumType"):
+        raise InvalidRequest("The x-amz-checksum-type header can only be used with the"
+                             " x-amz-checksum-algorithm header.")
+    initiated = now_us(ctx)
+    upload_id = f"{initiated:014x}{secrets.token_hex(16)}"
+    account_id = ctx.account.account_id
+
+    async def create(batch: Batch) -> None:
+        if batch.bucket(bucket.name) is None:
+            raise NoSuchBucket(BucketName=bucket.name)
+        await batch.tx.execute(
+            "INSERT INTO s3_uploads (upload_id, bucket, key, initiated_us, owner_id,"
+            " checksum_algorithm, checksum_type, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (upload_id, bucket.name, key, initiated, account_id, algorithm, checksum_type, headers))
+
+    await ctx.state.store.write_alone(create)
+    out = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id}
+    if algorithm:
+        out.update({"ChecksumAlgorithm": algorithm, "ChecksumType": checksum_type})
+    return out
+
+
+# --- UploadPart, UploadPartCopy ----------------------------------------------------------------
+
+async def _commit_part(ctx, bucket: str, upload_id: str, number: int, size: int, etag: str,
+                       sums: dict[str, str], blob_id: str) -> None:
+    store = ctx.state.store
+    modified = now_us(ctx)
+
+    async def commit(batch: Batch) -> None:
+        if store.upload(upload_id) is None:
+            raise NoSuchUpload(UploadId=upload_id)
+        old = store.query("SELECT size, blob FROM s3_upload_parts WHERE upload_id = ? AND"
+                          " part_number = ?", (upload_id, number))
+        await batch.tx.execute(
+            "INSERT INTO s3_upload_parts (upload_id, part_number, size, etag, modified_us,"
+            " checksums, blob) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(upload_id, part_number)"
+            " DO UPDATE SET size = excluded.size, etag = excluded.etag,"
+            " modified_us = excluded.modified_us, checksums = excluded.checksums,"
+            " blob = excluded.blob",
+            (upload_id, number, size, etag, modified, json.dumps(sums), blob_id))
+        batch.add_usage(bucket, size - (old[0][0] if old else 0))
+        if old:
+            batch.discard_blobs([old[0][1]])
+
+    try:
+        await store.write_alone(commit)
+    except BaseException:
+        store.discard([blob_id])
+        raise
+
+
+def _part_algorithms(upload: tuple) -> tuple[str, ...]:
+    algorithm = upload[5]
+    return tuple(dict.fromkeys(a for a in (algorithm, checksums.DEFAULT_ALGORITHM) if a))
+
+
+async def upload_part(ctx, params: dict) -> dict:
+    bucket, key = target_bucket(ctx, params)
+    number = _part_number(params)
+    upload_id = params.get("UploadId")
+    upload = _upload_for(ctx, bucket.name, key, upload_id)
+    algorithm = upload[5]
+    declared = checksums.declared(params, ctx.headers, fallback=algorithm)
+    if algorithm and declared.algorithm != algorithm:
+        raise InvalidRequest(f"Checksum Type mismatch occurred, expected checksum Type:"
+                             f" {algorithm.lower()}, actual checksum Type:"
+                             f" {declared.algorithm.lower()}")
+    received = await payload.receive(ctx, ctx.state, params, inline_ok=False, declared=declared,
+                                     also=_part_algorithms(upload), max_size=MAX_PART_SIZE)
+    await _commit_part(ctx, bucket.name, upload_id, number, received.size, received.etag,
+                       received.checksums, received.blob_id)
+    out = {"ETag": quoted(received.etag)}
+    if declared.explicit:
+        out[checksums.member(declared.algorithm)] = received.checksums[declared.algorithm]
+    return out
+
+
+async def upload_part_copy(ctx, params: dict) -> dict:
+    bucket, key = target_bucket(ctx, params)
+    number = _part_number(params)
+    upload_id = params.get("UploadId")
+    upload = _upload_for(ctx, bucket.name, key, upload_id)
+    state = ctx.state
+    algorithms = list(_part_algorithms(upload))
+    for _ in range(3):
+        _, source, _ = source_version(ctx, params)
+        conditions.check_copy_source(params, source.etag, source.modified_us // 1_000_000)
+        first, last = parse_copy_range(params.get("CopySourceRange"), source.size)
+        if last - first + 1 > MAX_COPY_PART:
+            raise InvalidRequest("The specified copy range is larger than the maximum allowable"
+                                 f" size for a part: {MAX_COPY_PART}")
+        writer = None
+        try:
+            writer = await state.blobs.run(state.blobs.create)
+            if source.data is not None:
+                data = source.data[first:last + 1]
+                sums = {a: checksums.compute(a, data) for a in algorithms}
+                md5 = hashlib.md5(data).digest()
+                await state.blobs.run(writer.write, data)
+            else:
+                fds = open_sources(state.store, segments(state.store, source, first, last))
+                try:
+                    md5, sums = await state.blobs.run(copy_into, writer, fds, True, algorithms)
+                finally:
+                    close_sources(fds)
+            await state.blobs.run(writer.commit)
+            break
+        except FileNotFoundError:
+            if writer is not None:
+                await state.blobs.run(writer.abort)
+            continue
+        except BaseException:
+            if writer is not None:
+                await state.blobs.run(writer.abort)
+            raise
+    else:
+        raise InvalidRequest("The copy source changed while it was being read; please retry.")
+    etag = md5.hex()
+    await _commit_part(ctx, bucket.name, upload_id, number, last - first + 1, etag, sums,
+                       writer.blob_id)
+    result = {"ETag": quoted(etag), "LastModified": last_modified(now_us(ctx))}
+    if upload[5]:
+        result[checksums.member(upload[5])] = sums[upload[5]]
+    return {"CopyPartResult": result}
+
+
+# --- CompleteMultipartUpload, AbortMultipartUpload ---------------------------------------------
+
+def _object_checksum(upload: tuple, chosen: list[tuple[int, int, str, dict]]) -> tuple[str, str, str]:
+    """(algorithm, type, value) of the completed object from its parts' checksums."""
+    algorithm = upload[5] or checksums.DEFAULT_ALGORITHM
+    checksum_type = upload[6] or checksums.FULL_OBJECT
+    values = [sums.get(algorithm) for _, _, _, sums in chosen]
+    if any(v is None for v in values):   # parts from before an algorithm was known: none
+        return algorithm, checksum_type, ""
+    if checksum_type == checksums.COMPOSITE:
+        return algorithm, checksum_type, checksums.composite(algorithm, values)
+    return algorithm, checksum_type, checksums.full_object(
+        algorithm, [(v, size) for v, (_, size, _, _) in zip(values, chosen)])
+
+
+async def complete_multipart_upload(ctx, params: dict) -> dict:
+    bucket, key = target_bucket(ctx, params)
+    conditions.validate_write(params)
+    upload_id = params.get("UploadId")
+    _upload_for(ctx, bucket.name, key, upload_id)
+    requested = (params.get("MultipartUpload") or {}).get("Parts") or []
+    if not requested:
+        raise MalformedXML()
+    numbers = [int(p.get("PartNumber") or 0) for p in requested]
+    if any(b <= a for a, b in zip(numbers, numbers[1:])):
+        raise InvalidPartOrder()
+    store = ctx.state.store
+    modified = now_us(ctx)
+    account_id = ctx.account.account_id
+
+    async def complete(batch: Batch) -> ObjectVersion:
+        upload = store.upload(upload_id)
+        if upload is None or upload[1] != bucket.name or upload[2] != key:
+            raise NoSuchUpload(UploadId=upload_id)
+        stored = {r[0]: r for r in store.upload_parts(upload_id)}
+        chosen = []
+        for i, (part, number) in enumerate(zip(requested, numbers)):
+            row = stored.get(number)
+            if row is None or unquote(part.get("ETag")) != row[2]:
+                raise InvalidPart(UploadId=upload_id, PartNumber=number, ETag=part.get("ETag"))
+            sums = json.loads(row[4] or "{}")
+            for algorithm in checksums.ALGORITHMS:
+                given = part.get(checksums.member(algorithm))
+                if given is not None and sums.get(algorithm) not in (None, given):
+                    raise InvalidPart(f"The {algorithm.lower()} checksum of part {number} does"
+                                      " not match the part's.", PartNumber=number)
+            if i < len(requested) - 1 and row[1] < MIN_PART_SIZE:
+                raise EntityTooSmall(ProposedSize=row[1], MinSizeAllowed=MIN_PART_SIZE,
+                                     PartNumber=number, ETag=part.get("ETag"))
+            chosen.append((number, row[1], row[5], sums, row[2]))
+        size = sum(c[1] for c in chosen)
+        expected_size = params.get("MpuObjectSize")
+        if expected_size is not None and int(expected_size) != size:
+            raise InvalidRequest("The provided x-amz-mp-object-size header value does not match"
+                                 " the object size.")
+        algorithm, checksum_type, value = _object_checksum(
+            upload, [(n, s, b, sums) for n, s, b, sums, _ in chosen])
+        if params.get("ChecksumType") and params["ChecksumType"].upper() != checksum_type:
+            raise InvalidRequest(f"The upload was created using the {checksum_type} checksum"
+                                 " mode. The complete request must use the same checksum mode.")
+        claimed = params.get(checksums.member(algorithm))
+        if claimed is not None and value and claimed.split("-")[0] != value.split("-")[0]:
+            raise BadDigest(f"The {algorithm} you specified did not match the calculated"
+                            " checksum.")
+        current = batch.get(bucket.name, key)
+        conditions.check_write(params, current.etag if current else None)
+        etag = hashlib.md5(b"".join(bytes.fromhex(c[4]) for c in chosen)).hexdigest()
+        part_rows, start = [], 0
+        for number, part_size, blob, sums, part_etag in chosen:
+            part_rows.append((number, start, part_size, part_etag, sums.get(algorithm), blob))
+            start += part_size
+        version = ObjectVersion(bucket.name, key, new_id(), size, f"{etag}-{len(chosen)}",
+                                modified, account_id, len(chosen), algorithm, checksum_type,
+                                value or None, upload[7], None, None, part_rows)
+        batch.put(version)
+        used = {c[2] for c in chosen}
+        batch.discard_blobs([r[5] for r in stored.values() if r[5] not in used])
+        batch.add_usage(bucket.name, -sum(r[1] for r in stored.values()))
+        await batch.tx.execute("DELETE FROM s3_upload_parts WHERE upload_id = ?", (upload_id,))
+        await batch.tx.execute("DELETE FROM s3_uploads WHERE upload_id = ?", (upload_id,))
+        return version
+
+    version = await store.write_alone(complete)
+    location = f"/{bucket.name}/{urllib.parse.quote(key)}"
+    if getattr(ctx, "host", ""):
+        location = f"http://{ctx.host}{location}"
+    out = {"Location": location, "Bucket": bucket.name, "Key": key, "ETag": quoted(version.etag)}
+    out.update(checksum_members(version.checksum_algorithm, version.checksum_value,
+                                version.checksum_type))
+    return out
+
+
+async def abort_multipart_upload(ctx, params: dict) -> dict:
+    bucket, key = target_bucket(ctx, params)
+    upload_id = params.get("UploadId")
+    store = ctx.state.store
+
+    async def abort(batch: Batch) -> None:
+        upload = store.upload(upload_id) if upload_id else None
+        if upload is None or upload[1] != bucket.name or upload[2] != key:
+            raise NoSuchUpload(UploadId=upload_id)
+        parts = store.upload_parts(upload_id)
+        batch.add_usage(bucket.name, -sum(p[1] for p in parts))
+        batch.discard_blobs([p[5] for p in parts])
+        await batch.tx.execute("DELETE FROM s3_upload_parts WHERE upload_id = ?", (upload_id,))
+        await batch.tx.execute("DELETE FROM s3_uploads WHERE upload_id = ?", (upload_id,))
+
+    await store.write_alone(abort)
+    return {"__status__": 204}
+
+
+# --- ListParts, ListMultipartUploads -----------------------------------------------------------
+
+def _limit(value, name: str) -> int:
+    if value is None:
+        return 1000
+    value = int(value)
+    if value < 0:
+        raise InvalidArgument(f"Argument {name} must be an integer between 0 and 2147483647",
+                              ArgumentName=name, ArgumentValue=value)
+    return min(value, 1000)
+
+
+async def list_parts(ctx, params: dict) -> dict:
+    bucket, key = target_bucket(ctx, params)
+    upload_id = params.get("UploadId")
+    upload = _upload_for(ctx, bucket.name, key, upload_id)
+    marker = int(params.get("PartNumberMarker") or 0)
+    limit = _limit(params.get("MaxParts"), "max-parts")
+    rows = ctx.state.store.upload_parts(upload_id, marker, limit + 1)
+    algorithm = upload[5]
+    parts = []
+    for number, size, etag, modified_us, sums, _ in rows[:limit]:
+        part = {"PartNumber": number, "LastModified": last_modified(modified_us),
+                "ETag": quoted(etag), "Size": size}
+        if algorithm:
+            value = json.loads(sums or "{}").get(algorithm)
+            if value:
+                part[checksums.member(algorithm)] = value
+        parts.append(part)
+    who = owner(ctx)
+    out = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id, "PartNumberMarker": marker,
+           "MaxParts": limit, "IsTruncated": len(rows) > limit, "Parts": parts,
+           "Initiator": who, "Owner": who, "StorageClass": storage_class(upload[7])}
+    if parts:
+        out["NextPartNumberMarker"] = parts[-1]["PartNumber"]
+    if algorithm:
+        out.update({"ChecksumAlgorithm": algorithm, "ChecksumType": upload[6]})
+    return out
+
+
+async def list_multipart_uploads(ctx, params: dict) -> dict:
+    bucket = owned_bucket(ctx, params)
+    encode = encoder(params)
+    limit = _limit(params.get("MaxUploads"), "max-uploads")
+    prefix = params.get("Prefix") or ""
+    delimiter = params.get("Delimiter") or None
+    key_marker = params.get("KeyMarker") or None
+    upload_marker = params.get("UploadIdMarker") or None
+    store = ctx.state.store
+
+    def scan(start, inclusive, end, n):
+        return store.scan_uploads(bucket.name, start, None if inclusive else _AFTER_ANY_UPLOAD_ID,
+                                  end, n)
+
+    first_scan = None
+    if key_marker is not None and key_marker >= prefix:
+        end = prefix_end(prefix) if prefix else None
+        after_id = upload_marker or _AFTER_ANY_UPLOAD_ID
+        first_scan = (lambda n: store.scan_uploads(bucket.name, key_marker, after_id, end, n))
+    result = walk(scan, prefix, delimiter, key_marker, limit, first_scan)
+    who = owner(ctx)
+    uploads = []
+    for key, upload_id, initiated_us, _, algorithm, checksum_type in result.rows:
+        item = {"UploadId": upload_id, "Key": encode(key), "Initiated": last_modified(initiated_us),
+                "StorageClass": "STANDARD", "Owner": who, "Initiator": who}
+        if algorithm:
+            item.update({"ChecksumAlgorithm": algorithm, "ChecksumType": checksum_type})
+        uploads.append(item)
+    out = {"Bucket": bucket.name, "KeyMarker": encode(key_marker or ""),
+           "UploadIdMarker": upload_marker or "", "Prefix": encode(prefix), "MaxUploads": limit,
+           "IsTruncated": result.truncated, "Uploads": uploads,
+           "CommonPrefixes": [{"Prefix": encode(p)} for p in result.prefixes]}
+    if delimiter:
+        out["Delimiter"] = encode(delimiter)
+    if params.get("EncodingType"):
+        out["EncodingType"] = params["EncodingType"]
+    if result.truncated:
+        if result.last_row is not None:
+            out["NextKeyMarker"] = encode(result.last_row[0])
+            out["NextUploadIdMarker"] = result.last_row[1]
+        else:
+            out["NextKeyMarker"] = encode(result.last)
+    return out

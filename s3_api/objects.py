@@ -1,0 +1,398 @@
+"""Objects: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject,
+GetObjectAttributes, GetObjectAcl.
+
+A write stores its bytes first (inline or as a durable blob), then commits the metadata row in the
+next group commit, where its conditions (If-Match, If-None-Match) are checked against the key's
+current version; concurrent PUTs of one key therefore leave exactly one complete version, and the
+previous version's blob is unlinked only after the commit.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from s3_api import checksums, conditions, payload
+from s3_api.buckets import check_owner, owned_bucket, owner, owner_acl
+from s3_api.copying import (close_sources, copy_into, open_sources, parse_copy_source, segments,
+                            source_version)
+from s3_api.errors import (AccessDenied, InvalidArgument, InvalidPartNumber, InvalidRequest,
+                           MalformedXML, NoSuchBucket, NoSuchKey, NoSuchVersion,
+                           NotImplementedOperation, PreconditionFailed, S3Error)
+from s3_api.metadata import (check_key, check_unsupported, last_modified, now_us, output_headers, quoted,
+                             storage_class, stored_headers, unquote)
+from s3_api.streaming import ObjectBody
+from storage.objects import Batch, Bucket, ObjectVersion, new_id
+
+MAX_COPY_SIZE = 5 * 1024 ** 3
+MAX_DELETE_KEYS = 1000
+_OVERRIDES = (("ResponseContentType", "ContentType"), ("ResponseContentLanguage", "ContentLanguage"),
+              ("ResponseCacheControl", "CacheControl"),
+              ("ResponseContentDisposition", "ContentDisposition"),
+              ("ResponseContentEncoding", "ContentEncoding"), ("ResponseExpires", "Expires"))
+
+
+def target_bucket(ctx, params: dict) -> tuple[Bucket, str]:
+    """The signer's bucket and the checked key of an object request."""
+    if ctx.account is None:
+        raise AccessDenied()
+    key = check_key(params.get("Key"))
+    bucket = ctx.state.store.bucket(params.get("Bucket"))
+    if bucket is None:
+        raise NoSuchBucket(BucketName=params.get("Bucket"))
+    check_owner(ctx, params, bucket)
+    return bucket, key
+
+
+def read_target(ctx, params: dict) -> tuple[Bucket, ObjectVersion]:
+    if ctx.account is None:
+        raise AccessDenied()
+    key = check_key(params.get("Key"))
+    bucket, version = ctx.state.store.bucket_and_object(params.get("Bucket"), key)
+    if bucket is None:
+        raise NoSuchBucket(BucketName=params.get("Bucket"))
+    check_owner(ctx, params, bucket)
+    version_id = params.get("VersionId")
+    if version_id not in (None, "null"):
+        raise NoSuchVersion(Key=key, VersionId=version_id)
+    if version is None:
+        raise NoSuchKey(Key=key)
+    return bucket, version
+
+
+def checksum_members(algorithm: str | None, value: str | None, checksum_type: str | None) -> dict:
+    if not algorithm or not value:
+        return {}
+    out = {checksums.member(algorithm): value}
+    if checksum_type:
+        out["ChecksumType"] = checksum_type
+    return out
+
+
+async def commit_version(ctx, version: ObjectVersion, params: dict) -> None:
+    """Make ``version`` current in the next group commit, or unlink its blob and raise."""
+    store = ctx.state.store
+
+    def commit(batch: Batch) -> None:
+        if batch.bucket(version.bucket) is None:
+            raise NoSuchBucket(BucketName=version.bucket)
+        current = batch.get(version.bucket, version.key)
+        conditions.check_write(params, current.etag if current else None)
+        batch.put(version)
+
+    try:
+        await store.write(commit)
+    except BaseException:
+        if version.blob:
+            store.discard([version.blob])
+        raise
+
+
+# --- PutObject ---------------------------------------------------------------------------------
+
+async def put_object(ctx, params: dict) -> dict:
+    bucket, key = target_bucket(ctx, params)
+    conditions.validate_write(params)
+    if params.get("WriteOffsetBytes") is not None:
+        raise NotImplementedOperation(Header="x-amz-write-offset-bytes")
+    headers = stored_headers(params)
+    store = ctx.state.store
+    if params.get("IfNoneMatch") is not None or params.get("IfMatch") is not None:
+        current = store.object(bucket.name, key)        # fail before reading the body
+        conditions.check_write(params, current.etag if current else None)
+    declared = checksums.declared(params, ctx.headers)
+    received = await payload.receive(ctx, ctx.state, params, inline_ok=True, declared=declared)
+    value = received.checksums[declared.algorithm]
+    version = ObjectVersion(bucket.name, key, new_id(), received.size, received.etag, now_us(ctx),
+                            ctx.account.account_id, 0, declared.algorithm, checksums.FULL_OBJECT,
+                            value, headers, received.blob_id, received.data)
+    await commit_version(ctx, version, params)
+    return {"ETag": quoted(received.etag),
+            **checksum_members(declared.algorithm, value, checksums.FULL_OBJECT)}
+
+
+# --- GetObject / HeadObject --------------------------------------------------------------------
+
+async def get_object(ctx, params: dict) -> dict:
+    for _ in range(3):
+        bucket, version = read_target(ctx, params)
+        out = _describe(ctx, params, version)
+        start, end = out.pop("__range__")
+        if version.data is not None:
+            out["Body"] = ObjectBody(ctx.state.blobs, data=version.data[start:end + 1])
+            return out
+        body = ObjectBody(ctx.state.blobs, segments=segments(ctx.state.store, version, start, end))
+        try:
+            body.open()
+        except FileNotFoundError:
+            continue    # the version was replaced between the lookup and the open: look again
+        out["Body"] = body
+        return out
+    raise S3Error("The object changed while it was being read; please retry.")
+
+
+async def head_object(ctx, params: dict) -> dict:
+    _, version = read_target(ctx, params)
+    out = _describe(ctx, params, version)
+    out.pop("__range__")
+    return out
+
+
+def _describe(ctx, params: dict, version: ObjectVersion) -> dict:
+    """Headers of a GetObject/HeadObject answer, with the byte range to send as ``__range__``."""
+    if len(params) > 2:     # anything besides Bucket and Key: conditions, overrides ...
+        conditions.check_read(params, version.etag, version.modified_us // 1_000_000)
+        overrides = [(m, params[p]) for p, m in _OVERRIDES if params.get(p) is not None]
+    else:
+        overrides = ()
+    out = output_headers(version.headers)
+    out["ETag"] = f'"{version.etag}"'
+    out["LastModified"] = last_modified(version.modified_us)
+    out["AcceptRanges"] = "bytes"
+    for member, value in overrides:
+        out[member] = value
+    size = version.size
+    part_number = params.get("PartNumber")
+    range_header = params.get("Range")
+    whole = True
+    start, end = 0, size - 1
+    checksum_value = version.checksum_value
+    if part_number is not None:
+        if range_header:
+            raise InvalidRequest("Cannot specify both Range header and partNumber query parameter.")
+        part_number = int(part_number)
+        if not 1 <= part_number <= 10000:
+            raise InvalidArgument("Part number must be an integer between 1 and 10000, inclusive",
+                                  ArgumentName="partNumber", ArgumentValue=part_number)
+        if version.parts:
+            rows = ctx.state.store.object_parts(version.version_id, part_number - 1, 1)
+            if not rows or rows[0][0] != part_number:
+                raise InvalidPartNumber(PartNumberRequested=part_number,
+                                        ActualPartCount=version.parts)
+            _, start, part_size, _, checksum_value, _ = rows[0]
+            end = start + part_size - 1
+            out["PartsCount"] = version.parts
+        elif part_number != 1:
+            raise InvalidPartNumber(PartNumberRequested=part_number, ActualPartCount=1)
+        if size:
+            out["__status__"] = 206
+            out["ContentRange"] = f"bytes {start}-{end}/{size}"
+        whole = not version.parts
+    else:
+        selected = conditions.parse_range(range_header, size)
+        if selected is not None:
+            start, end = selected
+            out["__status__"] = 206
+            out["ContentRange"] = f"bytes {start}-{end}/{size}"
+            whole = False
+    if params.get("ChecksumMode") == "ENABLED" and (whole or part_number is not None):
+        out.update(checksum_members(version.checksum_algorithm, checksum_value,
+                                    version.checksum_type))
+    out["ContentLength"] = max(0, end - start + 1)
+    out["__range__"] = (start, end)
+    return out
+
+
+# --- DeleteObject / DeleteObjects --------------------------------------------------------------
+
+def _check_delete(item: dict, current: ObjectVersion | None) -> None:
+    """Conditional deletes: If-Match (ETag), x-amz-if-match-size, -last-modified-time."""
+    etag, size, modified = item.get("IfMatch"), item.get("IfMatchSize"), \
+        item.get("IfMatchLastModifiedTime")
+    if etag is None and size is None and modified is None:
+        return
+    if current is None:
+        raise NoSuchKey(Key=item.get("Key"))
+    if etag is not None and not conditions.etag_matches(etag, current.etag):
+        raise PreconditionFailed(Condition="If-Match")
+    if size is not None and int(size) != current.size:
+        raise PreconditionFailed(Condition="x-amz-if-match-size")
+    if modified is not None and conditions.seconds(modified) != current.modified_us // 1_000_000:
+        raise PreconditionFailed(Condition="x-amz-if-match-last-modified-time")
+
+
+async def delete_object(ctx, params: dict) -> dict:
+    bucket, key = target_bucket(ctx, params)
+    version_id = params.get("VersionId")
+    if version_id not in (None, "null"):
+        raise InvalidArgument("Invalid version id specified", ArgumentName="versionId",
+                              ArgumentValue=version_id)
+
+    def delete(batch: Batch) -> None:
+        if batch.bucket(bucket.name) is None:
+            raise NoSuchBucket(BucketName=bucket.name)
+        _check_delete(params, batch.get(bucket.name, key))
+        batch.delete(bucket.name, key)
+
+    await ctx.state.store.write(delete)
+    return {"__status__": 204}
+
+
+async def delete_objects(ctx, params: dict) -> dict:
+    bucket = owned_bucket(ctx, params)
+    spec = params.get("Delete") or {}
+    items = spec.get("Objects") or []
+    if not items or len(items) > MAX_DELETE_KEYS:
+        raise MalformedXML()
+    quiet = bool(spec.get("Quiet"))
+
+    def delete(batch: Batch) -> list[tuple[dict, S3Error | None]]:
+        if batch.bucket(bucket.name) is None:
+            raise NoSuchBucket(BucketName=bucket.name)
+        results = []
+        for item in items:
+            key = item.get("Key")
+            try:
+                check_key(key)
+                if item.get("VersionId") not in (None, "null"):
+                    raise NoSuchVersion(Key=key, VersionId=item.get("VersionId"))
+                _check_delete({"IfMatch": item.get("ETag"), "IfMatchSize": item.get("Size"),
+                               "IfMatchLastModifiedTime": item.get("LastModifiedTime"),
+                               "Key": key}, batch.get(bucket.name, key))
+                batch.delete(bucket.name, key)
+                results.append((item, None))
+            except S3Error as exc:
+                results.append((item, exc))
+        return results
+
+    results = await ctx.state.store.write(delete)
+    deleted, errors = [], []
+    for item, error in results:
+        if error is None:
+            if not quiet:
+                entry = {"Key": item["Key"]}
+                if item.get("VersionId"):
+                    entry["VersionId"] = item["VersionId"]
+                deleted.append(entry)
+        else:
+            entry = {"Key": item.get("Key"), "Code": error.code, "Message": error.message}
+            if item.get("VersionId"):
+                entry["VersionId"] = item["VersionId"]
+            errors.append(entry)
+    out: dict = {}
+    if deleted:
+        out["Deleted"] = deleted
+    if errors:
+        out["Errors"] = errors
+    return out
+
+
+# --- CopyObject --------------------------------------------------------------------------------
+
+async def copy_object(ctx, params: dict) -> dict:
+    bucket, key = target_bucket(ctx, params)
+    conditions.validate_write(params)
+    check_unsupported(params)
+    directive = (params.get("MetadataDirective") or "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise InvalidArgument("Unknown metadata directive.", ArgumentName="x-amz-metadata-directive",
+                              ArgumentValue=params.get("MetadataDirective"))
+    src_name, src_key, _ = parse_copy_source(params.get("CopySource"))
+    wanted_algorithm = checksums.algorithm_named(params.get("ChecksumAlgorithm"))
+    if (src_name, src_key) == (bucket.name, key) and directive == "COPY" and not (
+            params.get("StorageClass") or params.get("WebsiteRedirectLocation")
+            or params.get("ServerSideEncryption") or wanted_algorithm):
+        raise InvalidRequest("This copy request is illegal because it is trying to copy an object to"
+                             " itself without changing the object's metadata, storage class,"
+                             " website redirect location or encryption attributes.")
+    for _ in range(3):
+        _, source, _ = source_version(ctx, params)
+        conditions.check_copy_source(params, source.etag, source.modified_us // 1_000_000)
+        if source.size > MAX_COPY_SIZE:
+            raise InvalidRequest("The specified copy source is larger than the maximum allowable"
+                                 f" size for a copy source: {MAX_COPY_SIZE}")
+        headers = stored_headers(params) if directive == "REPLACE" else _copied_headers(params, source)
+        try:
+            version = await _copy_data(ctx, source, bucket.name, key, headers, wanted_algorithm)
+            break
+        except FileNotFoundError:
+            continue   # the source was replaced while we opened it: look again
+    else:
+        raise S3Error("The copy source changed while it was being read; please retry.")
+    await commit_version(ctx, version, params)
+    result = {"ETag": quoted(version.etag), "LastModified": last_modified(version.modified_us)}
+    result.update(checksum_members(version.checksum_algorithm, version.checksum_value,
+                                   version.checksum_type))
+    return {"CopyObjectResult": result}
+
+
+def _copied_headers(params: dict, source: ObjectVersion) -> str | None:
+    changes = {k: params[k] for k in ("StorageClass", "WebsiteRedirectLocation") if params.get(k)}
+    if not changes:
+        return source.headers
+    merged = output_headers(source.headers)
+    merged.update(changes)
+    return stored_headers(merged)
+
+
+async def _copy_data(ctx, source: ObjectVersion, bucket: str, key: str, headers: str | None,
+                     wanted: str | None) -> ObjectVersion:
+    state = ctx.state
+    algorithm = wanted or source.checksum_algorithm or checksums.DEFAULT_ALGORITHM
+    reuse_md5 = not source.parts
+    reuse_sum = (algorithm == source.checksum_algorithm and not source.parts
+                 and source.checksum_value is not None)
+    etag, value = (source.etag if reuse_md5 else None), (source.checksum_value if reuse_sum else None)
+    blob_id = data = None
+    if source.data is not None:
+        data = source.data
+        etag = etag or hashlib.md5(data).hexdigest()
+        value = value or checksums.compute(algorithm, data)
+    else:
+        pieces = segments(state.store, source, 0, source.size - 1)
+        fds = open_sources(state.store, pieces)
+        writer = None
+        try:
+            writer = await state.blobs.run(state.blobs.create)
+            md5, sums = await state.blobs.run(copy_into, writer, fds, etag is None,
+                                              [] if value else [algorithm])
+            await state.blobs.run(writer.commit)
+        except BaseException:
+            if writer is not None:
+                await state.blobs.run(writer.abort)
+            raise
+        finally:
+            close_sources(fds)
+        etag = etag or md5.hex()
+        value = value or sums[algorithm]
+        blob_id = writer.blob_id
+    return ObjectVersion(bucket, key, new_id(), source.size, etag, now_us(ctx),
+                         ctx.account.account_id, 0, algorithm, checksums.FULL_OBJECT, value,
+                         headers, blob_id, data)
+
+
+# --- GetObjectAttributes, GetObjectAcl ---------------------------------------------------------
+
+async def get_object_attributes(ctx, params: dict) -> dict:
+    _, version = read_target(ctx, params)
+    wanted = {a.strip() for item in params.get("ObjectAttributes") or [] for a in str(item).split(",")}
+    out: dict = {"LastModified": last_modified(version.modified_us)}
+    if "ETag" in wanted:
+        out["ETag"] = version.etag
+    if "Checksum" in wanted and version.checksum_value:
+        out["Checksum"] = checksum_members(version.checksum_algorithm, version.checksum_value,
+                                           version.checksum_type)
+    if "ObjectParts" in wanted and version.parts:
+        marker = int(params.get("PartNumberMarker") or 0)
+        max_parts = min(int(params.get("MaxParts") or 1000), 1000)
+        rows = ctx.state.store.object_parts(version.version_id, marker, max_parts + 1)
+        parts = [{"PartNumber": r[0], "Size": r[2],
+                  **({checksums.member(version.checksum_algorithm): r[4]}
+                     if r[4] and version.checksum_algorithm else {})} for r in rows[:max_parts]]
+        info = {"TotalPartsCount": version.parts, "PartNumberMarker": marker,
+                "MaxParts": max_parts, "IsTruncated": len(rows) > max_parts, "Parts": parts}
+        if parts:
+            info["NextPartNumberMarker"] = parts[-1]["PartNumber"]
+        out["ObjectParts"] = info
+    if "StorageClass" in wanted:
+        out["StorageClass"] = storage_class(version.headers)
+    if "ObjectSize" in wanted:
+        out["ObjectSize"] = version.size
+    return out
+
+
+async def get_object_acl(ctx, params: dict) -> dict:
+    read_target(ctx, params)
+    return owner_acl(ctx)
+
+
+__all__ = ["put_object", "get_object", "head_object", "delete_object", "delete_objects",
+           "copy_object", "get_object_attributes", "get_object_acl", "owner", "unquote"]

@@ -1,0 +1,38 @@
+"""The S3 operations Nimbo implements, by botocore operation name: ``OPERATIONS[name](ctx, params)``.
+
+Anything the router resolves to that is not in this table answers ``NotImplemented`` (501).
+"""
+from __future__ import annotations
+
+from s3_api import buckets, listing, multipart, objects
+
+OPERATIONS = {
+    # buckets
+    "CreateBucket": buckets.create_bucket,
+    "DeleteBucket": buckets.delete_bucket,
+    "HeadBucket": buckets.head_bucket,
+    "ListBuckets": buckets.list_buckets,
+    "GetBucketLocation": buckets.get_bucket_location,
+    "GetBucketVersioning": buckets.get_bucket_versioning,
+    "GetBucketAcl": buckets.get_bucket_acl,
+    # objects
+    "PutObject": objects.put_object,
+    "GetObject": objects.get_object,
+    "HeadObject": objects.head_object,
+    "DeleteObject": objects.delete_object,
+    "DeleteObjects": objects.delete_objects,
+    "CopyObject": objects.copy_object,
+    "GetObjectAttributes": objects.get_object_attributes,
+    "GetObjectAcl": objects.get_object_acl,
+    # listing
+    "ListObjects": listing.list_objects,
+    "ListObjectsV2": listing.list_objects_v2,
+    # multipart
+    "CreateMultipartUpload": multipart.create_multipart_upload,
+    "UploadPart": multipart.upload_part,
+    "UploadPartCopy": multipart.upload_part_copy,
+    "CompleteMultipartUpload": multipart.complete_multipart_upload,
+    "AbortMultipartUpload": multipart.abort_multipart_upload,
+    "ListParts": multipart.list_parts,
+    "ListMultipartUploads": multipart.list_multipart_uploads,
+}

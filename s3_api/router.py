@@ -1,0 +1,121 @@
+"""Which S3 operation a request is, from botocore's model rather than a hand-written table.
+
+Every operation's ``requestUri`` gives its method, its shape (``/``, ``/{Bucket}``,
+``/{Bucket}/{Key+}``) and the query keys that must be present (``?uploads``, ``?list-type=2``);
+required query-string members (``uploadId``, ``partNumber``) must be present too, and for
+operations whose URI names no sub-resource, so must their required headers (CopyObject's
+``x-amz-copy-source``). Among the operations a request satisfies, the most specific wins.
+An operation S3 has and Nimbo does not implement answers ``NotImplemented``; a method no
+operation of that shape accepts answers ``MethodNotAllowed``.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import botocore.session
+
+from s3_api.errors import MethodNotAllowed, NotImplementedOperation
+
+# S3 Express / Object Lambda operations, served on other endpoints, never routed here.
+_EXCLUDED = {"CreateSession", "ListDirectoryBuckets", "WriteGetObjectResponse"}
+
+
+@dataclass(frozen=True)
+class Route:
+    operation: str
+    method: str
+    shape: str                                   # "service" | "bucket" | "object"
+    query: tuple[tuple[str, str | None], ...]    # (key, required value or None)
+    headers: tuple[str, ...]                     # lower-case header names
+    deprecated: bool
+
+    @property
+    def weight(self) -> int:
+        return len(self.query) + len(self.headers)
+
+    def matches(self, query, headers) -> bool:
+        for name, value in self.query:
+            if name not in query:
+                return False
+            if value is not None and query.get(name) != value:
+                return False
+        return all(h in headers for h in self.headers)
+
+
+def _parse_uri(uri: str) -> tuple[str, tuple[tuple[str, str | None], ...]]:
+    path, _, query = uri.partition("?")
+    if "{Key+}" in path:
+        shape = "object"
+    elif "{Bucket}" in path:
+        shape = "bucket"
+    else:
+        shape = "service"
+    literals = []
+    for item in filter(None, query.split("&")):
+        name, sep, value = item.partition("=")
+        literals.append((name, value if sep else None))
+    return shape, tuple(literals)
+
+
+@functools.lru_cache(maxsize=1)
+def routes() -> dict[tuple[str, str], list[Route]]:
+    model = botocore.session.get_session().get_service_model("s3")
+    table: dict[tuple[str, str], list[Route]] = {}
+    for name in model.operation_names:
+        if name in _EXCLUDED:
+            continue
+        op = model.operation_model(name)
+        shape, literals = _parse_uri(op.http["requestUri"])
+        query = list(literals)
+        headers = []
+        members = op.input_shape.members if op.input_shape else {}
+        required = op.input_shape.required_members if op.input_shape else []
+        for member in required:
+            ser = members[member].serialization
+            if ser.get("location") == "querystring":
+                query.append((ser["name"], None))
+            elif ser.get("location") == "header" and not literals:
+                headers.append(ser["name"].lower())
+        route = Route(name, op.http["method"], shape, tuple(query), tuple(headers),
+                      bool(op.deprecated))
+        table.setdefault((route.method, shape), []).append(route)
+    for candidates in table.values():
+        candidates.sort(key=lambda r: (-r.weight, r.deprecated, r.operation))
+    return table
+
+
+def _implemented() -> dict:
+    from s3_api.operations import OPERATIONS  # late: operations imports the handlers
+    return OPERATIONS
+
+
+class _Headers:
+    """Case-insensitive presence test over any headers mapping."""
+
+    def __init__(self, headers) -> None:
+        self._names = {k.lower() for k in headers.keys()} if headers is not None else set()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._names
+
+
+def resolve(method: str, bucket: str | None, key: str | None, query, headers) -> str:
+    """The botocore operation name of a request (raises MethodNotAllowed / NotImplemented)."""
+    method = method.upper()
+    shape = "service" if not bucket else ("bucket" if not key else "object")
+    table = routes()
+    candidates = table.get((method, shape))
+    if not candidates:
+        raise MethodNotAllowed(Method=method, ResourceType=shape.upper())
+    names = _Headers(headers)
+    for route in candidates:
+        if route.matches(query, names):
+            if route.operation not in _implemented():
+                raise NotImplementedOperation(
+                    f"{route.operation} is not implemented by this server.")
+            return route.operation
+    if method == "POST" and shape == "bucket":
+        # a browser-based (POST policy) upload: S3 has it, Nimbo does not
+        raise NotImplementedOperation("POST object uploads are not implemented by this server.")
+    raise MethodNotAllowed(Method=method, ResourceType=shape.upper())

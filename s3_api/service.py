@@ -1,0 +1,64 @@
+"""The S3 service's state: made once at start-up (``open_state``), closed at shut-down.
+
+``open_state`` migrates the tables, opens the blob store under ``<data_dir>/blobs`` and, when no
+other process has the store open, collects what a crash left behind (temp files, blobs no row
+points to) *before* the first request is served.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass
+
+from storage.blobs import BlobStore
+from storage.objects import ObjectStore
+
+log = logging.getLogger(__name__)
+
+INLINE_MAX = 64 * 1024
+
+
+@dataclass
+class S3State:
+    store: ObjectStore
+    blobs: BlobStore
+    inline_max: int = INLINE_MAX
+
+
+def _microseconds(clock):
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+    def now_us() -> int:
+        delta = clock() - epoch
+        return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return now_us
+
+
+def to_us(value: dt.datetime) -> int:
+    return _microseconds(lambda: value)()
+
+
+async def open_state(app) -> S3State:
+    config = app.config
+    data_dir = getattr(config, "data_dir", None) or config["data_dir"]
+    blobs = BlobStore(os.path.join(data_dir, "blobs"))
+    await blobs.run(blobs.setup)
+    store = ObjectStore(app.db, blobs, _microseconds(app.clock))
+    await store.open()
+    if blobs.try_exclusive():
+        try:
+            temps, orphans = await blobs.run(blobs.collect, store.referenced_blobs())
+            if temps or orphans:
+                log.info("collected %d temp files and %d unreferenced blobs", temps, orphans)
+        finally:
+            blobs.share()
+    else:
+        log.info("another process serves this data directory: no blob collection")
+    inline_max = getattr(config, "s3_inline_max", None)
+    return S3State(store, blobs, INLINE_MAX if inline_max is None else int(inline_max))
+
+
+async def close_state(state: S3State) -> None:
+    await state.store.close()
+    state.blobs.close()
