@@ -25,6 +25,7 @@ from gateway.auth.request import SignedRequest
 from gateway.auth.sigv4 import authenticate
 from gateway.config import Config
 from gateway.context import AppContext, RequestContext
+from gateway.internal import report_delivery
 from gateway.metering import S3_SERVICE, Meter, MeterBuffer, s3_request_tier
 from gateway.protocols import json_protocol, query, rest_xml
 from gateway.services import Service, accepted_regions, protocol_of, signing_service, unsigned_service
@@ -237,12 +238,6 @@ async def _cleanup(app: web.Application) -> None:
         await context.backend.close()  # stops watching; VMs keep running
     if context.db is not None:
         await context.db.close()
-
-
-def report_delivery(context: AppContext) -> Any:
-    """The seam through which billing delivers Cost and Usage Reports into a tenant's bucket."""
-    s3_state = context.states.get("s3")
-    return getattr(s3_state, "deliver_report", None) if s3_state is not None else None
 
 
 def make_backend(config: Config) -> Any:

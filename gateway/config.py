@@ -45,6 +45,7 @@ class Config:
     price_list: str | None = None      # a price list file (default: the shipped prices)
     host_vcpus: int | None = None      # EC2 capacity (default: cores x 8 vCPUs, 80% of RAM)
     host_memory_mib: int | None = None
+    max_instances: int = 20            # instances (not terminated) per account and region: EC2's limit
     instance_stop_timeout: float = 60.0   # graceful stop before a forced one, seconds
     ec2_housekeeping_seconds: float = 60.0
     billing_interval_seconds: float = 60.0

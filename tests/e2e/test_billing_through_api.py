@@ -91,6 +91,11 @@ async def test_instance_and_storage_costs_agree_everywhere(live):
     await call(ec2.get_waiter("instance_stopped").wait, InstanceIds=[instance_id], WaiterConfig=FAST)
     await call(s3.delete_object, Bucket="finance-reports", Key="data.bin")
     await context.meter_buffer.flush()
+    # A Cost and Usage Report for the tenant's bucket, delivered by the next billing pass.
+    await call(cur.put_report_definition, ReportDefinition={
+        "ReportName": "hourly", "TimeUnit": "HOURLY", "Format": "textORcsv", "Compression": "GZIP",
+        "AdditionalSchemaElements": ["RESOURCES"], "S3Bucket": "finance-reports", "S3Prefix": "cur",
+        "S3Region": "us-east-1"})
     clock.set("2026-11-02T14:00:00Z")
     await context.billing.run_once()
 
@@ -104,6 +109,9 @@ async def test_instance_and_storage_costs_agree_everywhere(live):
     expected_gb_mo = Decimal(4 * MIB) * Decimal("1.5") / Decimal(1 << 30) / Decimal(30 * 24)
     assert abs(Decimal(storage["amount"]) - expected_gb_mo) < Decimal("1e-11")
     assert ("AmazonS3", "Requests-Tier1") in lines
+    # The instance's 1 GiB gp2 root volume is billed while the instance exists, stopped or not.
+    volume = lines[("AmazonEC2", "EBS:VolumeUsage.gp2")]
+    assert Decimal(volume["amount"]) == (Decimal("3.5") / Decimal(30 * 24)).quantize(Decimal("1e-12"))
     report_total = Decimal(report["total"])
 
     # Cost Explorer (boto3) answers the same total, and per service the same amounts.
@@ -116,13 +124,7 @@ async def test_instance_and_storage_costs_agree_everywhere(live):
     by_service = {g["Keys"][0]: Decimal(g["Metrics"]["UnblendedCost"]["Amount"]) for g in groups}
     assert by_service["Amazon Elastic Compute Cloud - Compute"] == Decimal(box["cost"])
 
-    # A Cost and Usage Report delivered into the tenant's bucket: manifest -> keys -> gzip CSV.
-    await call(cur.put_report_definition, ReportDefinition={
-        "ReportName": "hourly", "TimeUnit": "HOURLY", "Format": "textORcsv", "Compression": "GZIP",
-        "AdditionalSchemaElements": ["RESOURCES"], "S3Bucket": "finance-reports", "S3Prefix": "cur",
-        "S3Region": "us-east-1"})
-    clock.set("2026-11-02T15:00:00Z")
-    await context.billing.run_once()
+    # The report delivered into the tenant's bucket: manifest -> keys -> gzip CSV.
     manifest_key = "cur/hourly/20261101-20261201/hourly-Manifest.json"
     manifest = json.loads((await call(s3.get_object, Bucket="finance-reports", Key=manifest_key))["Body"].read())
     assert manifest["billingPeriod"]["start"] == "20261101T000000.000Z"
