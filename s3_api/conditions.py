@@ -133,4 +133,6 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def _unsatisfiable(header: str, size: int) -> InvalidRange:
-    return InvalidRange(RangeRequested=header, ActualObjectSize=size)
+    error = InvalidRange(RangeRequested=header, ActualObjectSize=size)
+    error.headers = {"Content-Range": f"bytes */{size}"}     # as S3 (and RFC 9110) answer 416
+    return error

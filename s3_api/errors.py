@@ -1,7 +1,8 @@
 """S3's errors: one class per AWS error code, raised where the fault is found.
 
 The gateway renders any ``S3Error`` as S3's ``<Error>`` document with the class's code and status,
-the message, and ``extra`` as further elements (BucketName, Key, Resource, Condition ...).
+the message, and ``extra`` as further elements (BucketName, Key, Resource, Condition ...);
+``headers`` are response headers the error carries (InvalidRange's ``Content-Range``).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ class S3Error(Exception):
     code = "InternalError"
     status = 500
     message = "We encountered an internal error. Please try again."
+    headers: dict[str, str] = {}
 
     def __init__(self, message: str | None = None, **extra: object) -> None:
         self.message = message or type(self).message
@@ -53,6 +55,19 @@ AccessControlListNotSupported = _error("AccessControlListNotSupported", 400,
 InvalidBucketAclWithObjectOwnership = _error(
     "InvalidBucketAclWithObjectOwnership", 400,
     "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting")
+
+# --- bucket and object configurations Nimbo does not keep: "there is none" ------------------
+NoSuchBucketPolicy = _error("NoSuchBucketPolicy", 404, "The bucket policy does not exist")
+NoSuchCORSConfiguration = _error("NoSuchCORSConfiguration", 404,
+                                 "The CORS configuration does not exist")
+NoSuchLifecycleConfiguration = _error("NoSuchLifecycleConfiguration", 404,
+                                      "The lifecycle configuration does not exist")
+NoSuchWebsiteConfiguration = _error("NoSuchWebsiteConfiguration", 404,
+                                    "The specified bucket does not have a website configuration")
+NoSuchTagSet = _error("NoSuchTagSet", 404, "The TagSet does not exist")
+ObjectLockConfigurationNotFoundError = _error(
+    "ObjectLockConfigurationNotFoundError", 404,
+    "Object Lock configuration does not exist for this bucket")
 
 # --- objects -----------------------------------------------------------------------------------
 NoSuchVersion = _error("NoSuchVersion", 404, "The specified version does not exist.")
@@ -98,6 +113,14 @@ class NotModified(S3Error):
     status = 304
     message = "Not Modified"
 
+
+# --- POST Object (browser-based uploads) ------------------------------------------------------
+MalformedPOSTRequest = _error("MalformedPOSTRequest", 400,
+                              "The body of your POST request is not well-formed"
+                              " multipart/form-data.")
+MaxPostPreDataLengthExceededError = _error(
+    "MaxPostPreDataLengthExceededError", 400,
+    "Your POST request fields preceeding the upload file was too large.")
 
 # --- multipart ---------------------------------------------------------------------------------
 NoSuchUpload = _error("NoSuchUpload", 404,

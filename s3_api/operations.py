@@ -4,7 +4,7 @@ Anything the router resolves to that is not in this table answers ``NotImplement
 """
 from __future__ import annotations
 
-from s3_api import buckets, listing, multipart, objects
+from s3_api import bucket_config, buckets, listing, multipart, objects
 
 OPERATIONS = {
     # buckets
@@ -35,4 +35,6 @@ OPERATIONS = {
     "AbortMultipartUpload": multipart.abort_multipart_upload,
     "ListParts": multipart.list_parts,
     "ListMultipartUploads": multipart.list_multipart_uploads,
+    # configurations Nimbo does not keep: their read side (404 "none", or the defaults)
+    **bucket_config.OPERATIONS,
 }

@@ -166,17 +166,30 @@ async def receive(ctx, state, params: dict, *, inline_ok: bool,
         signed = mode in _SIGNED_STREAMING
         chunked = AwsChunkedReader(body, signed=signed, chain=getattr(ctx, "chunk_chain", None))
         body = chunked
+    sha = hashlib.sha256() if sha_expected else None
+
+    def verify(md5, declared_sum) -> None:
+        _verify(md5, md5_expected, sha, sha_expected, declared_sum, declared, chunked)
+
+    return await store(state, body, size=size, inline_ok=inline_ok, declared=declared, also=also,
+                       extra=(sha,) if sha is not None else (), verify=verify)
+
+
+async def store(state, body, *, size: int | None, inline_ok: bool, declared: checksums.Declared,
+                also: tuple[str, ...] = (), extra: tuple = (), verify=None) -> Received:
+    """Read ``body`` (``async read(n)``) to its end, hash it and store it: inline when small,
+    else as a durable blob. ``size`` is the declared length (IncompleteBody when the body is
+    shorter or longer), or None when it is unknown (a POST form's file): then the first
+    ``inline_max`` bytes are kept in memory and a blob is started only when more arrive.
+    ``verify(md5, declared_checksum)`` runs before the blob is committed; ``extra`` are more
+    digests (``update``) fed alongside."""
     if body is None:
         body = _Empty()
-
     md5 = hashlib.md5()
     algorithms = [declared.algorithm] + [a for a in also if a != declared.algorithm]
     sums = [checksums.Checksum(a) for a in algorithms]
-    others = list(sums)
-    sha = hashlib.sha256() if sha_expected else None
-    if sha is not None:
-        others.append(sha)
-    inline = inline_ok and size <= state.inline_max
+    others = list(sums) + list(extra)
+    inline = inline_ok and (size is None or size <= state.inline_max)
     blobs = state.blobs
     writer = None
     lanes = None
@@ -191,17 +204,21 @@ async def receive(ctx, state, params: dict, *, inline_ok: bool,
             if not data:
                 break
             total += len(data)
-            if total > size:
+            if size is not None and total > size:
                 raise IncompleteBody("The body is longer than its declared length.")
-            if lanes is None:
-                pieces.append(data)
-                continue
             pieces.append(data)
-            buffered += len(data)
+            if lanes is None:
+                if size is not None or total <= state.inline_max:
+                    continue
+                writer = blobs.create()     # an unsized body outgrew the inline limit
+                lanes = _Lanes(blobs, md5, others, writer)
+                buffered = total
+            else:
+                buffered += len(data)
             if buffered >= BLOCK:
                 block, pieces, buffered = pieces, [], 0
                 await lanes.feed(block)
-        if total < size:
+        if size is not None and total < size:
             raise IncompleteBody()
         if lanes is None:
             data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
@@ -213,7 +230,8 @@ async def receive(ctx, state, params: dict, *, inline_ok: bool,
                 await lanes.feed(pieces)
                 pieces = []
             await lanes.drain()
-        _verify(md5, md5_expected, sha, sha_expected, sums[0], declared, chunked)
+        if verify is not None:
+            verify(md5, sums[0])
         if writer is not None:
             await blobs.run(writer.commit)
     except BaseException as exc:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import botocore.session
 
-from s3_api.errors import MethodNotAllowed, NotImplementedOperation
+from s3_api.errors import MethodNotAllowed, NotImplementedOperation, PreconditionFailed
 
 # S3 Express / Object Lambda operations, served on other endpoints, never routed here.
 _EXCLUDED = {"CreateSession", "ListDirectoryBuckets", "WriteGetObjectResponse"}
@@ -116,6 +116,7 @@ def resolve(method: str, bucket: str | None, key: str | None, query, headers) ->
                     f"{route.operation} is not implemented by this server.")
             return route.operation
     if method == "POST" and shape == "bucket":
-        # a browser-based (POST policy) upload: S3 has it, Nimbo does not
-        raise NotImplementedOperation("POST object uploads are not implemented by this server.")
+        # POST Object forms never get here (the gateway serves multipart/form-data POSTs)
+        raise PreconditionFailed(
+            Condition="Bucket POST must be of the enclosure-type multipart/form-data")
     raise MethodNotAllowed(Method=method, ResourceType=shape.upper())

@@ -50,15 +50,22 @@ def test_resolves(request_, operation):
 
 
 @pytest.mark.parametrize("request_", [
-    ("GET", "b", None, {"cors": ""}), ("PUT", "b", None, {"versioning": ""}),
-    ("GET", "b", "k", {"tagging": ""}), ("PUT", "b", "k", {"acl": ""}),
+    ("PUT", "b", None, {"cors": ""}), ("PUT", "b", None, {"versioning": ""}),
+    ("PUT", "b", "k", {"tagging": ""}), ("PUT", "b", "k", {"acl": ""}),
     ("POST", "b", "k", {"restore": ""}), ("GET", "b", None, {"versions": ""}),
-    ("POST", "b"), ("GET", "b", None, {"lifecycle": ""}),
+    ("PUT", "b", None, {"lifecycle": ""}),
 ])
 def test_not_implemented(request_):
     with pytest.raises(errors.NotImplementedOperation) as info:
         r(*request_)
     assert info.value.status == 501
+
+
+def test_bucket_post_that_is_not_a_form():
+    # multipart/form-data POSTs (POST Object) are the gateway's; anything else is refused as S3 does
+    with pytest.raises(errors.PreconditionFailed) as info:
+        r("POST", "b")
+    assert info.value.extra["Condition"].startswith("Bucket POST must be of the enclosure-type")
 
 
 @pytest.mark.parametrize("request_", [("PATCH", "b", "k"), ("POST", "b", "k"), ("PUT",),

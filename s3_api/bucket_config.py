@@ -1,0 +1,98 @@
+"""The read side of bucket and object configurations Nimbo does not keep.
+
+Tools (aws-cli, terraform, rclone, s3fs ...) ask for these; S3 answers a bucket without one with
+its own 404 (NoSuchBucketPolicy, NoSuchCORSConfiguration, NoSuchLifecycleConfiguration,
+NoSuchWebsiteConfiguration, NoSuchTagSet, ObjectLockConfigurationNotFoundError), an object
+without tags with an empty TagSet, and reports the defaults every bucket has had since 2023:
+SSE-S3 (AES256) encryption, BucketOwnerEnforced ownership and all public access blocked. The
+ownership checks are those of every other bucket operation (``owned_bucket``).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from s3_api.buckets import owned_bucket
+from s3_api.errors import (NoSuchBucketPolicy, NoSuchCORSConfiguration,
+                           NoSuchLifecycleConfiguration, NoSuchTagSet, NoSuchWebsiteConfiguration,
+                           ObjectLockConfigurationNotFoundError)
+from s3_api.objects import read_target
+
+
+def _none_of(error: type) -> Callable:
+    async def handler(ctx, params: dict) -> dict:
+        bucket = owned_bucket(ctx, params)
+        raise error(BucketName=bucket.name)
+    handler.__name__ = f"no_{error.__name__}"
+    return handler
+
+
+get_bucket_policy = _none_of(NoSuchBucketPolicy)
+get_bucket_policy_status = _none_of(NoSuchBucketPolicy)
+get_bucket_cors = _none_of(NoSuchCORSConfiguration)
+get_bucket_lifecycle_configuration = _none_of(NoSuchLifecycleConfiguration)
+get_bucket_website = _none_of(NoSuchWebsiteConfiguration)
+get_bucket_tagging = _none_of(NoSuchTagSet)
+get_object_lock_configuration = _none_of(ObjectLockConfigurationNotFoundError)
+
+
+async def get_bucket_encryption(ctx, params: dict) -> dict:
+    owned_bucket(ctx, params)
+    rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+            "BucketKeyEnabled": False}
+    return {"ServerSideEncryptionConfiguration": {"Rules": [rule]}}
+
+
+async def get_bucket_ownership_controls(ctx, params: dict) -> dict:
+    owned_bucket(ctx, params)
+    return {"OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}}
+
+
+async def get_public_access_block(ctx, params: dict) -> dict:
+    owned_bucket(ctx, params)
+    return {"PublicAccessBlockConfiguration": {
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True}}
+
+
+async def get_bucket_logging(ctx, params: dict) -> dict:
+    owned_bucket(ctx, params)
+    return {}
+
+
+async def get_bucket_notification_configuration(ctx, params: dict) -> dict:
+    owned_bucket(ctx, params)
+    return {}
+
+
+async def get_bucket_request_payment(ctx, params: dict) -> dict:
+    owned_bucket(ctx, params)
+    return {"Payer": "BucketOwner"}
+
+
+async def get_bucket_accelerate_configuration(ctx, params: dict) -> dict:
+    owned_bucket(ctx, params)
+    return {}
+
+
+async def get_object_tagging(ctx, params: dict) -> dict:
+    read_target(ctx, params)
+    return {"TagSet": []}
+
+
+OPERATIONS = {
+    "GetBucketPolicy": get_bucket_policy,
+    "GetBucketPolicyStatus": get_bucket_policy_status,
+    "GetBucketCors": get_bucket_cors,
+    "GetBucketLifecycleConfiguration": get_bucket_lifecycle_configuration,
+    "GetBucketWebsite": get_bucket_website,
+    "GetBucketTagging": get_bucket_tagging,
+    "GetObjectLockConfiguration": get_object_lock_configuration,
+    "GetBucketEncryption": get_bucket_encryption,
+    "GetBucketOwnershipControls": get_bucket_ownership_controls,
+    "GetPublicAccessBlock": get_public_access_block,
+    "GetBucketLogging": get_bucket_logging,
+    "GetBucketNotificationConfiguration": get_bucket_notification_configuration,
+    "GetBucketRequestPayment": get_bucket_request_payment,
+    "GetBucketAccelerateConfiguration": get_bucket_accelerate_configuration,
+    "GetObjectTagging": get_object_tagging,
+}
