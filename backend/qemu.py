@@ -37,6 +37,7 @@ from .qemu_state import (exit_classification, pid_alive, proc_usage, read_text, 
 from .qmp import QMPClient, QMPConnectionError, QMPError
 
 log = logging.getLogger(__name__)
+POWERDOWN_REPEAT_SECONDS = 3.0   # a graceful stop presses the power button again this often
 
 _QMP_STATUS = {"running": VMState.RUNNING, "prelaunch": VMState.CREATING,
                "inmigrate": VMState.CREATING, "shutdown": VMState.SHUTDOWN,
@@ -282,10 +283,17 @@ class QemuDriver(Driver):
         how = "forced"
         if not force and qmp is not None:
             write_text(paths.stop_requested, "graceful")
+            deadline = asyncio.get_running_loop().time() + timeout
             try:
-                await qmp.execute("system_powerdown", timeout=5)
-                if await self._wait_gone(paths, timeout):
-                    return self._probe(vm_id)
+                # A press of the ACPI power button is lost on a guest that has no handler for it
+                # yet (still booting): press again every few seconds until the timeout.
+                while True:
+                    await qmp.execute("system_powerdown", timeout=5)
+                    remaining = deadline - asyncio.get_running_loop().time()
+                    if await self._wait_gone(paths, max(0.0, min(POWERDOWN_REPEAT_SECONDS, remaining))):
+                        return self._probe(vm_id)
+                    if remaining <= POWERDOWN_REPEAT_SECONDS:
+                        break
             except (QMPError, QMPConnectionError, asyncio.TimeoutError):
                 pass
             how = f"forced after {timeout:g}s"

@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "data directory, and use its credentials")
     where.add_argument("--nimbo-arg", action="append", default=[], metavar="ARG",
                        help="an extra argument for `gateway.cli serve` (repeatable)")
+    where.add_argument("--nimbo-tiny-image", action="store_true",
+                       help="register the tiny image (`gateway.cli image build-tiny`, cached in "
+                            "$NIMBO_TINY_IMAGE_CACHE) before starting Nimbo, so that the EC2 "
+                            "instance scenarios have an image to launch")
     where.add_argument("--keep-data", action="store_true",
                        help="keep the started Nimbo's data directory (and its server.log)")
     where.add_argument("--no-verify-ssl", action="store_true", help="accept any TLS certificate")
@@ -95,11 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.start_nimbo:
             from conformance.nimbo import NimboProcess  # noqa: PLC0415
-            nimbo = NimboProcess(extra_args=args.nimbo_arg, keep_data=args.keep_data)
+            nimbo = NimboProcess(extra_args=args.nimbo_arg, keep_data=args.keep_data,
+                                 tiny_image=args.nimbo_tiny_image)
             if not args.quiet:
                 print(f"starting nimbo on port {nimbo.port} (data in {nimbo.data_dir})",
                       file=sys.stderr)
             target = nimbo.start(region=args.region)
+            if args.nimbo_tiny_image and not args.quiet:
+                print(f"tiny image: {nimbo.image_id}" if nimbo.image_id else
+                      f"tiny image not registered: {nimbo.image_error}", file=sys.stderr)
             target.verify_ssl = not args.no_verify_ssl
         else:
             target = resolve_target(args)

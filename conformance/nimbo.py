@@ -16,6 +16,9 @@ from conformance.context import Target
 from conformance.errors import SetupError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where ``--nimbo-tiny-image`` keeps the built tiny image between runs (the tests' cache)
+TINY_IMAGE_CACHE = os.environ.get("NIMBO_TINY_IMAGE_CACHE",
+                                  os.path.join(REPO, "tests", "backend", ".cache", "tiny-image"))
 
 
 def free_port() -> int:
@@ -51,7 +54,8 @@ class NimboProcess:
 
     def __init__(self, port: int | None = None, data_dir: str | None = None,
                  extra_args: list[str] | None = None, keep_data: bool = False,
-                 module: str = "gateway.cli", cwd: str = REPO, env: dict | None = None):
+                 module: str = "gateway.cli", cwd: str = REPO, env: dict | None = None,
+                 tiny_image: bool = False, tiny_image_cache: str | None = None):
         self.module = module
         self.cwd = cwd
         self.env = env
@@ -62,13 +66,40 @@ class NimboProcess:
         self.keep_data = keep_data
         self.process: subprocess.Popen | None = None
         self.log_path = os.path.join(self.data_dir, "server.log")
+        self.tiny_image = tiny_image
+        self.tiny_image_cache = tiny_image_cache or TINY_IMAGE_CACHE
+        self.image_id: str | None = None
+        self.image_error: str | None = None
 
     def _gateway(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", self.module, *args], cwd=self.cwd,
                               env=self.env, capture_output=True, text=True, timeout=60)
 
+    def register_tiny_image(self) -> str | None:
+        """``image build-tiny --if-missing`` over the data directory (with the serve flags, so the
+        regions match), building into a cache kept between runs. The image id, or None (and
+        ``image_error``) when it cannot be built here: EC2 then has nothing to launch."""
+        link = os.path.join(self.data_dir, "tiny-image")
+        if self.tiny_image_cache and not os.path.lexists(link):
+            os.makedirs(self.tiny_image_cache, exist_ok=True)
+            os.symlink(os.path.abspath(self.tiny_image_cache), link)
+        try:
+            made = subprocess.run([sys.executable, "-m", self.module, "image", "build-tiny", "--if-missing",
+                                   "--data-dir", self.data_dir, *self.extra_args], cwd=self.cwd,
+                                  env=self.env, capture_output=True, text=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            self.image_error = "image build-tiny timed out"
+            return None
+        if made.returncode != 0:
+            self.image_error = (made.stderr.strip() or made.stdout.strip())[-500:]
+            return None
+        self.image_id = made.stdout.strip().splitlines()[-1] if made.stdout.strip() else None
+        return self.image_id
+
     def start(self, region: str | None = None, timeout: float = 60.0) -> Target:
         endpoint_file = os.path.join(self.data_dir, "endpoint")
+        if self.tiny_image:
+            self.register_tiny_image()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module, "serve", "--port", str(self.port),

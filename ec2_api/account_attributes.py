@@ -6,7 +6,13 @@ from typing import Any
 
 from ec2_api.errors import InvalidParameterValue
 
-MAX_INSTANCES = 20
+MAX_INSTANCES = 20   # EC2's default; ``max_instances`` in the configuration changes it
+
+
+def max_instances(config: Any) -> int:
+    """Instances (not terminated) an account may have in a region."""
+    value = getattr(config, "max_instances", None)
+    return MAX_INSTANCES if value is None else int(value)
 
 
 def default_vpc_id(account_id: str, region: str) -> str:
@@ -18,7 +24,7 @@ def _attributes(ctx: Any) -> dict[str, list[str]]:
     return {
         "supported-platforms": ["VPC"],
         "default-vpc": [default_vpc_id(ctx.account.account_id, ctx.region)],
-        "max-instances": [str(MAX_INSTANCES)],
+        "max-instances": [str(max_instances(ctx.app.config))],
         "vpc-max-security-groups-per-interface": ["5"],
         "max-elastic-ips": ["5"],
         "vpc-max-elastic-ips": ["5"],

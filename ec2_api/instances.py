@@ -16,7 +16,7 @@ import sqlite3
 from typing import Any
 
 from ec2_api import ids, images, instance_store, instance_types, key_pairs, tag_store, vpc
-from ec2_api.account_attributes import MAX_INSTANCES
+from ec2_api.account_attributes import max_instances
 from ec2_api.common import account_of, check_max_results, from_us, now_us
 from ec2_api.errors import (IdempotentParameterMismatch, InstanceLimitExceeded, InsufficientInstanceCapacity,
                             InvalidAMIIDUnavailable, InvalidKeyPairNotFound, InvalidParameterCombination,
@@ -276,11 +276,12 @@ async def _how_many(tx: Any, config: Any, account: str, region: str, itype: Any,
     """As many instances as fit, between MinCount and MaxCount (EC2 launches the most it can)."""
     row = await tx.fetchone("SELECT COUNT(*) AS n FROM ec2_instances WHERE account_id = ? AND region = ?"
                             " AND state != 'terminated'", (account, region))
-    allowed = MAX_INSTANCES - row["n"]
+    limit = max_instances(config)
+    allowed = limit - row["n"]
     if allowed < min_count:
         raise InstanceLimitExceeded(
             f"You have requested more instances ({row['n'] + min_count}) than your current instance limit "
-            f"of {MAX_INSTANCES} allows for the specified instance type.")
+            f"of {limit} allows for the specified instance type.")
     host_vcpus, host_memory = host_capacity(config)
     used_vcpus, used_memory = await capacity_in_use(tx)
     fit = min((host_vcpus - used_vcpus) // itype.vcpus, (host_memory - used_memory) // itype.memory_mib)
@@ -437,6 +438,28 @@ _INSTANCE_FILTERS = {
 }
 
 
+# The filters a row answers as its rendering would (same values), by name; tag:KEY, tag-key and
+# tag-value too.
+_ROW_FILTERS = {
+    "instance-id": lambda r: r["instance_id"],
+    "instance-state-name": lambda r: r["state"],
+    "instance-state-code": lambda r: STATE_CODES[r["state"]],
+    "instance-type": lambda r: r["instance_type"],
+    "image-id": lambda r: r["image_id"],
+    "key-name": lambda r: r["key_name"],
+    "availability-zone": lambda r: r["availability_zone"],
+    "placement-availability-zone": lambda r: r["availability_zone"],
+    "reservation-id": lambda r: r["reservation_id"],
+    "owner-id": lambda r: r["account_id"],
+    "client-token": lambda r: r["client_token"] or None,
+}
+
+
+def _row_filterable(name: Any) -> bool:
+    return isinstance(name, str) and (name in _ROW_FILTERS or name.startswith("tag:")
+                                      or name in ("tag-key", "tag-value"))
+
+
 async def visible_instances(ctx: Any, instance_ids: list[str]) -> list[Any]:
     at = now_us(ctx)
     if instance_ids:
@@ -455,13 +478,23 @@ async def describe_instances(ctx: Any, params: dict) -> dict:
     max_results = check_max_results(params, 5, 1000)
     rows = await visible_instances(ctx, wanted)
     tags = await tag_store.tags_of(ctx.app.db, account_of(ctx), [r["instance_id"] for r in rows])
+    # Filters that the row answers (tags, state, type, ...) go first, so that only the instances
+    # that pass them are rendered; with nothing else to filter on, only the page is rendered.
+    filters = params.get("Filters") or []
+    on_rows = [f for f in filters if _row_filterable(f.get("Name"))]
+    on_items = [f for f in filters if not _row_filterable(f.get("Name"))]
+    rows = apply_filters(rows, on_rows, _ROW_FILTERS, tags=lambda r: tags[r["instance_id"]])
+    if not on_items:
+        rows, token = paginate(rows, lambda r: r["instance_id"], max_results, params.get("NextToken"))
     items = []
     for row in rows:
         item = render_instance(row, tags[row["instance_id"]])
         item["_reservation"], item["_owner"] = row["reservation_id"], row["account_id"]
         items.append(item)
-    items = apply_filters(items, params.get("Filters"), _INSTANCE_FILTERS, tags=lambda i: tags[i["InstanceId"]])
-    page, token = paginate(items, lambda i: i["InstanceId"], max_results, params.get("NextToken"))
+    if on_items:
+        items = apply_filters(items, on_items, _INSTANCE_FILTERS, tags=lambda i: tags[i["InstanceId"]])
+        items, token = paginate(items, lambda i: i["InstanceId"], max_results, params.get("NextToken"))
+    page = items
     reservations: dict[str, dict] = {}
     for item in page:
         reservation_id, owner = item.pop("_reservation"), item.pop("_owner")

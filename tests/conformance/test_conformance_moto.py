@@ -21,7 +21,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # What moto 5.2.1 gets, and why: it checks no signatures (every auth scenario fails: the call
 # succeeds), ignores DescribeRegions' region-name filter, answers an unknown EC2 action with an HTML
-# 500, and serves a presigned URL whose key was changed after signing.
+# 500, and serves a presigned URL whose key was changed after signing. EC2 instances and key pairs
+# (conformance/scenarios/ec2_instances.py): its key fingerprints are not AWS's (created RSA: not
+# the SHA-1 of the PKCS#8 key; ed25519: not base64 SHA-256), it launches with any image, key name
+# or instance type, answers NotFound for malformed ids, ignores ClientToken, counts MaxResults in
+# reservations, says "stopping" for a stopped instance asked to stop, lets the instance type change
+# while running, tags instances that do not exist, and fails an unknown filter with a 500.
 EXPECTED_AGAINST_MOTO = {
     "sts:GetCallerIdentity": {"boto3": PASS, "awscli": PASS},
     "sts:GetCallerIdentity (unknown key)": {"boto3": FAIL},
@@ -32,6 +37,39 @@ EXPECTED_AGAINST_MOTO = {
     "ec2:DescribeRegions (unknown key)": {"boto3": FAIL},
     "ec2:DescribeRegions (wrong secret)": {"boto3": FAIL},
     "ec2:NoSuchAction (unknown action)": {"raw": FAIL},
+    "ec2:CreateKeyPair": {"boto3": FAIL},
+    "ec2:CreateKeyPair (duplicate name)": {"boto3": PASS},
+    "ec2:DeleteKeyPair": {"boto3": FAIL},
+    "ec2:DescribeKeyPairs": {"boto3": FAIL},
+    "ec2:DescribeKeyPairs (unknown name)": {"boto3": PASS},
+    "ec2:ImportKeyPair": {"boto3": FAIL},
+    "ec2:DescribeImages": {"boto3": PASS},
+    "ec2:DescribeImages (malformed id)": {"boto3": FAIL},
+    "ec2:DescribeImages (unknown id)": {"boto3": PASS},
+    "ec2:RunInstances": {"boto3": PASS},
+    "ec2:RunInstances (ClientToken)": {"boto3": FAIL},
+    "ec2:RunInstances (DryRun)": {"boto3": PASS},
+    "ec2:RunInstances (unknown image)": {"boto3": FAIL},
+    "ec2:RunInstances (unknown instance type)": {"boto3": FAIL},
+    "ec2:RunInstances (unknown key pair)": {"boto3": FAIL},
+    "ec2:DescribeInstances": {"boto3": PASS},
+    "ec2:DescribeInstances (filters)": {"boto3": FAIL},
+    "ec2:DescribeInstances (malformed id)": {"boto3": FAIL},
+    "ec2:DescribeInstances (pagination)": {"boto3": FAIL},
+    "ec2:DescribeInstances (unknown id)": {"boto3": PASS},
+    "ec2:StartInstances": {"boto3": FAIL},
+    "ec2:StopInstances": {"boto3": FAIL},
+    "ec2:RebootInstances": {"boto3": PASS},
+    "ec2:GetConsoleOutput": {"boto3": PASS},
+    "ec2:TerminateInstances": {"boto3": PASS},
+    "ec2:DescribeInstanceAttribute": {"boto3": FAIL},
+    "ec2:ModifyInstanceAttribute": {"boto3": FAIL},
+    "ec2:CreateTags": {"boto3": FAIL},
+    "ec2:DeleteTags": {"boto3": FAIL},
+    "ec2:DescribeTags": {"boto3": FAIL},
+    "ec2:DescribeSecurityGroups": {"boto3": PASS},
+    "ec2:DescribeSubnets": {"boto3": PASS},
+    "ec2:DescribeVpcs": {"boto3": PASS},
     "s3:AbortMultipartUpload": {"boto3": PASS},
     "s3:CompleteMultipartUpload": {"boto3": PASS},
     "s3:CreateBucket": {"boto3": PASS},
@@ -66,7 +104,8 @@ EXPECTED_AGAINST_MOTO = {
 # aws-cli costs ~1.3 s of CPU a call on this machine: the test leaves out the scenarios that call it
 # most (they run with `python -m conformance`; the ones kept cover JSON, errors and high-level s3).
 HEAVY_AWSCLI = ["ec2.describe_regions_cli", "ec2.describe_availability_zones_cli",
-                "ec2.describe_account_attributes_cli", "ec2.wrong_secret_cli", "s3.s3api_objects",
+                "ec2.describe_account_attributes_cli", "ec2.wrong_secret_cli", "ec2.key_pairs_cli",
+                "ec2.instances_cli", "s3.s3api_objects",
                 "s3.cp_roundtrip", "s3.cp_multipart", "s3.ls_recursive", "s3.rm_recursive"]
 
 

@@ -435,6 +435,19 @@ def test_describe_instances_filters_and_pagination(cloud, launched):
     assert error_of(ec2.describe_instances, InstanceIds=[web[0]], MaxResults=5)[0] == "InvalidParameterCombination"
     # InstanceIds and filters together
     assert ids_matching(ec2, mine, ("instance-id", [web[1], db[0]])) == sorted([web[1], db[0]])
+    # filters on what only the rendered instance knows (network), alone and with a row's own
+    vpc_id = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    assert ids_matching(ec2, mine, ("vpc-id", [vpc_id])) == everything
+    assert ids_matching(ec2, mine, ("vpc-id", [vpc_id]), ("instance-type", ["t3.micro"])) == sorted(db)
+    assert ids_matching(ec2, mine, ("private-ip-address", ["172.31.*"]), ("tag:Role", ["db"])) == sorted(db)
+    by_network = [ec2.describe_instances(Filters=[{"Name": "tag:Suite", "Values": [suite]},
+                                                  {"Name": "network-interface.vpc-id", "Values": [vpc_id]}],
+                                         MaxResults=5)]
+    by_network.append(ec2.describe_instances(Filters=[{"Name": "tag:Suite", "Values": [suite]},
+                                                      {"Name": "network-interface.vpc-id", "Values": [vpc_id]}],
+                                             MaxResults=5, NextToken=by_network[0]["NextToken"]))
+    assert [len(instances_of(p)) for p in by_network] == [5, 1] and not by_network[1].get("NextToken")
+    assert sorted(i["InstanceId"] for p in by_network for i in instances_of(p)) == everything
 
     # aws-cli: filters and its own paging (--page-size) give every instance
     cli = cloud.aws_json("ec2", "describe-instances", "--page-size", "5", "--filters",
