@@ -7,6 +7,7 @@ rendered in one place (``render_error``); counted usage to the meter; one access
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import os
 import secrets
@@ -16,7 +17,6 @@ import uuid
 from typing import Any
 
 from aiohttp import web
-from multidict import MultiDict
 
 from billing.scheduler import start_billing, stop_billing
 from gateway import dispatch, errors
@@ -24,7 +24,7 @@ from gateway.accounts import AccountService
 from gateway.auth.request import SignedRequest
 from gateway.auth.sigv4 import authenticate
 from gateway.config import Config
-from gateway.context import AppContext, RequestContext
+from gateway.context import AppContext, RequestContext, utc_now
 from gateway.internal import report_delivery
 from gateway.metering import S3_SERVICE, Meter, MeterBuffer, s3_request_tier
 from gateway.protocols import json_protocol, query, rest_xml
@@ -40,24 +40,40 @@ APP_CONTEXT = web.AppKey("nimbo", AppContext)
 SERVICES = web.AppKey("services", dict)
 
 
+# S3 request ids: 16 upper-case hex digits, as S3's. A random per-process prefix and a counter
+# (no system call per request, unique within a process, unlikely to repeat across restarts).
+_REQUEST_ID_PREFIX = secrets.token_hex(4).upper()
+_request_numbers = itertools.count(secrets.randbelow(1 << 32))
+
+
 def new_request_id(service: str) -> str:
     if service == "s3":
-        return secrets.token_hex(8).upper()
+        return f"{_REQUEST_ID_PREFIX}{next(_request_numbers) & 0xFFFFFFFF:08X}"
     return str(uuid.uuid4())
 
 
 def s3_addressing(request: web.Request, s3_domain: str) -> tuple[str | None, str | None]:
     """(bucket, key) from virtual-hosted-style (``bucket.<s3_domain>``) or path-style addressing."""
-    raw_path = request.raw_path.partition("?")[0]
-    host = request.headers.get("Host", "").rsplit(":", 1)[0].lower() if request.headers.get("Host") else ""
+    bucket, key, _ = _s3_target(request.raw_path.partition("?")[0], request.headers.get("Host"),
+                                s3_domain)
+    return bucket, key
+
+
+def _s3_target(raw_path: str, host_header: str | None, s3_domain: str) -> tuple[str | None, str | None, bool]:
+    """(bucket, key, virtual-hosted?) of an S3 request."""
+    host = host_header.rsplit(":", 1)[0].lower() if host_header else ""
     if host.startswith("[") or not host.endswith("." + s3_domain):
         bucket, _, key = raw_path.lstrip("/").partition("/") if raw_path.startswith("/") else ("", "", "")
-        bucket = urllib.parse.unquote(bucket) or None
-        key_decoded = urllib.parse.unquote(key) if "/" in raw_path.lstrip("/") else None
-        return bucket, (key_decoded if key_decoded else None)
+        bucket = _unquote(bucket) or None
+        key_decoded = _unquote(key) if "/" in raw_path.lstrip("/") else None
+        return bucket, (key_decoded if key_decoded else None), False
     bucket = host[: -len(s3_domain) - 1]
-    key = urllib.parse.unquote(raw_path[1:]) if raw_path.startswith("/") else ""
-    return bucket, key or None
+    key = _unquote(raw_path[1:]) if raw_path.startswith("/") else ""
+    return bucket, key or None, True
+
+
+def _unquote(text: str) -> str:
+    return urllib.parse.unquote(text) if "%" in text else text
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -74,9 +90,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
         response = render_error(request, ctx, exc)
     _add_request_headers(response, ctx)
     _meter(request, ctx, response)
-    access_log.info("%s %s %s %s %s -> %d %.1fms %s", request.remote, request.method,
-                    request.path, ctx.service, ctx.operation or "-", response.status,
-                    (time.monotonic() - started) * 1000, ctx.request_id)
+    if app.config.access_log:  # off unless configured, like S3's server access logs
+        access_log.info("%s %s %s %s %s -> %d %.1fms %s", request.remote, request.method,
+                        request.path, ctx.service, ctx.operation or "-", response.status,
+                        (time.monotonic() - started) * 1000, ctx.request_id)
     return response
 
 
@@ -87,17 +104,23 @@ async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, 
         raise errors.UnsupportedOperation(f"Nimbo does not serve the {ctx.service} service.")
     ctx.state = app.states.get(service.name)
     bucket = key = None
+    virtual_hosted = False
     body = b""
+    raw_path, _, raw_query = request.raw_path.partition("?")
     if service.protocol == "rest-xml":
-        bucket, key = s3_addressing(request, app.config.s3_domain)
+        bucket, key, virtual_hosted = _s3_target(raw_path, request.headers.get("Host"),
+                                                 app.config.s3_domain)
     else:
         body = await dispatch.read_body(request, app.config.max_request_body)
-    host_bucket = bucket if service.protocol == "rest-xml" and _virtual_hosted(request, app.config) else None
-    raw_path, _, raw_query = request.raw_path.partition("?")
+    if (service.protocol == "rest-xml" and request.method == "POST" and bucket and not key
+            and request.headers.get("Content-Type", "").lower().startswith("multipart/form-data")):
+        from gateway.post_object import serve_post_object  # noqa: PLC0415 (POST Object: a signed form)
+        return await serve_post_object(request, ctx, service, bucket)
+    host_bucket = bucket if virtual_hosted else None
     signed = SignedRequest(method=request.method, raw_path=raw_path, raw_query=raw_query,
                            headers=request.headers, host_bucket=host_bucket)
     auth = await authenticate(signed, app.accounts.secret_for, app.clock(),
-                              accepted_regions(ctx.service, list(app.config.regions)),
+                              _accepted_regions(ctx.service, app.config.regions),
                               body_sha256=None if service.protocol == "rest-xml" else dispatch.body_sha256(body))
     if auth is None and service.protocol != "rest-xml":
         from gateway.auth.errors import MissingAuthentication  # noqa: PLC0415
@@ -112,13 +135,13 @@ async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, 
                       _billing_service(ctx.service), _now_us(app))
     if service.protocol == "rest-xml":
         from s3_api.router import resolve  # noqa: PLC0415 (S3 routing is s3_api's)
-        query_args = MultiDict(urllib.parse.parse_qsl(raw_query, keep_blank_values=True))
+        query_args = dispatch.query_multidict(raw_query)   # parsed once: routing and decoding
         operation_name = resolve(request.method, bucket, key, query_args, request.headers)
         uri_params = {k: v for k, v in (("Bucket", bucket), ("Key", key)) if v is not None}
         ctx.bucket = bucket
         ctx.chunk_chain = _chunk_chain(auth)
         return await dispatch.call_rest_xml(ctx, service, request, operation_name, uri_params,
-                                            app.config.max_request_body)
+                                            app.config.max_request_body, query_args=query_args)
     if service.protocol == "json":
         return await dispatch.call_json(ctx, service, request, body)
     return await dispatch.call_query(ctx, service, request, body)
@@ -136,11 +159,30 @@ def _virtual_hosted(request: web.Request, config: Config) -> bool:
     return host.endswith("." + config.s3_domain)
 
 
+_ACCEPTED: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+
+
+def _accepted_regions(service: str, regions: dict) -> tuple[str, ...]:
+    """``accepted_regions`` of the served regions, made once per service (and region set)."""
+    key = (service, tuple(regions))
+    found = _ACCEPTED.get(key)
+    if found is None:
+        if len(_ACCEPTED) > 64:
+            _ACCEPTED.clear()
+        found = _ACCEPTED[key] = accepted_regions(service, list(regions))
+    return found
+
+
+_BILLING_SERVICES = {"s3": S3_SERVICE, "ec2": "AmazonEC2"}
+
+
 def _billing_service(service: str) -> str:
-    return {"s3": S3_SERVICE, "ec2": "AmazonEC2"}.get(service, service)
+    return _BILLING_SERVICES.get(service, service)
 
 
 def _now_us(app: AppContext) -> int:
+    if app.clock is utc_now:     # the real clock: no datetime to make
+        return int(time.time() * 1_000_000)
     return int(app.clock().timestamp() * 1_000_000)
 
 
@@ -157,6 +199,7 @@ def render_error(request: web.Request, ctx: RequestContext, exc: BaseException) 
         body = rest_xml.encode_rest_xml_error(wire.code, wire.message, ctx.request_id,
                                               ctx.host_id, wire.extra)
         headers["Content-Type"] = "application/xml"
+        headers.update(getattr(exc, "headers", None) or {})  # e.g. InvalidRange's Content-Range
         if request.method == "HEAD" or wire.status == 304:
             body = b""
     elif protocol == "json":
@@ -262,5 +305,17 @@ def create_app(config: Config, clock=None, services: dict[str, Service] | None =
     app[SERVICES] = services if services is not None else default_services()
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
-    app.router.add_route("*", "/{tail:.*}", handle)
+    route = app.router.add_route("*", "/{tail:.*}", handle)
+    app.router.resolve = _single_route(route)  # type: ignore[method-assign]
     return app
+
+
+def _single_route(route: Any):
+    """The router's ``resolve`` for an application with one catch-all route: every request is
+    matched to it at once (aiohttp's resolve builds the request's decoded URL and walks its path
+    segments; nothing here reads ``match_info``)."""
+    from aiohttp.web_urldispatcher import UrlMappingMatchInfo  # noqa: PLC0415
+
+    async def resolve(request: web.Request) -> UrlMappingMatchInfo:
+        return UrlMappingMatchInfo({}, route)
+    return resolve

@@ -6,6 +6,9 @@ A config file looks like::
     port = 8773
     data_dir = "/var/lib/nimbo"
     s3_domain = "s3.nimbo.example"        # virtual-hosted-style: BUCKET.s3.nimbo.example
+    max_instances = 20                    # EC2: instances per account and region (not terminated)
+    host_vcpus = 64                       # EC2: the host's capacity (default: from the machine)
+    host_memory_mib = 131072
     [regions]
     us-east-1 = ["us-east-1a", "us-east-1b", "us-east-1c"]
     eu-west-1 = ["eu-west-1a", "eu-west-1b"]
@@ -40,6 +43,7 @@ class Config:
     public_endpoint: str | None = None
     max_request_body: int = 16 * 1024 * 1024
     meter_flush_seconds: float = 5.0
+    access_log: bool = False           # one INFO line per request on the nimbo.access logger
     backend: str = "qemu"              # hypervisor driver: qemu, libvirt, or fake (tests)
     instance_types: str | None = None  # a TOML catalogue of instance types (default: built in)
     price_list: str | None = None      # a price list file (default: the shipped prices)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -70,7 +71,7 @@ class RequestContext:
     def now(self) -> dt.datetime:
         return self.app.clock()
 
-    @property
+    @functools.cached_property
     def host_id(self) -> str:
         return base64.b64encode(hashlib.sha256(self.request_id.encode()).digest()).decode()
 

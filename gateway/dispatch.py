@@ -8,7 +8,7 @@ import urllib.parse
 from typing import Any
 
 from aiohttp import web
-from multidict import MultiDict
+from multidict import CIMultiDict, MultiDict
 
 from gateway import errors
 from gateway.protocols import json_protocol, query, rest_xml
@@ -43,11 +43,43 @@ def _form_pairs(text: str) -> list[tuple[str, str]]:
         raise errors.MalformedQueryString() from exc
 
 
+_OPERATIONS: dict[tuple[str, str], Any] = {}
+
+
 def _operation(service: Service, name: str):
-    model = service_model(service.model)
-    if name not in model.operation_names:
-        return None, None
-    return model.operation_model(name), service.operations.get(name)
+    """(operation model or None, handler or None); the model's answer is kept per name."""
+    key = (service.model, name)
+    operation = _OPERATIONS.get(key)
+    if operation is None:
+        model = service_model(service.model)
+        if name not in model.operation_names:
+            return None, None
+        if len(_OPERATIONS) > 4096:   # names come from requests: keep the table bounded
+            _OPERATIONS.clear()
+        operation = _OPERATIONS[key] = model.operation_model(name)
+    return operation, service.operations.get(name)
+
+
+def query_multidict(raw_query: str) -> MultiDict:
+    """The decoded query string of an S3 request (a MultiDict; '+' is a space): what
+    ``parse_qsl(raw_query, keep_blank_values=True)`` gives, without its per-call overhead."""
+    pairs = []
+    if raw_query:
+        unquote = urllib.parse.unquote
+        for part in raw_query.split("&"):
+            if not part:
+                continue
+            name, _, value = part.partition("=")
+            if "+" in name:
+                name = name.replace("+", " ")
+            if "%" in name:
+                name = unquote(name)
+            if "+" in value:
+                value = value.replace("+", " ")
+            if "%" in value:
+                value = unquote(value)
+            pairs.append((name, value))
+    return MultiDict(pairs)
 
 
 async def call_query(ctx: Any, service: Service, request: web.Request, body: bytes) -> web.Response:
@@ -96,14 +128,16 @@ async def call_json(ctx: Any, service: Service, request: web.Request, body: byte
 
 
 async def call_rest_xml(ctx: Any, service: Service, request: web.Request, operation_name: str,
-                        uri_params: dict[str, str], max_body: int) -> web.StreamResponse:
-    """S3: the operation was resolved from method, path and query by ``s3_api.router``."""
+                        uri_params: dict[str, str], max_body: int,
+                        query_args: MultiDict | None = None) -> web.StreamResponse:
+    """S3: the operation was resolved from method, path and query by ``s3_api.router``
+    (``query_args``: the query string as the router saw it, parsed here when not given)."""
     operation, handler = _operation(service, operation_name)
     if handler is None:
         raise errors.NotImplementedS3(f"{operation_name} is not implemented by Nimbo yet.")
     ctx.operation = operation_name
-    query_args = MultiDict(urllib.parse.parse_qsl(request.raw_path.partition("?")[2],
-                                                  keep_blank_values=True))
+    if query_args is None:
+        query_args = query_multidict(request.raw_path.partition("?")[2])
     body: bytes | None = None
     stream = None
     if rest_xml.has_streaming_payload(operation):
@@ -130,14 +164,21 @@ def _verify_payload_hash(ctx: Any, body: bytes) -> None:
 
 async def _write_rest_response(request: web.Request, encoded: Any, status: int | None,
                                extra_headers: dict[str, str]) -> web.StreamResponse:
-    headers = list(encoded.headers)
+    headers = encoded.headers
     body = encoded.body
     code = status or encoded.status
+    data = getattr(body, "data", None)
+    if isinstance(data, (bytes, bytearray)) and not isinstance(body, (bytes, bytearray)):
+        # a streaming body that is one buffer already (an inline object): sent as a plain
+        # response, headers and body in one write
+        close = getattr(body, "aclose", None)
+        if close is not None:
+            await close()
+        body = data if request.method != "HEAD" else b""
     if isinstance(body, (bytes, bytearray)) or body is None:
-        response = web.Response(status=code, body=bytes(body or b""))
-        for name, value in headers:
-            response.headers.add(name, value)
-        if body and not any(n.lower() == "content-type" for n, _ in headers):
+        response = web.Response(status=code, body=bytes(body) if body else b"",
+                                headers=CIMultiDict(headers))
+        if body and "Content-Type" not in response.headers:
             response.headers["Content-Type"] = "application/xml"
         return response
     response = web.StreamResponse(status=code)

@@ -1,8 +1,12 @@
 """The metadata database: one SQLite file in WAL mode, reached through aiosqlite.
 
 Writes go through one connection, serialised by a lock, inside explicit transactions
-(``async with db.transaction() as tx``); reads use a second connection and see every committed
-write (WAL), so a write acknowledged to a client is visible to the next read.
+(``async with db.transaction() as tx``, one thread hop per statement), or as one plain function
+run inside a transaction on the writer's thread in a single hop (``await
+db.run_in_transaction(fn)``, for batches such as S3's group commit); reads use a second connection
+and see every committed write (WAL), so a write acknowledged to a client is visible to the next
+read. A transaction whose body or COMMIT fails (an error, a full disk) is rolled back, so the
+writer is never left inside an open transaction.
 
 Each component owns its tables and declares them as an ordered list of migrations
 (``Schema("objects", [sql_v1, sql_v2, ...])``); ``Database.migrate`` applies the ones a file has not
@@ -12,12 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterable, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
 
 import aiosqlite
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -111,15 +119,38 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """A write transaction: committed when the block ends, rolled back if it raises."""
+        """A write transaction: committed when the block ends, rolled back if the block or the
+        COMMIT itself raises (SQLite may keep a transaction open after a failed COMMIT, e.g. on
+        a full disk: it must not stay open on the one writer connection)."""
         async with self._write_lock:
             await _pragma(self._writer, "BEGIN IMMEDIATE")
             try:
                 yield Transaction(self._writer)
             except BaseException:
-                await self._writer.rollback()
+                await self._rollback()
                 raise
-            await self._writer.commit()
+            try:
+                await self._writer.commit()
+            except BaseException:
+                await self._rollback()
+                raise
+
+    async def run_in_transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` on the writer's thread inside BEGIN IMMEDIATE ... COMMIT, in
+        one thread hop, and return what it returns. ``conn`` is the writer's ``sqlite3``
+        connection (rows are ``sqlite3.Row``); ``fn`` must not begin, commit or roll back
+        itself. If ``fn`` or the COMMIT raises, the transaction is rolled back and the
+        exception raised here. ``fn`` blocks the writer: keep it to database work."""
+        async with self._write_lock:
+            # aiosqlite runs every call of a connection on that connection's one thread, in
+            # order; ``_execute`` is how its own methods get there.
+            return await self._writer._execute(_run_in_transaction, self._writer._conn, fn, args)
+
+    async def _rollback(self) -> None:
+        try:
+            await self._writer.rollback()   # a no-op when no transaction is open any more
+        except Exception:  # the original error is the one to report
+            log.exception("rollback failed")
 
     async def fetchone(self, sql: str, params: Sequence[Any] | dict = ()) -> sqlite3.Row | None:
         async with self._reader.execute(sql, params) as cursor:
@@ -128,6 +159,22 @@ class Database:
     async def fetchall(self, sql: str, params: Sequence[Any] | dict = ()) -> list[sqlite3.Row]:
         async with self._reader.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
+
+
+def _run_in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple) -> T:
+    """On the writer's thread: BEGIN IMMEDIATE, fn, COMMIT; ROLLBACK if anything fails."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn, *args)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("rollback failed")
+        raise
+    return result
 
 
 async def _connect(path: str) -> aiosqlite.Connection:

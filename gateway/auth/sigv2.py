@@ -10,7 +10,6 @@ as query parameters (botocore's HmacV1QueryAuth moves them there) and count as h
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
@@ -25,7 +24,7 @@ from .errors import (
     SignatureDoesNotMatch,
 )
 from .request import AuthResult, SignedRequest, header_value
-from .signing import as_utc, check_skew, format_iso8601, parse_http_date, spaced_hex
+from .signing import as_utc, check_skew, format_iso8601, keyed_hmac, parse_http_date, spaced_hex
 
 SecretLookup = Callable[[str], Awaitable[str | None]]
 
@@ -89,7 +88,7 @@ def string_to_sign(req: SignedRequest, date_field: str,
 
 
 def sign(secret: str, to_sign: str) -> str:
-    digest = hmac.new(secret.encode("utf-8"), to_sign.encode("utf-8"), hashlib.sha1).digest()
+    digest = keyed_hmac(secret.encode("utf-8"), to_sign.encode("utf-8"), "sha1")
     return base64.b64encode(digest).decode("ascii")
 
 

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors, models, values
-from .xml_io import Element, XMLRefused, parse, serialize
-from .xml_shapes import XMLDecoder, XMLEncoder, body_members, member_element_name, namespace_attrs
+from . import xml_writer
+from .xml_io import XML_DECLARATION, Element, XMLRefused, parse, serialize
+from .xml_shapes import XMLDecoder, body_members, member_element_name, namespace_attrs
 
 XML_CONTENT_TYPE = 'application/xml'
 
@@ -84,17 +85,141 @@ class RestResponse:
     body: bytes | object = b''
 
 
+# --- per-operation plans ---------------------------------------------------------
+#
+# What the model says about an operation's members is read once per operation (and kept for the
+# life of the process), not on every request: where each member travels, its wire name, how its
+# text is converted, and a compiled writer for its XML body.
+
+_PLANS: dict[int, tuple[Any, '_Plan']] = {}
+_PLAIN_HEADER, _HEADER, _PREFIXED, _STATUS = range(4)
+
+
+class _Plan:
+    """The model facts about one operation that decoding and encoding need, precomputed."""
+
+    __slots__ = (
+        'streaming_payload', 'uri', 'query', 'query_map', 'header_members', 'prefix_members',
+        'payload', 'payload_type', 'payload_root', 'body_members', 'required',
+        'out_members', 'response_code', 'writer', 'root_value',
+    )
+
+    def __init__(self, operation) -> None:
+        shape = operation.input_shape
+        self.streaming_payload = has_streaming_payload_uncached(operation)
+        self.uri: list[tuple[str, str, str, Any]] = []
+        self.query: list[tuple[str, str, Any]] = []
+        self.query_map: tuple[str, Any, frozenset] | None = None
+        self.header_members: dict[str, list[tuple[str, str, Any]]] = {}
+        self.prefix_members: list[tuple[str, int, str]] = []
+        self.payload = self.payload_type = self.payload_root = None
+        self.body_members = False
+        self.required: list[tuple[str, bool, str]] = []
+        if shape is not None:
+            self._plan_input(operation, shape)
+        self._plan_output(operation)
+
+    def _plan_input(self, operation, shape) -> None:
+        bound = {
+            m.serialization.get('name', n)
+            for n, m in shape.members.items()
+            if m.serialization.get('location') == 'querystring' and m.type_name != 'map'
+        }
+        static = operation.http.get('requestUri', '').partition('?')[2]
+        bound.update(part.partition('=')[0] for part in static.split('&') if part)
+        for name, member in shape.members.items():
+            location = member.serialization.get('location')
+            wire = member.serialization.get('name', name)
+            if location == 'uri':
+                self.uri.append((name, wire, wire + '+', member))
+            elif location == 'querystring':
+                if member.type_name == 'map':
+                    self.query_map = (name, member, frozenset(bound))
+                else:
+                    self.query.append((name, wire, member))
+            elif location == 'header':
+                self.header_members.setdefault(wire.lower(), []).append((name, wire, member))
+            elif location == 'headers':
+                self.prefix_members.append((wire.lower(), len(wire), name))
+        payload = shape.serialization.get('payload')
+        if payload is not None:
+            member = shape.members[payload]
+            self.payload, self.payload_type = payload, member.type_name
+            self.payload_root = (member.serialization.get('name', payload), member)
+        else:
+            self.body_members = bool(body_members(shape))
+        for name in shape.required_members:
+            member = shape.members[name]
+            self.required.append((name, member.serialization.get('location') is None,
+                                  member.serialization.get('name', name)))
+
+    def _plan_output(self, operation) -> None:
+        shape = operation.output_shape
+        self.response_code = int(operation.http.get('responseCode', 200))
+        # member name -> (how: _PLAIN_HEADER / _HEADER / _PREFIXED / _STATUS, wire name, shape)
+        self.out_members: dict[str, tuple[int, str, Any]] = {}
+        self.writer = None
+        self.root_value = None
+        if shape is None:
+            return
+        for name, member in shape.members.items():
+            location = member.serialization.get('location')
+            wire = member.serialization.get('name', name)
+            if location == 'header':
+                plain = member.type_name == 'string' and not member.serialization.get('jsonvalue')
+                self.out_members[name] = (_PLAIN_HEADER if plain else _HEADER, wire, member)
+            elif location == 'headers':
+                self.out_members[name] = (_PREFIXED, wire, member)
+            elif location == 'statusCode':
+                self.out_members[name] = (_STATUS, wire, member)
+        self._plan_body(operation, shape)
+
+    def _plan_body(self, operation, shape) -> None:
+        namespace = models.xml_namespace(operation.service_model)
+        payload = shape.serialization.get('payload')
+        if payload is not None:
+            member = shape.members[payload]
+            if member.type_name == 'structure':
+                attrs = namespace_attrs(member) or ({'xmlns': namespace} if namespace else {})
+                self.writer = (payload, xml_writer.root_writer(
+                    operation.service_model, member, member.serialization.get('name', payload), attrs))
+            return
+        members = body_members(shape)
+        if not members:
+            return
+        root = output_root_name(operation)
+        attrs = {'xmlns': namespace} if namespace else {}
+        if len(members) == 1 and members[0][1].type_name not in ('structure', 'list', 'map') and (
+            member_element_name(members[0][1], members[0][0]) == root
+        ):
+            # GetBucketLocation: the root element itself carries the value.
+            self.root_value = (root, attrs, members[0][0], members[0][1])
+            return
+        self.writer = (None, xml_writer.root_writer(operation.service_model, shape, root, attrs))
+
+
+def _plan(operation) -> _Plan:
+    found = _PLANS.get(id(operation))
+    if found is None or found[0] is not operation:
+        found = _PLANS[id(operation)] = (operation, _Plan(operation))
+    return found[1]
+
+
 # --- requests ----------------------------------------------------------------
 
-def has_streaming_payload(operation) -> bool:
-    """True when the request body is a streaming blob (PutObject, UploadPart):
-    the gateway then hands ``decode_rest_xml`` a ``stream`` and no ``body``."""
+def has_streaming_payload_uncached(operation) -> bool:
     shape = operation.input_shape
     payload = shape.serialization.get('payload') if shape is not None else None
     if payload is None:
         return False
     member = shape.members[payload]
     return member.type_name == 'blob' and bool(member.serialization.get('streaming'))
+
+
+def has_streaming_payload(operation) -> bool:
+    """True when the request body is a streaming blob (PutObject, UploadPart):
+    the gateway then hands ``decode_rest_xml`` a ``stream`` and no ``body``."""
+    return _plan(operation).streaming_payload
 
 
 def decode_rest_xml(
@@ -113,41 +238,53 @@ def decode_rest_xml(
     ``getall``), ``headers`` a case-insensitive mapping, ``body`` the request
     body when the payload is XML or a small blob, ``stream`` the body object
     for a streaming payload (never read here).  Raises ``ProtocolError``.
+
+    Header members are found by walking the request's headers once (a handful)
+    rather than looking up each of the model's (PutObject has ~45).
     """
-    shape = operation.input_shape
-    if shape is None:
+    if operation.input_shape is None:
         return {}
+    plan = _plan(operation)
     params: dict[str, Any] = {}
-    for name, member in shape.members.items():
-        location = member.serialization.get('location')
-        wire = member.serialization.get('name', name)
-        if location == 'uri':
-            raw = uri_params.get(wire, uri_params.get(wire + '+'))
-            if raw is not None:
-                params[name] = _scalar(member, raw, wire, 'iso8601')
-        elif location == 'querystring':
-            value = _from_query(member, wire, query, shape, operation)
+    for name, wire, wire_plus, member in plan.uri:
+        raw = uri_params.get(wire, uri_params.get(wire_plus))
+        if raw is not None:
+            params[name] = _scalar(member, raw, wire, 'iso8601')
+    if query:
+        for name, wire, member in plan.query:
+            if wire in query:
+                value = _from_query(member, wire, query)
+                if value is not None:
+                    params[name] = value
+        if plan.query_map is not None:
+            name, member, bound = plan.query_map
+            value = _query_map(member, query, bound)
             if value is not None:
                 params[name] = value
-        elif location == 'header':
-            raw = _get_header(headers, wire)
-            if raw is not None:
-                params[name] = _from_header(member, raw, wire)
-        elif location == 'headers':
-            prefixed = _prefixed_headers(headers, wire)
-            if prefixed:
-                params[name] = prefixed
-    _decode_body(operation, shape, params, body, stream)
-    for name in shape.required_members:
+    header_members = plan.header_members
+    prefixes = plan.prefix_members
+    for key, raw in headers.items():
+        lowered = key.lower()
+        found = header_members.get(lowered)
+        if found is not None:
+            for name, wire, member in found:
+                if name not in params:     # a repeated header: the first one counts
+                    params[name] = _from_header(member, raw, wire)
+        for prefix, length, name in prefixes:
+            if lowered.startswith(prefix) and len(key) > length:
+                params.setdefault(name, {}).setdefault(key[length:].lower(), raw)
+    _decode_body(plan, operation.input_shape, params, body, stream)
+    for name, in_body, wire in plan.required:
         if name not in params:
-            member = shape.members[name]
-            if member.serialization.get('location') is None:
+            if in_body:
                 raise errors.MalformedXML()
-            raise errors.missing_member('rest-xml', member.serialization.get('name', name))
+            raise errors.missing_member('rest-xml', wire)
     return params
 
 
 def _scalar(shape, raw: str, wire: str, default_ts: str) -> Any:
+    if shape.type_name == 'string':
+        return raw
     try:
         return values.parse_scalar(shape, raw, default_ts)
     except ValueError:
@@ -163,51 +300,24 @@ def _getall(query: Mapping[str, str], key: str) -> list[str]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _from_query(member, wire: str, query: Mapping[str, str], shape, operation) -> Any:
-    if member.type_name == 'list':
-        raw_items = _getall(query, wire)
-        if not raw_items:
-            return None
-        return [_scalar(member.member, raw, wire, 'iso8601') for raw in raw_items]
-    if member.type_name == 'map':
-        # Every query parameter not bound elsewhere: not the members, not the
-        # requestUri's own (``?list-type=2``), not a presigned signature's.
-        bound = {
-            m.serialization.get('name', n)
-            for n, m in shape.members.items()
-            if m.serialization.get('location') == 'querystring' and m.type_name != 'map'
-        }
-        static = operation.http.get('requestUri', '').partition('?')[2]
-        bound.update(part.partition('=')[0] for part in static.split('&') if part)
-        found = {}
-        for key in dict.fromkeys(query.keys()):
-            if key in bound or key.lower().startswith('x-amz-'):
-                continue
-            found[key] = _scalar(member.value, _getall(query, key)[0], key, 'iso8601')
-        return found or None
+def _query_map(member, query: Mapping[str, str], bound: frozenset) -> dict | None:
+    """Every query parameter not bound elsewhere: not the members, not the requestUri's own
+    (``?list-type=2``), not a presigned signature's."""
+    found = {}
+    for key in dict.fromkeys(query.keys()):
+        if key in bound or key.lower().startswith('x-amz-'):
+            continue
+        found[key] = _scalar(member.value, _getall(query, key)[0], key, 'iso8601')
+    return found or None
+
+
+def _from_query(member, wire: str, query: Mapping[str, str]) -> Any:
     raw_items = _getall(query, wire)
     if not raw_items:
         return None
+    if member.type_name == 'list':
+        return [_scalar(member.member, raw, wire, 'iso8601') for raw in raw_items]
     return _scalar(member, raw_items[0], wire, 'iso8601')
-
-
-def _get_header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None and not hasattr(headers, 'getall'):
-        lowered = name.lower()
-        for key, item in headers.items():
-            if key.lower() == lowered:
-                return item
-    return value
-
-
-def _prefixed_headers(headers: Mapping[str, str], prefix: str) -> dict[str, str]:
-    lowered = prefix.lower()
-    found: dict[str, str] = {}
-    for key, value in headers.items():
-        if key.lower().startswith(lowered) and len(key) > len(prefix):
-            found.setdefault(key[len(prefix):].lower(), value)
-    return found
 
 
 def _split_header_list(raw: str) -> list[str]:
@@ -233,14 +343,17 @@ def _split_header_list(raw: str) -> list[str]:
 
 
 def _from_header(member, raw: str, wire: str) -> Any:
-    if member.type_name == 'list':
+    type_name = member.type_name
+    if type_name == 'string':
+        if member.serialization.get('jsonvalue'):
+            try:
+                return json.loads(base64.b64decode(raw, validate=True).decode('utf-8'))
+            except (binascii.Error, ValueError):
+                raise errors.invalid_value('rest-xml', wire, raw, 'base64 JSON') from None
+        return raw
+    if type_name == 'list':
         return [_scalar(member.member, item, wire, 'rfc822') for item in _split_header_list(raw)]
-    if member.type_name == 'string' and member.serialization.get('jsonvalue'):
-        try:
-            return json.loads(base64.b64decode(raw, validate=True).decode('utf-8'))
-        except (binascii.Error, ValueError):
-            raise errors.invalid_value('rest-xml', wire, raw, 'base64 JSON') from None
-    return _scalar(member, raw.strip() if member.type_name != 'string' else raw, wire, 'rfc822')
+    return _scalar(member, raw.strip(), wire, 'rfc822')
 
 
 def _is_blank(body: bytes | None) -> bool:
@@ -254,28 +367,29 @@ def _parse_body(body: bytes):
         raise errors.MalformedXML() from None
 
 
-def _decode_body(operation, shape, params: dict, body: bytes | None, stream: object | None) -> None:
-    payload = shape.serialization.get('payload')
+def _decode_body(plan: _Plan, shape, params: dict, body: bytes | None, stream: object | None) -> None:
+    payload = plan.payload
     if payload is not None:
-        member = shape.members[payload]
-        if member.type_name == 'blob':
+        type_name = plan.payload_type
+        if type_name == 'blob':
             if stream is not None:
                 params[payload] = stream
             elif body:
                 params[payload] = body
-        elif member.type_name == 'string':
+        elif type_name == 'string':
             if body:
                 try:
                     params[payload] = body.decode('utf-8')
                 except UnicodeDecodeError:
                     raise errors.InvalidRequest('The request body is not valid UTF-8') from None
-        elif member.type_name == 'structure' and not _is_blank(body):
+        elif type_name == 'structure' and not _is_blank(body):
             root = _parse_body(body)
-            if root.tag != member.serialization.get('name', payload):
+            root_name, member = plan.payload_root
+            if root.tag != root_name:
                 raise errors.MalformedXML()
             params[payload] = XMLDecoder().structure(root, member, '')
         return
-    if body_members(shape) and not _is_blank(body):
+    if plan.body_members and not _is_blank(body):
         root = _parse_body(body)
         params.update(XMLDecoder().structure(root, shape, ''))
 
@@ -315,73 +429,77 @@ def encode_rest_xml(operation, output: Mapping[str, Any] | None, *, status: int 
     otherwise a ``statusCode`` member, else the operation's ``responseCode``,
     else 200.
     """
-    shape = operation.output_shape
+    plan = _plan(operation)
     output = output or {}
-    response = RestResponse(status=int(operation.http.get('responseCode', 200)))
-    if shape is None:
+    response = RestResponse(status=plan.response_code)
+    if operation.output_shape is None:
         if status is not None:
             response.status = status
         return response
-    for name, member in shape.members.items():
-        value = output.get(name)
-        if value is None:
+    headers = response.headers
+    members = plan.out_members
+    # the output's own members (a handful), in its order, rather than every header the model
+    # has (GetObject: ~40)
+    for name, value in output.items():
+        found = members.get(name)
+        if found is None or value is None:
             continue
-        location = member.serialization.get('location')
-        wire = member.serialization.get('name', name)
-        if location == 'header':
+        how, wire, member = found
+        if how == _PLAIN_HEADER:
+            text = value if type(value) is str else str(value)
+            if '\r' in text or '\n' in text:
+                text = text.replace('\r', ' ').replace('\n', ' ')
+            headers.append((wire, text))
+        elif how == _HEADER:
             if member.type_name == 'list' and not value:
                 continue
-            response.headers.append((wire, _header_text(member, value)))
-        elif location == 'headers':
+            headers.append((wire, _header_text(member, value)))
+        elif how == _PREFIXED:
             for key, item in value.items():
                 text = str(item).replace('\r', ' ').replace('\n', ' ')
-                response.headers.append((wire + key, text))
-        elif location == 'statusCode':
+                headers.append((wire + key, text))
+        else:
             response.status = int(value)
     if status is not None:
         response.status = status
-    _encode_body(operation, shape, output, response)
+    _encode_body(plan, operation, output, response)
     return response
 
 
-def _encode_body(operation, shape, output: Mapping[str, Any], response: RestResponse) -> None:
-    namespace = models.xml_namespace(operation.service_model)
-    payload = shape.serialization.get('payload')
+def _encode_body(plan: _Plan, operation, output: Mapping[str, Any], response: RestResponse) -> None:
+    if plan.root_value is not None:
+        root, attrs, name, member = plan.root_value
+        value = output.get(name)
+        text = values.format_scalar(member, value) if value is not None else None
+        el = Element(root, text)
+        el.attrs.update(attrs)
+        _set_xml(response, serialize(el))
+        return
+    payload = operation.output_shape.serialization.get('payload')
     if payload is not None:
-        member = shape.members[payload]
         value = output.get(payload)
         if value is None:
             return
-        if member.type_name == 'blob':
+        type_name = operation.output_shape.members[payload].type_name
+        if type_name == 'blob':
             response.body = value.encode('utf-8') if isinstance(value, str) else value
-        elif member.type_name == 'string':
+        elif type_name == 'string':
             response.body = value.encode('utf-8') if isinstance(value, str) else bytes(value)
-        else:
-            root = Element(member.serialization.get('name', payload))
-            root.attrs.update(namespace_attrs(member) or ({'xmlns': namespace} if namespace else {}))
-            XMLEncoder().fill_structure(root, member, value)
-            _set_xml(response, root)
+        elif plan.writer is not None:
+            _set_xml(response, _write(plan.writer[1], value))
         return
-    members = body_members(shape)
-    if not members:
-        return
-    root = Element(output_root_name(operation))
-    if namespace:
-        root.attrs['xmlns'] = namespace
-    if len(members) == 1 and members[0][1].type_name not in ('structure', 'list', 'map') and (
-        member_element_name(members[0][1], members[0][0]) == root.tag
-    ):
-        # GetBucketLocation: the root element itself carries the value.
-        value = output.get(members[0][0])
-        if value is not None:
-            root.text = values.format_scalar(members[0][1], value)
-    else:
-        XMLEncoder().fill_structure(root, shape, output)
-    _set_xml(response, root)
+    if plan.writer is not None:
+        _set_xml(response, _write(plan.writer[1], output))
 
 
-def _set_xml(response: RestResponse, root: Element) -> None:
-    response.body = serialize(root)
+def _write(writer, value: Any) -> bytes:
+    out: list = [XML_DECLARATION]
+    writer(out, value)
+    return ''.join(out).encode('utf-8', 'replace')
+
+
+def _set_xml(response: RestResponse, body: bytes) -> None:
+    response.body = body
     if not any(name.lower() == 'content-type' for name, _ in response.headers):
         response.headers.append(('Content-Type', XML_CONTENT_TYPE))
 

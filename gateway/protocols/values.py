@@ -135,6 +135,8 @@ def as_utc(value: _dt.datetime) -> _dt.datetime:
 
 def to_datetime(value: Any) -> _dt.datetime:
     """Accept what a handler may hand back for a timestamp member."""
+    if type(value) is _dt.datetime and value.tzinfo is UTC:
+        return value
     if isinstance(value, _dt.datetime):
         return as_utc(value)
     if isinstance(value, _dt.date):
@@ -149,12 +151,21 @@ def to_datetime(value: Any) -> _dt.datetime:
 def format_iso8601(value: Any) -> str:
     """``2026-11-26T10:00:00.000Z``: what AWS returns, millisecond precision."""
     dt = to_datetime(value)
-    return dt.strftime('%Y-%m-%dT%H:%M:%S') + f'.{dt.microsecond // 1000:03d}Z'
+    if dt.year < 1000:  # strftime's %Y does not pad: keep its text for these
+        return dt.strftime('%Y-%m-%dT%H:%M:%S') + f'.{dt.microsecond // 1000:03d}Z'
+    return (f'{dt.year}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:'
+            f'{dt.second:02d}.{dt.microsecond // 1000:03d}Z')
+
+
+_DAY_NAMES = ('Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun')
+_MONTH_NAMES = ('Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec')
 
 
 def format_rfc822(value: Any) -> str:
-    """``Wed, 26 Nov 2026 10:00:00 GMT`` (RFC 7231 IMF-fixdate)."""
-    return email.utils.format_datetime(to_datetime(value).replace(microsecond=0), usegmt=True)
+    """``Wed, 26 Nov 2026 10:00:00 GMT`` (RFC 7231 IMF-fixdate, as ``email.utils`` writes it)."""
+    dt = to_datetime(value)
+    return (f'{_DAY_NAMES[dt.weekday()]}, {dt.day:02d} {_MONTH_NAMES[dt.month - 1]} '
+            f'{dt.year:04d} {dt.hour:02d}:{dt.minute:02d}:{dt.second:02d} GMT')
 
 
 def epoch_seconds(value: Any) -> int | float:

@@ -1,4 +1,6 @@
+import asyncio
 import os
+import sqlite3
 import stat
 
 import pytest
@@ -53,3 +55,77 @@ async def test_committed_write_visible_to_reader_and_survives_reopen(tmp_path):
     second = await Database.open(path)
     assert [r["k"] for r in await second.fetchall("SELECT k FROM t")] == ["kept"]
     await second.close()
+
+
+DEFERRED_FK = Schema("fk", ["""
+    CREATE TABLE parents (id TEXT PRIMARY KEY);
+    CREATE TABLE children (id TEXT PRIMARY KEY,
+                           parent TEXT REFERENCES parents(id) DEFERRABLE INITIALLY DEFERRED)
+"""])
+
+
+async def test_run_in_transaction_commits_in_one_call_and_returns(db):
+    await db.migrate(Schema("t", ["CREATE TABLE t (k TEXT PRIMARY KEY)"]))
+
+    def insert(conn, keys):
+        conn.executemany("INSERT INTO t VALUES (?)", [(k,) for k in keys])
+        return conn.execute("SELECT count(*) AS n FROM t").fetchone()["n"]
+
+    assert await db.run_in_transaction(insert, ["a", "b"]) == 2
+    assert [r["k"] for r in await db.fetchall("SELECT k FROM t ORDER BY k")] == ["a", "b"]
+
+
+async def test_run_in_transaction_rolls_back_when_fn_raises(db):
+    await db.migrate(Schema("t", ["CREATE TABLE t (k TEXT PRIMARY KEY)"]))
+
+    def insert_then_fail(conn):
+        conn.execute("INSERT INTO t VALUES ('x')")
+        raise LookupError("no")
+
+    with pytest.raises(LookupError):
+        await db.run_in_transaction(insert_then_fail)
+    assert await db.fetchall("SELECT * FROM t") == []
+    await db.run_in_transaction(lambda conn: conn.execute("INSERT INTO t VALUES ('y')"))
+    assert [r["k"] for r in await db.fetchall("SELECT k FROM t")] == ["y"]
+
+
+async def test_failed_commit_is_rolled_back_in_transaction(db):
+    # A deferred foreign key is checked at COMMIT: the COMMIT fails and SQLite keeps the
+    # transaction open, as it may on a full disk. The writer must not stay inside it.
+    await db.migrate(DEFERRED_FK)
+    with pytest.raises(Exception, match="FOREIGN KEY"):
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO children VALUES ('c', 'missing')")
+    async with db.transaction() as tx:     # would fail: "cannot start a transaction within ..."
+        await tx.execute("INSERT INTO parents VALUES ('p')")
+    assert await db.fetchall("SELECT * FROM children") == []
+    assert [r["id"] for r in await db.fetchall("SELECT id FROM parents")] == ["p"]
+
+
+async def test_failed_commit_is_rolled_back_in_run_in_transaction(db):
+    await db.migrate(DEFERRED_FK)
+    with pytest.raises(sqlite3.IntegrityError):
+        await db.run_in_transaction(
+            lambda conn: conn.execute("INSERT INTO children VALUES ('c', 'missing')"))
+    await db.run_in_transaction(lambda conn: conn.execute("INSERT INTO parents VALUES ('p')"))
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO children VALUES ('c', 'p')")
+    assert [r["id"] for r in await db.fetchall("SELECT id FROM children")] == ["c"]
+
+
+async def test_run_in_transaction_and_transactions_serialise(db):
+    await db.migrate(Schema("n", ["CREATE TABLE n (id INTEGER PRIMARY KEY, v INTEGER)"]))
+    await db.run_in_transaction(lambda conn: conn.execute("INSERT INTO n VALUES (1, 0)"))
+
+    def bump(conn):
+        v = conn.execute("SELECT v FROM n WHERE id = 1").fetchone()["v"]
+        conn.execute("UPDATE n SET v = ? WHERE id = 1", (v + 1,))
+
+    async def bump_async():
+        async with db.transaction() as tx:
+            row = await tx.fetchone("SELECT v FROM n WHERE id = 1")
+            await asyncio.sleep(0)
+            await tx.execute("UPDATE n SET v = ? WHERE id = 1", (row["v"] + 1,))
+
+    await asyncio.gather(*[db.run_in_transaction(bump) if i % 2 else bump_async() for i in range(40)])
+    assert (await db.fetchone("SELECT v FROM n WHERE id = 1"))["v"] == 40
