@@ -38,7 +38,7 @@ def check_key(key: str | None) -> str:
     return key
 
 
-OWNER_ONLY_ACLS = (None, "private", "bucket-owner-full-control")
+OWNER_ONLY_ACLS = (None, "", "private", "bucket-owner-full-control")  # "": an empty x-amz-acl header
 GRANTS = ("GrantFullControl", "GrantRead", "GrantReadACP", "GrantWriteACP", "GrantWrite")
 
 
