@@ -36,11 +36,12 @@ from bench.peers import Peer, start_moto, start_nimbo
 SMALL = 4096
 
 
-def client(peer: Peer):
+def client(peer: Peer, signature_version: str | None = None):
     return boto3.client("s3", endpoint_url=peer.endpoint, region_name="us-east-1",
                         aws_access_key_id=peer.access_key, aws_secret_access_key=peer.secret_key,
                         config=botocore.config.Config(max_pool_connections=32,
-                                                      retries={"max_attempts": 2}))
+                                                      retries={"max_attempts": 2},
+                                                      signature_version=signature_version))
 
 
 def _path_and_query(url: str) -> str:
@@ -158,8 +159,9 @@ _TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 
 def listing_raw(peer: Peer, bucket: str, keys: int) -> float:
     """A full listing over one keep-alive connection, each page a presigned URL; the client
-    counts the keys and reads the continuation token, nothing more."""
-    s3 = client(peer)
+    counts the keys and reads the continuation token, nothing more. SigV4 presigning: botocore
+    signs a SigV2 bucket-level URL for the resource '/bucket/' while it requests '/bucket'."""
+    s3 = client(peer, "s3v4")
     host = urllib.parse.urlsplit(peer.endpoint)
     conn = http.client.HTTPConnection(host.hostname, host.port, timeout=120)
     count = 0

@@ -2,6 +2,7 @@
 admin account, and the secret lookup that signature verification calls on every request."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -37,6 +38,8 @@ class AccountService:
     def __init__(self, store: AccountStore) -> None:
         self.store = store
         self._keys: dict[str, tuple[float, AccessKey | None, Account | None]] = {}
+        # lookups under way: the requests that miss the cache together share one
+        self._loading: dict[str, asyncio.Future] = {}
 
     async def create_account(self, name: str, admin: bool = False, account_id: str | None = None) -> Account:
         if not ACCOUNT_NAME_RE.match(name):
@@ -75,15 +78,38 @@ class AccountService:
 
     async def lookup(self, access_key_id: str) -> tuple[AccessKey | None, Account | None]:
         """The key and its account, cached for a second (a disabled key stops working within it)."""
-        now = time.monotonic()
-        hit = self._keys.get(access_key_id)
-        if hit and now - hit[0] < self.CACHE_SECONDS:
-            return hit[1], hit[2]
-        key = await self.store.get_key(access_key_id)
-        account = await self.store.get_account(key.account_id) if key else None
-        if len(self._keys) > 10_000:
-            self._keys.clear()
-        self._keys[access_key_id] = (now, key, account)
+        while True:
+            now = time.monotonic()
+            hit = self._keys.get(access_key_id)
+            if hit and now - hit[0] < self.CACHE_SECONDS:
+                return hit[1], hit[2]
+            loading = self._loading.get(access_key_id)
+            if loading is None:
+                break
+            try:
+                return await asyncio.shield(loading)
+            except asyncio.CancelledError:
+                if not loading.cancelled():
+                    raise       # this request was cancelled
+                # the request doing the lookup was cancelled, not this one: look again
+        loading = self._loading[access_key_id] = asyncio.get_running_loop().create_future()
+        try:
+            key = await self.store.get_key(access_key_id)
+            account = await self.store.get_account(key.account_id) if key else None
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                loading.cancel()
+            else:
+                loading.set_exception(exc)
+                loading.exception()  # marked retrieved: no warning when nobody else waited
+            raise
+        else:
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[access_key_id] = (now, key, account)
+            loading.set_result((key, account))
+        finally:
+            self._loading.pop(access_key_id, None)
         return key, account
 
     async def secret_for(self, access_key_id: str) -> str | None:

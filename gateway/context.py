@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -67,13 +66,16 @@ class RequestContext:
     chunk_chain: Any = None
     bill_to: str | None = None   # an S3 handler may name the bucket owner as the payer
     bucket: str | None = None
+    _host_id: str | None = field(default=None, repr=False, compare=False)
 
     def now(self) -> dt.datetime:
         return self.app.clock()
 
-    @functools.cached_property
+    @property
     def host_id(self) -> str:
-        return base64.b64encode(hashlib.sha256(self.request_id.encode()).digest()).decode()
+        if self._host_id is None:   # made once: every S3 response and error carries it
+            self._host_id = base64.b64encode(hashlib.sha256(self.request_id.encode()).digest()).decode()
+        return self._host_id
 
     def response_headers(self) -> dict[str, str]:
         """The request-id headers every response of this request carries."""

@@ -17,6 +17,7 @@ from gateway.services import Service
 
 XML_CONTENT_TYPE = "text/xml;charset=UTF-8"
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_LOWER_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -155,7 +156,7 @@ async def call_rest_xml(ctx: Any, service: Service, request: web.Request, operat
 
 def _verify_payload_hash(ctx: Any, body: bytes) -> None:
     claimed = getattr(ctx.auth, "payload_hash", None)
-    if claimed and len(claimed) == 64 and all(c in "0123456789abcdef" for c in claimed.lower()):
+    if claimed and len(claimed) == 64 and _LOWER_HEX64.fullmatch(claimed.lower()):
         actual = body_sha256(body)
         if actual != claimed.lower():
             raise errors.XAmzContentSHA256Mismatch(ClientComputedContentSHA256=claimed,

@@ -38,6 +38,7 @@ PAYLOAD_MARKERS = frozenset({UNSIGNED_PAYLOAD, STREAMING_PAYLOAD, STREAMING_PAYL
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 MAX_SKEW = timedelta(minutes=15)
 _ENCODED = [chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in range(256)]
 _ENCODED_KEEP_SLASH = list(_ENCODED)
@@ -265,7 +266,7 @@ def spaced_hex(text: str) -> str:
 
 
 def is_sha256_hex(value: str) -> bool:
-    return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+    return len(value) == 64 and _SHA256_HEX.fullmatch(value) is not None
 
 
 # --- time -----------------------------------------------------------------------------------

@@ -33,9 +33,9 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import errors, models, values
-from .xml_io import Element, serialize
-from .xml_shapes import XMLEncoder
+from . import errors, models, values, xml_writer
+from .xml_io import XML_DECLARATION, Element, escape_attr, escape_text, serialize
+from .xml_shapes import XMLEncoder, body_members
 
 EC2_CONTENT_TYPE = 'text/xml;charset=UTF-8'
 QUERY_CONTENT_TYPE = 'text/xml'
@@ -274,8 +274,10 @@ def encode_query_response(operation, output: Mapping[str, Any] | None, request_i
     <ResponseMetadata><RequestId/></ResponseMetadata></OpResponse>``
     """
     shape = operation.output_shape
-    root = Element(f'{operation.name}Response')
     output = output or {}
+    if protocol in ('ec2', 'query') and not _has_attribute_members(shape):
+        return _encode_compiled(operation, shape, output, request_id, protocol)
+    root = Element(f'{operation.name}Response')
     if protocol == 'ec2':
         root.attrs['xmlns'] = ec2_namespace(operation.service_model)
         root.add('requestId', request_id)
@@ -294,6 +296,49 @@ def encode_query_response(operation, output: Mapping[str, Any] | None, request_i
         XMLEncoder(list_member='member').fill_structure(root.add(wrapper), shape, output)
     root.add('ResponseMetadata').add('RequestId', request_id)
     return serialize(root)
+
+
+def _has_attribute_members(shape) -> bool:
+    return shape is not None and any(
+        member.serialization.get('xmlAttribute') for _, member in body_members(shape))
+
+
+def _element(name: str, text: str) -> str:
+    return f'<{name}>{escape_text(text)}</{name}>' if text else f'<{name}/>'
+
+
+def _encode_compiled(operation, shape, output: Mapping[str, Any], request_id: str,
+                     protocol: str) -> bytes:
+    """What the element tree above writes, with the output's members written by the compiled
+    writers (``xml_writer``) of the output shape."""
+    model = operation.service_model
+    name = f'{operation.name}Response'
+    if protocol == 'ec2':
+        out = [XML_DECLARATION, f'<{name} xmlns="{escape_attr(ec2_namespace(model))}">',
+               _element('requestId', request_id)]
+        if shape is not None:
+            wrapper = shape.serialization.get('resultWrapper')
+            if wrapper:
+                xml_writer.root_writer(model, shape, wrapper, {}, 'item')(out, output)
+            else:
+                _members(xml_writer.root_writer(model, shape, name, {}, 'item'), out, output)
+        out.append(f'</{name}>')
+    else:
+        namespace = models.xml_namespace(model)
+        out = [XML_DECLARATION, f'<{name} xmlns="{escape_attr(namespace)}">' if namespace else f'<{name}>']
+        if shape is not None:
+            wrapper = shape.serialization.get('resultWrapper', f'{operation.name}Result')
+            xml_writer.root_writer(model, shape, wrapper, {}, 'member')(out, output)
+        out.append(f'<ResponseMetadata>{_element("RequestId", request_id)}</ResponseMetadata>')
+        out.append(f'</{name}>')
+    return ''.join(out).encode('utf-8', 'replace')
+
+
+def _members(writer, out: list, output: Mapping[str, Any]) -> None:
+    """Append the member elements ``writer`` writes inside its element, without the element."""
+    inner: list = []
+    writer(inner, output)
+    out.extend(inner[1:-1])    # [open, members..., close], or [empty] when there are none
 
 
 def encode_query_error(

@@ -318,9 +318,20 @@ def compiler(service_model, list_member: str = 'member') -> WriterCompiler:
     return found[1]
 
 
+# (id of the shape, root name, attributes, list member) -> (the shape, kept alive; its writer)
+_ROOTS: dict[tuple, tuple[Any, Writer]] = {}
+
+
 def root_writer(service_model, shape, name: str, attrs: Mapping[str, str],
                 list_member: str = 'member') -> Writer:
     """A writer of ``shape``'s body members inside a root element ``name`` with ``attrs``
     (the root of a response body takes its name and namespace from the protocol, not from
-    the shape's own traits)."""
-    return structure_writer(compiler(service_model, list_member), shape, name, attrs)
+    the shape's own traits). Made once per shape object (botocore keeps one per operation)."""
+    key = (id(shape), name, tuple(attrs.items()), list_member)
+    found = _ROOTS.get(key)
+    if found is None or found[0] is not shape:
+        if len(_ROOTS) > 4096:
+            _ROOTS.clear()
+        found = _ROOTS[key] = (shape, structure_writer(compiler(service_model, list_member),
+                                                       shape, name, attrs))
+    return found[1]

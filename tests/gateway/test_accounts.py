@@ -1,3 +1,4 @@
+import asyncio
 import re
 
 import pytest
@@ -54,3 +55,35 @@ async def test_bad_names_and_ids_are_refused(accounts):
         await accounts.create_account("ok", account_id="12345")
     with pytest.raises(ValueError):
         await accounts.create_key("123456789012", "lowercase-key", "s" * 40)
+
+
+async def test_concurrent_cache_misses_share_one_lookup(accounts):
+    tenant = await accounts.create_account("tenant", account_id="123456789012")
+    await accounts.create_key(tenant.account_id, "AKIAIOSFODNN7EXAMPLE", "s" * 40)
+    calls = []
+    get_key = accounts.store.get_key
+
+    async def counted(access_key_id):
+        calls.append(access_key_id)
+        return await get_key(access_key_id)
+
+    accounts.store.get_key = counted
+    secrets = await asyncio.gather(*(accounts.secret_for("AKIAIOSFODNN7EXAMPLE") for _ in range(50)))
+    assert secrets == ["s" * 40] * 50 and len(calls) == 1
+
+
+async def test_a_failed_shared_lookup_fails_its_waiters_and_the_next_one_retries(accounts):
+    tenant = await accounts.create_account("tenant", account_id="123456789012")
+    await accounts.create_key(tenant.account_id, "AKIAIOSFODNN7EXAMPLE", "s" * 40)
+    get_key = accounts.store.get_key
+
+    async def broken(access_key_id):
+        await asyncio.sleep(0.01)
+        raise OSError("disk")
+
+    accounts.store.get_key = broken
+    results = await asyncio.gather(*(accounts.secret_for("AKIAIOSFODNN7EXAMPLE") for _ in range(5)),
+                                   return_exceptions=True)
+    assert all(isinstance(r, OSError) for r in results)
+    accounts.store.get_key = get_key
+    assert await accounts.secret_for("AKIAIOSFODNN7EXAMPLE") == "s" * 40

@@ -110,3 +110,43 @@ def test_repeated_timestamps_come_from_the_cache_unchanged():
         body = _compiled(model, shape, value, 'R', {}, 'member')
         assert body == _tree(shape, value, 'R', {}, 'member')
         assert body.count(b'<LastModified>2026-11-26T10:00:00.123Z</LastModified>') == 4
+
+
+def test_timestamp_formatting_matches_email_utils_and_strftime():
+    import email.utils
+
+    from gateway.protocols import values
+    rng = random.Random(8)
+    for _ in range(20000):
+        moment = dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(
+            seconds=rng.randrange(-62135596800 + 86400, 253402300799), microseconds=rng.randrange(10**6))
+        for value in (moment, moment.astimezone(dt.timezone(dt.timedelta(hours=5))), moment.replace(tzinfo=None)):
+            utc = values.as_utc(value)
+            assert values.format_rfc822(value) == email.utils.format_datetime(utc.replace(microsecond=0), usegmt=True)
+            assert values.format_iso8601(value) == (utc.strftime('%Y-%m-%dT%H:%M:%S')
+                                                    + f'.{utc.microsecond // 1000:03d}Z')
+
+
+@pytest.mark.parametrize('service,protocol', [('ec2', 'ec2'), ('sts', 'query')])
+def test_query_responses_match_the_tree_encoder(service, protocol):
+    from gateway.protocols import query
+    model = service_model(service)
+    rng = random.Random(9)
+    for i, name in enumerate(model.operation_names):
+        op = model.operation_model(name)
+        shape = op.output_shape
+        value = {} if shape is None else _roughen(rng, Gen(i).value(shape, 1, 'body', ms=True), shape)
+        root = Element(f'{name}Response')
+        if protocol == 'ec2':
+            root.attrs['xmlns'] = query.ec2_namespace(model)
+            root.add('requestId', 'req-1')
+            if shape is not None:
+                wrapper = shape.serialization.get('resultWrapper')
+                XMLEncoder('item').fill_structure(root.add(wrapper) if wrapper else root, shape, value)
+        else:
+            root.attrs['xmlns'] = query.models.xml_namespace(model)
+            if shape is not None:
+                XMLEncoder('member').fill_structure(
+                    root.add(shape.serialization.get('resultWrapper', f'{name}Result')), shape, value)
+            root.add('ResponseMetadata').add('RequestId', 'req-1')
+        assert query.encode_query_response(op, value, 'req-1', protocol) == serialize(root), name
