@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Union
 
 __all__ = [
-    "VMState", "HostForward", "UserNetOptions", "DiskAttachment", "VMSpec", "VMInfo", "VMEvent",
+    "VMState", "HostForward", "UserNetOptions", "DiskAttachment", "NicAttachment", "VMSpec", "VMInfo", "VMEvent",
     "Driver", "DriverError", "VMNotFoundError", "VMExistsError", "InvalidStateError",
     "StartError", "DiskError", "utcnow", "validate_id",
 ]
@@ -126,6 +126,16 @@ class DiskAttachment:
 
 
 @dataclass
+class NicAttachment:
+    """A network interface on a tap device: QEMU opens ``tap`` inside the network namespace
+    ``netns`` (None: the caller's) and gives the guest ``mac``."""
+    interface_id: str
+    mac: str
+    tap: str
+    netns: Optional[str] = None
+
+
+@dataclass
 class VMSpec:
     vm_id: str
     root_disk: str
@@ -141,6 +151,8 @@ class VMSpec:
     imds_socket: Optional[str] = None
     user_net: UserNetOptions = field(default_factory=UserNetOptions)
     disks: list[DiskAttachment] = field(default_factory=list)
+    # tap networking (backend.network): when set, these replace user_net; the first is eth0
+    nics: list[NicAttachment] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,7 +163,8 @@ class VMSpec:
         net = dict(data.pop("user_net", None) or {})
         net["host_forwards"] = [HostForward(**f) for f in net.get("host_forwards", [])]
         disks = [DiskAttachment(**d) for d in data.pop("disks", None) or []]
-        return cls(user_net=UserNetOptions(**net), disks=disks, **data)
+        nics = [NicAttachment(**n) for n in data.pop("nics", None) or []]
+        return cls(user_net=UserNetOptions(**net), disks=disks, nics=nics, **data)
 
     def validate(self) -> None:
         validate_id(self.vm_id)

@@ -14,7 +14,9 @@ member address (so the data path never needs the API's tables), prefix lists bec
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from backend.driver import NicAttachment
 
 ALL_PROTOCOLS = "all"
 
@@ -75,6 +77,10 @@ class Interface:
     rules: tuple[SecurityRule, ...] = ()   # the union of the interface's security groups' rules
     source_dest_check: bool = True  # True: the guest may only send from its own MAC and addresses
     public_ips: tuple[tuple[str, str], ...] = ()  # (public address, private address): 1:1 NAT
+    availability_zone: str = ""    # for metering: traffic between zones is priced apart
+    # the instance metadata service at 169.254.169.254:80, relayed to Nimbo (see DataPath.open)
+    metadata_enabled: bool = True
+    metadata_hop_limit: int = 1    # IP TTL of the relay's answers (IMDSv2 PUT hop limit)
 
 
 @dataclass(frozen=True)
@@ -82,15 +88,6 @@ class NetworkState:
     vpcs: tuple[Vpc, ...] = ()
     subnets: tuple[Subnet, ...] = ()
     interfaces: tuple[Interface, ...] = ()
-
-
-@dataclass(frozen=True)
-class Nic:
-    """How a VM plugs into the data path: QEMU opens ``tap`` inside ``netns`` with ``mac``."""
-    interface_id: str
-    mac: str
-    tap: str
-    netns: str
 
 
 @dataclass
@@ -113,15 +110,22 @@ class DataPath(abc.ABC):
 
     @abc.abstractmethod
     async def open(self) -> None:
-        """Create or re-adopt what exists (namespace, NAT, IMDS relay); sweep leftovers."""
+        """Create or re-adopt what exists (namespace, NAT, IMDS relay); sweep leftovers.
+
+        The IMDS relay accepts the guests' connections to 169.254.169.254:80 inside the data
+        path and forwards each to Nimbo's metadata server on the unix socket the data path was
+        given, first sending one line ``NIMBO-IMDS <interface-id>\r\n`` naming the interface the
+        connection came from (the data path knows it even where VPC CIDRs overlap); then the
+        guest's bytes both ways. Connections from unknown sources are closed."""
 
     @abc.abstractmethod
     async def apply(self, state: NetworkState) -> None:
         """Make the data path match ``state`` (idempotent; removes what ``state`` no longer has)."""
 
     @abc.abstractmethod
-    def nic(self, interface_id: str) -> Nic:
-        """How a VM attaches to an interface that the last applied state has attached."""
+    def nic(self, interface_id: str) -> NicAttachment:
+        """How a VM attaches to an interface that the last applied state has attached (its tap,
+        in the data path's namespace); the driver puts it in ``VMSpec.nics``."""
 
     @abc.abstractmethod
     async def counters(self) -> dict[str, InterfaceCounters]:
