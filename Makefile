@@ -3,8 +3,8 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_RUN := qemu-system-x86 qemu-utils socat busybox-static
-APT_TEST := $(APT_RUN) rclone s3cmd wrk awscli
+APT_RUN := qemu-system-x86 qemu-utils socat busybox-static iproute2 nftables dnsmasq-base dropbear-bin
+APT_TEST := $(APT_RUN) rclone s3cmd wrk awscli openssh-client
 ARGS ?=
 
 .PHONY: run test setup setup-test apt-run apt-test bench conformance clean

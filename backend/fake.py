@@ -99,7 +99,7 @@ class FakeDriver(Driver):
 
     # -- lifecycle -----------------------------------------------------------------------
     async def create(self, spec: VMSpec) -> VMInfo:
-        spec.validate()
+        _validate(spec)
         self.calls.append(("create", spec.vm_id))
         if spec.vm_id in self._vms:
             raise VMExistsError(spec.vm_id)
@@ -109,7 +109,7 @@ class FakeDriver(Driver):
         return copy.copy(vm.info)
 
     async def update(self, spec: VMSpec) -> VMInfo:
-        spec.validate()
+        _validate(spec)
         vm = self._vm(spec.vm_id)
         if vm.info.state.is_active:
             raise InvalidStateError(f"{spec.vm_id} is {vm.info.state.value}")
@@ -134,6 +134,8 @@ class FakeDriver(Driver):
         vm.info = VMInfo(vm_id, VMState.RUNNING, self._next_pid, self.now())
         vm.run_since = self.now()
         self._log(vm, "started")
+        for i, nic in enumerate(vm.spec.nics):   # tap networking: what QEMU would attach
+            self._log(vm, f"eth{i} {nic.interface_id} mac {nic.mac} tap {nic.tap} netns {nic.netns}")
         self._emit(VMEvent(vm_id, "started", VMState.RUNNING, vm.info.started_at))
         return copy.copy(vm.info)
 
@@ -208,3 +210,12 @@ class FakeDriver(Driver):
             raise DiskError(f"{disk_id} is not attached to {vm_id}")
         vm.spec.disks = [d for d in vm.spec.disks if d.disk_id != disk_id]
         self._log(vm, f"disk detached {disk_id}")
+
+
+def _validate(spec: VMSpec) -> None:
+    """What the QEMU driver checks too, network interfaces included."""
+    from .qemu_cmdline import nics_namespace, tap_options
+    spec.validate()
+    if spec.nics:
+        tap_options(spec.nics)
+        nics_namespace(spec.nics)

@@ -195,8 +195,9 @@ class QemuDriver(Driver):
             for f in [spec.root_disk, spec.kernel, spec.initrd] + [d.path for d in spec.disks]:
                 if f and not os.path.exists(f):
                     raise StartError(f"{vm_id}: file not found: {f}")
-            if spec.imds_socket and shutil.which("socat") is None:
+            if spec.imds_socket and not spec.nics and shutil.which("socat") is None:
                 raise StartError(f"{vm_id}: socat is needed for the metadata service (apt-get install socat)")
+            await _check_taps(vm_id, spec)
             argv = build_command(spec, paths, self.accel, self.qemu_binary, self.tb_size_mib,
                                  self.virtio_rng)
             unlink(paths.exit, paths.stop_requested, paths.panicked, paths.shutdown_event,
@@ -506,6 +507,19 @@ class QemuDriver(Driver):
             await qmp.close()
         self._qmp.clear()
         self._watchers.clear()
+
+
+async def _check_taps(vm_id: str, spec: VMSpec) -> None:
+    """QEMU would create a missing tap itself (unbridged, silently offline): refuse instead."""
+    for nic in spec.nics:
+        argv = ["ip"] + (["-n", nic.netns] if nic.netns else []) + ["link", "show", "dev", nic.tap]
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL,
+                                                    stderr=asyncio.subprocess.PIPE)
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            where = f" in network namespace {nic.netns}" if nic.netns else ""
+            raise StartError(f"{vm_id}: tap {nic.tap} of {nic.interface_id} not found{where}: "
+                             f"{err.decode(errors='replace').strip()}")
 
 
 def _kill(pid: int, sig: int) -> None:

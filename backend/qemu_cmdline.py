@@ -4,11 +4,12 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Optional
 
-from .driver import DiskAttachment, UserNetOptions, VMSpec
+from .driver import DiskAttachment, NicAttachment, UserNetOptions, VMSpec
 
 IMDS_ADDRESS = "169.254.169.254"
 
@@ -154,8 +155,45 @@ def build_command(spec: VMSpec, paths: VMPaths, accel: str = "tcg",
         dev = disk_device_args(disk)
         argv += ["-blockdev", _json(blockdev_args(node, disk.path, disk.format, disk.read_only)),
                  "-device", ",".join([dev.pop("driver")] + [f"{k}={escape_opt(v)}" for k, v in dev.items()])]
+    if spec.nics:
+        argv += tap_options(spec.nics)
+        netns = nics_namespace(spec.nics)
+        if netns:   # QEMU opens its taps by name: run it inside the namespace that holds them
+            argv = ["ip", "netns", "exec", netns] + argv
+        return argv
     argv += ["-netdev", netdev_option(spec.user_net, spec.imds_socket),
              "-device", f"virtio-net-pci,netdev=n0,mac={spec.mac or default_mac(spec.vm_id)}"]
+    return argv
+
+
+_TAP_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+
+def nics_namespace(nics: list[NicAttachment]) -> Optional[str]:
+    """The one network namespace all of a VM's taps live in (a QEMU process has one)."""
+    spaces = {n.netns for n in nics}
+    if len(spaces) > 1:
+        raise ValueError(f"a VM's network interfaces must share one namespace, not {sorted(map(str, spaces))}")
+    netns = spaces.pop() if spaces else None
+    if netns is not None and not re.match(r"^[A-Za-z0-9_.-]{1,200}$", netns):
+        raise ValueError(f"bad network namespace name {netns!r}")
+    return netns
+
+
+def tap_options(nics: list[NicAttachment]) -> list[str]:
+    """One virtio-net per nic on its tap (the first becomes the guest's eth0). No vhost:
+    /dev/vhost-net may be missing, and TCG gains nothing from it."""
+    argv: list[str] = []
+    macs = set()
+    for i, nic in enumerate(nics):
+        if not _TAP_RE.match(nic.tap):
+            raise ValueError(f"bad tap name {nic.tap!r} (1-15 of [A-Za-z0-9_.-])")
+        if not _MAC_RE.match(nic.mac) or nic.mac.lower() in macs:
+            raise ValueError(f"bad or duplicate MAC {nic.mac!r}")
+        macs.add(nic.mac.lower())
+        argv += ["-netdev", f"tap,id=n{i},ifname={nic.tap},script=no,downscript=no",
+                 "-device", f"virtio-net-pci,netdev=n{i},mac={nic.mac.lower()},addr={0x10 + i:#x}"]
     return argv
 
 

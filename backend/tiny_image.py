@@ -23,9 +23,15 @@ import zlib
 from typing import Iterable, Optional
 
 GUEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest")
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 # The drivers the guest needs; their dependencies are resolved from each module's .modinfo.
-GUEST_MODULES = ["virtio_pci", "virtio_net", "virtio_blk", "button", "evdev", "pvpanic_mmio"]
+# ext4 mounts the root volume (formatted ext2 by busybox on first boot); crc32c is requested
+# by name at mount time, not a modinfo dependency.
+GUEST_MODULES = ["virtio_pci", "virtio_net", "virtio_blk", "button", "evdev", "pvpanic_mmio",
+                 "crc32c_generic", "ext4"]
+# The ssh server (Debian's dropbear-bin, from the build host: the Makefile installs it) and the
+# shared libraries it loads, copied into the initramfs at the same paths.
+SSH_BINARIES = ["/usr/sbin/dropbear", "/usr/bin/dropbearkey"]
 # Boot-time trimming for a disposable test guest under TCG: skip crypto self-tests, PS/2 and
 # extra UART probing, the W+X scan (rodata=off) and CPU bug mitigations.
 DEFAULT_CMDLINE = ("console=ttyS0 panic=-1 quiet cryptomgr.notests i8042.noaux i8042.nomux "
@@ -223,8 +229,33 @@ def _download(debs: str, pattern: str, package: Optional[str] = None) -> str:
     return found[-1]
 
 
+def ssh_files() -> list[tuple[str, str]]:
+    """(path in the guest, path on the host) of dropbear and its shared libraries; empty when
+    dropbear-bin is not installed (the guest then has no ssh server)."""
+    if not all(os.path.exists(b) for b in SSH_BINARIES):
+        return []
+    files: dict[str, str] = {}
+    for binary in SSH_BINARIES:
+        files[binary] = binary
+        out = _run(["ldd", binary])
+        for line in out.splitlines():
+            parts = line.split()
+            if "=>" in parts:
+                path = parts[parts.index("=>") + 1]
+            elif parts and parts[0].startswith("/"):
+                path = parts[0]           # the dynamic loader
+            else:
+                continue
+            if path.startswith("/") and os.path.exists(path):
+                files[path] = os.path.realpath(path)
+    return sorted(files.items())
+
+
 def _recipe_hash() -> str:
     h = hashlib.sha256(f"{RECIPE_VERSION} {GUEST_MODULES} {DEFAULT_CMDLINE}".encode())
+    for guest_path, host_path in ssh_files():
+        with open(host_path, "rb") as f:
+            h.update(guest_path.encode() + hashlib.sha256(f.read()).digest())
     for name in sorted(os.listdir(GUEST_DIR)):
         with open(os.path.join(GUEST_DIR, name), "rb") as f:
             h.update(name.encode() + f.read())
@@ -255,7 +286,7 @@ def build_tiny_image(out_dir: str, *, force: bool = False) -> dict:
         busybox = os.path.join(tmp, "bin", "busybox")
         applets = _run([busybox, "--list-full"]).split()
         modules = [(n, os.path.join(kernel["dir"], "modules", n + ".ko")) for n in kernel["modules"]]
-        initrd = build_initramfs(busybox, applets, modules)
+        initrd = build_initramfs(busybox, applets, modules, ssh_files(), recipe)
     initrd_path = os.path.join(out_dir, "initrd.cpio")
     _atomic_write(initrd_path, initrd)
     kernel_path, version, pvh = kernel["kernel"], kernel["version"], kernel["pvh"]
@@ -265,7 +296,7 @@ def build_tiny_image(out_dir: str, *, force: bool = False) -> dict:
         os.replace(disk_path + ".tmp", disk_path)
     manifest = {"kernel": kernel_path, "initrd": initrd_path, "disk": disk_path,
                 "cmdline": DEFAULT_CMDLINE, "kernel_version": version, "pvh": pvh,
-                "modules": [n for n, _ in modules], "recipe": recipe,
+                "modules": [n for n, _ in modules], "recipe": recipe, "ssh": bool(ssh_files()),
                 "build_seconds": round(time.monotonic() - started, 2)}
     _atomic_write(manifest_path, json.dumps(manifest, indent=1).encode())
     return manifest
@@ -302,11 +333,29 @@ def _extract_kernel(out_dir: str, kernel_deb: str) -> dict:
     return info
 
 
-def build_initramfs(busybox: str, applets: list[str], modules: list[tuple[str, str]]) -> bytes:
+# accounts for dropbear: root logs in with a key only (no password can match "*")
+ETC_FILES = {
+    "etc/passwd": b"root:x:0:0:root:/root:/bin/sh\n",
+    "etc/shadow": b"root:*:19000:0:99999:7:::\n",
+    "etc/group": b"root:x:0:\n",
+    "etc/shells": b"/bin/sh\n/bin/ash\n",
+    "etc/nsswitch.conf": b"passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n",
+}
+
+
+def build_initramfs(busybox: str, applets: list[str], modules: list[tuple[str, str]],
+                    extra_files: Optional[list[tuple[str, str]]] = None, recipe: str = "") -> bytes:
     cpio = CpioWriter()
-    for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run",
-              "etc", "etc/nimbo", "root", "var", "var/lib", "var/lib/nimbo", "lib", "lib/modules"):
-        cpio.directory(d, 0o1777 if d == "tmp" else 0o755)
+    dirs = ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run",
+            "etc", "etc/nimbo", "etc/dropbear", "root", "var", "var/lib", "var/lib/nimbo",
+            "var/log", "lib", "lib/modules", "newroot"]
+    for guest_path, _ in extra_files or []:
+        parent = os.path.dirname(guest_path.lstrip("/"))
+        while parent and parent not in dirs:
+            dirs.append(parent)
+            parent = os.path.dirname(parent)
+    for d in sorted(dirs, key=lambda d: d.count("/")):
+        cpio.directory(d, 0o1777 if d == "tmp" else 0o700 if d == "root" else 0o755)
     cpio.char_device("dev/console", 5, 1)
     cpio.char_device("dev/null", 1, 3, 0o666)
     with open(busybox, "rb") as f:
@@ -322,6 +371,12 @@ def build_initramfs(busybox: str, applets: list[str], modules: list[tuple[str, s
                      ("uevent.sh", "etc/nimbo/uevent")):
         with open(os.path.join(GUEST_DIR, src), "rb") as f:
             cpio.file(dst, f.read(), 0o755)
+    for guest_path, host_path in extra_files or []:
+        with open(host_path, "rb") as f:
+            cpio.file(guest_path.lstrip("/"), f.read(), 0o755)
+    for name, data in ETC_FILES.items():
+        cpio.file(name, data, 0o600 if name == "etc/shadow" else 0o644)
+    cpio.file("etc/nimbo/recipe", (recipe or "none").encode() + b"\n")
     cpio.file("etc/hostname", b"nimbo\n")
     return cpio.getvalue()
 

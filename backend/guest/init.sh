@@ -1,28 +1,77 @@
 #!/bin/sh
-# Nimbo tiny guest: PID 1 of the initramfs built by backend/tiny_image.py.
-# Every step writes a "nimbo-init: ..." line to the serial console (console=ttyS0).
+# Nimbo tiny guest: PID 1, first in the initramfs built by backend/tiny_image.py, then (after
+# switch_root) on the root volume. Every step writes a "nimbo-init: ..." line to the serial
+# console (console=ttyS0).
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root
 IMDS=169.254.169.254
 TOKEN=
 
 say() { echo "nimbo-init: $*"; }
 
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mkdir -p /dev/pts /tmp /run /root /var/lib/nimbo
-say "userspace up at $(cut -d' ' -f1 /proc/uptime)s"
-
 # busybox halt/poweroff/reboot without -f signal PID 1: USR1/USR2/TERM.
-trap 'say "power off"; sync; poweroff -f' USR1 USR2
-trap 'say "reboot"; sync; reboot -f' TERM INT
+trap 'say "power off"; sync; mount -o remount,ro / 2>/dev/null; poweroff -f' USR1 USR2
+trap 'say "reboot"; sync; mount -o remount,ro / 2>/dev/null; reboot -f' TERM INT
 
-DEBUG=
-grep -q nimbo.debug /proc/cmdline && DEBUG=1
-for m in $(cat /etc/nimbo/modules); do
-    insmod "/lib/modules/$m.ko" 2>/dev/null || say "insmod $m failed"
-    [ -n "$DEBUG" ] && say "insmod $m done at $(cut -d' ' -f1 /proc/uptime)s"
-done
+if [ "$1" != stage2 ]; then
+    mount -t proc proc /proc
+    mount -t sysfs sysfs /sys
+    mount -t devtmpfs devtmpfs /dev 2>/dev/null
+    say "userspace up at $(cut -d' ' -f1 /proc/uptime)s"
+
+    DEBUG=
+    grep -q nimbo.debug /proc/cmdline && DEBUG=1
+    for m in $(cat /etc/nimbo/modules); do
+        insmod "/lib/modules/$m.ko" 2>/dev/null || say "insmod $m failed"
+        [ -n "$DEBUG" ] && say "insmod $m done at $(cut -d' ' -f1 /proc/uptime)s"
+    done
+
+    for d in /sys/block/vd*; do
+        [ -e "$d" ] && say "disk ${d##*/} serial $(cat "$d/serial" 2>/dev/null)"
+    done
+
+    # The root volume is the first virtio disk: formatted (ext2) when blank, then it becomes /,
+    # so that what is written survives a stop/start. Unknown content is never formatted.
+    ROOTDEV=/dev/vda
+    if [ -b "$ROOTDEV" ] && ! grep -q nimbo.noroot /proc/cmdline; then
+        magic=$(dd if="$ROOTDEV" bs=1 skip=1080 count=2 2>/dev/null | od -An -tx1 | tr -d ' \n')
+        if [ "$magic" != 53ef ]; then
+            if [ -z "$(dd if="$ROOTDEV" bs=65536 count=1 2>/dev/null | tr -d '\000' | head -c 1)" ]; then
+                mke2fs -q -L nimbo-root "$ROOTDEV" >/dev/null 2>&1 && say "root volume ${ROOTDEV#/dev/} formatted" \
+                    || say "root volume ${ROOTDEV#/dev/} could not be formatted"
+            else
+                say "root volume ${ROOTDEV#/dev/} holds something else: not mounted"
+            fi
+        fi
+        if mount -t ext4 "$ROOTDEV" /newroot 2>/dev/null || mount -t ext2 "$ROOTDEV" /newroot 2>/dev/null; then
+            # the image's own files are refreshed when the image changed; /etc, /root and the
+            # rest keep what the guest wrote
+            if [ "$(cat /newroot/etc/nimbo/recipe 2>/dev/null)" != "$(cat /etc/nimbo/recipe)" ]; then
+                mkdir -p /newroot/etc
+                for f in bin sbin usr lib lib64 init etc/nimbo; do
+                    [ -e "/$f" ] || continue
+                    rm -rf "/newroot/$f"
+                    cp -a "/$f" "/newroot/$f"
+                done
+                for f in /etc/*; do
+                    [ -e "/newroot$f" ] || cp -a "$f" "/newroot$f"
+                done
+            fi
+            for f in dev proc sys tmp run root var var/lib/nimbo var/log; do mkdir -p "/newroot/$f"; done
+            chmod 1777 /newroot/tmp
+            chmod 700 /newroot/root
+            say "root volume ${ROOTDEV#/dev/} mounted"
+            mount --move /dev /newroot/dev
+            mount --move /proc /newroot/proc
+            mount --move /sys /newroot/sys
+            exec switch_root /newroot /init stage2
+        fi
+        say "root volume ${ROOTDEV#/dev/} not mounted: running from the initramfs"
+    fi
+fi
+
+mkdir -p /dev/pts /tmp /run /root /var/lib/nimbo /var/log
+mount -t devpts devpts /dev/pts 2>/dev/null
+mount -t tmpfs tmpfs /run 2>/dev/null
 
 # ACPI power button (QMP system_powerdown): the first input event powers the guest off.
 for ev in /sys/class/input/event*; do
@@ -31,9 +80,6 @@ for ev in /sys/class/input/event*; do
     ( dd if="$dev" of=/dev/null bs=24 count=1 2>/dev/null && kill -USR2 1 ) &
 done
 
-for d in /sys/block/vd*; do
-    [ -e "$d" ] && say "disk ${d##*/} serial $(cat "$d/serial" 2>/dev/null)"
-done
 uevent /etc/nimbo/uevent >/dev/null 2>&1 &
 
 ifconfig lo 127.0.0.1 up
@@ -74,7 +120,7 @@ for i in 1 2 3; do
 done
 if [ -n "$ID" ]; then
     say "instance-id $ID"
-    hostname "$ID"
+    [ -s /run/dhcp-hostname ] || hostname "$ID"   # DHCP's host name (tap networking) wins
 else
     say "instance-id unavailable"
 fi
@@ -101,6 +147,19 @@ if http GET /latest/user-data >"$UD" && [ -s "$UD" ]; then
     fi
 else
     say "no user-data"
+fi
+
+# the ssh server (dropbear): root with the key pair's key only; host keys made on first use and
+# kept on the root volume
+if command -v dropbear >/dev/null 2>&1; then
+    mkdir -p /etc/dropbear
+    if dropbear -R -s -p 22 -P /run/dropbear.pid -E 2>>/var/log/dropbear.log; then
+        say "ssh server up at $(cut -d' ' -f1 /proc/uptime)s"
+    else
+        say "ssh server failed"
+    fi
+else
+    say "no ssh server in this image"
 fi
 
 say "ready at $(cut -d' ' -f1 /proc/uptime)s"

@@ -21,6 +21,7 @@ class IMDSStub:
         self.token_enabled = token_enabled
         self.tokens: set[str] = set()
         self.requests: list[tuple[str, str]] = []
+        self.interfaces: list[str] = []    # the data path relay's "NIMBO-IMDS <eni>" preambles
         self._server: Optional[asyncio.AbstractServer] = None
 
     async def __aenter__(self) -> "IMDSStub":
@@ -56,6 +57,9 @@ class IMDSStub:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = (await reader.readline()).decode("latin-1").split()
+            if request[:1] == ["NIMBO-IMDS"]:   # from backend.network's relay: who is asking
+                self.interfaces.append(request[1] if len(request) > 1 else "")
+                request = (await reader.readline()).decode("latin-1").split()
             headers = {}
             while True:
                 line = (await reader.readline()).decode("latin-1").strip()
