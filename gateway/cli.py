@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_args(tiny)
     tiny.add_argument("--if-missing", action="store_true", help="keep an image registered already")
 
+    net = commands.add_parser("net", help="the instance network's namespaces (root)")
+    net_cmds = net.add_subparsers(dest="net_command", required=True)
+    net_exec = net_cmds.add_parser("exec", help="run a command in Nimbo's network namespace "
+                                   "(public addresses), or with --vpc in a VPC's router namespace")
+    _data_dir_arg(net_exec)
+    net_exec.add_argument("--vpc", default=None, help="a VPC id: its private addresses")
+    net_exec.add_argument("argv", nargs=argparse.REMAINDER, help="-- COMMAND ...")
+    _data_dir_arg(net_cmds.add_parser("destroy", help="remove the namespaces and their helpers"))
+
     billing = commands.add_parser("billing", help="usage and cost reports")
     billing_cmds = billing.add_subparsers(dest="billing_command", required=True)
     report = billing_cmds.add_parser("report", help="a period's costs, by service and usage type")
@@ -99,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "image":
             config = _serve_config(args)
             return asyncio.run(_with_accounts(config.data_dir, lambda svc: build_tiny(svc, config, args)))
+        if args.command == "net":
+            from backend.network import namespace
+            if args.net_command == "destroy":
+                namespace.net_destroy(args.data_dir)
+                return 0
+            return namespace.net_exec(args.data_dir, args.argv[1:] if args.argv[:1] == ["--"] else args.argv, args.vpc)
         if args.command == "billing":
             return asyncio.run(_with_accounts(args.data_dir, lambda svc: billing_report(svc, args)))
         return asyncio.run(_with_accounts(args.data_dir, lambda svc: admin(svc, args)))

@@ -355,7 +355,8 @@ class NamespaceDataPath(DataPath):
         if not os.path.exists(os.path.join(NETNS_DIR, self.name)):
             await run("ip", "netns", "add", self.name)
         await run("ip", "-n", self.name, "link", "set", "lo", "up")
-        await sysctl(self.name, "net.ipv4.ip_forward=1")
+        await sysctl(self.name, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.disable_ipv6=1",
+                     "net.ipv6.conf.default.disable_ipv6=1")
         if self.host_access:
             await self._ensure_host_access()
 
@@ -415,7 +416,8 @@ class NamespaceDataPath(DataPath):
         resolver = dhcp.resolver_address(vpc)
         await sysctl(ns, "net.ipv4.ip_forward=1", "net.ipv4.tcp_fwmark_accept=1",
                      "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
-                     "net.bridge.bridge-nf-call-iptables=1")
+                     "net.bridge.bridge-nf-call-iptables=1", "net.ipv6.conf.all.disable_ipv6=1",
+                     "net.ipv6.conf.default.disable_ipv6=1")
         batch = ["link set dev lo up", f"addr replace {IMDS_ADDRESS}/32 dev lo",
                  f"addr replace {resolver}/32 dev lo"]
         # the uplink veth to the edge
@@ -585,3 +587,24 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+# -- operator commands (``nimbo net ...``) -------------------------------------------------------
+def net_exec(data_dir: str, command: Sequence[str], vpc_id: Optional[str] = None) -> int:
+    """Run ``command`` inside the edge namespace (public addresses) or a VPC's router namespace
+    (its private addresses); returns its exit status."""
+    import subprocess
+    if not command:
+        raise ValueError("no command given (nimbo net exec -- COMMAND ...)")
+    path = NamespaceDataPath(data_dir, "")
+    ns = path.vpc_namespace(vpc_id) if vpc_id else path.name
+    if not os.path.exists(os.path.join(NETNS_DIR, ns)):
+        raise LookupError(f"no network namespace {ns} for {path.data_dir}"
+                          + (f" (is {vpc_id} a VPC with subnets?)" if vpc_id else
+                             " (Nimbo makes it when it runs as root with tap networking)"))
+    return subprocess.run(path.exec_argv(list(command), vpc_id)).returncode
+
+
+def net_destroy(data_dir: str) -> None:
+    """Remove every namespace, helper process and runtime file of a data directory's data path."""
+    asyncio.run(NamespaceDataPath(data_dir, "").destroy())
