@@ -1,0 +1,203 @@
+"""The namespace data path as root, without VMs: veth "guests" stand in for QEMU's taps.
+
+What the kernel must show after ``apply``: namespaces, bridges, taps, dnsmasq, nftables counters;
+a smaller or empty state leaves nothing behind; ``open()`` sweeps what a crash left; security
+groups (stateful, revocation within a second), anti-spoofing, VPC isolation with overlapping
+CIDRs, 1:1 NAT from Nimbo's namespace, the metadata relay naming the right interface, counters.
+Skipped cleanly when not root or when ip/nft/dnsmasq are missing.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import pytest
+
+from backend.network import dhcp
+from backend.network.model import NetworkState, SecurityRule
+from backend.network.namespace import NamespaceDataPath, list_namespaces
+from tests.backend.imds_stub import IMDSStub
+from tests.backend.netns_helpers import (EGRESS_ALL, PING, SSH, FakeGuests, connect, need_root, sh,
+                                         two_vpcs)
+
+
+@pytest.fixture
+async def dp():
+    need_root()
+    work = tempfile.mkdtemp(prefix="nimbo-net-", dir="/tmp")
+    path = NamespaceDataPath(os.path.join(work, "data"), os.path.join(work, "imds.sock"))
+    path.work = work
+    try:
+        yield path
+    finally:
+        await path.destroy()
+        leftovers = [ns for ns in list_namespaces() if ns.startswith(path.name)]
+        shutil.rmtree(work, ignore_errors=True)
+        assert leftovers == [], f"namespaces left behind: {leftovers}"
+
+
+def links(ns: str) -> dict[str, str]:
+    """ifname -> kind inside a namespace."""
+    out = json.loads(sh("ip", "-n", ns, "-d", "-j", "link", "show").stdout)
+    return {l["ifname"]: (l.get("linkinfo") or {}).get("info_kind", "") for l in out}
+
+
+def dnsmasq_pids(dp: NamespaceDataPath) -> dict[str, int]:
+    out = {}
+    for entry in os.listdir(dp.run_dir) if os.path.isdir(dp.run_dir) else []:
+        pid = dhcp.running_pid(os.path.join(dp.run_dir, entry))
+        if pid:
+            out[entry] = pid
+    return out
+
+
+async def test_apply_is_idempotent_and_a_smaller_state_leaves_nothing_behind(dp):
+    await dp.open()
+    state = two_vpcs()
+    await dp.apply(state)
+    a, b = dp.vpc_namespace("vpc-0aaa"), dp.vpc_namespace("vpc-0bbb")
+    assert {dp.name, a, b} <= set(list_namespaces())
+    la = links(a)
+    assert la["b0a1"] == "bridge" and la["t0a01"] == "tun" and la["t0a02"] == "tun" and la["up"] == "veth"
+    assert links(b)["t0b01"] == "tun"
+    assert sh("ip", "-n", a, "-br", "addr", "show", "b0a1").stdout.split()[2] == "10.0.1.1/24"
+    pids = dnsmasq_pids(dp)
+    assert set(pids) == {"vpc-0aaa", "vpc-0bbb"}
+    with open(os.path.join(dp.run_dir, "vpc-0aaa", dhcp.HOSTS)) as f:
+        assert f.read() == "02:00:00:00:0a:01,10.0.1.5,ip-10-0-1-5\n02:00:00:00:0a:02,10.0.1.6,ip-10-0-1-6\n"
+    counters = sh("ip", "netns", "exec", a, "nft", "list", "counters").stdout
+    for name in ("o_eni_0a01", "i_eni_0a01", "xo_eni_0a01", "xi_eni_0a01", "o_eni_0a02"):
+        assert f"counter {name} " in counters
+    assert "198.51.100.5 via 169.254.0." in sh("ip", "-n", dp.name, "route").stdout
+    assert dp.nic("eni-0a01").tap == "t0a01" and dp.nic("eni-0a01").netns == a
+    assert set(await dp.counters()) == {"eni-0a01", "eni-0a02", "eni-0b01"}
+
+    await dp.apply(state)    # idempotent: the same dnsmasqs keep running
+    assert dnsmasq_pids(dp) == pids
+
+    # smaller: a2 detached, VPC B gone, a1 loses its public address
+    smaller = NetworkState(state.vpcs[:1], state.subnets[:1],
+                           (dataclasses.replace(state.interfaces[0], public_ips=()),
+                            dataclasses.replace(state.interfaces[1], instance_id=None)))
+    await dp.apply(smaller)
+    assert b not in list_namespaces() and set(dnsmasq_pids(dp)) == {"vpc-0aaa"}
+    assert "t0a02" not in links(a) and "t0a01" in links(a)
+    assert "198.51.100.5" not in sh("ip", "-n", dp.name, "route").stdout
+    assert "o_eni_0a02" not in sh("ip", "netns", "exec", a, "nft", "list", "counters").stdout
+    with pytest.raises(KeyError):
+        dp.nic("eni-0a02")
+    # a detached interface keeps its DHCP reservation
+    with open(os.path.join(dp.run_dir, "vpc-0aaa", dhcp.HOSTS)) as f:
+        assert "02:00:00:00:0a:02,10.0.1.6" in f.read()
+
+    await dp.apply(NetworkState())
+    assert [ns for ns in list_namespaces() if ns.startswith(dp.name)] == [dp.name]
+    assert dnsmasq_pids(dp) == {} and os.listdir(dp.run_dir) == []
+    assert [l for l in links(dp.name) if l != "lo"] == []
+    assert sh("ip", "-n", dp.name, "route").stdout.strip() == ""
+
+
+async def test_open_re_adopts_and_sweeps_what_a_crash_left(dp):
+    await dp.open()
+    await dp.apply(two_vpcs())
+    a = dp.vpc_namespace("vpc-0aaa")
+    tap_index = json.loads(sh("ip", "-n", a, "-j", "link", "show", "t0a01").stdout)[0]["ifindex"]
+    pids = dnsmasq_pids(dp)
+    await dp.close()
+    # a crash: a tap made but never recorded, a VPC namespace of a VPC that was never recorded
+    sh("ip", "-n", a, "tuntap", "add", "dev", "t0dead", "mode", "tap")
+    sh("ip", "netns", "add", dp.vpc_namespace("vpc-0dead"))
+    again = NamespaceDataPath(dp.data_dir, dp.relay.socket_path)
+    await again.open()
+    try:
+        assert "t0dead" not in links(a)
+        assert dp.vpc_namespace("vpc-0dead") not in list_namespaces()
+        # what the state names was kept as it was (same tap, same dnsmasq)
+        assert json.loads(sh("ip", "-n", a, "-j", "link", "show", "t0a01").stdout)[0]["ifindex"] == tap_index
+        assert dnsmasq_pids(again) == pids
+        assert again.nic("eni-0a01").tap == "t0a01"
+    finally:
+        await again.close()
+
+
+async def test_security_groups_isolation_nat_metadata_and_counters(dp):
+    await dp.open()
+    state = two_vpcs()
+    await dp.apply(state)
+    guests = FakeGuests(dp)
+    sock = dp.relay.socket_path
+    try:
+        a1 = guests.add(state.interfaces[0], "vpc-0aaa", "10.0.1.1")
+        a2 = guests.add(state.interfaces[1], "vpc-0aaa", "10.0.1.1")
+        b1 = guests.add(state.interfaces[2], "vpc-0bbb", "10.0.1.1")
+        await dp.apply(state)   # the data path bridges and filters the guests' ports
+        guests.serve("eni-0a01", 22, 8080)
+        guests.serve("eni-0a02", 22)
+        guests.serve("eni-0b01", 22)
+
+        # same subnet: allowed port yes, other port no (default deny ingress)
+        assert await connect(a2, "10.0.1.5", 22) == "hello 22"
+        assert await connect(a2, "10.0.1.5", 8080) == ""
+        # another VPC with the same CIDR reaches neither the private nor the public address
+        assert await connect(b1, "10.0.1.6", 22) == ""
+        assert await connect(b1, "198.51.100.5", 22) == ""
+        # the public address reaches a1 from Nimbo's namespace (1:1 NAT); a2 has none
+        assert await connect(dp.name, "198.51.100.5", 22) == "hello 22"
+        assert await connect(dp.name, "198.51.100.5", 8080) == ""
+        # the VPC's router namespace (nimbo net exec --vpc) obeys the groups too
+        a = dp.vpc_namespace("vpc-0aaa")
+        assert await connect(a, "10.0.1.5", 22) == "hello 22"
+        assert await connect(a, "10.0.1.6", 8080) == ""
+
+        # anti-spoofing: a2 sending from a1's address gets nowhere, with source/dest check off it does
+        sh("ip", "-n", a2, "addr", "add", "10.0.1.77/24", "dev", "eth0")
+        sh("ip", "-n", a2, "route", "replace", "10.0.1.5/32", "dev", "eth0", "src", "10.0.1.77")
+        assert await connect(a2, "10.0.1.5", 22) == ""
+        nocheck = dataclasses.replace(state, interfaces=(state.interfaces[0],
+                                      dataclasses.replace(state.interfaces[1], source_dest_check=False),
+                                      state.interfaces[2]))
+        await dp.apply(nocheck)
+        assert await connect(a2, "10.0.1.5", 22) == "hello 22"
+        sh("ip", "-n", a2, "route", "del", "10.0.1.5/32")
+        await dp.apply(state)
+
+        # revoking the rule: the next connection fails within a second
+        revoked = two_vpcs(a1_rules=(PING, EGRESS_ALL))
+        t0 = time.monotonic()
+        await dp.apply(revoked)
+        assert await connect(a2, "10.0.1.5", 22, timeout=0.5) == ""
+        assert time.monotonic() - t0 < 1.5
+        # a rule from a CIDR: only a2's address may reach port 8080
+        await dp.apply(two_vpcs(a1_rules=(SecurityRule("ingress", "tcp", 8000, 8100, "10.0.1.6/32"),)))
+        assert await connect(a2, "10.0.1.5", 8080) == "hello 8080"
+        assert await connect(dp.name, "198.51.100.5", 8080) == ""
+        await dp.apply(state)
+
+        # the metadata relay names the interface, even where two VPCs use the same address
+        async with IMDSStub(sock, {"instance-id": "i-x"}, require_token=False) as imds:
+            request = "GET /latest/meta-data/instance-id HTTP/1.0\r\n\r\n"
+            assert (await connect(a1, "169.254.169.254", 80, payload=request)).endswith("i-x")
+            assert (await connect(b1, "169.254.169.254", 80, payload=request)).endswith("i-x")
+            assert imds.interfaces == ["eni-0a01", "eni-0b01"]
+            # metadata off for a1: refused before reaching Nimbo
+            await dp.apply(two_vpcs(metadata_enabled=False))
+            assert await connect(a1, "169.254.169.254", 80, payload=request) == ""
+            assert imds.interfaces == ["eni-0a01", "eni-0b01"]
+            await dp.apply(state)
+
+        counters = await dp.counters()
+        a1c = counters["eni-0a01"]
+        assert a1c.bytes_in > 0 and a1c.bytes_out > 0
+        assert a1c.bytes_in_internet > 0 and a1c.bytes_out_internet > 0   # through the public address
+        assert counters["eni-0a02"].bytes_in_internet == 0
+        # counters survive a ruleset replacement
+        before = a1c.bytes_in
+        await dp.apply(two_vpcs(a1_rules=(SSH,)))
+        assert (await dp.counters())["eni-0a01"].bytes_in >= before
+    finally:
+        guests.close()
