@@ -13,9 +13,11 @@ from typing import Optional
 
 class IMDSStub:
     def __init__(self, path: str, metadata: dict[str, str], user_data: Optional[bytes] = None,
-                 require_token: bool = True, token_enabled: bool = True):
+                 require_token: bool = True, token_enabled: bool = True,
+                 by_interface: Optional[dict[str, dict[str, str]]] = None):
         self.path = path
         self.metadata = metadata          # e.g. {"instance-id": "i-0123"}
+        self.by_interface = by_interface or {}   # eni -> metadata, for relayed connections
         self.user_data = user_data
         self.require_token = require_token
         self.token_enabled = token_enabled
@@ -34,7 +36,9 @@ class IMDSStub:
         self._server.close()
         await self._server.wait_closed()
 
-    def answer(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    def answer(self, method: str, path: str, headers: dict[str, str],
+               interface: Optional[str] = None) -> tuple[int, bytes]:
+        metadata = self.by_interface.get(interface or "", self.metadata)
         if path == "/latest/api/token":
             if method != "PUT" or not self.token_enabled:
                 return 405 if self.token_enabled else 404, b""
@@ -50,15 +54,17 @@ class IMDSStub:
         if path == "/latest/user-data":
             return (200, self.user_data) if self.user_data is not None else (404, b"")
         prefix = "/latest/meta-data/"
-        if path.startswith(prefix) and path[len(prefix):] in self.metadata:
-            return 200, self.metadata[path[len(prefix):]].encode()
+        if path.startswith(prefix) and path[len(prefix):] in metadata:
+            return 200, metadata[path[len(prefix):]].encode()
         return 404, b""
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = (await reader.readline()).decode("latin-1").split()
+            interface = None
             if request[:1] == ["NIMBO-IMDS"]:   # from backend.network's relay: who is asking
-                self.interfaces.append(request[1] if len(request) > 1 else "")
+                interface = request[1] if len(request) > 1 else ""
+                self.interfaces.append(interface)
                 request = (await reader.readline()).decode("latin-1").split()
             headers = {}
             while True:
@@ -71,7 +77,7 @@ class IMDSStub:
                 return
             method, path = request[0], request[1]
             self.requests.append((method, path))
-            status, body = self.answer(method, path, headers)
+            status, body = self.answer(method, path, headers, interface)
             writer.write(f"HTTP/1.0 {status} X\r\nContent-Length: {len(body)}\r\n"
                          "Connection: close\r\n\r\n".encode() + body)
             await writer.drain()
