@@ -6,7 +6,8 @@ ssh with a generated key; a2 reaches a1 on the allowed port and not on another; 
 neither a1's nor a2's address nor a1's public one; a1's public address reaches it from Nimbo's
 namespace; revoking the rule stops the next connection within a second; the metadata relay tells
 Nimbo which interface asks (each guest learns its own instance id); a file written on a1's root
-volume survives a stop/start. Prints boot-to-ssh times.
+volume survives a stop/start; a restart of Nimbo (new data path and driver objects) re-adopts
+the guests with their connectivity. Prints boot-to-ssh times.
 """
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ async def test_guests_ssh_groups_isolation_public_address_metadata_and_root_volu
     with open(os.path.join(work, "k.pub")) as f:
         key = f.read().strip()
     per_eni = {eni: {"instance-id": vm, "public-keys/0/openssh-key": key} for vm, eni in GUESTS.items()}
-    async with IMDSStub(dp.relay.socket_path, {}, by_interface=per_eni) as imds:
+    async with IMDSStub(dp.relay.socket_path, {}, by_interface=per_eni, require_token=False) as imds:
         await dp.open()
         await dp.apply(state)
         for vm, eni in GUESTS.items():
@@ -130,6 +131,19 @@ async def test_guests_ssh_groups_isolation_public_address_metadata_and_root_volu
         await dp.apply(state)
         assert (await connect(a, "10.0.1.5", 22)).startswith("SSH-2.0-dropbear")
 
+        # a Nimbo restart: a new data path and driver re-adopt; guests, relay and groups keep working
+        pids = {i.vm_id: i.pid for i in await driver.list()}
+        await dp.close()
+        await driver.close()
+        dp = NamespaceDataPath(dp.data_dir, dp.relay.socket_path)
+        await dp.open()
+        driver = QemuDriver(driver.state_dir)
+        assert {i.vm_id: i.pid for i in await driver.list()} == pids
+        ask = "printf 'GET /latest/meta-data/instance-id HTTP/1.0\\r\\n\\r\\n' | nc -w 3 169.254.169.254 80 | tail -n 1"
+        assert (await ssh(work, a, "10.0.1.6", ask)).stdout.strip() == "i-0a2"
+        assert imds.interfaces[-1] == "eni-0a02"
+        assert (await ssh(work, a, "10.0.1.6", probe.format("10.0.1.5", 8080))).stdout == ""
+
         # the root volume keeps what was written across a stop/start
         assert (await ssh(work, a, "10.0.1.5", "echo kept-$((6*7)) >/root/note; sync")).returncode == 0
         await driver.stop("i-0a1", timeout=30)
@@ -140,3 +154,5 @@ async def test_guests_ssh_groups_isolation_public_address_metadata_and_root_volu
         console = (await driver.console_output("i-0a1")).decode(errors="replace")
         assert console.count("root volume vda formatted") == 1 and console.count("root volume vda mounted") == 2
         print(f"revocation effective in {revoke_seconds:.2f}s; restart to ssh {again:.1f}s")
+        await driver.close()
+        await dp.close()
