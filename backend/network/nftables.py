@@ -18,7 +18,8 @@ one step, and a partial ruleset is never visible:
   public address and an igw route for the destination); to a guest it passes the ingress chain
   (``in_N``: allow = accept, else drop), found by the destination port's mark (bridged) or the
   destination address (routed); anything else is dropped.
-  output: the namespace's own traffic to guests (``nimbo net exec``) obeys the ingress rules too.
+  output: the namespace's own traffic to guests (``nimbo net exec``) obeys the ingress rules too;
+  the metadata relay's packets get the interface's hop limit as IP TTL.
   input: guests may use DHCP, DNS, ping the router and (when ``metadata_enabled``) the metadata
   relay at 169.254.169.254:80; the uplink may not reach the router's services.
   postrouting: the internet (``xo_``/``xi_``) and other-AZ (``zo_``/``zi_``) counters.
@@ -223,8 +224,14 @@ def filter_ruleset(rules: VpcRules, counters: dict[str, tuple[int, int]]) -> str
     out += _vmap("ip daddr", by_ip)
     out += ["\t\tdrop", "\t}"]
 
-    out += ["\tchain c_output {", "\t\ttype filter hook output priority filter; policy accept;",
-            "\t\tct state established,related accept",
+    out += ["\tchain c_output {", "\t\ttype filter hook output priority filter; policy accept;"]
+    # the metadata relay's packets (the SYN-ACK too: tcp_fwmark_accept marks them with the
+    # guest's port) leave with the interface's hop limit as TTL
+    for p in ports:
+        if p.interface.metadata_enabled:
+            hop = max(1, min(64, int(p.interface.metadata_hop_limit)))
+            out.append(f"\t\tip saddr {IMDS_ADDRESS} tcp sport 80 meta mark and 0xfff == {p.index:#x} ip ttl set {hop}")
+    out += ["\t\tct state established,related accept",
             "\t\tudp sport { 53, 67 } accept",
             f"\t\toifname {_q(UPLINK)} accept"]
     out += _vmap("ip daddr", by_ip)

@@ -57,8 +57,8 @@ def two_vpcs(a1_rules=(SSH, PING, EGRESS_ALL), **a1_kw) -> NetworkState:
          iface("eni-0b01", "subnet-0b1", "10.0.1.5", "02:00:00:00:0b:01")))
 
 
-def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=30)
+def sh(*argv: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=30, input=input)
 
 
 def netns_exists(name: str) -> bool:

@@ -26,6 +26,19 @@ from tests.backend.netns_helpers import (EGRESS_ALL, PING, SSH, FakeGuests, conn
                                          two_vpcs)
 
 
+# counts the packets arriving from the metadata address by their TTL (inside a fake guest)
+TTL_PROBE = """table ip probe {
+\tcounter ttl3 { }
+\tcounter other { }
+\tchain c_in {
+\t\ttype filter hook input priority 0; policy accept;
+\t\tip saddr 169.254.169.254 ip ttl 3 counter name ttl3
+\t\tip saddr 169.254.169.254 ip ttl != 3 counter name other
+\t}
+}
+"""
+
+
 @pytest.fixture
 async def dp():
     need_root()
@@ -189,6 +202,21 @@ async def test_security_groups_isolation_nat_metadata_and_counters(dp):
             assert await connect(a1, "169.254.169.254", 80, payload=request) == ""
             assert imds.interfaces == ["eni-0a01", "eni-0b01"]
             await dp.apply(state)
+
+            # the relay's answers leave with the interface's hop limit as IP TTL
+            await dp.apply(two_vpcs(metadata_hop_limit=3))
+            sh("ip", "netns", "exec", a1, "nft", "-f", "-", input=TTL_PROBE)
+            assert (await connect(a1, "169.254.169.254", 80, payload=request)).endswith("i-x")
+            ttl = sh("ip", "netns", "exec", a1, "nft", "list", "counters").stdout
+            assert "ttl3 {\n\t\tpackets 0" not in ttl and "other {\n\t\tpackets 0 " in ttl, ttl
+            await dp.apply(state)
+
+        # ICMP by type: a1 allows echo requests, a2 has no ICMP rule
+        assert sh("ip", "netns", "exec", a2, "busybox", "ping", "-c", "1", "-W", "1", "10.0.1.5", check=False).returncode == 0
+        assert sh("ip", "netns", "exec", a1, "busybox", "ping", "-c", "1", "-W", "1", "10.0.1.6", check=False).returncode != 0
+        # the VPC resolver (base + 2) answers the private host names
+        dns = sh("ip", "netns", "exec", a2, "busybox", "nslookup", "ip-10-0-1-5.ec2.internal", "10.0.0.2", check=False)
+        assert "10.0.1.5" in dns.stdout.split("ip-10-0-1-5.ec2.internal", 1)[-1], dns.stdout + dns.stderr
 
         counters = await dp.counters()
         a1c = counters["eni-0a01"]
