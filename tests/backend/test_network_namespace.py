@@ -13,6 +13,8 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -22,6 +24,7 @@ from backend.network import dhcp
 from backend.network.model import NetworkState, SecurityRule
 from backend.network.namespace import NamespaceDataPath, list_namespaces
 from tests.backend.imds_stub import IMDSStub
+from tests.conftest import REPO
 from tests.backend.netns_helpers import (EGRESS_ALL, PING, SSH, FakeGuests, connect, need_root, sh,
                                          two_vpcs)
 
@@ -229,3 +232,26 @@ async def test_security_groups_isolation_nat_metadata_and_counters(dp):
         assert (await dp.counters())["eni-0a01"].bytes_in >= before
     finally:
         guests.close()
+
+
+def test_single_host_extra_in_a_throwaway_host_namespace():
+    """``host_access`` changes the host's interfaces and routes, so it runs here inside a network
+    namespace standing in for the host: the pool is routed into the edge, a public address
+    answers from the "host", and destroy() takes the veth and the route away again."""
+    need_root()
+    work = tempfile.mkdtemp(prefix="nimbo-net-", dir="/tmp")
+    host = f"nimbo-th-{os.getpid()}"
+    sh("ip", "netns", "add", host)
+    try:
+        sh("ip", "-n", host, "link", "set", "lo", "up")
+        out = subprocess.run(["ip", "netns", "exec", host, sys.executable, "-m", "tests.backend.netns_host_access", work],
+                             capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert out.returncode == 0, out.stderr
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        assert result["route"].startswith("198.51.100.0/24 via 169.254.255.250 dev nimbo")
+        assert result["reached"] == "hello 22"
+        assert result["private"] == ""          # private addresses stay inside their VPC
+        assert result["links_after"] == ["lo"] and result["route_after"] == ""
+    finally:
+        sh("ip", "netns", "del", host, check=False)
+        shutil.rmtree(work, ignore_errors=True)
