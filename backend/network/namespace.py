@@ -66,6 +66,8 @@ NETNS_DIR = "/run/netns"
 TRANSIT = ipaddress.ip_network("169.254.0.0/17")    # /30 per VPC: edge .1, VPC router .2
 HOST_LINK = ("169.254.255.249", "169.254.255.250")   # host side, edge side (host_access)
 REQUIRED_TOOLS = ("ip", "nft", "dnsmasq")
+ROUTE_PREF = 1000          # ip rules and tables of the routes to network interfaces
+MAX_ROUTE_TABLES = 400
 
 
 class DataPathError(Exception):
@@ -397,7 +399,7 @@ class NamespaceDataPath(DataPath):
         for iface in state.interfaces:
             if iface.subnet_id in by_id and iface.availability_zone:
                 subnet_az.setdefault(iface.subnet_id, iface.availability_zone)
-        return nftables.VpcRules(ports, subnets, subnet_az)
+        return nftables.VpcRules(ports, subnets, subnet_az, tuple(vpc.cidrs))
 
     async def _apply_vpc(self, vpc: Vpc, state: NetworkState, used: dict[str, int]) -> tuple[str, str]:
         ns = self.vpc_namespace(vpc.vpc_id)
@@ -458,8 +460,9 @@ class NamespaceDataPath(DataPath):
                 await run("ip", "-n", ns, "tuntap", "add", "dev", name, "mode", "tap")
             batch += [f"link set dev {name} master {bridge_name(iface.subnet_id)}", f"link set dev {name} up"]
         await run("ip", "-n", ns, "-batch", "-", input="\n".join(batch) + "\n")
-        # nftables: one atomic transaction, counters carried over
         rules = self._rules(vpc, state)
+        await self._apply_interface_routes(ns, rules)
+        # nftables: one atomic transaction, counters carried over
         old = nftables.parse_counters(await run("ip", "netns", "exec", ns, "nft", "-j", "list",
                                                 "counters", check=False))
         await run("ip", "netns", "exec", ns, "nft", "-f", "-", input=nftables.vpc_ruleset(rules, old))
@@ -479,6 +482,37 @@ class NamespaceDataPath(DataPath):
         except OSError as exc:
             log.error("metadata relay in %s: %s", ns, exc)
         return vpc_ip, veth
+
+    async def _apply_interface_routes(self, ns: str, rules: nftables.VpcRules) -> None:
+        """Routes to a network interface (NAT instances): per source subnet, policy routing
+        (``ip rule iif <bridge>``): first the main table without its default route (the VPC's
+        own addresses stay local), then the subnet's table. A route to an interface that is not
+        attached is a blackhole, as AWS shows it."""
+        current = json.loads(await run("ip", "-n", ns, "-j", "rule", "show") or "[]")
+        for r in current:
+            if ROUTE_PREF <= int(r.get("priority", 0)) < ROUTE_PREF + 2 * MAX_ROUTE_TABLES:
+                await run("ip", "-n", ns, "rule", "del", "pref", str(r["priority"]), check=False)
+        attached = {p.interface.interface_id: p for p in rules.ports}
+        for k, subnet in enumerate(rules.subnets[:MAX_ROUTE_TABLES]):
+            routes = [r for r in subnet.routes if r.target.startswith("eni-")]
+            table = str(ROUTE_PREF + k)
+            await run("ip", "-n", ns, "route", "flush", "table", table, check=False)
+            if not routes:
+                continue
+            for r in routes:
+                dest = str(ipaddress.ip_network(r.destination, strict=False))
+                port = attached.get(r.target)
+                if port is None:
+                    await run("ip", "-n", ns, "route", "replace", "blackhole", dest, "table", table)
+                else:
+                    gw = str(ipaddress.ip_address(port.interface.private_ips[0]))
+                    await run("ip", "-n", ns, "route", "replace", dest, "via", gw,
+                              "dev", bridge_name(port.subnet.subnet_id), "table", table)
+            bridge = bridge_name(subnet.subnet_id)
+            pref = ROUTE_PREF + 2 * k
+            await run("ip", "-n", ns, "rule", "add", "pref", str(pref), "iif", bridge, "lookup", "main",
+                      "suppress_prefixlength", "0")
+            await run("ip", "-n", ns, "rule", "add", "pref", str(pref + 1), "iif", bridge, "lookup", table)
 
     async def _apply_dnsmasq(self, vpc: Vpc, state: NetworkState, ns: str,
                              subnets: list[dhcp.SubnetPort]) -> None:

@@ -64,6 +64,18 @@ class VpcRules:
     subnets: list[Subnet]
     # subnet id -> availability zone (learned from its interfaces; "" unknown)
     subnet_az: dict[str, str] = field(default_factory=dict)
+    vpc_cidrs: tuple[str, ...] = ()
+
+
+def interface_routes(rules: VpcRules) -> list[tuple[Subnet, str, Port]]:
+    """(subnet, destination, target port) of the routes to an attached network interface."""
+    by_id = {p.interface.interface_id: p for p in rules.ports}
+    out = []
+    for subnet in rules.subnets:
+        for route in subnet.routes:
+            if route.target in by_id:
+                out.append((subnet, _cidr(route.destination), by_id[route.target]))
+    return out
 
 
 def counter_name(kind: str, interface_id: str) -> str:
@@ -222,6 +234,11 @@ def filter_ruleset(rules: VpcRules, counters: dict[str, tuple[int, int]]) -> str
         out.append(f"\t\tiifname {_q(UPLINK)} drop")
     out += _vmap("meta mark and 0xfff000", [(f"{p.index << 12:#x}", f"jump in_{p.index}") for p in ports])
     out += _vmap("ip daddr", by_ip)
+    # routed to a network interface (a NAT instance): that interface's ingress rules decide
+    local = _set([_cidr(c) for c in rules.vpc_cidrs]) if rules.vpc_cidrs else ""
+    for subnet, destination, port in interface_routes(rules):
+        out.append(f"\t\tip saddr {_cidr(subnet.cidr)} ip daddr {destination} "
+                   + (f"ip daddr != {local} " if local else "") + f"jump in_{port.index}")
     out += ["\t\tdrop", "\t}"]
 
     out += ["\tchain c_output {", "\t\ttype filter hook output priority filter; policy accept;"]

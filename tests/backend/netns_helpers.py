@@ -88,10 +88,10 @@ class FakeGuests:
         sh("ip", "-n", ns, "route", "add", "default", "via", router)
         return ns
 
-    def serve(self, interface_id: str, *ports: int) -> None:
-        """A TCP server in the guest answering ``hello <port>`` on each port."""
-        proc = subprocess.Popen(["ip", "netns", "exec", self.names[interface_id], sys.executable, SERVER,
-                                 *map(str, ports)], stdout=subprocess.PIPE, text=True)
+    def serve(self, interface_id: str, *ports: int, netns: str | None = None) -> None:
+        """A TCP server in the guest (or in ``netns``) answering ``hello <port>`` on each port."""
+        proc = subprocess.Popen(["ip", "netns", "exec", netns or self.names[interface_id], sys.executable,
+                                 SERVER, *map(str, ports)], stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "listening"
         self.servers.append(proc)
 

@@ -21,12 +21,12 @@ import time
 import pytest
 
 from backend.network import dhcp
-from backend.network.model import NetworkState, SecurityRule
+from backend.network.model import NetworkState, Route, SecurityRule
 from backend.network.namespace import NamespaceDataPath, list_namespaces
 from tests.backend.imds_stub import IMDSStub
 from tests.conftest import REPO
-from tests.backend.netns_helpers import (EGRESS_ALL, PING, SSH, FakeGuests, connect, need_root, sh,
-                                         two_vpcs)
+from tests.backend.netns_helpers import (EGRESS_ALL, PING, SSH, FakeGuests, connect, iface, need_root,
+                                         sh, subnet, two_vpcs)
 
 
 # counts the packets arriving from the metadata address by their TTL (inside a fake guest)
@@ -232,6 +232,52 @@ async def test_security_groups_isolation_nat_metadata_and_counters(dp):
         assert (await dp.counters())["eni-0a01"].bytes_in >= before
     finally:
         guests.close()
+
+
+async def test_route_to_a_nat_instance(dp):
+    """A private subnet whose default route targets a1 (source/dest check off, masquerading):
+    its guest reaches "the internet" (a server in Nimbo's edge namespace) only through a1."""
+    await dp.open()
+    base = two_vpcs(a1_rules=(SSH, SecurityRule("ingress", cidr="10.0.2.0/24"), EGRESS_ALL),
+                    source_dest_check=False)
+    private = subnet("subnet-0a2", "vpc-0aaa", "10.0.2.0/24")
+    p1 = iface("eni-0a21", "subnet-0a2", "10.0.2.5", "02:00:00:00:0a:21")
+    routed = dataclasses.replace(private, routes=(Route("0.0.0.0/0", "eni-0a01"),))
+    state = dataclasses.replace(base, subnets=base.subnets + (routed,), interfaces=base.interfaces + (p1,))
+    await dp.apply(state)
+    guests = FakeGuests(dp)
+    try:
+        nat = guests.add(state.interfaces[0], "vpc-0aaa", "10.0.1.1")
+        guest = guests.add(p1, "vpc-0aaa", "10.0.2.1")
+        await dp.apply(state)
+        sh("ip", "netns", "exec", nat, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        sh("ip", "netns", "exec", nat, "nft", "-f", "-", input=MASQUERADE)
+        edge_ip = "203.0.113.10"     # "the internet": an address on the edge namespace's loopback
+        sh("ip", "-n", dp.name, "addr", "add", f"{edge_ip}/32", "dev", "lo")
+        guests.serve("", 9000, netns=dp.name)
+        assert await connect(guest, edge_ip, 9000) == "hello 9000"
+        # the VPC's own addresses stay local: p1 reaches a2 directly, not through a1
+        guests.serve("eni-0a02", 22, netns=guests.add(state.interfaces[1], "vpc-0aaa", "10.0.1.1"))
+        await dp.apply(state)
+        assert await connect(guest, "10.0.1.6", 22) == "hello 22"
+        # without the route the private subnet has no way out
+        await dp.apply(dataclasses.replace(state, subnets=base.subnets + (private,)))
+        assert await connect(guest, edge_ip, 9000) == ""
+        # a route to an interface that is not attached is a blackhole
+        detached = dataclasses.replace(state.interfaces[0], instance_id=None)
+        await dp.apply(dataclasses.replace(state, interfaces=(detached,) + state.interfaces[1:]))
+        assert "blackhole default" in sh("ip", "-n", dp.vpc_namespace("vpc-0aaa"), "route", "show", "table", "all").stdout
+    finally:
+        guests.close()
+
+
+MASQUERADE = """table ip nat {
+\tchain post {
+\t\ttype nat hook postrouting priority srcnat; policy accept;
+\t\toifname "eth0" ip saddr 10.0.2.0/24 masquerade
+\t}
+}
+"""
 
 
 def test_single_host_extra_in_a_throwaway_host_namespace():
