@@ -289,7 +289,10 @@ def make_backend(config: Config) -> Any:
         from backend.fake import FakeDriver  # noqa: PLC0415
         return FakeDriver()
     if config.backend == "qemu":
+        from backend.network.namespace import available  # noqa: PLC0415
         from backend.qemu import QemuDriver  # noqa: PLC0415
+        tap, why = available()   # tap networking needs root; else user-mode networking
+        (log.info if tap else log.warning)("instance network: %s", why)
         return QemuDriver(config.path("vms"))
     raise ValueError(f"unknown backend {config.backend!r} (qemu or fake)")
 

@@ -81,9 +81,13 @@ class VpcDirectory:
 
 
 class MetadataRelay:
-    def __init__(self, socket_path: str, connect_timeout: float = 5.0) -> None:
+    def __init__(self, socket_path: str, connect_timeout: float = 5.0, connection_seconds: float = 60.0,
+                 max_connections: int = 256) -> None:
         self.socket_path = socket_path
         self.connect_timeout = connect_timeout
+        self.connection_seconds = connection_seconds   # a relayed connection lives at most this long
+        self.max_connections = max_connections         # per VPC namespace
+        self._active: dict[str, int] = {}
         self.directories: dict[str, VpcDirectory] = {}   # netns -> directory
         self._servers: dict[str, asyncio.AbstractServer] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -119,7 +123,11 @@ class MetadataRelay:
             self._tasks.add(task)
         sock = writer.get_extra_info("socket")
         peer = writer.get_extra_info("peername") or ("", 0)
+        self._active[netns] = self._active.get(netns, 0) + 1
         try:
+            if self._active[netns] > self.max_connections:
+                log.warning("metadata relay: too many connections in %s", netns)
+                return
             mark = sock.getsockopt(socket.SOL_SOCKET, SO_MARK) if sock is not None else 0
             directory = self.directories.get(netns)
             source = directory.lookup(mark, peer[0]) if directory else None
@@ -135,12 +143,14 @@ class MetadataRelay:
                 return
             try:
                 up_writer.write(f"NIMBO-IMDS {source.interface_id}\r\n".encode())
-                await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+                await asyncio.wait_for(asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer)),
+                                       self.connection_seconds)
             finally:
                 up_writer.close()
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, asyncio.TimeoutError):
             pass
         finally:
+            self._active[netns] -= 1
             writer.close()
             if task is not None:
                 self._tasks.discard(task)

@@ -225,6 +225,9 @@ class NamespaceDataPath(DataPath):
         self._lock = asyncio.Lock()
         self._state = NetworkState()
         self._opened = False
+        # VPC namespace -> fingerprint of the inputs it was last configured from: a later apply
+        # re-configures only the VPCs whose part of the state changed (open() redoes all)
+        self._applied: dict[str, str] = {}
 
     # -- names -----------------------------------------------------------------------------
     def vpc_namespace(self, vpc_id: str) -> str:
@@ -251,6 +254,7 @@ class NamespaceDataPath(DataPath):
                 pass
             except (ValueError, KeyError, TypeError) as exc:
                 log.error("network state %s unreadable (%s): starting empty", self.state_path, exc)
+            self._applied.clear()
             await self._apply(state)
             self._opened = True
 
@@ -288,6 +292,7 @@ class NamespaceDataPath(DataPath):
 
     async def destroy(self) -> None:
         async with self._lock:
+            self._applied.clear()
             await self.relay.close()
             for ns in list_namespaces():
                 if ns.startswith(self.name + "-"):
@@ -345,13 +350,32 @@ class NamespaceDataPath(DataPath):
             if _kind(link) == "veth" and re.fullmatch(r"v[0-9a-f]{13}", name) and name not in keep_veths:
                 await run("ip", "-n", self.name, "link", "del", name, check=False)
         routes: dict[str, tuple[str, str]] = {}   # public /32 -> (via, dev)
+        self._applied = {k: v for k, v in self._applied.items() if k in wanted}
         for vpc in state.vpcs:
-            via, dev = await self._apply_vpc(vpc, state, used)
+            ns = self.vpc_namespace(vpc.vpc_id)
+            fingerprint = _fingerprint(vpc, state)
+            veth = veth_name(vpc.vpc_id)
+            if self._applied.get(ns) == fingerprint and veth in used and veth in edge_links \
+                    and os.path.exists(os.path.join(NETNS_DIR, ns)) and await self._links_intact(vpc, state, ns):
+                via, dev = transit_addresses(used[veth])[1], veth   # unchanged since the last apply
+            else:
+                self._applied.pop(ns, None)
+                via, dev = await self._apply_vpc(vpc, state, used)
+                self._applied[ns] = fingerprint
             for public, _ in nftables.public_pairs(self._rules(vpc, state)):
                 routes[public] = (via, dev)
         await self._apply_edge_routes(routes, keep_veths)
         self._state = state
         log.debug("network state applied in %.3fs", time.monotonic() - started)
+
+    async def _links_intact(self, vpc: Vpc, state: NetworkState, ns: str) -> bool:
+        """The VPC's devices are as the last apply left them (one ``ip link`` call)."""
+        present = {l["ifname"]: l for l in await links(ns)}
+        bridges = {bridge_name(s.subnet_id) for s in state.subnets if s.vpc_id == vpc.vpc_id}
+        taps = {tap_name(i.interface_id): bridge_name(i.subnet_id) for i in self._attached(vpc.vpc_id, state)}
+        ours = {n for n, l in present.items() if _kind(l) in ("tun", "bridge")}
+        return ("up" in present and bridges <= set(present) and ours <= bridges | set(taps)
+                and all(present.get(t, {}).get("master") == b for t, b in taps.items()))
 
     async def _ensure_edge(self) -> None:
         if not os.path.exists(os.path.join(NETNS_DIR, self.name)):
@@ -537,16 +561,26 @@ class NamespaceDataPath(DataPath):
             dhcp.reload(vpc_dir)
 
     async def _apply_edge_routes(self, routes: dict[str, tuple[str, str]], veths: set[str]) -> None:
+        """One /32 per public address towards its VPC; only the differences, in one batch."""
         current = json.loads(await run("ip", "-n", self.name, "-j", "route", "show") or "[]")
-        for r in current:
-            dst, dev = r.get("dst", ""), r.get("dev", "")
-            if re.fullmatch(r"v[0-9a-f]{13}", dev) and r.get("gateway") and dst not in routes:
-                await run("ip", "-n", self.name, "route", "del", dst, "dev", dev, check=False)
-        for public, (via, dev) in routes.items():
-            await run("ip", "-n", self.name, "route", "replace", f"{public}/32", "via", via, "dev", dev)
+        have = {r.get("dst", ""): (r.get("gateway"), r.get("dev", "")) for r in current
+                if re.fullmatch(r"v[0-9a-f]{13}", r.get("dev", "")) and r.get("gateway")}
+        batch = [f"route del {dst} dev {dev}" for dst, (_, dev) in have.items() if dst not in routes]
+        batch += [f"route replace {public}/32 via {via} dev {dev}" for public, (via, dev) in routes.items()
+                  if have.get(public) != (via, dev)]
+        if batch:
+            await run("ip", "-n", self.name, "-batch", "-", input="\n".join(batch) + "\n")
 
 
 # -- small helpers -------------------------------------------------------------------------
+def _fingerprint(vpc: Vpc, state: NetworkState) -> str:
+    subnets = [s for s in state.subnets if s.vpc_id == vpc.vpc_id]
+    ids = {s.subnet_id for s in subnets}
+    part = {"vpc": dataclasses.asdict(vpc), "subnets": [dataclasses.asdict(s) for s in subnets],
+            "interfaces": [dataclasses.asdict(i) for i in state.interfaces if i.subnet_id in ids]}
+    return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()
+
+
 def _transit_indexes(addrs: Iterable[dict]) -> dict[str, int]:
     out = {}
     for link in addrs:
