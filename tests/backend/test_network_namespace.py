@@ -234,6 +234,28 @@ async def test_security_groups_isolation_nat_metadata_and_counters(dp):
         guests.close()
 
 
+async def test_nimbo_net_exec_and_destroy(dp):
+    await dp.open()
+    await dp.apply(two_vpcs())
+    await dp.close()
+
+    def nimbo(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "gateway.cli", "net", *args], cwd=REPO, text=True,
+                              capture_output=True, timeout=60)
+
+    edge = nimbo("exec", "--data-dir", dp.data_dir, "--", "ip", "route")
+    assert edge.returncode == 0 and "198.51.100.5 via 169.254.0.2" in edge.stdout, edge.stderr
+    vpc = nimbo("exec", "--data-dir", dp.data_dir, "--vpc", "vpc-0bbb", "--", "ip", "-br", "addr", "show", "b0b1")
+    assert vpc.stdout.split()[2] == "10.0.1.1/24"
+    assert nimbo("exec", "--data-dir", dp.data_dir, "--", "sh", "-c", "exit 3").returncode == 3
+    unknown = nimbo("exec", "--data-dir", dp.data_dir, "--vpc", "vpc-0ccc", "--", "true")
+    assert unknown.returncode == 2 and "no network namespace" in unknown.stderr
+    assert nimbo("destroy", "--data-dir", dp.data_dir).returncode == 0
+    assert [ns for ns in list_namespaces() if ns.startswith(dp.name)] == []
+    assert not os.path.exists(dp.run_dir) and not os.path.exists(dp.state_path)
+    assert nimbo("exec", "--data-dir", dp.data_dir, "--", "true").returncode == 2
+
+
 async def test_route_to_a_nat_instance(dp):
     """A private subnet whose default route targets a1 (source/dest check off, masquerading):
     its guest reaches "the internet" (a server in Nimbo's edge namespace) only through a1."""
