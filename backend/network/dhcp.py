@@ -58,7 +58,7 @@ def config(vpc: Vpc, subnets: list[SubnetPort], run_dir: str) -> str:
              f"dhcp-hostsfile={os.path.join(run_dir, HOSTS)}",
              f"addn-hosts={os.path.join(run_dir, NAMES)}",
              "user=root", "group=root",
-             "no-resolv", "no-hosts", "no-poll", "bind-interfaces", "dhcp-authoritative",
+             "no-resolv", "no-hosts", "no-poll", "bind-interfaces", "dhcp-authoritative", "quiet-dhcp",
              f"log-facility={os.path.join(run_dir, 'dnsmasq.log')}",
              f"listen-address={resolver_address(vpc)}",
              "except-interface=up"]

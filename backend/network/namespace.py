@@ -25,7 +25,8 @@ address, and ``nimbo net exec --vpc vpc-... -- ssh root@PRIVATE_IP`` through the
 
 Single-host extra (off by default, never enabled by the tests): ``host_access=True`` adds a veth
 pair host <-> edge (``nimbo<8 hex>`` on the host, 169.254.255.249/30) and one host route per
-public pool CIDR into the edge, so ``ssh admin@PUBLIC_IP`` works from the host's shell. On a
+public pool CIDR into the edge, so ``ssh admin@PUBLIC_IP`` works from the host's shell (guests
+cannot open connections towards the host through it: the edge drops them). On a
 multi-homed server the pool is a real routed range instead: route it to the host, and the host to
 the edge's veth. Outbound NAT of the pool to the real network is left to the operator (one
 masquerade rule on the host for 169.254.255.250), as it changes the host's firewall.
@@ -66,6 +67,16 @@ NETNS_DIR = "/run/netns"
 TRANSIT = ipaddress.ip_network("169.254.0.0/17")    # /30 per VPC: edge .1, VPC router .2
 HOST_LINK = ("169.254.255.249", "169.254.255.250")   # host side, edge side (host_access)
 REQUIRED_TOOLS = ("ip", "nft", "dnsmasq")
+EDGE_HOST_RULES = """table inet nimbo_edge {}
+delete table inet nimbo_edge
+table inet nimbo_edge {
+\tchain c_forward {
+\t\ttype filter hook forward priority filter; policy accept;
+\t\tct state established,related accept
+\t\toifname "host" drop
+\t}
+}
+"""
 ROUTE_PREF = 1000          # ip rules and tables of the routes to network interfaces
 MAX_ROUTE_TABLES = 400
 
@@ -397,6 +408,8 @@ class NamespaceDataPath(DataPath):
         await run("ip", "-n", self.name, "route", "replace", "default", "via", HOST_LINK[0])
         for cidr in self.public_pool:
             await run("ip", "route", "replace", cidr, "via", HOST_LINK[1], "dev", host_if)
+        # the host may open connections to the guests' public addresses, not the other way round
+        await run("ip", "netns", "exec", self.name, "nft", "-f", "-", input=EDGE_HOST_RULES)
 
     async def _remove_host_access(self) -> None:
         host_if = "nimbo" + self.name[len(PREFIX):]

@@ -319,6 +319,7 @@ def test_single_host_extra_in_a_throwaway_host_namespace():
         assert result["route"].startswith("198.51.100.0/24 via 169.254.255.250 dev nimbo")
         assert result["reached"] == "hello 22"
         assert result["private"] == ""          # private addresses stay inside their VPC
+        assert result["host_self"] == "hello 9001" and result["guest_to_host"] == ""
         assert result["links_after"] == ["lo"] and result["route_after"] == ""
     finally:
         sh("ip", "netns", "del", host, check=False)
