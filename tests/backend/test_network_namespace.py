@@ -257,13 +257,14 @@ async def test_nimbo_net_exec_and_destroy(dp):
 
 
 async def test_route_to_a_nat_instance(dp):
-    """A private subnet whose default route targets a1 (source/dest check off, masquerading):
-    its guest reaches "the internet" (a server in Nimbo's edge namespace) only through a1."""
+    """A private subnet (another zone) whose default route targets a1 (source/dest check off,
+    masquerading): its guest reaches "the internet" (a server in Nimbo's edge namespace) only
+    through a1; traffic between the zones shows in the other-AZ counters."""
     await dp.open()
     base = two_vpcs(a1_rules=(SSH, SecurityRule("ingress", cidr="10.0.2.0/24"), EGRESS_ALL),
                     source_dest_check=False)
     private = subnet("subnet-0a2", "vpc-0aaa", "10.0.2.0/24")
-    p1 = iface("eni-0a21", "subnet-0a2", "10.0.2.5", "02:00:00:00:0a:21")
+    p1 = iface("eni-0a21", "subnet-0a2", "10.0.2.5", "02:00:00:00:0a:21", az="us-east-1b")
     routed = dataclasses.replace(private, routes=(Route("0.0.0.0/0", "eni-0a01"),))
     state = dataclasses.replace(base, subnets=base.subnets + (routed,), interfaces=base.interfaces + (p1,))
     await dp.apply(state)
@@ -282,6 +283,12 @@ async def test_route_to_a_nat_instance(dp):
         guests.serve("eni-0a02", 22, netns=guests.add(state.interfaces[1], "vpc-0aaa", "10.0.1.1"))
         await dp.apply(state)
         assert await connect(guest, "10.0.1.6", 22) == "hello 22"
+        # ... and that traffic crossed availability zones (us-east-1b -> us-east-1a)
+        counters = await dp.counters()
+        assert counters["eni-0a21"].bytes_out_other_az > 0 and counters["eni-0a21"].bytes_in_other_az > 0
+        assert counters["eni-0a02"].bytes_in_other_az > 0
+        assert counters["eni-0a21"].bytes_out_internet == 0     # its internet went through a1
+        assert counters["eni-0a01"].bytes_out_internet > 0
         # without the route the private subnet has no way out
         await dp.apply(dataclasses.replace(state, subnets=base.subnets + (private,)))
         assert await connect(guest, edge_ip, 9000) == ""

@@ -41,7 +41,8 @@ async def net():
     work = tempfile.mkdtemp(prefix="nimbo-nvm-", dir="/tmp")
     dp = NamespaceDataPath(os.path.join(work, "data"), os.path.join(work, "imds.sock"))
     driver = QemuDriver(os.path.join(work, "vms"))
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(work, "k")], check=True)
+    # RSA: what CreateKeyPair makes by default
+    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", os.path.join(work, "k")], check=True)
     try:
         yield work, dp, driver
     finally:
