@@ -256,6 +256,7 @@ class NamespaceDataPath(DataPath):
         ok, why = available()
         if not ok:
             raise DataPathError(why)
+        await _ensure_br_netfilter()
         async with self._lock:
             state = NetworkState()
             try:
@@ -642,6 +643,18 @@ def _kill(pid: int, sig: int = signal.SIGTERM) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+async def _ensure_br_netfilter() -> None:
+    """Security groups see bridged packets through br_netfilter (built in on some kernels, a
+    module on Debian's). Loading it makes bridged IPv4 pass the host's own inet hooks too."""
+    if os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"):
+        return
+    log.warning("loading br_netfilter: security groups filter bridged traffic through it")
+    await run("modprobe", "br_netfilter", check=False)
+    if not os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"):
+        raise DataPathError("br_netfilter is unavailable (modprobe br_netfilter): security groups "
+                            "cannot be enforced on bridged traffic")
 
 
 async def _netns_pids(ns: str) -> list[int]:
