@@ -163,9 +163,23 @@ def validate(state: NetworkState) -> None:
         subnets[s.subnet_id] = s
     macs, taps = set(), set()
     addresses: dict[str, set] = {}
+    ports: dict[str, int] = {}
     for i in state.interfaces:
         if i.subnet_id not in subnets:
             raise ValueError(f"{i.interface_id}: unknown subnet {i.subnet_id}")
+        for rule in i.rules:          # before anything is recorded or changed
+            if rule.direction not in ("ingress", "egress"):
+                raise ValueError(f"{i.interface_id}: bad rule direction {rule.direction!r}")
+            nftables.rule_match(rule)
+        for public, private in i.public_ips:
+            ipaddress.IPv4Address(public)
+            if private not in i.private_ips:
+                raise ValueError(f"{i.interface_id}: {public} maps to {private}, not one of its addresses")
+        if i.instance_id:
+            vpc_id = subnets[i.subnet_id].vpc_id
+            ports[vpc_id] = ports.get(vpc_id, 0) + 1
+            if ports[vpc_id] > nftables.MAX_PORTS:
+                raise ValueError(f"{vpc_id}: more than {nftables.MAX_PORTS} attached interfaces")
         if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", i.mac.lower()):
             raise ValueError(f"{i.interface_id}: bad MAC {i.mac!r}")
         vpc = subnets[i.subnet_id].vpc_id

@@ -172,6 +172,12 @@ def test_state_file_round_trip_and_validation():
     with pytest.raises(ValueError, match="outside"):
         validate(dataclasses.replace(state, subnets=(dataclasses.replace(state.subnets[0], router="10.9.0.1"),)
                                      + state.subnets[1:]))
+    with pytest.raises(ValueError, match="port range"):   # refused before the state file is written
+        bad = dataclasses.replace(state.interfaces[0], rules=(SecurityRule("ingress", "tcp", 9, 1),))
+        validate(dataclasses.replace(state, interfaces=(bad,) + state.interfaces[1:]))
+    with pytest.raises(ValueError, match="not one of its addresses"):
+        bad = dataclasses.replace(state.interfaces[0], public_ips=(("198.51.100.9", "10.0.1.99"),))
+        validate(dataclasses.replace(state, interfaces=(bad,) + state.interfaces[1:]))
     validate(state)   # the same address in two VPCs is fine
 
 
