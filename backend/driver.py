@@ -278,6 +278,16 @@ class Driver(abc.ABC):
     async def detach_disk(self, vm_id: str, disk_id: str, timeout: float = 10.0) -> None:
         """Detach a volume; while running the guest must release it within ``timeout``."""
 
+    # -- network interfaces (tap networking) ----------------------------------------------
+    async def attach_nic(self, vm_id: str, nic: NicAttachment) -> None:
+        """Attach a network interface (hot-plugged when running, remembered for the next start).
+        Raises InvalidStateError when a running VM cannot take it (another namespace)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot attach network interfaces")
+
+    async def detach_nic(self, vm_id: str, interface_id: str, timeout: float = 10.0) -> None:
+        """Detach a network interface; while running the guest must release it within ``timeout``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot detach network interfaces")
+
     async def close(self) -> None:
         """Stop watching; VMs keep running."""
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Optional
 
-from .driver import (DiskAttachment, DiskError, Driver, InvalidStateError, StartError, VMEvent,
+from .driver import (DiskAttachment, DiskError, Driver, InvalidStateError, NicAttachment, StartError, VMEvent,
                      VMExistsError, VMInfo, VMNotFoundError, VMSpec, VMState, utcnow, validate_id)
 
 
@@ -210,6 +210,28 @@ class FakeDriver(Driver):
             raise DiskError(f"{disk_id} is not attached to {vm_id}")
         vm.spec.disks = [d for d in vm.spec.disks if d.disk_id != disk_id]
         self._log(vm, f"disk detached {disk_id}")
+
+
+    # -- network interfaces --------------------------------------------------------------
+    async def attach_nic(self, vm_id: str, nic: NicAttachment) -> None:
+        from .qemu_cmdline import nics_namespace, tap_options
+        vm = self._vm(vm_id)
+        if any(n.interface_id == nic.interface_id for n in vm.spec.nics):
+            raise InvalidStateError(f"{nic.interface_id} is already attached to {vm_id}")
+        nics = vm.spec.nics + [nic]
+        tap_options(nics)
+        if vm.info.state.is_active and (not vm.spec.nics or nics_namespace(vm.spec.nics) != nic.netns):
+            raise InvalidStateError(f"{vm_id} runs outside {nic.netns}: stop it to attach {nic.interface_id}")
+        nics_namespace(nics)
+        vm.spec.nics = nics
+        self._log(vm, f"nic attached {nic.interface_id}")
+
+    async def detach_nic(self, vm_id: str, interface_id: str, timeout: float = 10.0) -> None:
+        vm = self._vm(vm_id)
+        if not any(n.interface_id == interface_id for n in vm.spec.nics):
+            raise InvalidStateError(f"{interface_id} is not attached to {vm_id}")
+        vm.spec.nics = [n for n in vm.spec.nics if n.interface_id != interface_id]
+        self._log(vm, f"nic detached {interface_id}")
 
 
 def _validate(spec: VMSpec) -> None:

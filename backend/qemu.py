@@ -28,10 +28,11 @@ import shutil
 import signal
 from typing import Any, Optional
 
-from .driver import (DiskAttachment, DiskError, Driver, InvalidStateError, StartError, VMEvent,
+from .driver import (DiskAttachment, DiskError, Driver, InvalidStateError, NicAttachment, StartError, VMEvent,
                      VMExistsError, VMInfo, VMNotFoundError, VMSpec, VMState, utcnow, validate_id)
 from .qemu_cmdline import (VMPaths, blockdev_args, build_command, detect_accel, device_id,
-                           disk_device_args, node_name)
+                           disk_device_args, nic_hotplug_args, nic_ids, nics_namespace, node_name,
+                           tap_options)
 from .qemu_state import (exit_classification, pid_alive, proc_usage, read_text, ts, unlink,
                           write_text)
 from .qmp import QMPClient, QMPConnectionError, QMPError
@@ -438,6 +439,57 @@ class QemuDriver(Driver):
                 except QMPError as exc:
                     log.warning("%s: blockdev-del %s: %s", vm_id, disk_id, exc)
             spec.disks = [d for d in spec.disks if d.disk_id != disk_id]
+            self._save_spec(spec)
+
+    # -- network interfaces --------------------------------------------------------------
+    async def attach_nic(self, vm_id: str, nic: NicAttachment) -> None:
+        async with self._lock(vm_id):
+            spec = self._load_spec(vm_id)
+            if any(n.interface_id == nic.interface_id for n in spec.nics):
+                raise InvalidStateError(f"{nic.interface_id} is already attached to {vm_id}")
+            nics = spec.nics + [nic]
+            tap_options(nics)
+            if self._alive_pid(self.paths(vm_id)):
+                # a running QEMU lives in the namespace of its first taps (or the host's)
+                if not spec.nics or nics_namespace(spec.nics) != nic.netns:
+                    raise InvalidStateError(f"{vm_id} runs outside {nic.netns}: stop it to attach {nic.interface_id}")
+                await _check_taps(vm_id, VMSpec(vm_id=vm_id, root_disk=spec.root_disk, nics=[nic]))
+                qmp = await self._require_qmp(vm_id)
+                netdev_args, device_args = nic_hotplug_args(nic)
+                try:
+                    await qmp.execute("netdev_add", netdev_args)
+                except QMPError as exc:
+                    raise InvalidStateError(f"{nic.interface_id}: {exc.desc}") from None
+                try:
+                    await qmp.execute("device_add", device_args)
+                except QMPError as exc:
+                    await _quiet(qmp.execute("netdev_del", {"id": netdev_args["id"]}))
+                    raise InvalidStateError(f"{nic.interface_id}: {exc.desc}") from None
+            else:
+                nics_namespace(nics)
+            spec.nics = nics
+            self._save_spec(spec)
+
+    async def detach_nic(self, vm_id: str, interface_id: str, timeout: float = 10.0) -> None:
+        async with self._lock(vm_id):
+            spec = self._load_spec(vm_id)
+            if not any(n.interface_id == interface_id for n in spec.nics):
+                raise InvalidStateError(f"{interface_id} is not attached to {vm_id}")
+            if self._alive_pid(self.paths(vm_id)):
+                qmp = await self._require_qmp(vm_id)
+                netdev, device = nic_ids(interface_id)
+                deleted = qmp.expect_event("DEVICE_DELETED", lambda d: d.get("device") == device)
+                try:
+                    await qmp.execute("device_del", {"id": device})
+                    await asyncio.wait_for(deleted, timeout)
+                except QMPError as exc:
+                    deleted.cancel()
+                    if exc.error_class != "DeviceNotFound":
+                        raise InvalidStateError(f"{interface_id}: {exc.desc}") from None
+                except asyncio.TimeoutError:
+                    raise InvalidStateError(f"{interface_id}: the guest did not release it in {timeout:g}s") from None
+                await _quiet(qmp.execute("netdev_del", {"id": netdev}))
+            spec.nics = [n for n in spec.nics if n.interface_id != interface_id]
             self._save_spec(spec)
 
     # -- watching ------------------------------------------------------------------------

@@ -192,9 +192,24 @@ def tap_options(nics: list[NicAttachment]) -> list[str]:
         if not _MAC_RE.match(nic.mac) or nic.mac.lower() in macs:
             raise ValueError(f"bad or duplicate MAC {nic.mac!r}")
         macs.add(nic.mac.lower())
-        argv += ["-netdev", f"tap,id=n{i},ifname={nic.tap},script=no,downscript=no",
-                 "-device", f"virtio-net-pci,netdev=n{i},mac={nic.mac.lower()},addr={0x10 + i:#x}"]
+        netdev, device = nic_ids(nic.interface_id)
+        argv += ["-netdev", f"tap,id={netdev},ifname={nic.tap},script=no,downscript=no",
+                 "-device", f"virtio-net-pci,netdev={netdev},id={device},mac={nic.mac.lower()},addr={0x10 + i:#x}"]
     return argv
+
+
+def nic_ids(interface_id: str) -> tuple[str, str]:
+    """QEMU's netdev and device ids of an interface (stable, so that it can be detached)."""
+    h = hashlib.sha1(interface_id.encode()).hexdigest()[:12]
+    return f"nd{h}", f"nic{h}"
+
+
+def nic_hotplug_args(nic: NicAttachment) -> tuple[dict, dict]:
+    """QMP netdev_add and device_add arguments of a hot-plugged interface."""
+    tap_options([nic])   # validates the name and MAC
+    netdev, device = nic_ids(nic.interface_id)
+    return ({"type": "tap", "id": netdev, "ifname": nic.tap, "script": "no", "downscript": "no"},
+            {"driver": "virtio-net-pci", "id": device, "netdev": netdev, "mac": nic.mac.lower()})
 
 
 def _json(obj: dict) -> str:

@@ -10,13 +10,13 @@ import subprocess
 
 import pytest
 
-from backend.driver import NicAttachment, VMSpec
+from backend.driver import InvalidStateError, NicAttachment, VMSpec
 from backend.fake import FakeDriver
 from backend.network import dhcp, nftables
 from backend.network.model import NetworkState, Route, SecurityRule, Vpc
 from backend.network.namespace import (bridge_name, namespace_name, state_from_json, state_to_json,
                                        tap_name, transit_addresses, validate)
-from backend.qemu_cmdline import VMPaths, build_command
+from backend.qemu_cmdline import VMPaths, build_command, nic_hotplug_args, nic_ids
 from tests.backend.netns_helpers import iface, subnet, two_vpcs
 
 
@@ -188,11 +188,15 @@ def test_qemu_command_line_with_taps():
     argv = build_command(spec, VMPaths("/s/i-0abc"))
     assert argv[:4] == ["ip", "netns", "exec", "nimbo-1234abcd-vpc-0aaa"] and argv[4] == "qemu-system-x86_64"
     netdevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-netdev"]
-    assert netdevs == ["tap,id=n0,ifname=t0a01,script=no,downscript=no",
-                       "tap,id=n1,ifname=t0a02,script=no,downscript=no"]
+    (nd0, dev0), (nd1, dev1) = nic_ids("eni-0a01"), nic_ids("eni-0a02")
+    assert netdevs == [f"tap,id={nd0},ifname=t0a01,script=no,downscript=no",
+                       f"tap,id={nd1},ifname=t0a02,script=no,downscript=no"]
     devices = [argv[i + 1] for i, a in enumerate(argv) if a == "-device"]
-    assert "virtio-net-pci,netdev=n0,mac=02:00:00:00:0a:01,addr=0x10" in devices
-    assert "virtio-net-pci,netdev=n1,mac=02:00:00:00:0a:02,addr=0x11" in devices
+    assert f"virtio-net-pci,netdev={nd0},id={dev0},mac=02:00:00:00:0a:01,addr=0x10" in devices
+    assert f"virtio-net-pci,netdev={nd1},id={dev1},mac=02:00:00:00:0a:02,addr=0x11" in devices
+    assert nic_hotplug_args(nics[1]) == (
+        {"type": "tap", "id": nd1, "ifname": "t0a02", "script": "no", "downscript": "no"},
+        {"driver": "virtio-net-pci", "id": dev1, "netdev": nd1, "mac": "02:00:00:00:0a:02"})
     assert not any("guestfwd" in a or a.startswith("user,") for a in argv)
     with pytest.raises(ValueError, match="one namespace"):
         build_command(dataclasses.replace(spec, nics=[nics[0], dataclasses.replace(nics[1], netns="other")]),
@@ -213,6 +217,23 @@ async def test_fake_driver_accepts_nics():
     assert b"eth0 eni-0a01 mac 02:00:00:00:0a:01 tap t0a01" in await driver.console_output("i-1")
     with pytest.raises(ValueError):
         await driver.create(VMSpec(vm_id="i-2", root_disk="/d/r", nics=[nic, nic]))
+    # hot-plug in the same namespace; a VM on user-mode networking cannot take a tap while it runs
+    second = NicAttachment("eni-0a02", "02:00:00:00:0a:02", "t0a02", nic.netns)
+    await driver.attach_nic("i-1", second)
+    assert [n.interface_id for n in (await driver.spec("i-1")).nics] == ["eni-0a01", "eni-0a02"]
+    with pytest.raises(InvalidStateError):
+        await driver.attach_nic("i-1", dataclasses.replace(second, interface_id="eni-0a03", tap="t0a03",
+                                                           mac="02:00:00:00:0a:03", netns="elsewhere"))
+    await driver.detach_nic("i-1", "eni-0a01")
+    assert [n.interface_id for n in (await driver.spec("i-1")).nics] == ["eni-0a02"]
+    with pytest.raises(InvalidStateError):
+        await driver.detach_nic("i-1", "eni-0a01")
+    await driver.create(VMSpec(vm_id="i-3", root_disk="/d/r"))
+    await driver.start("i-3")
+    with pytest.raises(InvalidStateError):
+        await driver.attach_nic("i-3", nic)
+    await driver.stop("i-3")
+    await driver.attach_nic("i-3", nic)   # stopped: remembered for the next start
 
 
 def test_route_targets_other_than_igw_do_not_open_the_internet():

@@ -4,7 +4,8 @@ the backend directly (no EC2 API), reached only inside Nimbo's namespaces.
 One test, four boots: a1 and a2 share a subnet of VPC A, b1 sits in VPC B at a1's very address.
 ssh with a generated key; a2 reaches a1 on the allowed port and not on another; b1 reaches
 neither a1's nor a2's address nor a1's public one; a1's public address reaches it from Nimbo's
-namespace; revoking the rule stops the next connection within a second; the metadata relay tells
+namespace; revoking the rule stops the next connection within a second; a second interface is
+hot-plugged into a running guest (DHCP on eth1, ssh to it) and unplugged; the metadata relay tells
 Nimbo which interface asks (each guest learns its own instance id); a file written on a1's root
 volume survives a stop/start; a restart of Nimbo (new data path and driver objects) re-adopts
 the guests with their connectivity. Prints boot-to-ssh times.
@@ -12,6 +13,7 @@ the guests with their connectivity. Prints boot-to-ssh times.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -25,7 +27,7 @@ from backend.driver import VMSpec
 from backend.network.namespace import NamespaceDataPath, list_namespaces
 from backend.qemu import QemuDriver
 from tests.backend.imds_stub import IMDSStub
-from tests.backend.netns_helpers import EGRESS_ALL, PING, connect, need_root, two_vpcs
+from tests.backend.netns_helpers import EGRESS_ALL, PING, SSH, connect, iface, need_root, subnet, two_vpcs
 
 pytestmark = pytest.mark.vm
 BOOT_TIMEOUT = float(os.environ.get("NIMBO_VM_BOOT_TIMEOUT", "120"))
@@ -63,6 +65,16 @@ async def ssh(work: str, netns: str, host: str, command: str, timeout: float = 5
     out, err = await asyncio.wait_for(proc.communicate(), timeout + 30)
     return subprocess.CompletedProcess(argv, proc.returncode, out.decode(errors="replace"),
                                        err.decode(errors="replace"))
+
+
+async def console_until(driver: QemuDriver, vm_id: str, needle: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        out = (await driver.console_output(vm_id, 1 << 20)).decode(errors="replace")
+        if needle in out:
+            return out
+        assert time.monotonic() < deadline, f"no {needle!r} on the console of {vm_id}:\n{out[-2000:]}"
+        await asyncio.sleep(0.2)
 
 
 async def until_ssh(work: str, netns: str, host: str, started: float) -> float:
@@ -144,6 +156,21 @@ async def test_guests_ssh_groups_isolation_public_address_metadata_and_root_volu
         assert (await ssh(work, a, "10.0.1.6", ask)).stdout.strip() == "i-0a2"
         assert imds.interfaces[-1] == "eni-0a02"
         assert (await ssh(work, a, "10.0.1.6", probe.format("10.0.1.5", 8080))).stdout == ""
+
+        # a second interface hot-plugged into the running a2 (another subnet): DHCP on eth1, ssh to it
+        second_subnet = subnet("subnet-0a3", "vpc-0aaa", "10.0.3.0/24")
+        second = iface("eni-0a31", "subnet-0a3", "10.0.3.5", "02:00:00:00:0a:31", rules=(SSH, EGRESS_ALL),
+                       instance="i-0a2", device_index=1)
+        plugged = dataclasses.replace(state, subnets=state.subnets + (second_subnet,),
+                                      interfaces=state.interfaces + (second,))
+        await dp.apply(plugged)
+        await driver.attach_nic("i-0a2", dp.nic("eni-0a31"))
+        await console_until(driver, "i-0a2", "nimbo-init: network eth1 10.0.3.5 gateway 10.0.3.1")
+        assert (await ssh(work, a, "10.0.3.5", "cat /sys/class/net/eth1/address")).stdout.strip() == "02:00:00:00:0a:31"
+        await driver.detach_nic("i-0a2", "eni-0a31")
+        await dp.apply(state)
+        assert [n.interface_id for n in (await driver.spec("i-0a2")).nics] == ["eni-0a02"]
+        assert (await ssh(work, a, "10.0.1.6", "ls /sys/class/net")).stdout.split() == ["eth0", "lo"]
 
         # the root volume keeps what was written across a stop/start
         assert (await ssh(work, a, "10.0.1.5", "echo kept-$((6*7)) >/root/note; sync")).returncode == 0
