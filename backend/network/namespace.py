@@ -382,7 +382,8 @@ class NamespaceDataPath(DataPath):
             fingerprint = _fingerprint(vpc, state)
             veth = veth_name(vpc.vpc_id)
             if self._applied.get(ns) == fingerprint and veth in used and veth in edge_links \
-                    and os.path.exists(os.path.join(NETNS_DIR, ns)) and await self._links_intact(vpc, state, ns):
+                    and ns in self.relay.serving() and os.path.exists(os.path.join(NETNS_DIR, ns)) \
+                    and await self._links_intact(vpc, state, ns):
                 via, dev = transit_addresses(used[veth])[1], veth   # unchanged since the last apply
             else:
                 self._applied.pop(ns, None)
