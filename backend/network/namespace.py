@@ -36,7 +36,9 @@ is changed; ``open()`` re-applies it, which re-creates what a host reboot lost, 
 dnsmasqs and removes whatever the state does not name (taps, bridges, VPC namespaces, routes,
 dnsmasqs with our prefix): a crash between creating a tap and recording it leaves nothing behind.
 Runtime files (dnsmasq configs, pid files, leases) live in ``/run/<namespace>/`` and die with the
-namespaces at a reboot. ``destroy()`` removes the namespaces, the helpers and those files.
+namespaces at a reboot. ``destroy()`` removes the namespaces, the helpers and those files (a QEMU
+still running in a VPC namespace keeps that namespace alive, nameless, until it exits: stop the
+instances first).
 """
 from __future__ import annotations
 
