@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ec2_api import (account_attributes, image_import, images, instance_actions, instance_types, instances,
-                     key_pairs, regions, tags, vpc)
+                     key_pairs, network_operations, network_schema, regions, tags)
 from ec2_api.lifecycle import Lifecycle
+from ec2_api.network_sync import NetworkSync
 from storage import usage
 from storage.ec2_schema import SCHEMA
 
@@ -47,13 +48,12 @@ OPERATIONS = {
     "ImportKeyPair": key_pairs.import_key_pair,
     "DescribeKeyPairs": key_pairs.describe_key_pairs,
     "DeleteKeyPair": key_pairs.delete_key_pair,
-    # tags and the default network
+    # tags
     "CreateTags": tags.create_tags,
     "DeleteTags": tags.delete_tags,
     "DescribeTags": tags.describe_tags,
-    "DescribeVpcs": vpc.describe_vpcs,
-    "DescribeSubnets": vpc.describe_subnets,
-    "DescribeSecurityGroups": vpc.describe_security_groups,
+    # VPCs, subnets, gateways, route tables, security groups, interfaces, addresses
+    **network_operations.OPERATIONS,
 }
 
 
@@ -61,10 +61,15 @@ async def open_state(app: Any, *, housekeeping: bool = True) -> Lifecycle:
     """The EC2 service's state for the server's life (``ctx.state``)."""
     await app.db.migrate(usage.SCHEMA)
     await app.db.migrate(SCHEMA)
+    await app.db.migrate(network_schema.SCHEMA)
     lifecycle = Lifecycle(app.db, app.config, app.backend, app.clock)
+    # the data path (app.network; None: user-mode networking) follows the API's tables
+    lifecycle.network = NetworkSync(app.db, app.config, getattr(app, "network", None), lifecycle.imds, app.clock)
+    await lifecycle.network.open(background=housekeeping)
     await lifecycle.open(housekeeping=housekeeping)
     return lifecycle
 
 
 async def close_state(state: Lifecycle) -> None:
     await state.close()
+    await state.network.close()
