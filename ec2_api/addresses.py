@@ -176,7 +176,7 @@ async def release_address(ctx: Any, params: dict) -> dict:
             raise InvalidIPAddressInUse("Address is in use.")
         await tx.execute("DELETE FROM net_addresses WHERE public_ip = ?", (row["public_ip"],))
         await delete_tags(tx, [row["allocation_id"]])
-    return {"Return": True}
+    return {}
 
 
 async def _target(ctx: Any, params: dict) -> tuple[Any, str]:
@@ -273,7 +273,7 @@ async def disassociate_address(ctx: Any, params: dict) -> dict:
                          " private_ip = NULL WHERE public_ip = ?", (row["public_ip"],))
         await bump_generation(tx)
     changed(ctx)
-    return {"Return": True}
+    return {}
 
 
 _FILTERS = {

@@ -101,7 +101,7 @@ async def delete_dhcp_options(ctx: Any, params: dict) -> dict:
             raise DependencyViolation(f"The dhcpOptions '{dopt_id}' has dependencies and cannot be deleted.")
         await tx.execute("DELETE FROM net_dhcp_options WHERE dhcp_options_id = ?", (dopt_id,))
         await delete_tags(tx, [dopt_id])
-    return {"Return": True}
+    return {}
 
 
 async def associate_dhcp_options(ctx: Any, params: dict) -> dict:
@@ -114,7 +114,7 @@ async def associate_dhcp_options(ctx: Any, params: dict) -> dict:
         await tx.execute("UPDATE ec2_vpcs SET dhcp_options_id = ? WHERE vpc_id = ?", (dopt_id, vpc["vpc_id"]))
         await bump_generation(tx)
     changed(ctx)
-    return {"Return": True}
+    return {}
 
 
 async def describe_dhcp_options(ctx: Any, params: dict) -> dict:

@@ -74,7 +74,7 @@ async def delete_internet_gateway(ctx: Any, params: dict) -> dict:
         await delete_tags(tx, [gateway_id])
         await bump_generation(tx)   # routes to it become blackholes
     changed(ctx)
-    return {"Return": True}
+    return {}
 
 
 async def attach_internet_gateway(ctx: Any, params: dict) -> dict:
@@ -94,7 +94,7 @@ async def attach_internet_gateway(ctx: Any, params: dict) -> dict:
                          (vpc_id, gateway_id))
         await bump_generation(tx)
     changed(ctx)
-    return {"Return": True}
+    return {}
 
 
 async def detach_internet_gateway(ctx: Any, params: dict) -> dict:
@@ -117,7 +117,7 @@ async def detach_internet_gateway(ctx: Any, params: dict) -> dict:
                          (gateway_id,))
         await bump_generation(tx)
     changed(ctx)
-    return {"Return": True}
+    return {}
 
 
 async def describe_internet_gateways(ctx: Any, params: dict) -> dict:

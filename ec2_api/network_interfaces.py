@@ -327,7 +327,7 @@ async def delete_network_interface(ctx: Any, params: dict) -> dict:
         await remove_interface(tx, row["network_interface_id"])
         await bump_generation(tx)
     changed(ctx)
-    return {"Return": True}
+    return {}
 
 
 # -- Attach / Detach -------------------------------------------------------------------------------------
@@ -397,7 +397,7 @@ async def detach_network_interface(ctx: Any, params: dict) -> dict:
                          (row["network_interface_id"],))
         await bump_generation(tx)
     changed(ctx)
-    return {"Return": True}
+    return {}
 
 
 # -- attributes -------------------------------------------------------------------------------------------
@@ -470,7 +470,7 @@ async def modify_network_interface_attribute(ctx: Any, params: dict) -> dict:
         await sync_instance_data(tx, eni_id)
         await bump_generation(tx)
     changed(ctx)
-    return {"Return": True}
+    return {}
 
 
 # -- secondary addresses ------------------------------------------------------------------------------
@@ -540,4 +540,4 @@ async def unassign_private_ip_addresses(ctx: Any, params: dict) -> dict:
                              " private_ip = NULL WHERE network_interface_id = ? AND private_ip = ?", (eni_id, address))
         await bump_generation(tx)
     changed(ctx)
-    return {"Return": True}
+    return {}

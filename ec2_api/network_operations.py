@@ -73,3 +73,27 @@ OPERATIONS = {
     # network ACLs
     "DescribeNetworkAcls": network_acls.describe_network_acls,
 }
+
+
+def _register_taggables() -> None:
+    from ec2_api.errors import ec2_error  # noqa: PLC0415
+    from ec2_api.tags import Taggable, register_taggable  # noqa: PLC0415
+    for prefix, resource_type, table, column, code, wording in (
+            ("igw", "internet-gateway", "net_internet_gateways", "internet_gateway_id",
+             "InvalidInternetGatewayID.NotFound", "internetGateway ID"),
+            ("rtb", "route-table", "net_route_tables", "route_table_id", "InvalidRouteTableID.NotFound",
+             "routeTable ID"),
+            ("dopt", "dhcp-options", "net_dhcp_options", "dhcp_options_id", "InvalidDhcpOptionID.NotFound",
+             "dhcpOption ID"),
+            ("acl", "network-acl", "net_network_acls", "network_acl_id", "InvalidNetworkAclID.NotFound",
+             "networkAcl ID"),
+            ("eni", "network-interface", "net_interfaces", "network_interface_id",
+             "InvalidNetworkInterfaceID.NotFound", "networkInterface ID"),
+            ("eipalloc", "elastic-ip", "net_addresses", "allocation_id", "InvalidAllocationID.NotFound",
+             "allocation ID"),
+            ("sgr", "security-group-rule", "net_security_group_rules", "rule_id",
+             "InvalidSecurityGroupRuleId.NotFound", "security group rule ID")):
+        register_taggable(prefix, Taggable(resource_type, table, column, ec2_error(code), wording))
+
+
+_register_taggables()

@@ -180,7 +180,7 @@ async def delete_route_table(ctx: Any, params: dict) -> dict:
         await tx.execute("DELETE FROM net_routes WHERE route_table_id = ?", (table_id,))
         await tx.execute("DELETE FROM net_route_tables WHERE route_table_id = ?", (table_id,))
         await delete_tags(tx, [table_id])
-    return {"Return": True}
+    return {}
 
 
 # -- routes -------------------------------------------------------------------------------------------
@@ -306,7 +306,7 @@ async def replace_route(ctx: Any, params: dict) -> dict:
                           table["route_table_id"], destination))
         await bump_generation(tx)
     changed(ctx)
-    return {"Return": True}
+    return {}
 
 
 async def delete_route(ctx: Any, params: dict) -> dict:
@@ -318,7 +318,7 @@ async def delete_route(ctx: Any, params: dict) -> dict:
                          (table["route_table_id"], destination))
         await bump_generation(tx)
     changed(ctx)
-    return {"Return": True}
+    return {}
 
 
 # -- associations -------------------------------------------------------------------------------------
@@ -376,7 +376,7 @@ async def disassociate_route_table(ctx: Any, params: dict) -> dict:
                          (row["association_id"],))
         await bump_generation(tx)
     changed(ctx)
-    return {"Return": True}
+    return {}
 
 
 async def replace_route_table_association(ctx: Any, params: dict) -> dict:

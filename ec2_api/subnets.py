@@ -192,7 +192,7 @@ async def delete_subnet(ctx: Any, params: dict) -> dict:
         await delete_tags(tx, [subnet_id])
         await bump_generation(tx)
     changed(ctx)
-    return {"Return": True}
+    return {}
 
 
 _MODIFIABLE = ("MapPublicIpOnLaunch", "AssignIpv6AddressOnCreation", "MapCustomerOwnedIpOnLaunch", "EnableDns64",

@@ -171,7 +171,7 @@ async def delete_vpc(ctx: Any, params: dict) -> dict:
         await delete_tags(tx, [vpc_id, *owned, *groups])
         await bump_generation(tx)
     changed(ctx)
-    return {"Return": True}
+    return {}
 
 
 # -- attributes -------------------------------------------------------------------------------------
