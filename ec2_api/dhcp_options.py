@@ -56,8 +56,8 @@ def _validate(configurations: list[dict] | None) -> dict[str, list[str]]:
                                                 f"Invalid IPv4 address") from exc
         if key == "netbios-node-type" and values != ["2"] and values not in (["1"], ["4"], ["8"]):
             raise InvalidParameterValue(f"Value ({values[0]}) for parameter netbios-node-type is invalid.")
-        if key == "domain-name" and (len(values) != 1 and " " not in values[0]) and len(" ".join(values)) > 255:
-            raise InvalidParameterValue("Value for parameter domain-name is invalid: too long")
+        if key == "domain-name" and len(" ".join(values)) > 255:
+            raise InvalidParameterValue("Value for parameter domain-name is invalid: at most 255 characters")
         out.setdefault(key, []).extend(values)
     if not out:
         raise MissingParameter("The request must contain the parameter dhcpConfiguration")

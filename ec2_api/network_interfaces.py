@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import sqlite3
 from typing import Any
 
 from ec2_api import ids, tag_store
@@ -22,7 +23,7 @@ from ec2_api.errors import (IncorrectInstanceState, InvalidInstanceIDNotFound, I
 from ec2_api.filters import apply_filters, paginate
 from ec2_api.imds import hostname_of
 from ec2_api.network_common import (attribute_bool, changed, creation_tags, delete_tags, select_wanted,
-                                    tags_or_none, write_creation_tags)
+                                    write_creation_tags)
 from ec2_api.regions import zone_id
 from ec2_api.vpc import (allocate_addresses, bump_generation, network_of, owned_subnet, reserved,
                          resolve_security_groups)
@@ -57,7 +58,6 @@ async def insert_interface(tx: Any, *, eni_id: str, account_id: str, region: str
                            attachment_id: str | None = None, delete_on_termination: bool = False) -> None:
     """One interface with its addresses (primary first) and groups; a taken address raises
     InvalidIPAddress.InUse (the transaction then rolls back)."""
-    import sqlite3  # noqa: PLC0415
     await tx.execute(
         "INSERT INTO net_interfaces (network_interface_id, account_id, region, vpc_id, subnet_id, availability_zone,"
         " mac, description, instance_id, device_index, attachment_id, attach_time_us, delete_on_termination,"
@@ -278,8 +278,6 @@ def requested_addresses(params: dict) -> tuple[list[str], int]:
     count = params.get("SecondaryPrivateIpAddressCount") or 0
     if count < 0:
         raise InvalidParameterValue("SecondaryPrivateIpAddressCount must be positive")
-    if primary is None and explicit:
-        pass
     extra = count + (0 if explicit else 1)
     if len(explicit) + extra > MAX_ADDRESSES:
         raise PrivateIpAddressLimitExceeded("Number of private addresses will exceed limit.")
@@ -501,7 +499,6 @@ async def assign_private_ip_addresses(ctx: Any, params: dict) -> dict:
                                  " is_primary = 0 AND network_interface_id IN (SELECT network_interface_id FROM"
                                  " net_interfaces WHERE account_id = ?)", (row["subnet_id"], address, row["account_id"]))
         addresses = wanted or await allocate_addresses(tx, subnet, count)
-        import sqlite3  # noqa: PLC0415
         for address in addresses:
             if await tx.fetchone("SELECT 1 FROM ec2_instances WHERE subnet_id = ? AND private_ip = ?",
                                  (row["subnet_id"], address)):
@@ -523,6 +520,7 @@ async def unassign_private_ip_addresses(ctx: Any, params: dict) -> dict:
     wanted = [str(a) for a in params.get("PrivateIpAddresses") or []]
     if not wanted:
         raise MissingParameter("The request must contain the parameter privateIpAddress")
+    check_dry_run(params)
     eni_id = row["network_interface_id"]
     async with ctx.app.db.transaction() as tx:
         rows = {r["private_ip"]: r for r in await tx.fetchall(

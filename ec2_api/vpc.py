@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +95,6 @@ async def default_network(db: Any, config: Any, account_id: str, region: str, at
 
 async def ensure_default_dhcp_options(tx: Any, account_id: str, region: str, at_us: int) -> str:
     """The region's default DHCP options set (domain-name and AmazonProvidedDNS), made if missing."""
-    import json  # noqa: PLC0415
     dopt = default_dhcp_options_id(account_id, region)
     await tx.execute(
         "INSERT INTO net_dhcp_options (dhcp_options_id, account_id, region, configurations, created_us)"

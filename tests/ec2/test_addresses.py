@@ -16,7 +16,7 @@ from ec2_api.internet_gateways import attach_internet_gateway, create_internet_g
 from ec2_api.subnets import create_subnet
 from ec2_api.vpcs import create_vpc
 from tests.ec2.helpers import wire
-from tests.ec2.network_env import ALICE, image, net, usermode  # noqa: F401 (fixtures)
+from tests.ec2.network_env import image, net, usermode  # noqa: F401 (fixtures)
 
 
 async def _instance(net, ctx, image, **params):

@@ -13,7 +13,7 @@ from ec2_api.dhcp_options import associate_dhcp_options, create_dhcp_options
 from ec2_api.imds_relay import socket_path
 from ec2_api.instance_actions import modify_instance_metadata_options, stop_instances, terminate_instances
 from ec2_api.instances import run_instances
-from ec2_api.internet_gateways import attach_internet_gateway, create_internet_gateway, delete_internet_gateway, \
+from ec2_api.internet_gateways import attach_internet_gateway, create_internet_gateway, \
     detach_internet_gateway
 from ec2_api.network_interfaces import create_network_interface, delete_network_interface
 from ec2_api.route_tables import create_route, delete_route
