@@ -148,7 +148,8 @@ async def describe_route_tables(ctx: Any, params: dict) -> dict:
     tags = await tag_store.tags_of(db, account, [r["route_table_id"] for r in rows])
     items = [await render_table(db, r, tags[r["route_table_id"]]) for r in rows]
     items = apply_filters(items, params.get("Filters"), _FILTERS, tags=lambda t: tags[t["RouteTableId"]])
-    page, token = paginate(items, lambda t: t["RouteTableId"], params.get("MaxResults"), params.get("NextToken"))
+    page, token = paginate(items, lambda t: t["RouteTableId"], params.get("MaxResults"), params.get("NextToken"),
+                           maximum=100)
     return {"RouteTables": page, "NextToken": token}
 
 
