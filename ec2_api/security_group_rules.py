@@ -313,15 +313,19 @@ async def _revoke(ctx: Any, params: dict, egress: bool) -> dict:
                 chosen.append(match)
     if not rule_ids and not chosen and not unknown:
         raise MissingParameter("The request must contain the parameter ipPermissions or securityGroupRuleIds")
-    if not chosen:
+    # AWS: in a non-default VPC a rule that does not match is an error and nothing is revoked; in
+    # the default VPC the others are revoked and the unmatched ones listed as unknown.
+    vpc = await db.fetchone("SELECT is_default FROM ec2_vpcs WHERE vpc_id = ?", (group["vpc_id"],))
+    if unknown and not (vpc and vpc["is_default"]):
         raise InvalidPermissionNotFound("The specified rule does not exist in this security group.")
     check_dry_run(params)
-    async with db.transaction() as tx:
-        for row in chosen:
-            await tx.execute("DELETE FROM net_security_group_rules WHERE rule_id = ?", (row["rule_id"],))
-            await tx.execute("DELETE FROM ec2_tags WHERE resource_id = ?", (row["rule_id"],))
-        await bump_generation(tx)
-    changed(ctx)
+    if chosen:
+        async with db.transaction() as tx:
+            for row in chosen:
+                await tx.execute("DELETE FROM net_security_group_rules WHERE rule_id = ?", (row["rule_id"],))
+                await tx.execute("DELETE FROM ec2_tags WHERE resource_id = ?", (row["rule_id"],))
+            await bump_generation(tx)
+        changed(ctx)
     out: dict[str, Any] = {"Return": True, "RevokedSecurityGroupRules": [{
         "SecurityGroupRuleId": r["rule_id"], "GroupId": r["group_id"], "IsEgress": bool(r["is_egress"]),
         "IpProtocol": r["ip_protocol"],

@@ -178,3 +178,29 @@ async def test_counters_become_rated_data_transfer(net, image):
     assert Decimal(by_type[("DataTransfer-Regional-Bytes", "InterZone-Out")]["cost"]) == Decimal("0.01")
     assert Decimal(by_type[("DataTransfer-Regional-Bytes", "InterZone-In")]["cost"]) == Decimal("0.005")
     assert sum(Decimal(r["cost"]) for r in rows) == Decimal("0.285")   # inside the zone: free, not recorded
+
+
+async def test_a_restart_reapplies_the_same_state_and_adopts_older_instances(net, image):
+    ctx = net.ctx()
+    vpc_id = (await create_vpc(ctx, {"CidrBlock": "10.0.0.0/16"}))["Vpc"]["VpcId"]
+    subnet_id = (await create_subnet(ctx, {"VpcId": vpc_id, "CidrBlock": "10.0.1.0/24"}))["Subnet"]["SubnetId"]
+    instance = (await run_instances(ctx, {"ImageId": image, "MinCount": 1, "MaxCount": 1, "SubnetId": subnet_id,
+                                          "MetadataOptions": {"HttpPutResponseHopLimit": 2}}))["Instances"][0]
+    before = await net.applied()
+    path = net.db.path
+
+    async def forget_interfaces():   # as an instance launched before interfaces were stored
+        from storage.db import Database
+        db = await Database.open(path)
+        async with db.transaction() as tx:
+            await tx.execute("DELETE FROM net_interface_addresses")
+            await tx.execute("DELETE FROM net_interface_groups")
+            await tx.execute("DELETE FROM net_interfaces")
+        await db.close()
+    await net.restart(between=forget_interfaces)
+    assert net.data_path.opened == 2 and net.data_path.closed == 1
+    after = await net.applied()
+    assert after == before   # the same interface id, MAC, address, groups and hop limit
+    (iface,) = after.interfaces
+    assert iface.instance_id == instance["InstanceId"] and iface.metadata_hop_limit == 2
+    assert iface.interface_id == instance["NetworkInterfaces"][0]["NetworkInterfaceId"]

@@ -105,9 +105,19 @@ async def test_revoke_by_permission_and_rule_id(net):
                                                            "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]}))
     assert revoked["Return"] is True and len(revoked["RevokedSecurityGroupRules"]) == 1
     assert revoked["UnknownIpPermissions"][0]["IpProtocol"] == "udp"
+    # in the default VPC a rule that is not there is no error: it is listed as unknown
+    again = await revoke_security_group_ingress(ctx, {"GroupId": group_id, "IpPermissions": [SSH]})
+    assert again["RevokedSecurityGroupRules"] == [] and again["UnknownIpPermissions"][0]["FromPort"] == 22
+    # in another VPC it is InvalidPermission.NotFound, and nothing is revoked
+    vpc_id = (await create_vpc(ctx, {"CidrBlock": "10.0.0.0/16"}))["Vpc"]["VpcId"]
+    other = (await create_security_group(ctx, {"GroupName": "web", "Description": "d", "VpcId": vpc_id}))["GroupId"]
+    await authorize_security_group_ingress(ctx, {"GroupId": other, "IpPermissions": [SSH]})
     with pytest.raises(errors.EC2Error) as exc:
-        await revoke_security_group_ingress(ctx, {"GroupId": group_id, "IpPermissions": [SSH]})
+        await revoke_security_group_ingress(ctx, {"GroupId": other, "IpPermissions": [
+            SSH, {"IpProtocol": "udp", "FromPort": 1, "ToPort": 1, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]})
     assert exc.value.code == "InvalidPermission.NotFound"
+    kept = (await describe_security_groups(ctx, {"GroupIds": [other]}))["SecurityGroups"][0]["IpPermissions"]
+    assert [p["FromPort"] for p in kept] == [22]
     await revoke_security_group_ingress(ctx, {"GroupId": group_id, "SecurityGroupRuleIds": [https_id]})
     with pytest.raises(errors.EC2Error) as exc:
         await revoke_security_group_ingress(ctx, {"GroupId": group_id, "SecurityGroupRuleIds": [https_id]})
