@@ -8,6 +8,8 @@ answer instead (nothing is allocated).
 """
 from __future__ import annotations
 
+import time
+
 from botocore.exceptions import ClientError
 
 from conformance import scenario
@@ -218,6 +220,14 @@ def network_interface_life(ctx):
         ctx.call("ec2", "DeleteNetworkInterface", NetworkInterfaceId=eni_id)
     ctx.call("ec2", "DetachNetworkInterface", AttachmentId=attachment)
     ctx.call("ec2", "DeleteNetworkInterface", NetworkInterfaceId=eni_id)
+    # the instance's own interface goes with it: then the subnet and the VPC can be deleted
+    ctx.call("ec2", "TerminateInstances", InstanceIds=[instance_id])
+    wait(ctx, "instance_terminated", [instance_id])
+    deadline = time.monotonic() + 30
+    while ctx.call("ec2", "DescribeNetworkInterfaces", Filters=[
+            {"Name": "subnet-id", "Values": [subnet_id]}])["NetworkInterfaces"]:
+        ctx.check(time.monotonic() < deadline, "the terminated instance's interface is still there after 30 s")
+        time.sleep(0.2)
 
 
 @scenario("ec2", ["AllocateAddress", "DescribeAddresses", "DescribeAddressesAttribute", "ModifyAddressAttribute",
