@@ -55,6 +55,8 @@ COUNTERS = (("bytes_out_internet", "eni_out_internet_bytes"), ("bytes_in_interne
 def make_data_path(config: Any) -> Any:
     """The data path the config asks for (see the module docstring), or None: user-mode."""
     mode = str(getattr(config, "network", "auto") or "auto")
+    if mode not in ("auto", "namespace", "user", "fake"):
+        raise ValueError(f"config key network: {mode!r} is not one of auto, namespace, user, fake")
     if mode == "user":
         return None
     if mode == "fake":
@@ -67,6 +69,8 @@ def make_data_path(config: Any) -> Any:
     try:
         from backend.network import namespace  # noqa: PLC0415
     except ImportError:
+        if mode == "namespace":
+            raise RuntimeError("this build of Nimbo has no namespace data path") from None
         log.warning("no namespace data path in this build: instances use user-mode networking")
         return None
     ok, why = namespace.available()

@@ -2,6 +2,8 @@
 networking actions run as they do on a root Nimbo (public addresses, taps, the metadata relay)."""
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
 from backend.network.fake import FakeDataPath
@@ -16,7 +18,7 @@ class NetEnv(Env):
     def __init__(self, tmp_path, data_path=True) -> None:
         super().__init__(tmp_path)
         self.config.public_ip_pool = "198.18.0.0/29"
-        self.config.data_dir = "/tmp/" + tmp_path.name[-20:] + "-d"   # short: unix socket paths
+        self.config.data_dir = tempfile.mkdtemp(prefix="nimbo-net-", dir="/tmp")   # short: unix socket paths
         self.data_path = FakeDataPath() if data_path else None
 
     async def open(self) -> "NetEnv":

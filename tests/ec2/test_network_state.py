@@ -204,3 +204,21 @@ async def test_a_restart_reapplies_the_same_state_and_adopts_older_instances(net
     (iface,) = after.interfaces
     assert iface.instance_id == instance["InstanceId"] and iface.metadata_hop_limit == 2
     assert iface.interface_id == instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+
+
+def test_the_config_chooses_the_data_path(monkeypatch):
+    from types import SimpleNamespace
+
+    import pytest as _pytest
+
+    from backend.network.fake import FakeDataPath
+    from ec2_api.network_sync import make_data_path
+    base = dict(data_dir="/tmp/nimbo-x", backend="qemu", public_ip_pool="198.18.0.0/24")
+    assert make_data_path(SimpleNamespace(**base, network="user")) is None
+    fake = make_data_path(SimpleNamespace(**base, network="fake"))
+    assert isinstance(fake, FakeDataPath) and fake.imds_socket == "/tmp/nimbo-x/imds.sock"
+    assert make_data_path(SimpleNamespace(**{**base, "backend": "fake"}, network="auto")) is None
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert make_data_path(SimpleNamespace(**base, network="auto")) is None   # not root: user-mode
+    with _pytest.raises(ValueError):
+        make_data_path(SimpleNamespace(**base, network="vxlan"))
