@@ -362,6 +362,29 @@ async def modify_instance_network_attribute(ctx: Any, row: Any, attribute: str, 
 
 # -- after instance state changes ---------------------------------------------------------------------
 
+async def state_changed(tx: Any, row: Any, state: str) -> None:
+    """In the transaction of an instance's state change (``instance_store.change_state``): a
+    stopping or terminating instance gives back its auto-assigned public address, a terminated
+    one its interfaces (deleted with DeleteOnTermination, else detached), as AWS does."""
+    if state not in ("stopping", "stopped", "shutting-down", "terminated"):
+        return
+    enis = await tx.fetchall("SELECT network_interface_id, delete_on_termination FROM net_interfaces WHERE"
+                             " instance_id = ?", (row["instance_id"],))
+    for eni in enis:
+        await tx.execute("DELETE FROM net_addresses WHERE network_interface_id = ? AND kind = 'auto'",
+                         (eni["network_interface_id"],))
+        if state != "terminated":
+            continue
+        if eni["delete_on_termination"]:
+            await remove_interface(tx, eni["network_interface_id"])
+        else:
+            await tx.execute("UPDATE net_interfaces SET instance_id = NULL, device_index = NULL, attachment_id ="
+                             " NULL, attach_time_us = NULL WHERE network_interface_id = ?",
+                             (eni["network_interface_id"],))
+    if enis:
+        await bump_generation(tx)
+
+
 async def reconcile(db: Any, config: Any, *, public_addresses: bool, at_us: int) -> bool:
     """Interfaces of terminated instances deleted (DeleteOnTermination) or detached; auto-assigned
     public addresses released from instances that are not pending or running, and given to those
