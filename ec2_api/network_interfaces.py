@@ -210,6 +210,7 @@ _FILTERS = {
     "private-ip-address": lambda n: [a["PrivateIpAddress"] for a in n["PrivateIpAddresses"]],
     "private-dns-name": lambda n: n["PrivateDnsName"],
     "requester-managed": lambda n: n["RequesterManaged"],
+    "requester-id": lambda n: n.get("RequesterId"),
     "source-dest-check": lambda n: n["SourceDestCheck"],
     "status": lambda n: n["Status"],
     "addresses.private-ip-address": lambda n: [a["PrivateIpAddress"] for a in n["PrivateIpAddresses"]],

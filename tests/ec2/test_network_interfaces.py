@@ -160,3 +160,31 @@ async def test_attach_detach_and_instance_attributes(net, image):
     await net.settle()
     described = (await describe_instances(ctx, {"InstanceIds": [instance_id]}))["Reservations"][0]["Instances"][0]
     assert described["NetworkInterfaces"][0]["PrivateIpAddress"] == described["PrivateIpAddress"]
+
+
+async def test_launch_addresses_and_public_address_choices(net, image):
+    ctx = net.ctx()
+    vpc_id, subnet_id = await _vpc(ctx)
+    spare = (await create_network_interface(ctx, {"SubnetId": subnet_id}))["NetworkInterface"]
+    with pytest.raises(errors.EC2Error) as exc:   # an address held by an interface, not by an instance
+        await run_instances(ctx, {"ImageId": image, "MinCount": 1, "MaxCount": 1, "SubnetId": subnet_id,
+                                  "PrivateIpAddress": spare["PrivateIpAddress"]})
+    assert exc.value.code == "InvalidIPAddress.InUse"
+    assert (await net.db.fetchone("SELECT COUNT(*) AS n FROM ec2_instances"))["n"] == 0   # nothing half-made
+    out = await run_instances(ctx, {"ImageId": image, "MinCount": 3, "MaxCount": 3, "SubnetId": subnet_id})
+    assert [i["PrivateIpAddress"] for i in out["Instances"]] == ["10.0.1.5", "10.0.1.6", "10.0.1.7"]
+    chosen = await run_instances(ctx, {"ImageId": image, "MinCount": 1, "MaxCount": 1, "NetworkInterfaces": [
+        {"DeviceIndex": 0, "SubnetId": subnet_id, "AssociatePublicIpAddress": True}]})
+    instance_id = chosen["Instances"][0]["InstanceId"]
+    await net.applied()
+    described = (await describe_instances(ctx, {"InstanceIds": [instance_id]}))["Reservations"][0]["Instances"][0]
+    assert described["PublicIpAddress"].startswith("198.18.0.")   # asked for, in a subnet that maps none
+    assert described["PublicDnsName"] == ""                        # the VPC has DNS hostnames off
+    others = await describe_instances(ctx, {"InstanceIds": [i["InstanceId"] for i in out["Instances"]]})
+    assert not any(i.get("PublicIpAddress") for r in others["Reservations"] for i in r["Instances"])
+    with pytest.raises(errors.EC2Error) as exc:
+        groups = [(await create_security_group(ctx, {"GroupName": f"g{i}", "Description": "d", "VpcId": vpc_id}))[
+            "GroupId"] for i in range(6)]
+        await run_instances(ctx, {"ImageId": image, "MinCount": 1, "MaxCount": 1, "SubnetId": subnet_id,
+                                  "SecurityGroupIds": groups})
+    assert exc.value.code == "SecurityGroupsPerInterfaceLimitExceeded"
