@@ -106,10 +106,9 @@ class NetworkSync:
             await self.data_path.open()
         await self.sync_now()
         self._tasks.append(asyncio.create_task(self._runner()))
-        if background:
+        if background and self.data_path is not None:
             self._tasks.append(asyncio.create_task(self._poller()))
-            if self.data_path is not None:
-                self._tasks.append(asyncio.create_task(self._sampler()))
+            self._tasks.append(asyncio.create_task(self._sampler()))
 
     async def close(self) -> None:
         for task in self._tasks:
