@@ -15,7 +15,7 @@ import secrets
 import sqlite3
 from typing import Any
 
-from ec2_api import ids, images, instance_network, instance_store, instance_types, key_pairs, tag_store, vpc
+from ec2_api import ids, images, instance_store, instance_types, key_pairs, tag_store, vpc
 from ec2_api.account_attributes import max_instances
 from ec2_api.common import account_of, check_max_results, from_us, now_us
 from ec2_api.errors import (IdempotentParameterMismatch, InstanceLimitExceeded, InsufficientInstanceCapacity,
@@ -27,6 +27,7 @@ from ec2_api.imds import hostname_of
 from ec2_api.instance_store import STATE_CODES, data_of, state_dict
 from ec2_api.lifecycle import capacity_in_use, host_capacity
 from ec2_api.regions import zone_id
+from ec2_api import instance_network  # noqa: E402 (the launch's interfaces and public addresses)
 
 InvalidBlockDeviceMapping = ec2_error("InvalidBlockDeviceMapping")
 InvalidIPAddressInUse = ec2_error("InvalidIPAddress.InUse")

@@ -85,6 +85,22 @@ def make_data_path(config: Any) -> Any:
                                        host_access=bool(getattr(config, "network_host_access", False)))
 
 
+async def open_network(app: Any, lifecycle: Any, *, background: bool = True) -> "NetworkSync":
+    """Migrate the networking tables and start the sync of ``app.network`` (the data path, or
+    None) as ``lifecycle.network``, before the lifecycle boots anything."""
+    from ec2_api import network_schema  # noqa: PLC0415
+    await app.db.migrate(network_schema.SCHEMA)
+    lifecycle.network = NetworkSync(app.db, app.config, getattr(app, "network", None), lifecycle.imds, app.clock)
+    await lifecycle.network.open(background=background)
+    return lifecycle.network
+
+
+async def close_network(lifecycle: Any) -> None:
+    sync = getattr(lifecycle, "network", None)
+    if sync is not None:
+        await sync.close()
+
+
 class NetworkSync:
     def __init__(self, db: Any, config: Any, data_path: Any, imds_server: Any, clock: Any) -> None:
         self.db = db

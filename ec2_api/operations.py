@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from ec2_api import (account_attributes, image_import, images, instance_actions, instance_types, instances,
-                     key_pairs, network_operations, network_schema, regions, tags)
+                     key_pairs, regions, tags, vpc)
 from ec2_api.lifecycle import Lifecycle
-from ec2_api.network_sync import NetworkSync
 from storage import usage
 from storage.ec2_schema import SCHEMA
+from ec2_api import network_operations, network_sync  # noqa: E402 (VPCs, security groups, addresses ...)
 
 OPERATIONS = {
+    **network_operations.OPERATIONS,   # VPCs, subnets, gateways, routes, groups, interfaces, addresses
     "DescribeRegions": regions.describe_regions,
     "DescribeAvailabilityZones": regions.describe_availability_zones,
     "DescribeAccountAttributes": account_attributes.describe_account_attributes,
@@ -48,12 +49,13 @@ OPERATIONS = {
     "ImportKeyPair": key_pairs.import_key_pair,
     "DescribeKeyPairs": key_pairs.describe_key_pairs,
     "DeleteKeyPair": key_pairs.delete_key_pair,
-    # tags
+    # tags and the default network
     "CreateTags": tags.create_tags,
     "DeleteTags": tags.delete_tags,
     "DescribeTags": tags.describe_tags,
-    # VPCs, subnets, gateways, route tables, security groups, interfaces, addresses
-    **network_operations.OPERATIONS,
+    "DescribeVpcs": vpc.describe_vpcs,
+    "DescribeSubnets": vpc.describe_subnets,
+    "DescribeSecurityGroups": vpc.describe_security_groups,
 }
 
 
@@ -61,15 +63,12 @@ async def open_state(app: Any, *, housekeeping: bool = True) -> Lifecycle:
     """The EC2 service's state for the server's life (``ctx.state``)."""
     await app.db.migrate(usage.SCHEMA)
     await app.db.migrate(SCHEMA)
-    await app.db.migrate(network_schema.SCHEMA)
     lifecycle = Lifecycle(app.db, app.config, app.backend, app.clock)
-    # the data path (app.network; None: user-mode networking) follows the API's tables
-    lifecycle.network = NetworkSync(app.db, app.config, getattr(app, "network", None), lifecycle.imds, app.clock)
-    await lifecycle.network.open(background=housekeeping)
+    await network_sync.open_network(app, lifecycle, background=housekeeping)   # lifecycle.network
     await lifecycle.open(housekeeping=housekeeping)
     return lifecycle
 
 
 async def close_state(state: Lifecycle) -> None:
     await state.close()
-    await state.network.close()
+    await network_sync.close_network(state)
