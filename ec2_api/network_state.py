@@ -128,11 +128,9 @@ async def desired_state(db: Any, config: Any = None) -> NetworkState:
         active = instance is not None and instance["state"] in ACTIVE_STATES
         options = (json.loads(instance["data"] or "{}").get("metadata_options") or {}) if instance else {}
         private = tuple(addresses.get(eni["network_interface_id"], []))
-        merged: list[SecurityRule] = []
+        merged: dict[SecurityRule, None] = {}   # an ordered set: the union of the groups' rules
         for group_id in groups.get(eni["network_interface_id"], []):
-            for rule in rules.get(group_id, []):
-                if rule not in merged:
-                    merged.append(rule)
+            merged.update(dict.fromkeys(rules.get(group_id, ())))
         interfaces.append(Interface(
             interface_id=eni["network_interface_id"], subnet_id=eni["subnet_id"], mac=eni["mac"],
             private_ips=private, instance_id=eni["instance_id"] if active else None,
