@@ -11,6 +11,7 @@ A config file looks like::
     host_memory_mib = 131072
     network = "auto"                      # EC2 data path: auto (taps in Nimbo's namespace when root), user, fake
     public_ip_pool = "198.18.0.0/24"      # EC2 public addresses (Elastic IPs, MapPublicIpOnLaunch): CIDRs, comma-separated
+    network_host_access = false           # single host: route the pool from the host's shell into Nimbo's namespace
     [regions]
     us-east-1 = ["us-east-1a", "us-east-1b", "us-east-1c"]
     eu-west-1 = ["eu-west-1a", "eu-west-1b"]
