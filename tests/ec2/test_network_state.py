@@ -222,3 +222,32 @@ def test_the_config_chooses_the_data_path(monkeypatch):
     assert make_data_path(SimpleNamespace(**base, network="auto")) is None   # not root: user-mode
     with _pytest.raises(ValueError):
         make_data_path(SimpleNamespace(**base, network="vxlan"))
+
+
+async def test_metadata_shows_interfaces_and_public_addresses(net, image):
+    from ec2_api.addresses import allocate_address, associate_address
+    ctx = net.ctx()
+    vpc_id = (await create_vpc(ctx, {"CidrBlock": "10.0.0.0/16"}))["Vpc"]["VpcId"]
+    subnet_id = (await create_subnet(ctx, {"VpcId": vpc_id, "CidrBlock": "10.0.1.0/24"}))["Subnet"]["SubnetId"]
+    igw = (await create_internet_gateway(ctx, {}))["InternetGateway"]["InternetGatewayId"]
+    await attach_internet_gateway(ctx, {"InternetGatewayId": igw, "VpcId": vpc_id})
+    instance = (await run_instances(ctx, {"ImageId": image, "MinCount": 1, "MaxCount": 1, "NetworkInterfaces": [
+        {"DeviceIndex": 0, "SubnetId": subnet_id}, {"DeviceIndex": 1, "SubnetId": subnet_id}]}))["Instances"][0]
+    address = await allocate_address(ctx, {})
+    await associate_address(ctx, {"AllocationId": address["AllocationId"],
+                                  "NetworkInterfaceId": instance["NetworkInterfaces"][0]["NetworkInterfaceId"]})
+    await net.applied()
+    path, eni = socket_path(net.config), instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+
+    async def get(what: str) -> str:
+        answer = await _imds(path, eni, f"GET /latest/meta-data/{what} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+        return answer.split(b"\r\n\r\n", 1)[1].decode()
+    assert await get("public-ipv4") == address["PublicIp"]
+    assert await get("public-hostname") == f"ec2-{address['PublicIp'].replace('.', '-')}.compute-1.amazonaws.com"
+    macs = (await get("network/interfaces/macs/")).split()
+    assert sorted(m.rstrip("/") for m in macs) == sorted(n["MacAddress"] for n in instance["NetworkInterfaces"])
+    second = instance["NetworkInterfaces"][1]
+    assert await get(f"network/interfaces/macs/{second['MacAddress']}/device-number") == "1"
+    assert await get(f"network/interfaces/macs/{second['MacAddress']}/local-ipv4s") == second["PrivateIpAddress"]
+    first = instance["NetworkInterfaces"][0]["MacAddress"]
+    assert await get(f"network/interfaces/macs/{first}/public-ipv4s") == address["PublicIp"]
