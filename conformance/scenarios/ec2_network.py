@@ -16,6 +16,7 @@ from conformance import scenario
 from conformance.scenarios.ec2_instances import launch, wait
 
 SSH = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+DNS = {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "10.0.0.2/32"}]}
 
 
 def quietly(func, **params) -> None:
@@ -150,12 +151,12 @@ def dhcp_options_life(ctx):
 
 
 @scenario("ec2", ["CreateSecurityGroup", "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress",
-                  "DescribeSecurityGroups", "DescribeSecurityGroupRules", "ModifySecurityGroupRules",
-                  "UpdateSecurityGroupRuleDescriptionsIngress", "UpdateSecurityGroupRuleDescriptionsEgress",
-                  "RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress", "DeleteSecurityGroup"], client="boto3")
+                  "DescribeSecurityGroups", "DescribeSecurityGroupRules", "RevokeSecurityGroupIngress",
+                  "RevokeSecurityGroupEgress", "DeleteSecurityGroup"], client="boto3")
 def security_group_rules(ctx):
-    """A group's rules: authorized, listed as rules and as IpPermissions, modified, described,
-    revoked; a duplicate is InvalidPermission.Duplicate."""
+    """A group's rules: authorized, listed as rules and as IpPermissions, revoked by id and by
+    permission; a duplicate is InvalidPermission.Duplicate, a missing rule (non-default VPC)
+    InvalidPermission.NotFound."""
     vpc_id = new_vpc(ctx)
     group_id = ctx.call("ec2", "CreateSecurityGroup", GroupName=ctx.name("sg"), Description="conformance",
                         VpcId=vpc_id)["GroupId"]
@@ -165,12 +166,32 @@ def security_group_rules(ctx):
     rule_id = out["SecurityGroupRules"][0]["SecurityGroupRuleId"]
     with ctx.expect_error("InvalidPermission.Duplicate", 400):
         ctx.call("ec2", "AuthorizeSecurityGroupIngress", GroupId=group_id, IpPermissions=[SSH])
-    egress = ctx.call("ec2", "AuthorizeSecurityGroupEgress", GroupId=group_id, IpPermissions=[
-        {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "10.0.0.2/32"}]}])
-    egress_id = egress["SecurityGroupRules"][0]["SecurityGroupRuleId"]
+    ctx.call("ec2", "AuthorizeSecurityGroupEgress", GroupId=group_id, IpPermissions=[DNS])
     rules = ctx.call("ec2", "DescribeSecurityGroupRules", Filters=[
         {"Name": "group-id", "Values": [group_id]}])["SecurityGroupRules"]
     ctx.check_equal(len(rules), 3, "rules (ssh, dns and the default egress)")
+    group = ctx.call("ec2", "DescribeSecurityGroups", GroupIds=[group_id])["SecurityGroups"][0]
+    ctx.check_equal([(p["IpProtocol"], p.get("FromPort")) for p in group["IpPermissions"]], [("tcp", 22)],
+                    "IpPermissions")
+    ctx.call("ec2", "RevokeSecurityGroupIngress", GroupId=group_id, SecurityGroupRuleIds=[rule_id])
+    ctx.call("ec2", "RevokeSecurityGroupEgress", GroupId=group_id, IpPermissions=[DNS])
+    with ctx.expect_error("InvalidPermission.NotFound", 400):
+        ctx.call("ec2", "RevokeSecurityGroupIngress", GroupId=group_id, IpPermissions=[SSH])
+    ctx.call("ec2", "DeleteSecurityGroup", GroupId=group_id)
+
+
+@scenario("ec2", ["ModifySecurityGroupRules", "UpdateSecurityGroupRuleDescriptionsIngress",
+                  "UpdateSecurityGroupRuleDescriptionsEgress"], client="boto3")
+def security_group_rule_changes(ctx):
+    """A rule changed in place (ModifySecurityGroupRules) and both directions' descriptions set."""
+    vpc_id = new_vpc(ctx)
+    ec2 = ctx.client("ec2", validate=False)
+    group_id = ec2.create_security_group(GroupName=ctx.name("sg"), Description="conformance", VpcId=vpc_id)["GroupId"]
+    ctx.defer(quietly, ec2.delete_security_group, GroupId=group_id)
+    rule_id = ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[SSH])[
+        "SecurityGroupRules"][0]["SecurityGroupRuleId"]
+    egress_id = ec2.authorize_security_group_egress(GroupId=group_id, IpPermissions=[DNS])[
+        "SecurityGroupRules"][0]["SecurityGroupRuleId"]
     ctx.call("ec2", "ModifySecurityGroupRules", GroupId=group_id, SecurityGroupRules=[
         {"SecurityGroupRuleId": rule_id, "SecurityGroupRule": {"IpProtocol": "tcp", "FromPort": 2222,
                                                                "ToPort": 2222, "CidrIpv4": "10.0.0.0/8"}}])
@@ -178,15 +199,11 @@ def security_group_rules(ctx):
         {"SecurityGroupRuleId": rule_id, "Description": "alt ssh"}])
     ctx.call("ec2", "UpdateSecurityGroupRuleDescriptionsEgress", GroupId=group_id, SecurityGroupRuleDescriptions=[
         {"SecurityGroupRuleId": egress_id, "Description": "dns"}])
-    group = ctx.call("ec2", "DescribeSecurityGroups", GroupIds=[group_id])["SecurityGroups"][0]
-    ctx.check_equal([(p.get("FromPort"), p["IpRanges"][0].get("Description")) for p in group["IpPermissions"]],
-                    [(2222, "alt ssh")], "IpPermissions after the changes")
-    ctx.call("ec2", "RevokeSecurityGroupIngress", GroupId=group_id, SecurityGroupRuleIds=[rule_id])
-    ctx.call("ec2", "RevokeSecurityGroupEgress", GroupId=group_id, IpPermissions=[
-        {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "10.0.0.2/32"}]}])
-    with ctx.expect_error("InvalidPermission.NotFound", 400):
-        ctx.call("ec2", "RevokeSecurityGroupIngress", GroupId=group_id, IpPermissions=[SSH])
-    ctx.call("ec2", "DeleteSecurityGroup", GroupId=group_id)
+    rules = {r["SecurityGroupRuleId"]: r for r in ec2.describe_security_group_rules(Filters=[
+        {"Name": "group-id", "Values": [group_id]}])["SecurityGroupRules"]}
+    ctx.check_equal((rules[rule_id].get("FromPort"), rules[rule_id].get("Description")), (2222, "alt ssh"),
+                    "the modified ingress rule")
+    ctx.check_equal(rules[egress_id].get("Description"), "dns", "the egress rule's description")
 
 
 @scenario("ec2", ["CreateNetworkInterface", "DescribeNetworkInterfaces", "AssignPrivateIpAddresses",
@@ -216,42 +233,77 @@ def network_interface_life(ctx):
     listed = ctx.call("ec2", "DescribeNetworkInterfaces", Filters=[
         {"Name": "attachment.instance-id", "Values": [instance_id]}])["NetworkInterfaces"]
     ctx.check(eni_id in [n["NetworkInterfaceId"] for n in listed], "the attached interface is not listed")
-    with ctx.expect_error("InvalidNetworkInterface.InUse", 400):
-        ctx.call("ec2", "DeleteNetworkInterface", NetworkInterfaceId=eni_id)
     ctx.call("ec2", "DetachNetworkInterface", AttachmentId=attachment)
     ctx.call("ec2", "DeleteNetworkInterface", NetworkInterfaceId=eni_id)
     # the instance's own interface goes with it: then the subnet and the VPC can be deleted
     ctx.call("ec2", "TerminateInstances", InstanceIds=[instance_id])
     wait(ctx, "instance_terminated", [instance_id])
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 20
     while ctx.call("ec2", "DescribeNetworkInterfaces", Filters=[
             {"Name": "subnet-id", "Values": [subnet_id]}])["NetworkInterfaces"]:
-        ctx.check(time.monotonic() < deadline, "the terminated instance's interface is still there after 30 s")
+        ctx.check(time.monotonic() < deadline, "the terminated instance's interface is still there after 20 s")
         time.sleep(0.2)
 
 
-@scenario("ec2", ["AllocateAddress", "DescribeAddresses", "DescribeAddressesAttribute", "ModifyAddressAttribute",
-                  "ReleaseAddress"], client="boto3")
-def address_life(ctx):
-    """An Elastic IP allocated, described (with its reverse DNS), released; an endpoint without
-    public addresses answers UnsupportedOperation and allocates nothing."""
+def _allocated(ctx) -> str | None:
+    """An Elastic IP released when the scenario ends; None (checked) where the endpoint has no
+    public addresses (UnsupportedOperation)."""
     ec2 = ctx.client("ec2", validate=False)
     try:
         out = ec2.allocate_address(Domain="vpc")
     except ClientError as exc:
         ctx.check_equal(exc.response["Error"]["Code"], "UnsupportedOperation", "AllocateAddress refusal")
         ctx.check_equal(ctx.call("ec2", "DescribeAddresses")["Addresses"], [], "nothing allocated")
-        return
+        return None
     ctx.validate("ec2", "AllocateAddress", {k: v for k, v in out.items() if k != "ResponseMetadata"})
-    allocation_id = out["AllocationId"]
-    ctx.defer(quietly, ec2.release_address, AllocationId=allocation_id)
+    ctx.defer(quietly, ec2.release_address, AllocationId=out["AllocationId"])
+    return out["AllocationId"]
+
+
+@scenario("ec2", ["AllocateAddress", "DescribeAddresses", "ReleaseAddress"], client="boto3")
+def address_life(ctx):
+    """An Elastic IP allocated, described, released; an endpoint without public addresses
+    answers UnsupportedOperation and allocates nothing."""
+    allocation_id = _allocated(ctx)
+    if allocation_id is None:
+        return
     listed = ctx.call("ec2", "DescribeAddresses", AllocationIds=[allocation_id])["Addresses"]
-    ctx.check_equal([a["PublicIp"] for a in listed], [out["PublicIp"]], "DescribeAddresses")
-    ctx.call("ec2", "DescribeAddressesAttribute", AllocationIds=[allocation_id], Attribute="domain-name")
-    ctx.call("ec2", "ModifyAddressAttribute", AllocationId=allocation_id, DomainName="www.example.com")
+    ctx.check_equal([a["AllocationId"] for a in listed], [allocation_id], "DescribeAddresses")
     ctx.call("ec2", "ReleaseAddress", AllocationId=allocation_id)
     with ctx.expect_error("InvalidAllocationID.NotFound", 400):
         ctx.call("ec2", "DescribeAddresses", AllocationIds=[allocation_id])
+
+
+@scenario("ec2", ["DescribeAddressesAttribute", "ModifyAddressAttribute"], client="boto3")
+def address_reverse_dns(ctx):
+    """An Elastic IP's reverse DNS record: described, then a new one requested (PENDING)."""
+    allocation_id = _allocated(ctx)
+    if allocation_id is None:
+        return
+    records = ctx.call("ec2", "DescribeAddressesAttribute", AllocationIds=[allocation_id],
+                       Attribute="domain-name")["Addresses"]
+    ctx.check_equal([a["AllocationId"] for a in records], [allocation_id], "DescribeAddressesAttribute")
+    out = ctx.call("ec2", "ModifyAddressAttribute", AllocationId=allocation_id, DomainName="www.example.com")
+    ctx.check_equal((out["Address"].get("PtrRecordUpdate") or {}).get("Value"), "www.example.com.",
+                    "PtrRecordUpdate.Value")
+
+
+@scenario("ec2", "DeleteNetworkInterface", client="boto3", variant="attached")
+def delete_attached_interface(ctx):
+    """An instance's own interface cannot be deleted: InvalidNetworkInterface.InUse."""
+    vpc_id = new_vpc(ctx)
+    subnet_id = new_subnet(ctx, vpc_id)
+    instance = launch(ctx, SubnetId=subnet_id)["Instances"][0]
+    eni_id = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    with ctx.expect_error("InvalidNetworkInterface.InUse", 400):
+        ctx.call("ec2", "DeleteNetworkInterface", NetworkInterfaceId=eni_id)
+    ctx.call("ec2", "TerminateInstances", InstanceIds=[instance["InstanceId"]])
+    wait(ctx, "instance_terminated", [instance["InstanceId"]])
+    deadline = time.monotonic() + 20
+    while ctx.call("ec2", "DescribeNetworkInterfaces", Filters=[
+            {"Name": "subnet-id", "Values": [subnet_id]}])["NetworkInterfaces"]:
+        ctx.check(time.monotonic() < deadline, "the terminated instance's interface is still there after 20 s")
+        time.sleep(0.2)
 
 
 @scenario("ec2", "DescribeNetworkAcls", client="boto3")
