@@ -151,6 +151,8 @@ def usage_type_group(product_code: str, usage_type: str) -> str:
         return f"{prefix}: Data Transfer - Internet (Out)"
     if base == "DataTransfer-In-Bytes":
         return f"{prefix}: Data Transfer - Internet (In)"
+    if base == "DataTransfer-Regional-Bytes":
+        return f"{prefix}: Data Transfer - Inter AZ"
     if base.startswith("TimedStorage"):
         return "S3: Storage - Standard" if base == "TimedStorage-ByteHrs" else "S3: Storage - Other"
     if base.startswith("Requests"):
@@ -178,6 +180,8 @@ def description(product_code: str, base: str, rate: Decimal, unit: str, instance
         return f"{price} per GB-Month of snapshot data stored"
     if base.startswith("TimedStorage"):
         return f"{price} per GB-Mo of storage used"
+    if base.startswith("DataTransfer-Regional"):
+        return f"{price} per GB - regional data transfer - in/out/between EC2 AZs or using elastic IPs or ELB"
     if base.startswith("DataTransfer-Out"):
         return f"{price} per GB - data transfer out"
     if base.startswith("DataTransfer-In"):

@@ -303,4 +303,6 @@ async def metadata_tree(server: ImdsServer, row: Any, data: dict) -> dict:
             "SELECT key, value FROM ec2_tags WHERE account_id = ? AND resource_id = ? ORDER BY key",
             (row["account_id"], row["instance_id"]))
         tree["tags"] = {"instance": {r["key"]: r["value"] for r in rows}}
+    from ec2_api.imds_network import network_metadata  # noqa: PLC0415 (interfaces, public addresses)
+    await network_metadata(server.db, row, tree)
     return dict(sorted(tree.items()))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ec2_api import instance_store, instance_types, vpc
+from ec2_api import instance_network, instance_store, instance_types, network_common, vpc
 from ec2_api.common import account_of, gmt, now_us
 from ec2_api.errors import (IncorrectInstanceState, InsufficientInstanceCapacity, InvalidParameterCombination,
                             InvalidParameterValue, MissingParameter, OperationNotPermitted,
@@ -237,6 +237,8 @@ async def modify_instance_attribute(ctx: Any, params: dict) -> dict:
         raise MissingParameter("The request must contain the parameter InstanceId")
     (row,) = await instance_store.load_owned(ctx.app.db, account_of(ctx), ctx.region, [instance_id], now_us(ctx))
     attribute, value = _requested_change(params)
+    if attribute in ("groupSet", "sourceDestCheck") and row["state"] != "terminated":
+        return await instance_network.modify_instance_network_attribute(ctx, row, attribute, value, params)
     if attribute in _STOPPED_ONLY and row["state"] != "stopped":
         raise IncorrectInstanceState(f"The instance '{instance_id}' is not in the 'stopped' state.")
     if row["state"] == "terminated":
@@ -306,6 +308,8 @@ async def modify_instance_metadata_options(ctx: Any, params: dict) -> dict:
     check_dry_run(params)
     async with ctx.app.db.transaction() as tx:
         await instance_store.update_data(tx, instance_id, metadata_options=options)
+        await vpc.bump_generation(tx)   # the data path's metadata relay follows HttpEndpoint/hop limit
+    network_common.changed(ctx)
     return {"InstanceId": instance_id, "InstanceMetadataOptions": {"State": "pending", **options}}
 
 

@@ -137,6 +137,8 @@ async def change_state(db: Any, instance_id: str, new_state: str, at_us: int, *,
                      (*columns.values(), instance_id))
     fresh = await tx.fetchone("SELECT * FROM ec2_instances WHERE instance_id = ?", (instance_id,))
     await record_state_event(tx, fresh, new_state, seq, at_us)
+    from ec2_api.instance_network import state_changed  # noqa: PLC0415 (interfaces, public addresses)
+    await state_changed(tx, fresh, new_state)
     if new_state == "terminated":   # the root volume goes with it, or stays behind detached
         keep = not (data_of(fresh).get("root_volume") or {}).get("delete_on_termination", True)
         await record_volume_event(tx, fresh, "available" if keep else "deleted", at_us)

@@ -27,6 +27,7 @@ from ec2_api.imds import hostname_of
 from ec2_api.instance_store import STATE_CODES, data_of, state_dict
 from ec2_api.lifecycle import capacity_in_use, host_capacity
 from ec2_api.regions import zone_id
+from ec2_api import instance_network  # noqa: E402 (the launch's interfaces and public addresses)
 
 InvalidBlockDeviceMapping = ec2_error("InvalidBlockDeviceMapping")
 InvalidIPAddressInUse = ec2_error("InvalidIPAddress.InUse")
@@ -183,8 +184,8 @@ async def run_instances(ctx: Any, params: dict) -> dict:
     root = _root_volume(params, image)
     tags = tag_store.tag_specifications(params, {"instance", "volume", "network-interface"})
     boot = await _boot(ctx, params, image)
-    network = await vpc.network_of(ctx)
-    subnet, address, groups = await _placement(ctx, params, network)
+    launch = await instance_network.plan(ctx, params)
+    network, subnet, address, groups = launch.network, launch.subnet, launch.address, launch.groups
     check_dry_run(params)
     at = now_us(ctx)
     reservation_id = ids.new_id("r")
@@ -196,7 +197,7 @@ async def run_instances(ctx: Any, params: dict) -> dict:
         count = await _how_many(tx, config, account, ctx.region, itype, min_count, max_count)
         if address is not None:
             if await tx.fetchone("SELECT 1 FROM ec2_instances WHERE subnet_id = ? AND private_ip = ?",
-                                 (subnet["subnet_id"], address)):
+                                 (subnet["subnet_id"], address)) and launch.existing_primary is None:
                 raise InvalidIPAddressInUse(f"Address {address} is in use.")
             addresses = [address]
         else:
@@ -240,6 +241,8 @@ async def run_instances(ctx: Any, params: dict) -> dict:
                 if tags.get(resource_type):
                     await tag_store.write_tags(tx, account, ctx.region, resource_id, resource_type,
                                                tags[resource_type])
+            row = await tx.fetchone("SELECT * FROM ec2_instances WHERE instance_id = ?", (instance_id,))
+            await instance_network.record(tx, ctx, launch, row, tags)
             row = await tx.fetchone("SELECT * FROM ec2_instances WHERE instance_id = ?", (instance_id,))
             await instance_store.record_state_event(tx, row, "pending", 0, at)
             await instance_store.record_volume_event(tx, row, "in-use", at)
@@ -387,8 +390,10 @@ async def reservation_output(ctx: Any, rows: list[Any]) -> dict:
     """RunInstances' answer: one reservation."""
     tags = await tag_store.tags_of(ctx.app.db, rows[0]["account_id"], [r["instance_id"] for r in rows])
     first = rows[0]
+    instances = [render_instance(r, tags[r["instance_id"]]) for r in rows]
+    await instance_network.decorate(ctx.app.db, instances)
     return {"ReservationId": first["reservation_id"], "OwnerId": first["account_id"], "Groups": [],
-            "Instances": [render_instance(r, tags[r["instance_id"]]) for r in rows]}
+            "Instances": instances}
 
 
 # -- DescribeInstances ------------------------------------------------------------------------------
@@ -435,6 +440,7 @@ _INSTANCE_FILTERS = {
     "metadata-options.http-endpoint": lambda i: i["MetadataOptions"]["HttpEndpoint"],
     "metadata-options.instance-metadata-tags": lambda i: i["MetadataOptions"]["InstanceMetadataTags"],
     "platform-details": lambda i: i["PlatformDetails"],
+    **instance_network.INSTANCE_FILTERS,
 }
 
 
@@ -491,6 +497,7 @@ async def describe_instances(ctx: Any, params: dict) -> dict:
         item = render_instance(row, tags[row["instance_id"]])
         item["_reservation"], item["_owner"] = row["reservation_id"], row["account_id"]
         items.append(item)
+    await instance_network.decorate(ctx.app.db, items)
     if on_items:
         items = apply_filters(items, on_items, _INSTANCE_FILTERS, tags=lambda i: tags[i["InstanceId"]])
         items, token = paginate(items, lambda i: i["InstanceId"], max_results, params.get("NextToken"))

@@ -146,6 +146,8 @@ class Lifecycle:
                 if self.driver is None:
                     raise DriverError("no hypervisor backend is configured")
                 spec = await self._prepare(row)
+                if getattr(self, "network", None) is not None:   # taps of the data path, or user-mode
+                    spec.nics = await self.network.nics_for(instance_id)
                 await self.imds.open(instance_id)
                 info = await self.driver.state(instance_id)
                 if info.state == VMState.MISSING:
@@ -328,6 +330,8 @@ class Lifecycle:
         """Network byte counters of running VMs into the ledger (reset-safe, see storage.usage)."""
         if self.driver is None or not hasattr(usage, "record_counter_sample"):
             return
+        if getattr(getattr(self, "network", None), "data_path", None) is not None:
+            return   # the data path's per-interface counters are billed instead (network_sync)
         rows = await self.db.fetchall(
             "SELECT instance_id, account_id, region FROM ec2_instances WHERE state = 'running'")
         for row in rows:

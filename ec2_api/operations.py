@@ -14,8 +14,10 @@ from ec2_api import (account_attributes, image_import, images, instance_actions,
 from ec2_api.lifecycle import Lifecycle
 from storage import usage
 from storage.ec2_schema import SCHEMA
+from ec2_api import network_operations, network_sync  # noqa: E402 (VPCs, security groups, addresses ...)
 
 OPERATIONS = {
+    **network_operations.OPERATIONS,   # VPCs, subnets, gateways, routes, groups, interfaces, addresses
     "DescribeRegions": regions.describe_regions,
     "DescribeAvailabilityZones": regions.describe_availability_zones,
     "DescribeAccountAttributes": account_attributes.describe_account_attributes,
@@ -62,9 +64,11 @@ async def open_state(app: Any, *, housekeeping: bool = True) -> Lifecycle:
     await app.db.migrate(usage.SCHEMA)
     await app.db.migrate(SCHEMA)
     lifecycle = Lifecycle(app.db, app.config, app.backend, app.clock)
+    await network_sync.open_network(app, lifecycle, background=housekeeping)   # lifecycle.network
     await lifecycle.open(housekeeping=housekeeping)
     return lifecycle
 
 
 async def close_state(state: Lifecycle) -> None:
     await state.close()
+    await network_sync.close_network(state)

@@ -257,6 +257,9 @@ async def _startup(app: web.Application) -> None:
                  admin.account_id, config.data_dir)
     if context.backend is None:
         context.backend = make_backend(config)
+    if context.network is None:
+        from ec2_api.network_sync import make_data_path  # noqa: PLC0415
+        context.network = make_data_path(config)
     for service in app[SERVICES].values():
         if service.open_state is not None:
             context.states[service.name] = await service.open_state(context)

@@ -9,6 +9,9 @@ A config file looks like::
     max_instances = 20                    # EC2: instances per account and region (not terminated)
     host_vcpus = 64                       # EC2: the host's capacity (default: from the machine)
     host_memory_mib = 131072
+    network = "auto"                      # EC2 data path: auto (taps in Nimbo's namespace when root), user, fake
+    public_ip_pool = "198.18.0.0/24"      # EC2 public addresses (Elastic IPs, MapPublicIpOnLaunch): CIDRs, comma-separated
+    network_host_access = false           # single host: route the pool from the host's shell into Nimbo's namespace
     [regions]
     us-east-1 = ["us-east-1a", "us-east-1b", "us-east-1c"]
     eu-west-1 = ["eu-west-1a", "eu-west-1b"]
@@ -53,6 +56,10 @@ class Config:
     instance_stop_timeout: float = 60.0   # graceful stop before a forced one, seconds
     ec2_housekeeping_seconds: float = 60.0
     billing_interval_seconds: float = 60.0
+    network: str = "auto"              # instance networking: auto, namespace, user (QEMU user-mode) or fake
+    network_host_access: bool = False  # single host: route the public pool from the host into the namespace
+    public_ip_pool: str = "198.18.0.0/24"   # public IPv4 addresses (CIDRs, comma-separated)
+    max_elastic_ips: int = 5           # Elastic IPs per account and region: EC2's default quota
 
     @property
     def default_region(self) -> str:

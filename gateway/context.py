@@ -44,6 +44,7 @@ class AppContext:
     accounts: Any
     clock: Callable[[], dt.datetime] = utc_now
     backend: Any = None
+    network: Any = None        # the instance network's data path (ec2_api.network_sync); None: user-mode
     states: dict[str, Any] = field(default_factory=dict)
     meter_buffer: Any = None
     billing: Any = None

@@ -123,7 +123,13 @@ async def add_counts(tx: Transaction, rows: list[tuple[str, str, str, str, str, 
 COUNTER_USAGE_TYPES = {
     "net_rx_bytes": "DataTransfer-In-Bytes",
     "net_tx_bytes": "DataTransfer-Out-Bytes",
+    # the tap data path's per-interface counters (ec2_api.network_sync): internet and other zones
+    "eni_in_internet_bytes": "DataTransfer-In-Bytes",
+    "eni_out_internet_bytes": "DataTransfer-Out-Bytes",
+    "eni_in_other_az_bytes": "DataTransfer-Regional-Bytes",
+    "eni_out_other_az_bytes": "DataTransfer-Regional-Bytes",
 }
+COUNTER_OPERATIONS = {"eni_in_other_az_bytes": "InterZone-In", "eni_out_other_az_bytes": "InterZone-Out"}
 EC2_SERVICE = "AmazonEC2"
 EC2_RUN_OPERATION = "RunInstances"
 
@@ -175,7 +181,8 @@ async def record_counter_sample(db: Any, account_id: str, region: str, resource_
              value, at_us, delta, reset))
         if delta:
             await add_counts(tx, [(account_id, region, EC2_SERVICE, COUNTER_USAGE_TYPES[counter_name],
-                                   EC2_RUN_OPERATION, resource_id, at_us, delta)])
+                                   COUNTER_OPERATIONS.get(counter_name, EC2_RUN_OPERATION), resource_id, at_us,
+                                   delta)])
     return delta
 
 
