@@ -89,6 +89,8 @@ def root_size_gib(row: Any) -> int:
 def block_device_mappings(row: Any) -> list[dict]:
     if row["image_type"] != "machine":
         return []
+    if data_of(row).get("block_device_mappings"):   # an image made of snapshots (ec2_api.image_snapshots)
+        return data_of(row)["block_device_mappings"]
     return [{"DeviceName": row["root_device_name"], "Ebs": {
         "DeleteOnTermination": True, "SnapshotId": row["snapshot_id"], "VolumeSize": root_size_gib(row),
         "VolumeType": "gp2", "Encrypted": False}}]
@@ -281,11 +283,11 @@ async def set_image_state(db: Any, image_id: str, state: str, *, reason: str | N
 async def deregister_image(ctx: Any, params: dict) -> dict:
     row = await owned_image(ctx, params.get("ImageId"))
     check_dry_run(params)
+    from ec2_api.image_snapshots import ensure_image_snapshots  # noqa: PLC0415 (AWS keeps an AMI's snapshots)
+    await ensure_image_snapshots(ctx.app.db, ctx.app.config)
     async with ctx.app.db.transaction() as tx:
         await tx.execute("DELETE FROM ec2_images WHERE image_id = ?", (row["image_id"],))
         await tag_store.delete_all_tags(tx, row["image_id"])
-        if row["snapshot_id"]:
-            await tag_store.delete_all_tags(tx, row["snapshot_id"])
     await collect_image_files(ctx.app.db, ctx.app.config, row["image_id"])
     return {"Return": True}
 
