@@ -14,7 +14,7 @@ from typing import Any
 from ec2_api import ebs_store, ids, images, instance_store, tag_store
 from ec2_api.common import account_of, from_us
 from ec2_api.ebs_store import GIB
-from ec2_api.errors import InvalidParameterValue, MissingParameter, check_dry_run, ec2_error
+from ec2_api.errors import EC2Error, InvalidParameterValue, MissingParameter, check_dry_run, ec2_error
 
 InvalidBlockDeviceMapping = ec2_error("InvalidBlockDeviceMapping")
 
@@ -38,7 +38,7 @@ def _ebs_spec(ebs: dict, base: dict | None, snapshot: Any | None, device: str) -
     try:
         iops, throughput = check_volume_spec(volume_type, int(size), iops, throughput, iops_given=iops_given,
                                              throughput_given=ebs.get("Throughput") is not None)
-    except Exception as exc:  # noqa: BLE001 (EC2 words a bad mapping as InvalidBlockDeviceMapping)
+    except EC2Error as exc:   # EC2 words a bad mapping as InvalidBlockDeviceMapping
         raise InvalidBlockDeviceMapping(getattr(exc, "message", str(exc))) from None
     dot = ebs.get("DeleteOnTermination")
     encrypted = bool(ebs.get("Encrypted")) or bool(base.get("Encrypted")) or bool(snapshot and snapshot["encrypted"])
@@ -108,8 +108,9 @@ async def plan_launch(ctx: Any, params: dict, image: Any) -> tuple[dict, list[di
 
 
 async def insert_launch_volumes(tx: Any, instance: Any, image: Any, root: dict, extras: list[dict],
-                                volume_tags: dict[str, str], at: int) -> None:
-    """The volume rows of a new instance (its root volume's usage event is the instance's own)."""
+                                volume_tags: dict[str, str], at: int) -> Any:
+    """The volume rows of a new instance (its root volume's usage event is the instance's own);
+    returns the instance row as it is now."""
     common = {"account_id": instance["account_id"], "region": instance["region"],
               "zone": instance["availability_zone"], "multi_attach": False, "state": "in-use", "created_us": at,
               "instance_id": instance["instance_id"], "attach_state": "attached"}
@@ -136,6 +137,7 @@ async def insert_launch_volumes(tx: Any, instance: Any, image: Any, root: dict, 
                                        volume_tags)
     if devices:
         await instance_store.update_data(tx, instance["instance_id"], block_devices=devices)
+    return await tx.fetchone("SELECT * FROM ec2_instances WHERE instance_id = ?", (instance["instance_id"],))
 
 
 def render(row: Any, data: dict) -> list[dict]:

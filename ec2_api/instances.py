@@ -212,8 +212,8 @@ async def run_instances(ctx: Any, params: dict) -> dict:
             row = await tx.fetchone("SELECT * FROM ec2_instances WHERE instance_id = ?", (instance_id,))
             await instance_store.record_state_event(tx, row, "pending", 0, at)
             await instance_store.record_volume_event(tx, row, "in-use", at)
-            await block_device_mappings.insert_launch_volumes(tx, row, image, root, extra_volumes,
-                                                              tags.get("volume") or {}, at)
+            row = await block_device_mappings.insert_launch_volumes(tx, row, image, root, extra_volumes,
+                                                                    tags.get("volume") or {}, at)
             rows.append(row)
         if token:
             await tx.execute(

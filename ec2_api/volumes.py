@@ -70,7 +70,7 @@ def check_volume_spec(volume_type: str, size_gib: int, iops: int | None, through
         if not 3000 <= iops <= 16000:
             raise InvalidParameterValue(f"Volume iops of {iops} is too {'low' if iops < 3000 else 'high'}; "
                                         f"{'minimum is 3000' if iops < 3000 else 'maximum is 16000'}.")
-        if iops > 500 * size_gib:
+        if iops > max(3000, 500 * size_gib):
             raise InvalidParameterValue(f"Iops to volume size ratio of {iops / size_gib:g} is too high; "
                                         f"maximum is 500.")
     elif iops_given:
