@@ -31,27 +31,24 @@ log = logging.getLogger("nimbo.ec2")
 async def sweep(state: Any) -> None:
     db, config = state.db, state.config
     await backfill_root_volumes(db)
+    # files first (nothing is being written yet), then the rows, then the resumed work
     await asyncio.to_thread(_remove_part_files, config)
-    for row in await db.fetchall("SELECT * FROM ec2_volumes WHERE state = 'creating' AND is_root = 0"
-                                 " AND instance_id IS NULL"):
-        state.spawn(make_volume_file(state, row))
+    await asyncio.to_thread(_remove_orphans, config, await _known_files(db))
     await _settle_attachments(state)
-    for row in await db.fetchall("SELECT instance_id FROM ec2_volumes WHERE state = 'deleted'"
+    from ec2_api import volume_attachments  # noqa: PLC0415
+    for row in await db.fetchall("SELECT DISTINCT instance_id FROM ec2_volumes WHERE state = 'deleted'"
                                  " AND instance_id IS NOT NULL"):
         instance = await instance_store.load(db, row["instance_id"])
         if instance is None or instance["state"] == "terminated":
-            from ec2_api import volume_attachments  # noqa: PLC0415
-            if instance is not None:
-                await volume_attachments.release_files(db, instance)
-            else:
-                for v in await db.fetchall("SELECT path FROM ec2_volumes WHERE instance_id = ? AND state = 'deleted'",
-                                           (row["instance_id"],)):
-                    await asyncio.to_thread(snapshot_files._unlink, v["path"])   # noqa: SLF001
+            for volume in await db.fetchall("SELECT path FROM ec2_volumes WHERE instance_id = ? AND state = 'deleted'",
+                                            (row["instance_id"],)):
+                await asyncio.to_thread(snapshot_files._unlink, volume["path"])   # noqa: SLF001
             await volume_attachments.forget_deleted(db, row["instance_id"])
+    await snapshot_files.collect(db)
+    for row in await db.fetchall("SELECT * FROM ec2_volumes WHERE state = 'creating' AND instance_id IS NULL"):
+        state.spawn(make_volume_file(state, row))
     await _resume_snapshots(state)
     await image_snapshots.resume_pending_images(state)
-    await asyncio.to_thread(_remove_orphans, config, await _known_files(db))
-    await snapshot_files.collect(db)
 
 
 async def backfill_root_volumes(db: Any) -> int:
