@@ -57,7 +57,7 @@ def check_volume_spec(volume_type: str, size_gib: int, iops: int | None, through
                                     f"maximum is {high}GiB.")
     if volume_type in ("io1", "io2"):
         if iops is None:
-            raise MissingParameter(f"The parameter iops must be specified for {volume_type} volumes.")
+            raise InvalidParameterCombination(f"The parameter iops must be specified for {volume_type} volumes.")
         top, ratio = (64000, 50) if volume_type == "io1" else (256000, 1000)
         if not 100 <= iops <= top:
             raise InvalidParameterValue(f"Volume iops of {iops} is too {'low' if iops < 100 else 'high'}; "
@@ -86,8 +86,7 @@ def check_volume_spec(volume_type: str, size_gib: int, iops: int | None, through
             raise InvalidParameterValue(f"Throughput ({throughput} MiB/s) is too high for {iops} IOPS; the "
                                         f"maximum ratio is 0.25 MiB/s per IOPS.")
     elif throughput_given:
-        raise InvalidParameterCombination(f"The parameter throughput is not supported for {volume_type} "
-                                          f"volumes.")
+        raise InvalidParameterCombination("throughput can only be specified for volumeType gp3.")
     return iops, throughput
 
 

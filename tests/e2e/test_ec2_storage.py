@@ -72,7 +72,7 @@ def test_error_codes_on_the_wire(cloud, launched):
                     Device="/dev/sdf")[:2] == ("InvalidVolume.ZoneMismatch", 400)
     assert error_of(ec2.create_volume, AvailabilityZone=ZONE, Size=1, DryRun=True)[:2] == ("DryRunOperation", 412)
     assert error_of(ec2.create_volume, AvailabilityZone=ZONE)[:2] == ("MissingParameter", 400)
-    assert error_of(ec2.create_volume, AvailabilityZone=ZONE, Size=10, VolumeType="io1")[0] == "MissingParameter"
+    assert error_of(ec2.create_volume, AvailabilityZone=ZONE, Size=10, VolumeType="io1")[0] == "InvalidParameterCombination"
     assert error_of(ec2.create_volume, AvailabilityZone=ZONE, Size=1, VolumeType="st1")[0] == "InvalidParameterValue"
     assert error_of(ec2.delete_volume, VolumeId="vol-0123456789abcdef0")[:2] == ("InvalidVolume.NotFound", 400)
     assert error_of(ec2.delete_volume, VolumeId="vol-1")[0] == "InvalidVolumeID.Malformed"

@@ -76,7 +76,7 @@ async def test_create_describe_delete_life_cycle(env):
     ({"Size": 20000}, "InvalidParameterValue"),                                  # gp2 max 16384
     ({"Size": 2000, "VolumeType": "standard"}, "InvalidParameterValue"),         # magnetic max 1024
     ({"Size": 100, "VolumeType": "st1"}, "InvalidParameterValue"),               # st1 min 125
-    ({"Size": 10, "VolumeType": "io1"}, "MissingParameter"),                     # io1 needs Iops
+    ({"Size": 10, "VolumeType": "io1"}, "InvalidParameterCombination"),          # io1 needs Iops
     ({"Size": 10, "VolumeType": "io1", "Iops": 1000}, "InvalidParameterValue"),  # 50 IOPS/GiB max
     ({"Size": 10, "VolumeType": "gp2", "Iops": 300}, "InvalidParameterCombination"),
     ({"Size": 10, "VolumeType": "gp3", "Iops": 2000}, "InvalidParameterValue"),
