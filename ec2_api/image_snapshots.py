@@ -26,13 +26,14 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
 from typing import Any
 
 from ec2_api import disks, ebs_store, ids, images, instance_store, snapshot_files, tag_store
 from ec2_api.common import account_of, now_us
 from ec2_api.ebs_store import GIB
-from ec2_api.errors import (IncorrectInstanceState, InvalidParameterValue, MissingParameter, check_dry_run,
-                            ec2_error)
+from ec2_api.errors import (EC2Error, IncorrectInstanceState, InvalidParameterValue, MissingParameter,
+                            check_dry_run, ec2_error)
 
 log = logging.getLogger("nimbo.ec2")
 InvalidBlockDeviceMapping = ec2_error("InvalidBlockDeviceMapping")
@@ -199,6 +200,9 @@ async def _insert_image(ctx: Any, *, image_id: str, name: str, state: str, root_
                  root_snapshot["snapshot_id"], now_us(ctx), json.dumps(data, sort_keys=True)))
             if tags:
                 await tag_store.write_tags(tx, account_of(ctx), ctx.region, image_id, "image", tags)
+    except sqlite3.IntegrityError as exc:
+        await asyncio.to_thread(disks.remove_tree, folder)
+        raise images.InvalidAMINameDuplicate(f"AMI name {name} is already in use") from exc
     except Exception:
         await asyncio.to_thread(disks.remove_tree, folder)
         raise
@@ -289,13 +293,18 @@ async def create_image(ctx: Any, params: dict) -> dict:
     data = instance_store.data_of(instance)
     boot = {k: v for k, v in (data.get("boot") or {}).items() if k in ("kernel", "initrd", "cmdline")}
     root_row = by_volume[root["volume_id"]]
-    await _insert_image(ctx, image_id=image_id, name=name, state="pending", root_device=root_device,
-                        root_snapshot=root_row, root_size_gib=next(m["Ebs"]["VolumeSize"] for m in mappings
-                                                                   if m["DeviceName"] == root_device),
-                        mappings=mappings, boot=boot, params={}, tags=tags.get("image", {}),
-                        extra={"source_instance_id": instance_id, "snapshot_ids": [r["snapshot_id"] for r in rows]},
-                        kernel_id=data.get("kernel_id"), ramdisk_id=data.get("ramdisk_id"),
-                        architecture=data.get("architecture", "x86_64"), description=params.get("Description"))
+    root_size = next(m["Ebs"]["VolumeSize"] for m in mappings if m["DeviceName"] == root_device)
+    try:
+        await _insert_image(ctx, image_id=image_id, name=name, state="pending", root_device=root_device,
+                            root_snapshot=root_row, root_size_gib=root_size, mappings=mappings, boot=boot,
+                            params={}, tags=tags.get("image", {}),
+                            extra={"source_instance_id": instance_id,
+                                   "snapshot_ids": [r["snapshot_id"] for r in rows]},
+                            kernel_id=data.get("kernel_id"), ramdisk_id=data.get("ramdisk_id"),
+                            architecture=data.get("architecture", "x86_64"), description=params.get("Description"))
+    except EC2Error:   # the name was taken meanwhile: the snapshots taken for it go again
+        ctx.state.spawn(discard_snapshots(ctx.state, [r["snapshot_id"] for r in rows]))
+        raise
     ctx.state.spawn(complete_image(ctx.state, image_id))
     return {"ImageId": image_id}
 
@@ -323,6 +332,26 @@ async def complete_image(state: Any, image_id: str, timeout: float = IMAGE_WAIT_
             await images.set_image_state(state.db, image_id, "available")
             return
         await asyncio.sleep(0.2)
+
+
+async def discard_snapshots(state: Any, snapshot_ids: list[str], timeout: float = 3600) -> None:
+    """Delete snapshots a failed CreateImage took, once their export is over."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    for snapshot_id in snapshot_ids:
+        while loop.time() < deadline:
+            row = await state.db.fetchone("SELECT * FROM ec2_snapshots WHERE snapshot_id = ?", (snapshot_id,))
+            if row is None or row["state"] != "pending":
+                break
+            await asyncio.sleep(0.2)
+        if row is None or row["state"] == "pending":
+            continue
+        async with state.db.transaction() as tx:
+            if await tx.execute("UPDATE ec2_snapshots SET state = 'deleted' WHERE snapshot_id = ?"
+                                " AND state IN ('completed', 'error')", (snapshot_id,)):
+                await ebs_store.record_snapshot_bytes(tx, row, -int(row["stored_bytes"]), state.now_us(), "deleted")
+                await tag_store.delete_all_tags(tx, snapshot_id)
+    await snapshot_files.collect(state.db)
 
 
 async def resume_pending_images(state: Any) -> None:

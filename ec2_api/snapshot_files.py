@@ -149,11 +149,15 @@ async def drop_internal(state: Any, volume_id: str, name: str) -> None:
 
 async def parent_of(db: Any, snap: Any) -> Any | None:
     """The snapshot this one is stored as a delta on: the latest completed snapshot of the same
-    volume whose file still exists (its own parent chain included)."""
-    rows = await db.fetchall(
+    volume whose file still exists, else the snapshot the volume was made from (as EBS stores a
+    restored volume's first snapshot incrementally)."""
+    rows = list(await db.fetchall(
         "SELECT * FROM ec2_snapshots WHERE volume_id = ? AND state = 'completed' AND snapshot_id != ?"
         " AND started_us <= ? ORDER BY started_us DESC, snapshot_id LIMIT 5",
-        (snap["volume_id"], snap["snapshot_id"], snap["started_us"]))
+        (snap["volume_id"], snap["snapshot_id"], snap["started_us"])))
+    rows += await db.fetchall(
+        "SELECT s.* FROM ec2_snapshots s JOIN ec2_volumes v ON v.snapshot_id = s.snapshot_id"
+        " WHERE v.volume_id = ? AND s.state = 'completed'", (snap["volume_id"],))
     for row in rows:
         if os.path.exists(row["path"]) and ebs_store.data_of(row).get("format", "qcow2") == "qcow2":
             return row

@@ -361,3 +361,28 @@ async def _open_db(env):
         async def close(self):
             await self.db.close()
     return Db(await Database.open(os.path.join(env.config.data_dir, "nimbo.db")))
+
+
+async def test_first_snapshot_of_a_restored_volume_is_a_delta_on_its_source(env):
+    vol = await new_volume(env)
+    await qemu_io(volume_path(env, vol), "write -P 0x11 0 4M")
+    source = (await snap(env, vol))["SnapshotId"]
+    await env.settle()
+    restored = await new_volume(env, SnapshotId=source)
+    await qemu_io(volume_path(env, restored), "write -P 0x22 0 64k")
+    first = (await snap(env, restored))["SnapshotId"]
+    await env.settle()
+    folder = os.path.join(env.config.data_dir, "snapshots")
+    info = await backend_images.info(os.path.join(folder, f"{first}.qcow2"))
+    assert info["backing_file"] == os.path.join(folder, f"{source}.qcow2")
+    assert info["actual_size"] < 1024 * 1024
+    again = await new_volume(env, SnapshotId=first)
+    assert await reads(volume_path(env, again), 0, 0x22)
+    assert await reads(volume_path(env, again), 65536, 0x11, 4 * 1024 * 1024 - 65536)
+
+
+async def test_create_image_of_another_accounts_instance(env, tiny_image):
+    instance_id = await running_instance(env, tiny_image)
+    await raises("InvalidInstanceID.NotFound", image_snapshots.create_image(
+        env.ctx(BOB), {"InstanceId": instance_id, "Name": "not-mine"}))
+    assert await env.db.fetchall("SELECT 1 FROM ec2_snapshots WHERE account_id = ?", (BOB,)) == []
