@@ -101,10 +101,7 @@ async def freeze(state: Any, pairs: list[tuple[Any, Any]]) -> None:
         by_instance.setdefault(key, []).append((snap, volume))
     try:
         for instance_id, group in by_instance.items():
-            locks = [volume_attachments.file_lock(v["volume_id"]) for _, v in group]
-            for lock in locks:
-                await lock.acquire()
-            try:
+            async with volume_attachments.volume_locks(state, [v for _, v in group]):
                 frozen = False
                 if instance_id and state.driver is not None:
                     frozen = await state.driver.snapshot_disks(
@@ -117,9 +114,6 @@ async def freeze(state: Any, pairs: list[tuple[Any, Any]]) -> None:
                     done.extend(group)
                 for snap, volume in group:
                     await asyncio.to_thread(link_or_copy, volume["path"], work_files(snap["path"])["source"])
-            finally:
-                for lock in locks:
-                    lock.release()
     except (DriverError, backend_images.ImageError, OSError):
         for snap, volume in done:
             await drop_internal(state, volume["volume_id"], snap["snapshot_id"])
@@ -134,7 +128,7 @@ async def drop_internal(state: Any, volume_id: str, name: str) -> None:
                                      (volume_id,))
     if volume is None or not os.path.exists(volume["path"]):
         return
-    async with volume_attachments.file_lock(volume_id):
+    async with volume_attachments.volume_locks(state, [volume]):
         try:
             if volume["instance_id"] and volume["attach_state"] == "attached" and state.driver is not None:
                 if await state.driver.delete_disk_snapshots(volume["instance_id"], {_running_disk(volume): name}):

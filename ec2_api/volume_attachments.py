@@ -15,11 +15,12 @@ terminate deletes the volumes whose DeleteOnTermination is set and detaches the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 from collections import defaultdict
-from typing import Any
+from typing import Any, AsyncIterator
 
 from backend.driver import DiskAttachment, DriverError, VMNotFoundError
 from ec2_api import ebs_store, instance_store
@@ -44,6 +45,24 @@ def file_lock(volume_id: str) -> asyncio.Lock:
 def instance_lock(state: Any, instance_id: str) -> asyncio.Lock:
     """The lifecycle's lock of an instance: no boot or terminate interleaves with a hot-plug."""
     return state._locks[instance_id]   # noqa: SLF001 (the lifecycle's per-instance lock)
+
+
+@contextlib.asynccontextmanager
+async def volume_locks(state: Any, volumes: list[Any]) -> AsyncIterator[None]:
+    """Work on these volumes' files: their instances' locks first (so that no VM starts and takes
+    the file meanwhile), then the files' own, always in the same order (no deadlock)."""
+    instances = sorted({v["instance_id"] for v in volumes if v["instance_id"]})
+    locks = [instance_lock(state, i) for i in instances] + \
+        [file_lock(v) for v in sorted({v["volume_id"] for v in volumes})]
+    taken = []
+    try:
+        for lock in locks:
+            await lock.acquire()
+            taken.append(lock)
+        yield
+    finally:
+        for lock in reversed(taken):
+            lock.release()
 
 
 # -- the instance's block device list (instance data, shown by DescribeInstances) ----------------------

@@ -415,7 +415,7 @@ async def _grow(ctx: Any, row: Any, size_bytes: int) -> None:
     db = ctx.app.db
     message = None
     try:
-        async with volume_attachments.file_lock(row["volume_id"]):
+        async with volume_attachments.volume_locks(ctx.state, [row]):
             info = await backend_images.info(row["path"], "qcow2") if os.path.exists(row["path"]) else None
             if info is not None and info["virtual_size"] < size_bytes:
                 online = False
