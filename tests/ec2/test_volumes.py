@@ -349,3 +349,34 @@ async def test_accounts_are_isolated(env, tiny_image):
     await raises("InvalidVolume.NotFound", volume_attachments.attach_volume(
         env.ctx(), {"VolumeId": bob_vol, "InstanceId": instance_id, "Device": "/dev/sdf"}))
     assert (await describe_volume(env, vol))["State"] == "available"
+
+
+async def test_sweep_settles_attachments_a_crash_interrupted(env, tiny_image):
+    """A crash between the attachment's row and the hot-plug (or the unplug): at the next start
+    the row follows what the VM really has, so no attachment stays half-made."""
+    instance_id = await running_instance(env, tiny_image)
+    plugged, unplugged = await create(env, Size=1), await create(env, Size=1)
+    await env.settle()
+    await volume_attachments.attach_volume(env.ctx(), {"VolumeId": plugged["VolumeId"], "InstanceId": instance_id,
+                                                       "Device": "/dev/sdf"})
+    await env.settle()
+
+    async def crash():
+        from storage.db import Database
+        db = await Database.open(os.path.join(env.config.data_dir, "nimbo.db"))
+        async with db.transaction() as tx:   # one detach and one attach were under way
+            await tx.execute("UPDATE ec2_volumes SET attach_state = 'detaching' WHERE volume_id = ?",
+                             (plugged["VolumeId"],))
+            await tx.execute("UPDATE ec2_volumes SET state = 'in-use', instance_id = ?, device = '/dev/sdg',"
+                             " attach_state = 'attaching', attach_us = 1 WHERE volume_id = ?",
+                             (instance_id, unplugged["VolumeId"]))
+        await db.close()
+
+    await env.restart(crash)
+    await env.settle()
+    kept = await describe_volume(env, plugged["VolumeId"])       # the VM still has it: attached
+    assert kept["State"] == "in-use" and kept["Attachments"][0]["State"] == "attached"
+    undone = await describe_volume(env, unplugged["VolumeId"])   # never plugged: available again
+    assert undone["State"] == "available" and undone["Attachments"] == []
+    (item,) = await describe(env, InstanceIds=[instance_id])
+    assert [b["DeviceName"] for b in item["BlockDeviceMappings"]] == ["/dev/xvda", "/dev/sdf"]
