@@ -136,15 +136,19 @@ def describe_item(row: Any, tags: dict[str, str], viewer: str) -> dict:
     return item
 
 
+def _ebs_values(item: dict, key: str) -> list:
+    """A field of the EBS mappings (mappings without Ebs, such as NoDevice, have none)."""
+    return [b["Ebs"][key] for b in item["BlockDeviceMappings"] if key in (b.get("Ebs") or {})]
+
+
 _IMAGE_FILTERS = {
     "architecture": lambda i: i["Architecture"],
     "block-device-mapping.device-name": lambda i: [b["DeviceName"] for b in i["BlockDeviceMappings"]],
-    "block-device-mapping.snapshot-id": lambda i: [b["Ebs"]["SnapshotId"] for b in i["BlockDeviceMappings"]],
-    "block-device-mapping.volume-size": lambda i: [b["Ebs"]["VolumeSize"] for b in i["BlockDeviceMappings"]],
-    "block-device-mapping.volume-type": lambda i: [b["Ebs"]["VolumeType"] for b in i["BlockDeviceMappings"]],
-    "block-device-mapping.delete-on-termination": lambda i: [b["Ebs"]["DeleteOnTermination"]
-                                                            for b in i["BlockDeviceMappings"]],
-    "block-device-mapping.encrypted": lambda i: [b["Ebs"]["Encrypted"] for b in i["BlockDeviceMappings"]],
+    "block-device-mapping.snapshot-id": lambda i: _ebs_values(i, "SnapshotId"),
+    "block-device-mapping.volume-size": lambda i: _ebs_values(i, "VolumeSize"),
+    "block-device-mapping.volume-type": lambda i: _ebs_values(i, "VolumeType"),
+    "block-device-mapping.delete-on-termination": lambda i: _ebs_values(i, "DeleteOnTermination"),
+    "block-device-mapping.encrypted": lambda i: _ebs_values(i, "Encrypted"),
     "creation-date": lambda i: i["CreationDate"],
     "description": lambda i: i["Description"],
     "ena-support": lambda i: i["EnaSupport"],

@@ -386,3 +386,33 @@ async def test_create_image_of_another_accounts_instance(env, tiny_image):
     await raises("InvalidInstanceID.NotFound", image_snapshots.create_image(
         env.ctx(BOB), {"InstanceId": instance_id, "Name": "not-mine"}))
     assert await env.db.fetchall("SELECT 1 FROM ec2_snapshots WHERE account_id = ?", (BOB,)) == []
+
+
+async def test_register_image_mappings_and_filters(env, tiny_image):
+    vol = await new_volume(env)
+    sid = (await snap(env, vol))["SnapshotId"]
+    await env.settle()
+    out = await image_snapshots.register_image(env.ctx(), {
+        "Name": "mapped", "RootDeviceName": "/dev/sda1", "BlockDeviceMappings": [
+            {"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": sid, "VolumeType": "gp3", "DeleteOnTermination": False}},
+            {"DeviceName": "/dev/sdb", "Ebs": {"VolumeSize": 2}},
+            {"DeviceName": "/dev/sdc", "NoDevice": ""},
+            {"DeviceName": "/dev/sdd", "VirtualName": "ephemeral0"}]})
+    listed = await images.describe_images(env.ctx(), {"Filters": [
+        {"Name": "block-device-mapping.snapshot-id", "Values": [sid]}]})
+    wire("DescribeImages", listed)
+    (image,) = listed["Images"]
+    assert image["ImageId"] == out["ImageId"] and image["RootDeviceName"] == "/dev/sda1"
+    assert [m["DeviceName"] for m in image["BlockDeviceMappings"]] == ["/dev/sda1", "/dev/sdb", "/dev/sdc", "/dev/sdd"]
+    assert image["BlockDeviceMappings"][0]["Ebs"] == {"DeleteOnTermination": False, "SnapshotId": sid, "VolumeSize": 1,
+                                                      "VolumeType": "gp3", "Encrypted": False, "Iops": 3000,
+                                                      "Throughput": 125}
+    by_size = await images.describe_images(env.ctx(), {"Filters": [
+        {"Name": "block-device-mapping.volume-size", "Values": ["2"]}]})
+    assert [i["ImageId"] for i in by_size["Images"]] == [out["ImageId"]]
+    # launching it: the root from the snapshot (kept at termination), a new blank 2 GiB volume at /dev/sdb
+    launched = await launch(env, out["ImageId"])
+    await env.settle()
+    mappings = {b["DeviceName"]: b["Ebs"] for b in launched["Instances"][0]["BlockDeviceMappings"]}
+    assert sorted(mappings) == ["/dev/sda1", "/dev/sdb"] and mappings["/dev/sda1"]["DeleteOnTermination"] is False
+    assert (await describe_volume(env, mappings["/dev/sdb"]["VolumeId"]))["Size"] == 2
