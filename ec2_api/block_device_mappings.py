@@ -13,7 +13,6 @@ from typing import Any
 
 from ec2_api import ebs_store, ids, images, instance_store, tag_store
 from ec2_api.common import account_of, from_us
-from ec2_api.ebs_store import GIB
 from ec2_api.errors import EC2Error, InvalidParameterValue, MissingParameter, check_dry_run, ec2_error
 
 InvalidBlockDeviceMapping = ec2_error("InvalidBlockDeviceMapping")
@@ -193,4 +192,4 @@ async def modify_instance_mappings(ctx: Any, instance: Any, mappings: Any, param
     return {}
 
 
-__all__ = ["plan_launch", "insert_launch_volumes", "render", "modify_instance_mappings", "GIB"]
+__all__ = ["plan_launch", "insert_launch_volumes", "render", "modify_instance_mappings"]

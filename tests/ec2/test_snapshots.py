@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 
-import pytest
-
 from backend import images as backend_images
-from ec2_api import (errors, image_snapshots, images, snapshot_files, snapshots, volume_attachments, volumes)
+from ec2_api import image_snapshots, images, snapshot_files, snapshots, volume_attachments, volumes
 from ec2_api.instances import describe_instances
 from tests.ec2.conftest import ALICE, BOB
 from tests.ec2.helpers import wire
