@@ -289,6 +289,9 @@ async def forget_deleted(db: Any, instance_id: str) -> None:
         for row in rows:
             await tx.execute("DELETE FROM ec2_tags WHERE resource_id = ?", (row["volume_id"],))
             await tx.execute("DELETE FROM ec2_volumes WHERE volume_id = ?", (row["volume_id"],))
+    if rows:   # a deleted snapshot that only these volumes built on can go now
+        from ec2_api import snapshot_files  # noqa: PLC0415
+        await snapshot_files.collect(db)
 
 
 def _unlink(path: str) -> None:

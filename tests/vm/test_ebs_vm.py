@@ -114,6 +114,13 @@ def test_volumes_on_a_running_guest(vm_cloud):
     assert f"marker=[NIMBO-EBS-{serial_a}]" in line, line      # the data of the point in time
     assert "sectors=4194304" in line
 
+    # CreateSnapshots: the root and both data volumes at one instant (one QMP transaction)
+    started = time.monotonic()
+    crash_set = ec2.create_snapshots(InstanceSpecification={"InstanceId": instance_id})["Snapshots"]
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[s["SnapshotId"] for s in crash_set], WaiterConfig=WAIT)
+    assert sorted(s["VolumeId"] for s in crash_set) == sorted([root_id, vol_a, vol_b])
+    print(f"CreateSnapshots of 3 volumes (root included) completed in {time.monotonic() - started:.2f}s")
+
     # stop and start: both volumes come back attached, with their data
     pid = vm_cloud.qemu_pid(instance_id)
     ec2.stop_instances(InstanceIds=[instance_id])
@@ -140,4 +147,5 @@ def test_volumes_on_a_running_guest(vm_cloud):
     assert not ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [root_id]}])["Volumes"]
     for volume_id in (vol_a, vol_b):
         ec2.delete_volume(VolumeId=volume_id)
-    ec2.delete_snapshot(SnapshotId=snapshot_id)
+    for sid in [snapshot_id] + [s["SnapshotId"] for s in crash_set]:
+        ec2.delete_snapshot(SnapshotId=sid)
