@@ -26,10 +26,11 @@ from ec2_api.common import account_of, check_max_results, from_us, now_us
 from ec2_api.ebs_store import (GIB, SIZE_LIMITS, IncorrectModificationState, InvalidParameterDependency,
                                VolumeInUse, owned_volume, owned_volumes)
 from ec2_api.errors import (InvalidParameterCombination, InvalidParameterValue, MissingParameter,
-                            check_dry_run)
+                            check_dry_run, ec2_error)
 from ec2_api.filters import apply_filters, paginate
 
 log = logging.getLogger("nimbo.ec2")
+InvalidVolumeModificationNotFound = ec2_error("InvalidVolumeModification.NotFound")
 DEFAULT_KMS_ALIAS = "alias/aws/ebs"
 
 
@@ -443,6 +444,9 @@ async def describe_volumes_modifications(ctx: Any, params: dict) -> dict:
     check_dry_run(params)
     max_results = check_max_results(params, 5, 500)
     rows = await visible_volumes(ctx, params.get("VolumeIds") or [])
+    never = [r["volume_id"] for r in rows if not ebs_store.data_of(r).get("modification")]
+    if params.get("VolumeIds") and never:
+        raise InvalidVolumeModificationNotFound(f"Modification for volume '{never[0]}' does not exist.")
     items = [modification_item(r["volume_id"], ebs_store.data_of(r)["modification"])
              for r in rows if ebs_store.data_of(r).get("modification")]
     items = apply_filters(items, params.get("Filters"), {

@@ -216,6 +216,8 @@ async def test_modify_volume_grows_the_file(env, tiny_image):
     vol = (await create(env, Size=1))["VolumeId"]
     await env.settle()
     ctx = env.ctx()
+    await raises("InvalidVolumeModification.NotFound", volumes.describe_volumes_modifications(
+        ctx, {"VolumeIds": [vol]}))
     await raises("InvalidParameterValue", volumes.modify_volume(ctx, {"VolumeId": vol, "Size": 0}))
     await raises("MissingParameter", volumes.modify_volume(ctx, {"VolumeId": vol}))
     out = await volumes.modify_volume(ctx, {"VolumeId": vol, "Size": 3, "VolumeType": "gp3"})
