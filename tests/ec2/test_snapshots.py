@@ -178,6 +178,8 @@ async def test_sharing_and_attributes(env):
     restorable = await snapshots.describe_snapshots(bob, {"RestorableByUserIds": ["self"]})
     assert [s["SnapshotId"] for s in restorable["Snapshots"]] == [sid]
     assert (await snapshots.describe_snapshots(bob, {"OwnerIds": ["self"]}))["Snapshots"] == []
+    by_owner = await snapshots.describe_snapshots(bob, {"OwnerIds": [ALICE]})
+    assert [s["SnapshotId"] for s in by_owner["Snapshots"]] == [sid]
     bob_vol = await new_volume(env, BOB, SnapshotId=sid)
     assert (await describe_volume(env, bob_vol, BOB))["SnapshotId"] == sid
     await raises("UnauthorizedOperation", snapshots.delete_snapshot(bob, {"SnapshotId": sid}))
@@ -414,3 +416,21 @@ async def test_register_image_mappings_and_filters(env, tiny_image):
     mappings = {b["DeviceName"]: b["Ebs"] for b in launched["Instances"][0]["BlockDeviceMappings"]}
     assert sorted(mappings) == ["/dev/sda1", "/dev/sdb"] and mappings["/dev/sda1"]["DeleteOnTermination"] is False
     assert (await describe_volume(env, mappings["/dev/sdb"]["VolumeId"]))["Size"] == 2
+
+
+async def test_launch_with_a_volume_from_a_snapshot(env, tiny_image):
+    """RunInstances BlockDeviceMappings: an extra EBS volume made from a snapshot, larger than it."""
+    vol = await new_volume(env)
+    await qemu_io(volume_path(env, vol), "write -P 0x3c 0 64k")
+    sid = (await snap(env, vol))["SnapshotId"]
+    await env.settle()
+    out = await launch(env, tiny_image, BlockDeviceMappings=[
+        {"DeviceName": "/dev/sdf", "Ebs": {"SnapshotId": sid, "VolumeSize": 2, "VolumeType": "gp3"}}])
+    await env.settle()
+    volume_id = {b["DeviceName"]: b["Ebs"]["VolumeId"] for b in out["Instances"][0]["BlockDeviceMappings"]}["/dev/sdf"]
+    volume = await describe_volume(env, volume_id)
+    assert (volume["SnapshotId"], volume["Size"], volume["VolumeType"]) == (sid, 2, "gp3")
+    assert volume["Attachments"][0]["DeleteOnTermination"] is True
+    assert await reads(volume_path(env, volume_id), 0, 0x3c)
+    await raises("InvalidBlockDeviceMapping", launch(env, tiny_image, BlockDeviceMappings=[
+        {"DeviceName": "/dev/sdf", "Ebs": {"SnapshotId": sid, "VolumeSize": 0}}]))
