@@ -248,6 +248,7 @@ def test_kill_9_during_volume_and_snapshot_work_leaves_nothing_half_made():
             server.stop(signal.SIGKILL)
             stop.set()
             worker.join(30)
+            print(f"\nkill -9 round {round_}: left behind {_in_flight(data_dir)}")
             server.start()
             ec2 = server.client("ec2")
             deadline = time.monotonic() + 30
@@ -276,3 +277,19 @@ def test_kill_9_during_volume_and_snapshot_work_leaves_nothing_half_made():
     finally:
         server.stop(signal.SIGKILL)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _in_flight(data_dir: str) -> dict:
+    """What the killed server was in the middle of (read from its files, before the restart)."""
+    import sqlite3   # noqa: PLC0415
+    conn = sqlite3.connect(os.path.join(data_dir, "nimbo.db"))
+    try:
+        creating = conn.execute("SELECT COUNT(*) FROM ec2_volumes WHERE state = 'creating'").fetchone()[0]
+        pending = conn.execute("SELECT COUNT(*) FROM ec2_snapshots WHERE state = 'pending'").fetchone()[0]
+    finally:
+        conn.close()
+    parts = sum(name.endswith((".part", ".source")) for folder in ("volumes", "snapshots")
+                if os.path.isdir(os.path.join(data_dir, folder))
+                for name in os.listdir(os.path.join(data_dir, folder)))
+    return {"creating volumes": creating, "pending snapshots": pending, "work files": parts}
+
