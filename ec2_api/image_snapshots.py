@@ -37,7 +37,7 @@ from ec2_api.errors import (EC2Error, IncorrectInstanceState, InvalidParameterVa
 
 log = logging.getLogger("nimbo.ec2")
 InvalidBlockDeviceMapping = ec2_error("InvalidBlockDeviceMapping")
-_ensure_lock: asyncio.Lock | None = None
+_ensure_locks: dict[Any, asyncio.Lock] = {}   # by event loop
 IMAGE_WAIT_SECONDS = 6 * 3600
 
 
@@ -45,17 +45,14 @@ IMAGE_WAIT_SECONDS = 6 * 3600
 
 async def ensure_image_snapshots(db: Any, config: Any) -> int:
     """Make the snapshot rows that machine images advertise and nobody has made yet."""
-    global _ensure_lock
     rows = await db.fetchall(
         "SELECT i.* FROM ec2_images i LEFT JOIN ec2_snapshots s ON s.snapshot_id = i.snapshot_id"
         " WHERE i.image_type = 'machine' AND i.state = 'available' AND i.snapshot_id IS NOT NULL"
         " AND i.disk_path IS NOT NULL AND s.snapshot_id IS NULL")
     if not rows:
         return 0
-    if _ensure_lock is None:
-        _ensure_lock = asyncio.Lock()
     made = 0
-    async with _ensure_lock:
+    async with _ensure_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
         for image in rows:
             if await db.fetchone("SELECT 1 FROM ec2_snapshots WHERE snapshot_id = ?", (image["snapshot_id"],)):
                 continue
