@@ -15,6 +15,7 @@ are snapshots like the others, public when their image is.
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 
@@ -102,6 +103,9 @@ def _check_volume_ready(volume: Any) -> None:
         raise IncorrectState(f"The volume '{volume['volume_id']}' is '{volume['state']}'.")
     if volume["attach_state"] in ("attaching", "detaching"):
         raise IncorrectState(f"The volume '{volume['volume_id']}' is '{volume['attach_state']}'.")
+    if not os.path.exists(volume["path"]):   # the volume of an instance that has not booted yet
+        raise IncorrectState(f"The volume '{volume['volume_id']}' is not ready yet; try again when its "
+                             f"instance is running.")
 
 
 async def take_snapshots(ctx: Any, volumes: list[Any], description: str,
