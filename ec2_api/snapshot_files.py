@@ -171,6 +171,7 @@ async def export(state: Any, snapshot_id: str) -> None:
         await backend_images.run_qemu_img("convert", "-q", "-U", "-f", "qcow2", "-l",
                                           f"snapshot.name={snapshot_id}", "-O", "qcow2", files["source"],
                                           files["full"])
+        await _progress(db, snapshot_id, 60 if parent is not None else 90)
         if parent is not None:
             size = (await backend_images.info(files["full"], "qcow2"))["virtual_size"]
             await backend_images.run_qemu_img("create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", files["full"],
@@ -189,6 +190,12 @@ async def export(state: Any, snapshot_id: str) -> None:
         await _finish(state, snap, parent, None)
     await drop_internal(state, snap["volume_id"], snapshot_id)
     _unlink(files["source"])
+
+
+async def _progress(db: Any, snapshot_id: str, percent: int) -> None:
+    async with db.transaction() as tx:
+        await tx.execute("UPDATE ec2_snapshots SET progress = ? WHERE snapshot_id = ? AND state = 'pending'",
+                         (percent, snapshot_id))
 
 
 async def _finish(state: Any, snap: Any, parent: Any | None, error: str | None) -> None:
