@@ -287,6 +287,22 @@ class Driver(abc.ABC):
     async def detach_nic(self, vm_id: str, interface_id: str, timeout: float = 10.0) -> None:
         """Detach a network interface; while running the guest must release it within ``timeout``."""
         raise NotImplementedError(f"{type(self).__name__} cannot detach network interfaces")
+    # -- disk snapshots and growth (EBS) -------------------------------------------------
+    # The disk id "root" names the root disk. These verbs act on a running VM and return False
+    # when its hypervisor process is not running (the caller then works on the files itself,
+    # with qemu-img, which needs no VM).
+    async def snapshot_disks(self, vm_id: str, names: dict[str, str]) -> bool:
+        """Take an internal qcow2 snapshot ``names[disk_id]`` of each disk, atomically across
+        the disks (one point in time for all of them, crash-consistent)."""
+        return False
+
+    async def delete_disk_snapshots(self, vm_id: str, names: dict[str, str]) -> bool:
+        """Delete internal snapshots that ``snapshot_disks`` took."""
+        return False
+
+    async def resize_disk(self, vm_id: str, disk_id: str, size_bytes: int) -> bool:
+        """Grow an attached disk online; the guest sees the new capacity."""
+        return False
 
     async def close(self) -> None:
         """Stop watching; VMs keep running."""

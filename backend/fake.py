@@ -211,6 +211,52 @@ class FakeDriver(Driver):
         vm.spec.disks = [d for d in vm.spec.disks if d.disk_id != disk_id]
         self._log(vm, f"disk detached {disk_id}")
 
+    # -- disk snapshots and growth: a running fake VM holds no file lock, so qemu-img does the
+    # work a real hypervisor would do through QMP (the files are real qcow2 files) ------------
+    def _disk_path(self, vm: _FakeVM, disk_id: str) -> str:
+        if disk_id == "root":
+            return vm.spec.root_disk
+        for disk in vm.spec.disks:
+            if disk.disk_id == disk_id:
+                return disk.path
+        raise DiskError(f"{disk_id} is not attached to {vm.spec.vm_id}")
+
+    async def snapshot_disks(self, vm_id: str, names: dict[str, str]) -> bool:
+        from . import images   # noqa: PLC0415
+        vm = self._vm(vm_id)
+        if not vm.info.state.is_active:
+            return False
+        self.calls.append(("snapshot_disks", vm_id))
+        for disk_id, name in names.items():
+            try:
+                await images.run_qemu_img("snapshot", "-c", name, self._disk_path(vm, disk_id))
+            except images.ImageError as exc:
+                raise DiskError(exc.message) from None
+        return True
+
+    async def delete_disk_snapshots(self, vm_id: str, names: dict[str, str]) -> bool:
+        from . import images   # noqa: PLC0415
+        vm = self._vm(vm_id)
+        if not vm.info.state.is_active:
+            return False
+        for disk_id, name in names.items():
+            try:
+                await images.run_qemu_img("snapshot", "-d", name, self._disk_path(vm, disk_id))
+            except images.ImageError:
+                pass
+        return True
+
+    async def resize_disk(self, vm_id: str, disk_id: str, size_bytes: int) -> bool:
+        from . import images   # noqa: PLC0415
+        vm = self._vm(vm_id)
+        if not vm.info.state.is_active:
+            return False
+        self.calls.append(("resize_disk", vm_id))
+        try:
+            await images.resize(self._disk_path(vm, disk_id), size_bytes)
+        except images.ImageError as exc:
+            raise DiskError(exc.message) from None
+        return True
 
     # -- network interfaces --------------------------------------------------------------
     async def attach_nic(self, vm_id: str, nic: NicAttachment) -> None:

@@ -491,6 +491,52 @@ class QemuDriver(Driver):
                 await _quiet(qmp.execute("netdev_del", {"id": netdev}))
             spec.nics = [n for n in spec.nics if n.interface_id != interface_id]
             self._save_spec(spec)
+    async def _disk_node(self, vm_id: str, disk_id: str) -> str:
+        if disk_id == "root":
+            return "root"
+        if not any(d.disk_id == disk_id for d in self._load_spec(vm_id).disks):
+            raise DiskError(f"{disk_id} is not attached to {vm_id}")
+        return node_name(disk_id)
+
+    async def snapshot_disks(self, vm_id: str, names: dict[str, str]) -> bool:
+        async with self._lock(vm_id):
+            if not self._alive_pid(self.paths(vm_id)):
+                return False
+            qmp = await self._require_qmp(vm_id)
+            actions = [{"type": "blockdev-snapshot-internal-sync",
+                        "data": {"device": await self._disk_node(vm_id, disk_id), "name": name}}
+                       for disk_id, name in names.items()]
+            try:   # one QMP transaction: every disk at the same instant, or none
+                await qmp.execute("transaction", {"actions": actions})
+            except QMPError as exc:
+                raise DiskError(f"{vm_id}: {exc.desc}") from None
+            return True
+
+    async def delete_disk_snapshots(self, vm_id: str, names: dict[str, str]) -> bool:
+        async with self._lock(vm_id):
+            if not self._alive_pid(self.paths(vm_id)):
+                return False
+            qmp = await self._require_qmp(vm_id)
+            for disk_id, name in names.items():
+                try:
+                    await qmp.execute("blockdev-snapshot-delete-internal-sync",
+                                      {"device": await self._disk_node(vm_id, disk_id), "name": name})
+                except QMPError as exc:
+                    if "not found" not in exc.desc.lower():
+                        raise DiskError(f"{vm_id}: {exc.desc}") from None
+            return True
+
+    async def resize_disk(self, vm_id: str, disk_id: str, size_bytes: int) -> bool:
+        async with self._lock(vm_id):
+            if not self._alive_pid(self.paths(vm_id)):
+                return False
+            qmp = await self._require_qmp(vm_id)
+            try:
+                await qmp.execute("block_resize", {"node-name": await self._disk_node(vm_id, disk_id),
+                                                   "size": int(size_bytes)})
+            except QMPError as exc:
+                raise DiskError(f"{vm_id}: {exc.desc}") from None
+            return True
 
     # -- watching ------------------------------------------------------------------------
     def _attach(self, vm_id: str, qmp: QMPClient) -> None:

@@ -89,6 +89,8 @@ def root_size_gib(row: Any) -> int:
 def block_device_mappings(row: Any) -> list[dict]:
     if row["image_type"] != "machine":
         return []
+    if data_of(row).get("block_device_mappings"):   # an image made of snapshots (ec2_api.image_snapshots)
+        return data_of(row)["block_device_mappings"]
     return [{"DeviceName": row["root_device_name"], "Ebs": {
         "DeleteOnTermination": True, "SnapshotId": row["snapshot_id"], "VolumeSize": root_size_gib(row),
         "VolumeType": "gp2", "Encrypted": False}}]
@@ -134,15 +136,19 @@ def describe_item(row: Any, tags: dict[str, str], viewer: str) -> dict:
     return item
 
 
+def _ebs_values(item: dict, key: str) -> list:
+    """A field of the EBS mappings (mappings without Ebs, such as NoDevice, have none)."""
+    return [b["Ebs"][key] for b in item["BlockDeviceMappings"] if key in (b.get("Ebs") or {})]
+
+
 _IMAGE_FILTERS = {
     "architecture": lambda i: i["Architecture"],
     "block-device-mapping.device-name": lambda i: [b["DeviceName"] for b in i["BlockDeviceMappings"]],
-    "block-device-mapping.snapshot-id": lambda i: [b["Ebs"]["SnapshotId"] for b in i["BlockDeviceMappings"]],
-    "block-device-mapping.volume-size": lambda i: [b["Ebs"]["VolumeSize"] for b in i["BlockDeviceMappings"]],
-    "block-device-mapping.volume-type": lambda i: [b["Ebs"]["VolumeType"] for b in i["BlockDeviceMappings"]],
-    "block-device-mapping.delete-on-termination": lambda i: [b["Ebs"]["DeleteOnTermination"]
-                                                            for b in i["BlockDeviceMappings"]],
-    "block-device-mapping.encrypted": lambda i: [b["Ebs"]["Encrypted"] for b in i["BlockDeviceMappings"]],
+    "block-device-mapping.snapshot-id": lambda i: _ebs_values(i, "SnapshotId"),
+    "block-device-mapping.volume-size": lambda i: _ebs_values(i, "VolumeSize"),
+    "block-device-mapping.volume-type": lambda i: _ebs_values(i, "VolumeType"),
+    "block-device-mapping.delete-on-termination": lambda i: _ebs_values(i, "DeleteOnTermination"),
+    "block-device-mapping.encrypted": lambda i: _ebs_values(i, "Encrypted"),
     "creation-date": lambda i: i["CreationDate"],
     "description": lambda i: i["Description"],
     "ena-support": lambda i: i["EnaSupport"],
@@ -281,11 +287,11 @@ async def set_image_state(db: Any, image_id: str, state: str, *, reason: str | N
 async def deregister_image(ctx: Any, params: dict) -> dict:
     row = await owned_image(ctx, params.get("ImageId"))
     check_dry_run(params)
+    from ec2_api.image_snapshots import ensure_image_snapshots  # noqa: PLC0415 (AWS keeps an AMI's snapshots)
+    await ensure_image_snapshots(ctx.app.db, ctx.app.config)
     async with ctx.app.db.transaction() as tx:
         await tx.execute("DELETE FROM ec2_images WHERE image_id = ?", (row["image_id"],))
         await tag_store.delete_all_tags(tx, row["image_id"])
-        if row["snapshot_id"]:
-            await tag_store.delete_all_tags(tx, row["snapshot_id"])
     await collect_image_files(ctx.app.db, ctx.app.config, row["image_id"])
     return {"Return": True}
 

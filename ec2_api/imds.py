@@ -276,7 +276,9 @@ async def metadata_tree(server: ImdsServer, row: Any, data: dict) -> dict:
         "ami-id": row["image_id"],
         "ami-launch-index": str(row["launch_index"]),
         "ami-manifest-path": "(unknown)",
-        "block-device-mapping": {"ami": root_device, "root": root_device},
+        "block-device-mapping": dict(sorted({"ami": root_device, "root": root_device, **{   # + EBS volumes
+            f"ebs{n}": d["device_name"].removeprefix("/dev/")
+            for n, d in enumerate(data.get("block_devices") or [], start=1)}}.items())),
         "hostname": hostname,
         "instance-action": "none",
         "instance-id": row["instance_id"],

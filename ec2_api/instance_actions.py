@@ -276,14 +276,8 @@ async def modify_instance_attribute(ctx: Any, params: dict) -> dict:
         network = await vpc.network_of(ctx)
         data_changes["security_groups"] = await vpc.resolve_security_groups(ctx, network, group_ids, [])
     elif attribute == "blockDeviceMapping":
-        root = dict(data_of(row).get("root_volume") or {})
-        for mapping in value if isinstance(value, list) else []:
-            if mapping.get("DeviceName") != root.get("device_name"):
-                raise InvalidParameterValue(f"The device '{mapping.get('DeviceName')}' is not attached")
-            ebs = mapping.get("Ebs") or {}
-            if ebs.get("DeleteOnTermination") is not None:
-                root["delete_on_termination"] = bool(ebs["DeleteOnTermination"])
-        data_changes["root_volume"] = root
+        from ec2_api.block_device_mappings import modify_instance_mappings  # noqa: PLC0415
+        return await modify_instance_mappings(ctx, row, value, params)
     else:
         raise UnsupportedOperation(f"Nimbo cannot modify the instance attribute '{attribute}'.")
     check_dry_run(params)

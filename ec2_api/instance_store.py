@@ -142,6 +142,8 @@ async def change_state(db: Any, instance_id: str, new_state: str, at_us: int, *,
     if new_state == "terminated":   # the root volume goes with it, or stays behind detached
         keep = not (data_of(fresh).get("root_volume") or {}).get("delete_on_termination", True)
         await record_volume_event(tx, fresh, "available" if keep else "deleted", at_us)
+        from ec2_api import volume_attachments  # noqa: PLC0415 (EBS: the other volumes follow)
+        await volume_attachments.on_instance_terminated(tx, fresh, at_us)
     return Change(instance_id, row["state"], new_state, fresh)
 
 

@@ -15,7 +15,7 @@ import secrets
 import sqlite3
 from typing import Any
 
-from ec2_api import ids, images, instance_store, instance_types, key_pairs, tag_store, vpc
+from ec2_api import block_device_mappings, ids, images, instance_store, instance_types, key_pairs, tag_store, vpc
 from ec2_api.account_attributes import max_instances
 from ec2_api.common import account_of, check_max_results, from_us, now_us
 from ec2_api.errors import (IdempotentParameterMismatch, InstanceLimitExceeded, InsufficientInstanceCapacity,
@@ -69,39 +69,6 @@ def decode_user_data(value: str | None) -> str | None:
     if len(raw) > MAX_USER_DATA:
         raise InvalidParameterValue(f"User data is limited to {MAX_USER_DATA} bytes")
     return base64.b64encode(raw).decode()
-
-
-def _root_volume(params: dict, image: Any) -> dict:
-    image_gib = images.root_size_gib(image)
-    root = {"device_name": image["root_device_name"], "size_gib": image_gib, "volume_type": "gp2",
-            "delete_on_termination": True}
-    for mapping in params.get("BlockDeviceMappings") or []:
-        device = mapping.get("DeviceName")
-        if not device:
-            raise MissingParameter("The request must contain the parameter BlockDeviceMapping.DeviceName")
-        if mapping.get("NoDevice") is not None or mapping.get("VirtualName"):
-            continue
-        ebs = mapping.get("Ebs") or {}
-        if device != image["root_device_name"]:
-            raise InvalidBlockDeviceMapping(
-                f"Nimbo attaches only the root volume ({image['root_device_name']}) at launch; "
-                f"attach '{device}' with CreateVolume/AttachVolume")
-        size = ebs.get("VolumeSize")
-        if size is not None:
-            if size < image_gib:
-                raise InvalidBlockDeviceMapping(
-                    f"Volume of size {size}GB is smaller than snapshot '{image['snapshot_id']}', "
-                    f"expect size >= {image_gib}GB")
-            if size > 16384:
-                raise InvalidParameterValue("Volume size must be at most 16384 GiB")
-            root["size_gib"] = size
-        if ebs.get("VolumeType"):
-            if ebs["VolumeType"] not in ("gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"):
-                raise InvalidParameterValue(f"Value ({ebs['VolumeType']}) for parameter volumeType is invalid.")
-            root["volume_type"] = ebs["VolumeType"]
-        if ebs.get("DeleteOnTermination") is not None:
-            root["delete_on_termination"] = bool(ebs["DeleteOnTermination"])
-    return root
 
 
 async def _placement(ctx: Any, params: dict, network: vpc.Network) -> tuple[Any, str | None, list[dict]]:
@@ -181,7 +148,7 @@ async def run_instances(ctx: Any, params: dict) -> dict:
     behaviour = params.get("InstanceInitiatedShutdownBehavior") or "stop"
     if behaviour not in ("stop", "terminate"):
         raise InvalidParameterValue(f"Value ({behaviour}) for parameter instanceInitiatedShutdownBehavior is invalid.")
-    root = _root_volume(params, image)
+    root, extra_volumes = await block_device_mappings.plan_launch(ctx, params, image)
     tags = tag_store.tag_specifications(params, {"instance", "volume", "network-interface"})
     boot = await _boot(ctx, params, image)
     launch = await instance_network.plan(ctx, params)
@@ -212,7 +179,9 @@ async def run_instances(ctx: Any, params: dict) -> dict:
                 "root_device_name": image["root_device_name"], "boot": boot,
                 "kernel_id": params.get("KernelId") or image["kernel_id"],
                 "ramdisk_id": params.get("RamdiskId") or image["ramdisk_id"],
-                "root_volume": {**root, "attach_us": at}, "security_groups": groups,
+                "root_volume": {**{k: root[k] for k in ("device_name", "size_gib", "volume_type",
+                                                        "delete_on_termination")}, "attach_us": at},
+                "security_groups": groups,
                 "eni_id": ids.new_id("eni"), "eni_attachment_id": ids.new_id("eni-attach"),
                 "subnet_cidr": subnet["cidr_block"], "vpc_cidr": network.vpc["cidr_block"],
                 "availability_zone_id": zone_id(ctx.region, zones.index(subnet["availability_zone"])),
@@ -246,6 +215,8 @@ async def run_instances(ctx: Any, params: dict) -> dict:
             row = await tx.fetchone("SELECT * FROM ec2_instances WHERE instance_id = ?", (instance_id,))
             await instance_store.record_state_event(tx, row, "pending", 0, at)
             await instance_store.record_volume_event(tx, row, "in-use", at)
+            row = await block_device_mappings.insert_launch_volumes(tx, row, image, root, extra_volumes,
+                                                                    tags.get("volume") or {}, at)
             rows.append(row)
         if token:
             await tx.execute(
@@ -335,7 +306,6 @@ def render_instance(row: Any, tags: dict[str, str]) -> dict:
     ip = row["private_ip"] if live else None
     dns = hostname_of(ip, row["region"]) if ip else ""
     groups = data.get("security_groups") or []
-    root = data.get("root_volume") or {}
     launch = from_us(row["launch_time_us"])
     item: dict[str, Any] = {
         "AmiLaunchIndex": row["launch_index"], "ImageId": row["image_id"], "InstanceId": row["instance_id"],
@@ -346,11 +316,7 @@ def render_instance(row: Any, tags: dict[str, str]) -> dict:
         "PrivateDnsName": dns, "PrivateIpAddress": ip, "ProductCodes": [], "PublicDnsName": "",
         "State": state_dict(state), "StateTransitionReason": row["transition_reason"] or "",
         "Architecture": data.get("architecture", "x86_64"),
-        "BlockDeviceMappings": [] if not live else [{
-            "DeviceName": root.get("device_name", "/dev/xvda"),
-            "Ebs": {"AttachTime": from_us(root.get("attach_us", row["pending_time_us"])),
-                    "DeleteOnTermination": root.get("delete_on_termination", True), "Status": "attached",
-                    "VolumeId": row["root_volume_id"]}}],
+        "BlockDeviceMappings": block_device_mappings.render(row, data),
         "ClientToken": row["client_token"] or "", "EbsOptimized": bool(data.get("ebs_optimized")),
         "EnaSupport": True, "Hypervisor": "xen",
         "RootDeviceName": data.get("root_device_name", "/dev/xvda"), "RootDeviceType": "ebs",

@@ -19,7 +19,7 @@ from collections import defaultdict
 from typing import Any, Awaitable
 
 from backend.driver import DriverError, UserNetOptions, VMNotFoundError, VMSpec, VMState
-from ec2_api import disks, images, instance_store
+from ec2_api import disks, images, instance_store, volume_attachments
 from ec2_api.common import gmt, to_us
 from ec2_api.imds import ImdsServer, hostname_of
 from ec2_api.instance_store import ACTIVE_STATES, GUEST_SHUTDOWN, change_state
@@ -175,6 +175,7 @@ class Lifecycle:
             await change_state(self.db, instance_id, "terminated", self.now_us(), from_states=("pending",),
                                reason=START_FAILED, updates={"private_ip": None},
                                transition_reason=f"Server error ({gmt(self.now_us())})")
+            await volume_attachments.forget_deleted(self.db, instance_id)
             await images.collect_image_files(self.db, self.config, row["image_id"])
         else:
             await change_state(self.db, instance_id, "stopped", self.now_us(), from_states=("pending",),
@@ -193,6 +194,8 @@ class Lifecycle:
             memory_mib=int(data["memory_mib"]), root_disk_format="qcow2",
             kernel=boot.get("kernel"), initrd=boot.get("initrd"), cmdline=boot.get("cmdline"),
             smbios_uuid=data["smbios_uuid"], mac=row["mac"], imds_socket=self.imds.path(row["instance_id"]),
+            root_disk_serial=row["root_volume_id"].replace("-", ""),
+            disks=await volume_attachments.disks_for_start(self, row),
             user_net=UserNetOptions(hostname=hostname_of(row["private_ip"], row["region"]).split(".")[0]))
 
     async def _stop(self, instance_id: str, force: bool) -> None:
@@ -233,6 +236,7 @@ class Lifecycle:
             await self._release(row)
             await change_state(self.db, instance_id, "terminated", max(self.now_us(), row["state_changed_us"]),
                                from_states=("shutting-down",), updates={"private_ip": None})
+            await volume_attachments.forget_deleted(self.db, instance_id)
         self._locks.pop(instance_id, None)
         await images.collect_image_files(self.db, self.config, row["image_id"])
 
@@ -250,6 +254,7 @@ class Lifecycle:
         root = instance_store.data_of(row).get("root_volume") or {}
         if root.get("delete_on_termination", True):
             disks.remove(row["root_disk"])
+        await volume_attachments.release_files(self.db, row)
 
     async def settle(self, instance_id: str) -> None:
         """Make the row agree with the driver when the VM stopped without being asked (or while

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ec2_api import (account_attributes, image_import, images, instance_actions, instance_types, instances,
-                     key_pairs, regions, tags, vpc)
+from ec2_api import (account_attributes, ebs_store, ebs_sweep, image_import, image_snapshots, images,
+                     instance_actions, instance_types, instances, key_pairs, regions, snapshots, tags,
+                     volume_attachments, volumes, vpc)
 from ec2_api.lifecycle import Lifecycle
 from storage import usage
 from storage.ec2_schema import SCHEMA
@@ -37,11 +38,11 @@ OPERATIONS = {
     "DescribeInstanceTypeOfferings": instance_types.describe_instance_type_offerings,
     # images
     "DescribeImages": images.describe_images,
-    "RegisterImage": image_import.register_image,
+    "RegisterImage": image_snapshots.register_image,   # from snapshots, else image_import's
     "DeregisterImage": images.deregister_image,
     "DescribeImageAttribute": images.describe_image_attribute,
     "ModifyImageAttribute": images.modify_image_attribute,
-    "CreateImage": image_import.create_image,
+    "CreateImage": image_snapshots.create_image,
     "ImportImage": image_import.import_image,
     "DescribeImportImageTasks": image_import.describe_import_image_tasks,
     # key pairs
@@ -56,6 +57,26 @@ OPERATIONS = {
     "DescribeVpcs": vpc.describe_vpcs,
     "DescribeSubnets": vpc.describe_subnets,
     "DescribeSecurityGroups": vpc.describe_security_groups,
+    # EBS volumes and snapshots
+    "CreateVolume": volumes.create_volume,
+    "DeleteVolume": volumes.delete_volume,
+    "DescribeVolumes": volumes.describe_volumes,
+    "ModifyVolume": volumes.modify_volume,
+    "DescribeVolumesModifications": volumes.describe_volumes_modifications,
+    "DescribeVolumeStatus": volumes.describe_volume_status,
+    "DescribeVolumeAttribute": volumes.describe_volume_attribute,
+    "ModifyVolumeAttribute": volumes.modify_volume_attribute,
+    "EnableVolumeIO": volumes.enable_volume_io,
+    "AttachVolume": volume_attachments.attach_volume,
+    "DetachVolume": volume_attachments.detach_volume,
+    "CreateSnapshot": snapshots.create_snapshot,
+    "CreateSnapshots": snapshots.create_snapshots,
+    "CopySnapshot": snapshots.copy_snapshot,
+    "DeleteSnapshot": snapshots.delete_snapshot,
+    "DescribeSnapshots": snapshots.describe_snapshots,
+    "DescribeSnapshotAttribute": snapshots.describe_snapshot_attribute,
+    "ModifySnapshotAttribute": snapshots.modify_snapshot_attribute,
+    "ResetSnapshotAttribute": snapshots.reset_snapshot_attribute,
 }
 
 
@@ -63,8 +84,10 @@ async def open_state(app: Any, *, housekeeping: bool = True) -> Lifecycle:
     """The EC2 service's state for the server's life (``ctx.state``)."""
     await app.db.migrate(usage.SCHEMA)
     await app.db.migrate(SCHEMA)
+    await app.db.migrate(ebs_store.SCHEMA)
     lifecycle = Lifecycle(app.db, app.config, app.backend, app.clock)
     await network_sync.open_network(app, lifecycle, background=housekeeping)   # lifecycle.network
+    await ebs_sweep.sweep(lifecycle)
     await lifecycle.open(housekeeping=housekeeping)
     return lifecycle
 

@@ -45,9 +45,10 @@ register_taggable("subnet", Taggable("subnet", "ec2_subnets", "subnet_id", Inval
                                      "subnet ID"))
 register_taggable("sg", Taggable("security-group", "ec2_security_groups", "group_id",
                                  InvalidGroupNotFound, "security group"))
-# Root volumes live with their instances until a volumes module registers its own table for "vol".
-register_taggable("vol", Taggable("volume", "ec2_instances", "root_volume_id",
+register_taggable("vol", Taggable("volume", "ec2_volumes", "volume_id",
                                   ec2_error("InvalidVolume.NotFound"), "volume"))
+register_taggable("snap", Taggable("snapshot", "ec2_snapshots", "snapshot_id",
+                                   ec2_error("InvalidSnapshot.NotFound"), "snapshot"))
 
 
 async def _resolve(ctx: Any, resource_ids: list[str]) -> dict[str, str]:

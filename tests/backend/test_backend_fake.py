@@ -134,3 +134,27 @@ async def test_disks_and_update():
     await driver.start("i-1")
     with pytest.raises(InvalidStateError):
         await driver.update(bigger)
+
+
+async def test_disk_snapshots_and_resize_act_on_running_vms_only(tmp_path):
+    """snapshot_disks/delete_disk_snapshots/resize_disk: False while the VM does not run (the
+    caller uses qemu-img itself), else they act on the disks' files (the real driver uses QMP)."""
+    from backend import images
+    root, data = str(tmp_path / "root.qcow2"), str(tmp_path / "data.qcow2")
+    for path in (root, data):
+        await images.create_blank(path, 1024 * 1024)
+    driver = FakeDriver()
+    await driver.create(VMSpec(vm_id="i-1", root_disk=root))
+    await driver.attach_disk("i-1", "vol1", data)
+    assert await driver.snapshot_disks("i-1", {"root": "s1", "vol1": "s1"}) is False
+    assert await driver.resize_disk("i-1", "vol1", 2 * 1024 * 1024) is False
+    await driver.start("i-1")
+    assert await driver.snapshot_disks("i-1", {"root": "s1", "vol1": "s1"}) is True
+    for path in (root, data):
+        assert "s1" in await images.run_qemu_img("snapshot", "-l", path)
+    assert await driver.delete_disk_snapshots("i-1", {"root": "s1", "vol1": "s1"}) is True
+    assert "s1" not in await images.run_qemu_img("snapshot", "-l", data)
+    assert await driver.resize_disk("i-1", "vol1", 2 * 1024 * 1024) is True
+    assert (await images.info(data))["virtual_size"] == 2 * 1024 * 1024
+    with pytest.raises(DiskError):
+        await driver.snapshot_disks("i-1", {"vol9": "s2"})

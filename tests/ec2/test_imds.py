@@ -212,3 +212,12 @@ async def test_disabled_endpoint_tags_and_socket_removal(env, tiny_image, guest_
     await terminate_instances(env.ctx(), {"InstanceIds": [instance_id]})
     await env.settle()
     assert not os.path.exists(path)
+
+
+async def test_block_device_mapping_lists_ebs_volumes_of_the_launch(env, tiny_image, guest_of):
+    """IMDS block-device-mapping/ebsN: the EBS volumes present at launch, by device name."""
+    instance = await launch(env, tiny_image, BlockDeviceMappings=[
+        {"DeviceName": "/dev/sdb", "Ebs": {"VolumeSize": 1}}])
+    guest = guest_of(instance["InstanceId"])
+    assert await guest.get("/latest/meta-data/block-device-mapping/") == (200, "ami\nebs1\nroot")
+    assert await guest.get("/latest/meta-data/block-device-mapping/ebs1") == (200, "sdb")
