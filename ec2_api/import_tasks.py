@@ -328,6 +328,43 @@ async def _forget_image(db: Any, config: Any, image_id: str | None) -> None:
         disks.remove_tree(disks.images_dir(config, image_id))
 
 
+# -- the operator's import of a local file (``nimbo image import``) ---------------------------------
+
+async def import_local_file(db: Any, config: Any, path: str, *, account_id: str, region: str, name: str,
+                            description: str | None = None, declared: str | None = None, public: bool = False,
+                            owner_alias: str | None = None, created_us: int,
+                            on_progress: Any = None) -> str:
+    """A local disk image converted and registered as an AMI of ``account_id`` (public if asked).
+    Same checks and crash story as ImportImage: the row is written after the disk is complete."""
+    from storage.ec2_schema import SCHEMA  # noqa: PLC0415
+    await db.migrate(SCHEMA)
+    images.check_name(name)
+    await images.check_name_free(db, account_id, region, name)
+    work = register_work_dir(config)
+    os.makedirs(work, exist_ok=True)
+    image_id = None
+    try:
+        disk = await disk_conversion.inspect_disk(path, disk_conversion.declared_format(declared), work)
+        converted = os.path.join(work, "disk.qcow2")
+        virtual_size = await disk_conversion.convert_disk(disk, converted, on_progress)
+        image_id = ids.new_id("ami")
+        folder = disks.images_dir(config, image_id)
+        os.makedirs(folder, exist_ok=True)
+        target = os.path.join(folder, "disk.qcow2")
+        os.replace(converted, target)
+        await images.insert_image(
+            db, image_id=image_id, account_id=account_id, region=region, name=name, state="available",
+            created_us=created_us, description=description, root_device_name="/dev/sda1", disk_path=target,
+            disk_format="qcow2", size_bytes=virtual_size, is_public=public, owner_alias=owner_alias,
+            data={"boot": {}, "location": f"file://{os.path.abspath(path)}", "boot_mode": "legacy-bios"})
+        return image_id
+    except BaseException:
+        await _forget_image(db, config, image_id)
+        raise
+    finally:
+        disks.remove_tree(work)
+
+
 # -- DescribeImportImageTasks, CancelImportTask ----------------------------------------------------
 
 async def describe_import_image_tasks(ctx: Any, params: dict) -> dict:
