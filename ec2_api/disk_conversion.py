@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import re
+import signal
 import tarfile
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -124,6 +126,14 @@ async def inspect_disk(path: str, declared: str | None, work_dir: str) -> DiskIn
     return DiskInfo(disk_path, found, virtual, os.path.getsize(disk_path), container or found)
 
 
+def _die_with_parent() -> None:
+    """In the child: a qemu-img whose server is killed dies too (no writer outlives a crash)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)     # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 async def convert_disk(disk: DiskInfo, target: str,
                        on_progress: Callable[[float], Awaitable[None]] | None = None) -> int:
     """``disk`` as a self-contained qcow2 at ``target``; returns its virtual size. A cancelled
@@ -132,7 +142,7 @@ async def convert_disk(disk: DiskInfo, target: str,
     argv = [backend_images.QEMU_IMG, "convert", "-p", "-f", disk.format, "-O", "qcow2", disk.path, tmp]
     proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
+                                                stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent)
     try:
         errors = asyncio.ensure_future(proc.stderr.read())
         last = -1.0
