@@ -9,8 +9,8 @@ names, not the data an open descriptor reads (POSIX), so a reader always sees on
 
 ``object_file`` gives the snapshot a path, for tools such as qemu-img that want one: a single-blob
 object is hard-linked (no copy; the link keeps the data alive after S3 drops the blob), an inline
-object or a multipart object made of several part blobs is written (off the event loop, with
-``copy_file_range``) into a temporary file. Both live in a work folder the caller names and
+object or a multipart object made of several part blobs is written (off the event loop, all-zero
+MiBs left as holes) into a temporary file. Both live in a work folder the caller names and
 removes; ``sweep_work`` removes what a crash left there.
 
 Crash story: nothing here writes the object store. A crash leaves at most a link or a temporary
@@ -116,9 +116,11 @@ class StoredObject:
         with open(path, "xb") as out:
             if self.data is not None:
                 out.write(self.data)
+            at = 0
             for fd, offset, length in self.segments:
-                _copy_range(fd, offset, length, out.fileno())
-            out.flush()
+                _copy_range(fd, offset, length, out.fileno(), at)
+                at += length
+            out.truncate(self.size)     # a trailing hole still counts
 
     def close(self) -> None:
         for fd, _, _ in self.segments:
@@ -127,27 +129,24 @@ class StoredObject:
         self.segments = []
 
 
-def _copy_range(src: int, offset: int, length: int, dst: int) -> None:
+_ZEROS = bytes(CHUNK)
+
+
+def _copy_range(src: int, offset: int, length: int, dst: int, at: int) -> None:
+    """Copy ``length`` bytes of ``src`` from ``offset`` to ``dst`` at ``at``, leaving all-zero
+    chunks as holes: disk images are mostly zeros, and a sparse copy is read back (by qemu-img)
+    without touching them."""
     done = 0
     while done < length:
-        try:
-            n = os.copy_file_range(src, dst, length - done, offset + done)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                raise
-            n = 0
-            while done < length:    # a file system without copy_file_range: plain reads
-                piece = os.pread(src, min(CHUNK, length - done), offset + done)
-                if not piece:
-                    break
-                os.write(dst, piece)
-                done += len(piece)
-            break
-        if n == 0:
-            break
-        done += n
-    if done != length:
-        raise OSError(errno.EIO, "a blob is shorter than its object's metadata says")
+        piece = os.pread(src, min(CHUNK, length - done), offset + done)
+        if not piece:
+            raise OSError(errno.EIO, "a blob is shorter than its object's metadata says")
+        if piece != _ZEROS[:len(piece)]:
+            view = memoryview(piece)
+            written = 0
+            while written < len(piece):
+                written += os.pwrite(dst, view[written:], at + done + written)
+        done += len(piece)
 
 
 def _snapshot(store: ObjectStore, bucket_name: str, key: str, account_id: str) -> StoredObject:

@@ -92,10 +92,12 @@ async def test_object_files_hand_over_inline_blob_and_multipart_objects(env, s3,
     """Every way S3 stores an object reads back whole, for the owner only (buckets are private)."""
     await s3.bucket("uploads")
     small, single, multi = b"tiny" * 10, os.urandom(300 * 1024), os.urandom(11 * MiB + 123)
+    holes = os.urandom(MiB + 7) + bytes(6 * MiB) + os.urandom(3) + bytes(5 * MiB + 1)   # copied sparse
     await s3.put("uploads", "small", small)
     await s3.put("uploads", "single", single)
     await s3.put_multipart("uploads", "multi", multi)
-    for key, data in (("small", small), ("single", single), ("multi", multi)):
+    await s3.put_multipart("uploads", "holes", holes)
+    for key, data in (("small", small), ("single", single), ("multi", multi), ("holes", holes)):
         async with object_files.object_file(s3.state.store, "uploads", key, ALICE, str(tmp_path / "w")) as path:
             with open(path, "rb") as fh:
                 assert fh.read() == data
