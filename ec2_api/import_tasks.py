@@ -28,6 +28,7 @@ from ec2_api import disk_conversion, disks, ids, images, tag_store
 from ec2_api.common import account_of, check_max_results, now_us
 from ec2_api.errors import InvalidParameter, MissingParameter, check_dry_run, ec2_error
 from ec2_api.filters import apply_filters, paginate
+from ec2_api.tags import Taggable, register_taggable
 from storage import object_files
 
 log = logging.getLogger("nimbo.ec2")
@@ -39,6 +40,8 @@ NO_ACCESS = "Disk validation failed [We do not have access to the given resource
 NO_OBJECT = "Disk validation failed [Invalid S3 source location]"
 CANCELLED = "User initiated task cancelation"
 INTERRUPTED = "ServerError: The import was interrupted by a restart of the service. Please retry."
+register_taggable("import-ami", Taggable("import-image-task", "ec2_import_tasks", "task_id", InvalidConversionTaskId,
+                                         "import task ID"))
 _ARCHITECTURES = ("x86_64", "i386")
 _LICENSES = ("AWS", "BYOL", "Auto")
 _BOOT_MODES = ("legacy-bios", "uefi", "uefi-preferred")

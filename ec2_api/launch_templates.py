@@ -28,6 +28,7 @@ from ec2_api.common import account_of, from_us, now_us
 from ec2_api.errors import (EC2Error, InvalidParameterCombination, InvalidParameterValue, MissingParameter,
                             check_dry_run, ec2_error)
 from ec2_api.filters import apply_filters, paginate
+from ec2_api.tags import Taggable, register_taggable
 from storage import parameters
 from storage.db import Schema
 
@@ -68,6 +69,9 @@ InvalidIdNotFound = ec2_error("InvalidLaunchTemplateId.NotFound")
 InvalidVersionNotFound = ec2_error("InvalidLaunchTemplateId.VersionNotFound")
 InvalidUserDataMalformed = ec2_error("InvalidUserData.Malformed", message="Invalid BASE64 encoding of user data.")
 VersionLimitExceeded = ec2_error("VersionLimitExceeded")
+
+register_taggable("lt", Taggable("launch-template", "ec2_launch_templates", "template_id", InvalidIdNotFound,
+                                 "launch template ID"))
 
 _NAME = re.compile(r"^[a-zA-Z0-9().\-/_]{3,128}$")
 MAX_VERSIONS = 10000

@@ -272,3 +272,55 @@ def test_kill_9_during_an_import_leaves_nothing_behind(tmp_path):
         assert wait_task(ec2, again)["Status"] == "completed"
     finally:
         server.stop(signal.SIGKILL)
+
+
+def test_every_new_operation_keeps_tenants_apart(cloud):
+    """The tenant's keys reach none of the admin's launch templates, import tasks or parameters,
+    through every new operation; the tenant's own writes leave the admin's untouched."""
+    admin_ec2, admin_ssm = cloud.client("ec2"), cloud.client("ssm")
+    ec2, ssm = cloud.client("ec2", TENANT), cloud.client("ssm", TENANT)
+    tid = admin_ec2.create_launch_template(LaunchTemplateName="byoi-private", LaunchTemplateData={
+        "InstanceType": "t3.nano", "ImageId": cloud.server.tiny_image})["LaunchTemplate"]["LaunchTemplateId"]
+    run = admin_ec2.run_instances(MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateId": tid})
+    instance_id = run["Instances"][0]["InstanceId"]
+    admin_ssm.put_parameter(Name="/byoi/private", Value="admin-value", Type="String")
+    s3 = cloud.client("s3")
+    s3.create_bucket(Bucket="byoi-iso")
+    s3.upload_file(qemu_img_create(os.path.join(cloud.work, "iso.qcow2"), "qcow2", "8M"), "byoi-iso", "d.qcow2")
+    task_id = admin_ec2.import_image(DiskContainers=[{"Url": "s3://byoi-iso/d.qcow2"}])["ImportTaskId"]
+
+    def code(call, **params) -> str:
+        with pytest.raises(ClientError) as caught:
+            call(**params)
+        return caught.value.response["Error"]["Code"]
+
+    not_found = "InvalidLaunchTemplateId.NotFound"
+    assert code(ec2.create_launch_template_version, LaunchTemplateId=tid, LaunchTemplateData={"InstanceType": "t3.micro"}) == not_found
+    assert code(ec2.describe_launch_template_versions, LaunchTemplateId=tid) == not_found
+    assert code(ec2.modify_launch_template, LaunchTemplateId=tid, DefaultVersion="1") == not_found
+    assert code(ec2.delete_launch_template_versions, LaunchTemplateId=tid, Versions=["1"]) == not_found
+    assert code(ec2.delete_launch_template, LaunchTemplateId=tid) == not_found
+    assert code(ec2.run_instances, MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateId": tid}) == not_found
+    assert code(ec2.create_tags, Resources=[tid], Tags=[{"Key": "k", "Value": "v"}]) == not_found
+    assert code(ec2.get_launch_template_data, InstanceId=instance_id) == "InvalidInstanceID.NotFound"
+    assert ec2.describe_launch_template_versions(Versions=["$Latest"])["LaunchTemplateVersions"] == []
+    assert task_id not in [t["ImportTaskId"] for t in ec2.describe_import_image_tasks()["ImportImageTasks"]]
+    assert code(ec2.describe_import_image_tasks, ImportTaskIds=[task_id]) == "InvalidConversionTaskId"
+    assert code(ec2.cancel_import_task, ImportTaskId=task_id) == "InvalidConversionTaskId"
+    assert code(ssm.get_parameter, Name="/byoi/private") == "ParameterNotFound"
+    assert ssm.get_parameters(Names=["/byoi/private"])["InvalidParameters"] == ["/byoi/private"]
+    assert ssm.get_parameters_by_path(Path="/byoi", Recursive=True)["Parameters"] == []
+    assert code(ssm.get_parameter_history, Name="/byoi/private") == "ParameterNotFound"
+    assert code(ssm.label_parameter_version, Name="/byoi/private", Labels=["x"]) == "ParameterNotFound"
+    assert code(ssm.delete_parameter, Name="/byoi/private") == "ParameterNotFound"
+    assert ssm.delete_parameters(Names=["/byoi/private"])["InvalidParameters"] == ["/byoi/private"]
+    assert ssm.put_parameter(Name="/byoi/private", Value="tenant-value", Type="String")["Version"] == 1
+    # the admin's things are as they were
+    assert admin_ssm.get_parameter(Name="/byoi/private")["Parameter"]["Value"] == "admin-value"
+    (template,) = admin_ec2.describe_launch_templates(LaunchTemplateIds=[tid])["LaunchTemplates"]
+    assert template["LatestVersionNumber"] == 1 and template["DefaultVersionNumber"] == 1
+    assert wait_task(admin_ec2, task_id)["Status"] == "completed"
+    ssm.delete_parameter(Name="/byoi/private")
+    admin_ssm.delete_parameter(Name="/byoi/private")
+    admin_ec2.terminate_instances(InstanceIds=[instance_id])
+    admin_ec2.delete_launch_template(LaunchTemplateId=tid)

@@ -208,3 +208,19 @@ async def test_image_id_resolved_from_ssm_parameters(env, tiny_image):
     instances = await describe_instances(env.ctx(), {})
     assert all(i["ImageId"] == tiny_image for r in instances["Reservations"] for i in r["Instances"])
     await env.settle()
+
+
+async def test_create_tags_on_launch_templates_per_account(env):
+    from ec2_api.tags import create_tags, describe_tags
+    tid = (await call(env, "CreateLaunchTemplate", {"LaunchTemplateName": "tagged",
+                                                    "LaunchTemplateData": {}}))["LaunchTemplate"]["LaunchTemplateId"]
+    await create_tags(env.ctx(), {"Resources": [tid], "Tags": [{"Key": "stage", "Value": "blue"}]})
+    (template,) = (await call(env, "DescribeLaunchTemplates", {"LaunchTemplateIds": [tid]}))["LaunchTemplates"]
+    assert template["Tags"] == [{"Key": "stage", "Value": "blue"}]
+    tags = await describe_tags(env.ctx(), {"Filters": [{"Name": "resource-type", "Values": ["launch-template"]}]})
+    assert [(t["ResourceId"], t["Key"]) for t in tags["Tags"]] == [(tid, "stage")]
+    with pytest.raises(errors.EC2Error) as caught:
+        await create_tags(env.ctx(BOB), {"Resources": [tid], "Tags": [{"Key": "x", "Value": "y"}]})
+    assert caught.value.code == "InvalidLaunchTemplateId.NotFound"
+    await call(env, "DeleteLaunchTemplate", {"LaunchTemplateId": tid})
+    assert (await describe_tags(env.ctx(), {}))["Tags"] == []
