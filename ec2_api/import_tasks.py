@@ -103,7 +103,10 @@ def split_location(location: str) -> tuple[str, str]:
         if text.startswith(prefix):
             text = text[len(prefix):]
             if prefix != "s3://":
-                text = text.partition("/")[2]
+                host, _, text = text.partition("/")
+                label, dot, rest = host.partition(".")
+                if dot and label != "s3" and (rest.startswith("s3.") or rest.startswith("s3-")):
+                    text = f"{label}/{text}"        # virtual-hosted style: bucket.s3.region.amazonaws.com
             break
     bucket, _, key = text.partition("/")
     if not bucket or not key:

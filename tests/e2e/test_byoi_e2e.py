@@ -324,3 +324,22 @@ def test_every_new_operation_keeps_tenants_apart(cloud):
     admin_ssm.delete_parameter(Name="/byoi/private")
     admin_ec2.terminate_instances(InstanceIds=[instance_id])
     admin_ec2.delete_launch_template(LaunchTemplateId=tid)
+
+
+def test_operator_import_command_refuses_what_it_cannot_convert(cloud):
+    """`nimbo image import` exits 1 with VM Import's words for a file that is not the declared
+    format, and registers nothing; a good file becomes a private image of the named account."""
+    junk = os.path.join(cloud.work, "junk.vmdk")
+    with open(junk, "wb") as fh:
+        fh.write(os.urandom(70_000))
+    out = cloud.server.nimbo("image", "import", junk, "--data-dir", cloud.server.data_dir, "--format", "vmdk",
+                             "--no-progress", check=False)
+    assert out.returncode == 1 and "Unsupported VMDK File Format" in out.stderr
+    good = qemu_img_create(os.path.join(cloud.work, "good.vdi"), "vdi", "8M")
+    out = cloud.server.nimbo("image", "import", good, "--data-dir", cloud.server.data_dir, "--account", TENANT,
+                             "--name", "tenant-vdi", "--no-progress")
+    image_id = out.stdout.strip()
+    (image,) = cloud.client("ec2", TENANT).describe_images(ImageIds=[image_id])["Images"]
+    assert image["Name"] == "tenant-vdi" and image["Public"] is False and image["State"] == "available"
+    assert cloud.client("ec2").describe_images(Filters=[{"Name": "name", "Values": ["tenant-vdi"]}])["Images"] == []
+    assert not os.listdir(os.path.join(cloud.server.data_dir, "imports"))

@@ -370,3 +370,14 @@ async def test_recovery_settles_what_a_crash_left(env, s3):
     kept = await task_of(env, "import-ami-00000000000000002")
     assert kept["Status"] == "completed" and kept["ImageId"] == "ami-00000000000000002"
     assert os.listdir(import_tasks.imports_dir(config)) == []
+
+
+def test_disk_container_urls():
+    """s3://, path-style and virtual-hosted-style https URLs all name a bucket and key."""
+    cases = {"s3://b/dir/x.vmdk": ("b", "dir/x.vmdk"), "https://s3.us-east-1.amazonaws.com/b/k": ("b", "k"),
+             "https://b.s3.us-east-1.amazonaws.com/k/x": ("b", "k/x"), "http://127.0.0.1:8773/b/k": ("b", "k")}
+    for url, expected in cases.items():
+        assert import_tasks.split_location(url) == expected
+    for bad in ("s3://only-bucket", "", "https://host/"):
+        with pytest.raises(errors.EC2Error):
+            import_tasks.split_location(bad)
