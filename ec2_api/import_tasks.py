@@ -9,6 +9,10 @@ StatusMessages pending, validating, validated, converting, updating, booting, bo
 ami; then ``completed`` (with ImageId), or ``deleted`` with ``ClientError: ...`` when the upload is
 not importable, or after CancelImportTask (``deleting`` until the worker has stopped).
 
+The runner is the same for any ``ImportTarget``: ImportImage's makes an AMI; ImportSnapshot's will
+make a snapshot from the same converted qcow2 (register it in ``TARGETS`` and set the task's
+``target_kind``).
+
 Crash story: the image row is written only after its disk file sits complete in
 ``images/<ami>/`` (the id is recorded in the task first), so a crash never leaves a half-made
 image visible. At start-up ``recover`` settles the tasks whose worker process is gone: a task whose
@@ -22,7 +26,8 @@ import json
 import logging
 import os
 import socket
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
 
 from ec2_api import disk_conversion, disks, ids, images, tag_store
 from ec2_api.common import account_of, check_max_results, now_us
@@ -232,13 +237,31 @@ async def _update(db: Any, task_id: str, *, data: dict | None = None, **columns:
                          (*columns.values(), task_id))
 
 
+@dataclass(frozen=True)
+class ImportTarget:
+    """What a task makes of its converted disk. ImportImage's target is an AMI; ImportSnapshot
+    (later) is the same runner with a target whose ``publish`` makes a snapshot.
+
+    ``publish(app, task row, task data, new id, converted qcow2, virtual size)`` moves the file
+    into ``folder(config, id)`` and writes the resource's row last; ``exists(db, id)`` tells
+    recovery whether that row was written; ``complete(db, task_id, id)`` ends the task."""
+
+    id_prefix: str
+    last_step: str
+    folder: Callable[[Any, str], str]
+    exists: Callable[[Any, str], Awaitable[bool]]
+    publish: Callable[..., Awaitable[None]]
+    complete: Callable[[Any, str, str], Awaitable[None]]
+
+
 async def run_import(app: Any, task_id: str) -> None:
     db, config = app.db, app.config
     row = await db.fetchone("SELECT * FROM ec2_import_tasks WHERE task_id = ?", (task_id,))
     data = json.loads(row["data"])
+    target = TARGETS[data.get("target_kind", "image")]
     source = data["source"]
     work = imports_dir(config, task_id)
-    image_id = None
+    made = None
     try:
         store = object_files.find_store(getattr(app, "states", {}) or {})
         if store is None:
@@ -260,30 +283,31 @@ async def run_import(app: Any, task_id: str) -> None:
             virtual_size = await disk_conversion.convert_disk(disk, converted, progress)
         for message, percent in (("updating", "82"), ("booting", "85"), ("booted", "88")):
             await _update(db, task_id, status_message=message, progress=percent)
-        image_id = ids.new_id("ami")
-        data["target_image_id"] = image_id
-        await _update(db, task_id, status_message="preparing ami", progress="92", data=data)
-        await _publish(app, row, data, image_id, converted, virtual_size)
+        made = ids.new_id(target.id_prefix)
+        data["target_id"] = made
+        await _update(db, task_id, status_message=target.last_step, progress="92", data=data)
+        await target.publish(app, row, data, made, converted, virtual_size)
+        await target.complete(db, task_id, made)
     except TaskCancelled:
         await _finish(db, task_id, "deleted", None, from_status="deleting")
-        await _forget_image(db, config, image_id)
+        await _forget(db, config, target, made)
     except object_files.ObjectAccessDenied:
         await _fail(db, task_id, f"ClientError: {NO_ACCESS}")
     except object_files.NoSuchObject:
         await _fail(db, task_id, f"ClientError: {NO_OBJECT}")
     except disk_conversion.DiskValidationError as exc:
         await _fail(db, task_id, f"ClientError: {exc}")
-        await _forget_image(db, config, image_id)
+        await _forget(db, config, target, made)
     except Exception as exc:  # noqa: BLE001 (the task records that it failed)
         log.exception("import task %s failed", task_id)
         await _fail(db, task_id, f"ServerError: {exc}")
-        await _forget_image(db, config, image_id)
+        await _forget(db, config, target, made)
     finally:
         disks.remove_tree(work)
 
 
-async def _publish(app: Any, row: Any, data: dict, image_id: str, converted: str, virtual_size: int) -> None:
-    """Move the finished disk into the image's folder, then make the image and complete the task."""
+async def _publish_image(app: Any, row: Any, data: dict, image_id: str, converted: str, virtual_size: int) -> None:
+    """Move the finished disk into the image's folder, then write the image's row."""
     folder = disks.images_dir(app.config, image_id)
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, "disk.qcow2")
@@ -296,11 +320,14 @@ async def _publish(app: Any, row: Any, data: dict, image_id: str, converted: str
         disk_format="qcow2", size_bytes=virtual_size,
         data={"boot": {}, "location": f"{source['bucket']}/{source['key']}", "import_task_id": row["task_id"],
               "boot_mode": data.get("boot_mode") or "legacy-bios", "platform_details": "Linux/UNIX"})
-    await _complete(app.db, row["task_id"], image_id)
 
 
-async def _complete(db: Any, task_id: str, image_id: str) -> None:
-    image = await db.fetchone("SELECT snapshot_id, size_bytes FROM ec2_images WHERE image_id = ?", (image_id,))
+async def _image_exists(db: Any, image_id: str) -> bool:
+    return await db.fetchone("SELECT 1 FROM ec2_images WHERE image_id = ?", (image_id,)) is not None
+
+
+async def _complete_image(db: Any, task_id: str, image_id: str) -> None:
+    image = await db.fetchone("SELECT snapshot_id FROM ec2_images WHERE image_id = ?", (image_id,))
     async with db.transaction() as tx:
         row = await tx.fetchone("SELECT data FROM ec2_import_tasks WHERE task_id = ?", (task_id,))
         data = json.loads(row["data"])
@@ -308,6 +335,10 @@ async def _complete(db: Any, task_id: str, image_id: str) -> None:
             detail.update(Status="completed", DeviceName="/dev/sda1", SnapshotId=image["snapshot_id"])
         await tx.execute("UPDATE ec2_import_tasks SET status = 'completed', status_message = NULL, progress = NULL,"
                          " image_id = ?, data = ? WHERE task_id = ?", (image_id, json.dumps(data), task_id))
+
+
+IMAGE = ImportTarget("ami", "preparing ami", disks.images_dir, _image_exists, _publish_image, _complete_image)
+TARGETS: dict[str, ImportTarget] = {"image": IMAGE}
 
 
 async def _finish(db: Any, task_id: str, status: str, message: str | None, from_status: str = "active") -> None:
@@ -328,10 +359,10 @@ async def _fail(db: Any, task_id: str, message: str) -> None:
     await _finish(db, task_id, "deleted", message)
 
 
-async def _forget_image(db: Any, config: Any, image_id: str | None) -> None:
-    """Remove an image folder that never got its row (a failed or cancelled last step)."""
-    if image_id and not await db.fetchone("SELECT 1 FROM ec2_images WHERE image_id = ?", (image_id,)):
-        disks.remove_tree(disks.images_dir(config, image_id))
+async def _forget(db: Any, config: Any, target: ImportTarget, made: str | None) -> None:
+    """Remove a folder the last step began whose row was never written."""
+    if made and not await target.exists(db, made):
+        disks.remove_tree(target.folder(config, made))
 
 
 # -- the operator's import of a local file (``nimbo image import``) ---------------------------------
@@ -365,7 +396,7 @@ async def import_local_file(db: Any, config: Any, path: str, *, account_id: str,
             data={"boot": {}, "location": f"file://{os.path.abspath(path)}", "boot_mode": "legacy-bios"})
         return image_id
     except BaseException:
-        await _forget_image(db, config, image_id)
+        await _forget(db, config, IMAGE, image_id)
         raise
     finally:
         disks.remove_tree(work)
@@ -440,14 +471,15 @@ async def recover(db: Any, config: Any) -> dict[str, int]:
         if runner_alive(data.get("runner")):
             live.add(row["task_id"])
             continue
-        image_id = data.get("target_image_id")
-        if image_id and await db.fetchone("SELECT 1 FROM ec2_images WHERE image_id = ?", (image_id,)):
-            await _complete(db, row["task_id"], image_id)
+        target = TARGETS[data.get("target_kind", "image")]
+        made = data.get("target_id")
+        if made and await target.exists(db, made):
+            await target.complete(db, row["task_id"], made)
             counts["completed"] += 1
             continue
         await _finish(db, row["task_id"], "deleted", INTERRUPTED if row["status"] == "active" else None,
                       from_status=row["status"])
-        await _forget_image(db, config, image_id)
+        await _forget(db, config, target, made)
         counts["deleted"] += 1
     counts["folders"] = object_files.sweep_work(imports_dir(config), keep=lambda name: _work_alive(name, live))
     for image in await db.fetchall("SELECT image_id, data FROM ec2_images WHERE state = 'pending'"):

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 import subprocess
 from types import SimpleNamespace
 
@@ -345,12 +346,10 @@ async def test_recovery_settles_what_a_crash_left(env, s3):
     """A task whose worker died: deleted with a ServerError (its work folder and unfinished image
     folder removed); a task whose image row was written: completed."""
     db, config = env.db, env.config
-    dead = "elsewhere:1:1"
-    import socket
     dead = f"{socket.gethostname()}:999999:0"
     for task_id, target, write_row in (("import-ami-00000000000000001", "ami-00000000000000001", False),
                                        ("import-ami-00000000000000002", "ami-00000000000000002", True)):
-        data = {"runner": dead, "target_image_id": target, "snapshot_details": [{"Status": "active"}],
+        data = {"runner": dead, "target_id": target, "snapshot_details": [{"Status": "active"}],
                 "source": {"bucket": "b", "key": "k", "declared": None}}
         async with db.transaction() as tx:
             await tx.execute("INSERT INTO ec2_import_tasks (task_id, account_id, region, status, status_message,"
