@@ -17,11 +17,14 @@ Crash story: the image row is written only after its disk file sits complete in
 ``images/<ami>/`` (the id is recorded in the task first), so a crash never leaves a half-made
 image visible. At start-up ``recover`` settles the tasks whose worker process is gone: a task whose
 image row exists completes, any other is ``deleted`` with a ServerError message and the image
-folder it may have begun is removed; work folders of tasks no live worker runs are removed. Images
-that RegisterImage left ``pending`` in a dead process are marked ``failed`` the same way.
+folder it may have begun is removed; work folders of tasks no live worker runs are removed, and so
+is an image folder still marked ``.publishing`` by a dead process whose row never came (the
+operator's ``nimbo image import`` publishes the same way). Images that RegisterImage left
+``pending`` in a dead process are marked ``failed``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -44,6 +47,7 @@ IncorrectState = ec2_error("IncorrectState")
 NO_ACCESS = "Disk validation failed [We do not have access to the given resource. Reason 403 Forbidden]"
 NO_OBJECT = "Disk validation failed [Invalid S3 source location]"
 CANCELLED = "User initiated task cancelation"
+PUBLISHING = ".publishing"
 INTERRUPTED = "ServerError: The import was interrupted by a restart of the service. Please retry."
 register_taggable("import-ami", Taggable("import-image-task", "ec2_import_tasks", "task_id", InvalidConversionTaskId,
                                          "import task ID"))
@@ -309,9 +313,7 @@ async def run_import(app: Any, task_id: str) -> None:
 async def _publish_image(app: Any, row: Any, data: dict, image_id: str, converted: str, virtual_size: int) -> None:
     """Move the finished disk into the image's folder, then write the image's row."""
     folder = disks.images_dir(app.config, image_id)
-    os.makedirs(folder, exist_ok=True)
-    target = os.path.join(folder, "disk.qcow2")
-    os.replace(converted, target)
+    target = _move_in(folder, converted)
     source = data["source"]
     await images.insert_image(
         app.db, image_id=image_id, account_id=row["account_id"], region=row["region"], name=row["task_id"],
@@ -320,6 +322,23 @@ async def _publish_image(app: Any, row: Any, data: dict, image_id: str, converte
         disk_format="qcow2", size_bytes=virtual_size,
         data={"boot": {}, "location": f"{source['bucket']}/{source['key']}", "import_task_id": row["task_id"],
               "boot_mode": data.get("boot_mode") or "legacy-bios", "platform_details": "Linux/UNIX"})
+    _published(folder)
+
+
+def _move_in(folder: str, converted: str) -> str:
+    """Move a finished disk into a new image folder, marked as being published by this process
+    until its row is written (``recover`` removes a marked folder of a dead process)."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, PUBLISHING), "w") as fh:
+        fh.write(RUNNER)
+    target = os.path.join(folder, "disk.qcow2")
+    os.replace(converted, target)
+    return target
+
+
+def _published(folder: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(folder, PUBLISHING))
 
 
 async def _image_exists(db: Any, image_id: str) -> bool:
@@ -386,14 +405,13 @@ async def import_local_file(db: Any, config: Any, path: str, *, account_id: str,
         virtual_size = await disk_conversion.convert_disk(disk, converted, on_progress)
         image_id = ids.new_id("ami")
         folder = disks.images_dir(config, image_id)
-        os.makedirs(folder, exist_ok=True)
-        target = os.path.join(folder, "disk.qcow2")
-        os.replace(converted, target)
+        target = _move_in(folder, converted)
         await images.insert_image(
             db, image_id=image_id, account_id=account_id, region=region, name=name, state="available",
             created_us=created_us, description=description, root_device_name="/dev/sda1", disk_path=target,
             disk_format="qcow2", size_bytes=virtual_size, is_public=public, owner_alias=owner_alias,
             data={"boot": {}, "location": f"file://{os.path.abspath(path)}", "boot_mode": "legacy-bios"})
+        _published(folder)
         return image_id
     except BaseException:
         await _forget(db, config, IMAGE, image_id)
@@ -458,6 +476,28 @@ async def cancel_import_task(ctx: Any, params: dict) -> dict:
     return {"ImportTaskId": task_id, "PreviousState": "active", "State": "deleting"}
 
 
+async def _sweep_unpublished(db: Any, config: Any) -> int:
+    """Image folders a dead process was publishing: kept (unmarked) if their row made it, else removed."""
+    root, removed = disks.images_dir(config), 0
+    if not os.path.isdir(root):
+        return 0
+    for entry in os.scandir(root):
+        marker = os.path.join(entry.path, PUBLISHING)
+        try:
+            with open(marker) as fh:
+                runner = fh.read().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if runner_alive(runner):
+            continue
+        if await _image_exists(db, entry.name):
+            _published(entry.path)
+        else:
+            disks.remove_tree(entry.path)
+            removed += 1
+    return removed
+
+
 # -- start-up ---------------------------------------------------------------------------------------
 
 async def recover(db: Any, config: Any) -> dict[str, int]:
@@ -482,6 +522,7 @@ async def recover(db: Any, config: Any) -> dict[str, int]:
         await _forget(db, config, target, made)
         counts["deleted"] += 1
     counts["folders"] = object_files.sweep_work(imports_dir(config), keep=lambda name: _work_alive(name, live))
+    counts["folders"] += await _sweep_unpublished(db, config)
     for image in await db.fetchall("SELECT image_id, data FROM ec2_images WHERE state = 'pending'"):
         runner = json.loads(image["data"] or "{}").get("runner")
         if runner and not runner_alive(runner):

@@ -361,8 +361,20 @@ async def test_recovery_settles_what_a_crash_left(env, s3):
             from ec2_api.images import insert_image
             await insert_image(db, image_id=target, account_id=ALICE, region="us-east-1", name=task_id,
                                state="available", created_us=0)
+    # an operator's import killed between moving its disk in and writing the row; and one that got its row
+    for image_id, write_row in (("ami-00000000000000003", False), ("ami-00000000000000004", True)):
+        folder = os.path.join(config.data_dir, "images", image_id)
+        os.makedirs(folder)
+        with open(os.path.join(folder, import_tasks.PUBLISHING), "w") as fh:
+            fh.write(dead)
+        if write_row:
+            from ec2_api.images import insert_image
+            await insert_image(db, image_id=image_id, account_id=ALICE, region="us-east-1", name="cli", state="available",
+                               created_us=0)
     counts = await import_tasks.recover(db, config)
-    assert counts["completed"] == 1 and counts["deleted"] == 1 and counts["folders"] == 2
+    assert counts["completed"] == 1 and counts["deleted"] == 1 and counts["folders"] == 3
+    assert not os.path.exists(os.path.join(config.data_dir, "images", "ami-00000000000000003"))
+    assert os.listdir(os.path.join(config.data_dir, "images", "ami-00000000000000004")) == []
     lost = await task_of(env, "import-ami-00000000000000001")
     assert lost["Status"] == "deleted" and lost["StatusMessage"].startswith("ServerError:")
     assert not os.path.exists(os.path.join(config.data_dir, "images", "ami-00000000000000001"))
