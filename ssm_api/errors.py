@@ -40,3 +40,8 @@ InvalidKeyId = _error("InvalidKeyId", "The query key ID isn't valid.")
 AccessDeniedException = _error("AccessDeniedException", "You are not authorized to perform this action.")
 ParameterVersionLabelLimitExceeded = _error("ParameterVersionLabelLimitExceeded",
                                             "A parameter version can have a maximum of ten labels.")
+InvalidResourceType = _error("InvalidResourceType", "The resource type isn't valid.")
+InvalidResourceId = _error("InvalidResourceId", "The resource ID isn't valid. Verify that you entered the correct ID "
+                           "and try again.")
+TooManyTagsError = _error("TooManyTagsError", "The Targets parameter includes too many tags. Remove one or more "
+                          "tags and try the command again.")

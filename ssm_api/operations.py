@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from ssm_api import parameters
+from ssm_api import parameters, tagging
 from storage import parameters as parameter_store
 
 OPERATIONS = {
@@ -18,6 +18,9 @@ OPERATIONS = {
     "LabelParameterVersion": parameters.label_parameter_version,
     "DeleteParameter": parameters.delete_parameter,
     "DeleteParameters": parameters.delete_parameters,
+    "AddTagsToResource": tagging.add_tags_to_resource,
+    "RemoveTagsFromResource": tagging.remove_tags_from_resource,
+    "ListTagsForResource": tagging.list_tags_for_resource,
 }
 
 

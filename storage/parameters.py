@@ -186,6 +186,20 @@ async def set_labels(db: Any, account_id: str, region: str, name: str, version: 
     return True
 
 
+async def set_tags(db: Any, account_id: str, region: str, name: str, tags: dict[str, str]) -> None:
+    async with db.transaction() as tx:
+        await tx.executemany(
+            "INSERT INTO ssm_parameter_tags (account_id, region, name, key, value) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(account_id, region, name, key) DO UPDATE SET value = excluded.value",
+            [(account_id, region, name, k, v) for k, v in tags.items()])
+
+
+async def remove_tags(db: Any, account_id: str, region: str, name: str, keys: list[str]) -> None:
+    async with db.transaction() as tx:
+        await tx.executemany("DELETE FROM ssm_parameter_tags WHERE account_id = ? AND region = ? AND name = ?"
+                             " AND key = ?", [(account_id, region, name, k) for k in keys])
+
+
 async def tags_of(db: Any, account_id: str, region: str, name: str) -> dict[str, str]:
     rows = await db.fetchall("SELECT key, value FROM ssm_parameter_tags WHERE account_id = ? AND region = ?"
                              " AND name = ?", (account_id, region, name))

@@ -124,3 +124,17 @@ def run_instances_resolve_ssm(ctx):
     ids = [i["InstanceId"] for i in out["Instances"]]
     ctx.defer(terminate_quietly, ctx, ids)
     ctx.check_equal(out["Instances"][0]["ImageId"], parameter["Value"], "ImageId")
+
+
+@scenario("ssm", ["AddTagsToResource", "ListTagsForResource", "RemoveTagsFromResource"], client="boto3")
+def parameter_tags(ctx):
+    """A parameter's tags are added, listed and removed by key."""
+    name = _parameter(ctx)
+    ctx.call("ssm", "PutParameter", Name=name, Value="v", Type="String")
+    ctx.call("ssm", "AddTagsToResource", ResourceType="Parameter", ResourceId=name,
+             Tags=[{"Key": "team", "Value": "a"}, {"Key": "env", "Value": "dev"}])
+    listed = ctx.call("ssm", "ListTagsForResource", ResourceType="Parameter", ResourceId=name)["TagList"]
+    ctx.check_equal(sorted((t["Key"], t["Value"]) for t in listed), [("env", "dev"), ("team", "a")], "TagList")
+    ctx.call("ssm", "RemoveTagsFromResource", ResourceType="Parameter", ResourceId=name, TagKeys=["team"])
+    listed = ctx.call("ssm", "ListTagsForResource", ResourceType="Parameter", ResourceId=name)["TagList"]
+    ctx.check_equal([t["Key"] for t in listed], ["env"], "TagList after removal")

@@ -171,3 +171,24 @@ async def test_public_image_parameters_follow_the_images_table(app):
     await fails(app, "GetParameter", "ParameterNotFound", Name="/aws/service/nimbo/tiny/latest", region="eu-west-1")
     await fails(app, "PutParameter", "ValidationException", Name="/aws/service/nimbo/tiny/latest",
                 Value="ami-00000000000000009", Type="String", Overwrite=True)
+
+
+async def test_parameter_tags(app):
+    await call(app, "PutParameter", Name="/tagged", Value="v", Type="String", Tags=[{"Key": "team", "Value": "a"}])
+    await call(app, "AddTagsToResource", ResourceType="Parameter", ResourceId="/tagged",
+               Tags=[{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "b"}])
+    listed = await call(app, "ListTagsForResource", ResourceType="Parameter", ResourceId="/tagged")
+    assert listed["TagList"] == [{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "b"}]
+    await call(app, "RemoveTagsFromResource", ResourceType="Parameter", ResourceId="/tagged", TagKeys=["team"])
+    assert (await call(app, "ListTagsForResource", ResourceType="Parameter",
+                       ResourceId="/tagged"))["TagList"] == [{"Key": "env", "Value": "prod"}]
+    found = await call(app, "DescribeParameters", ParameterFilters=[{"Key": "tag:env", "Values": ["prod"]}])
+    assert [p["Name"] for p in found["Parameters"]] == ["/tagged"]
+    await fails(app, "ListTagsForResource", "InvalidResourceId", ResourceType="Parameter", ResourceId="/tagged",
+                account=BOB)
+    await fails(app, "ListTagsForResource", "InvalidResourceType", ResourceType="Document", ResourceId="/tagged")
+    await fails(app, "AddTagsToResource", "InvalidResourceId", ResourceType="Parameter", ResourceId="/none",
+                Tags=[{"Key": "a", "Value": "b"}])
+    await call(app, "DeleteParameter", Name="/tagged")
+    await call(app, "PutParameter", Name="/tagged", Value="v", Type="String")
+    assert (await call(app, "ListTagsForResource", ResourceType="Parameter", ResourceId="/tagged"))["TagList"] == []
