@@ -392,3 +392,46 @@ def test_disk_container_urls():
     for bad in ("s3://only-bucket", "", "https://host/"):
         with pytest.raises(errors.EC2Error):
             import_tasks.split_location(bad)
+
+
+@needs_qemu_img
+async def test_import_of_an_ova(env, s3, tmp_path):
+    """An OVA (a tar of the .ovf descriptor and its VMDK) imports its disk, declared or detected."""
+    import tarfile
+    disk = make_disk(tmp_path / "disk1.vmdk", "vmdk", "32M")
+    (tmp_path / "vm.ovf").write_text("<Envelope/>")
+    ova = tmp_path / "vm.ova"
+    with tarfile.open(ova, "w", format=tarfile.USTAR_FORMAT) as archive:
+        archive.add(tmp_path / "vm.ovf", arcname="vm.ovf")
+        archive.add(disk, arcname="vm-disk1.vmdk")
+    await s3.bucket("uploads")
+    await s3.put_file("uploads", "vm.ova", ova)
+    declared = await import_image(env.ctx(), {"DiskContainers": [{"Format": "OVA", "Url": "s3://uploads/vm.ova"}]})
+    detected = await import_image(env.ctx(), {"DiskContainers": [{"Url": "s3://uploads/vm.ova"}]})
+    await env.settle()
+    for out in (declared, detected):
+        task = await task_of(env, out["ImportTaskId"])
+        assert task["Status"] == "completed", task
+        assert task["SnapshotDetails"][0]["Format"] == "OVA"
+    with tarfile.open(tmp_path / "novmdk.ova", "w", format=tarfile.USTAR_FORMAT) as archive:
+        archive.add(tmp_path / "vm.ovf", arcname="vm.ovf")
+    await s3.put_file("uploads", "novmdk.ova", tmp_path / "novmdk.ova")
+    out = await import_image(env.ctx(), {"DiskContainers": [{"Format": "OVA", "Url": "s3://uploads/novmdk.ova"}]})
+    await env.settle()
+    task = await task_of(env, out["ImportTaskId"])
+    assert task["Status"] == "deleted" and "no VMDK" in task["StatusMessage"]
+
+
+async def test_recovery_fails_a_register_image_build_a_crash_stopped(env, s3):
+    from ec2_api.images import insert_image
+    dead = f"{socket.gethostname()}:999999:0"
+    await insert_image(env.db, image_id="ami-00000000000000009", account_id=ALICE, region="us-east-1",
+                       name="stuck", state="pending", created_us=0, data={"runner": dead})
+    await insert_image(env.db, image_id="ami-00000000000000008", account_id=ALICE, region="us-east-1",
+                       name="building", state="pending", created_us=0, data={"runner": import_tasks.RUNNER})
+    os.makedirs(os.path.join(env.config.data_dir, "images", "ami-00000000000000009"))
+    counts = await import_tasks.recover(env.db, env.config)
+    assert counts["images"] == 1
+    states = {i["ImageId"]: i["State"] for i in (await describe_images(env.ctx(), {"Owners": ["self"]}))["Images"]}
+    assert states == {"ami-00000000000000009": "failed", "ami-00000000000000008": "pending"}
+    assert not os.path.exists(os.path.join(env.config.data_dir, "images", "ami-00000000000000009"))
