@@ -25,7 +25,7 @@ import errno
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import AsyncIterator, Callable
 
 from storage.objects import Bucket, ObjectStore, ObjectVersion
 

@@ -4,7 +4,6 @@ through the gateway's JSON encoder and botocore's parser."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from types import SimpleNamespace
 
