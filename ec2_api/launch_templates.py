@@ -10,7 +10,8 @@ not launch (an AMI that does not exist): they are stored, and answered with a Va
 RunInstances (``launch_parameters``): the version's data fills every parameter the call does not
 give itself (the call wins, parameter by parameter; TagSpecifications merge per resource type, the
 call's tags winning per key), an ``ImageId`` of ``resolve:ssm:<parameter>`` becomes the AMI it
-names, and the merged request goes through RunInstances' normal validation. The instance gets the
+names (the parameter must have the aws:ec2:image data type, else SsmInvalidParameter, also when a
+template is created), and the merged request goes through RunInstances' normal validation. The instance gets the
 ``aws:ec2launchtemplate:id`` and ``aws:ec2launchtemplate:version`` tags.
 
 Crash story: each call is one transaction on two tables of this module's own schema.
@@ -69,6 +70,7 @@ InvalidIdNotFound = ec2_error("InvalidLaunchTemplateId.NotFound")
 InvalidVersionNotFound = ec2_error("InvalidLaunchTemplateId.VersionNotFound")
 InvalidUserDataMalformed = ec2_error("InvalidUserData.Malformed", message="Invalid BASE64 encoding of user data.")
 VersionLimitExceeded = ec2_error("VersionLimitExceeded")
+SsmInvalidParameter = ec2_error("SsmInvalidParameter")
 
 register_taggable("lt", Taggable("launch-template", "ec2_launch_templates", "template_id", InvalidIdNotFound,
                                  "launch template ID"))
@@ -145,7 +147,9 @@ async def validate_data(ctx: Any, data: dict | None) -> list[dict]:
         tag_store.validate_tags(spec.get("Tags") or [])
     warnings: list[dict] = []
     image_id = data.get("ImageId")
-    if image_id and not image_id.startswith("resolve:ssm:"):
+    if isinstance(image_id, str) and image_id.startswith("resolve:ssm:"):
+        await resolve_image_id(ctx, image_id)
+    elif image_id:
         try:
             from ec2_api import images  # noqa: PLC0415
             await images.image_for_launch(ctx, image_id)
@@ -235,9 +239,9 @@ async def template_item(db: Any, row: Any, tags: dict[str, str] | None = None) -
 async def version_item(ctx: Any, template: Any, row: Any, resolve_alias: bool = False) -> dict:
     data = response_data(json.loads(row["data"]))
     if resolve_alias and str(data.get("ImageId", "")).startswith("resolve:ssm:"):
-        resolved = await parameters.resolve_image(ctx.app.db, account_of(ctx), ctx.region, data["ImageId"])
-        if resolved:
-            data["ImageId"] = resolved
+        found = await parameters.resolve(ctx.app.db, account_of(ctx), ctx.region, data["ImageId"])
+        if found is not None:
+            data["ImageId"] = found.value
     item = {"LaunchTemplateId": template["template_id"], "LaunchTemplateName": template["name"],
             "VersionNumber": row["version"], "VersionDescription": row["description"],
             "CreateTime": from_us(row["created_us"]), "CreatedBy": _creator(template["account_id"]),
@@ -601,9 +605,18 @@ async def launch_parameters(ctx: Any, params: dict) -> tuple[dict, dict[str, str
                       "aws:ec2launchtemplate:version": str(version)}
     image_id = params.get("ImageId")
     if isinstance(image_id, str) and image_id.startswith("resolve:ssm:"):
-        resolved = await parameters.resolve_image(ctx.app.db, account_of(ctx), ctx.region, image_id)
-        if resolved is None:
-            raise InvalidParameterValue(f"Invalid value '{image_id}' for ImageId: the Systems Manager parameter "
-                                        f"does not exist or does not name an AMI.")
-        params = {**params, "ImageId": resolved}
+        params = {**params, "ImageId": await resolve_image_id(ctx, image_id)}
     return params, extra_tags
+
+
+async def resolve_image_id(ctx: Any, reference: str) -> str:
+    """The AMI id a ``resolve:ssm:<parameter>[:<version or label>]`` names: the parameter (the
+    account's own, or a public one) must exist and have the aws:ec2:image data type, as EC2 asks."""
+    found = await parameters.resolve(ctx.app.db, account_of(ctx), ctx.region, reference)
+    if found is None:
+        raise SsmInvalidParameter(f"The Systems Manager parameter in '{reference}' does not exist or the "
+                                  f"version or label it names does not.")
+    if found.data_type != "aws:ec2:image":
+        raise SsmInvalidParameter("Unsupported data type. The following parameter data types are supported: "
+                                  "aws:ec2:image")
+    return found.value

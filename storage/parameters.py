@@ -251,9 +251,8 @@ def select(found: list[Parameter], selector: str | None) -> Parameter | None:
     return next((p for p in found if selector in p.labels), None)
 
 
-async def resolve_image(db: Any, account_id: str, region: str, reference: str) -> str | None:
-    """The AMI id that ``resolve:ssm:<name>[:<version or label>]`` names, or None."""
+async def resolve(db: Any, account_id: str, region: str, reference: str) -> Parameter | None:
+    """The parameter version that ``resolve:ssm:<name>[:<version or label>]`` names, or None."""
     text = reference[len("resolve:ssm:"):]
     name, _, selector = text.partition(":")
-    parameter = select(await lookup(db, account_id, region, name), selector or None)
-    return parameter.value if parameter is not None else None
+    return select(await lookup(db, account_id, region, name), selector or None)

@@ -217,7 +217,7 @@ def test_ssm_parameters_with_aws_cli_and_boto3(cloud):
     assert tenant.describe_parameters()["Parameters"] == []
     with pytest.raises(ClientError) as caught:
         cloud.client("ec2", TENANT).run_instances(ImageId="resolve:ssm:/byoi/golden", MinCount=1, MaxCount=1)
-    assert caught.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert caught.value.response["Error"]["Code"] == "SsmInvalidParameter"
     failed = cloud.aws("ssm", "put-parameter", "--name", "/byoi/golden", "--type", "String", "--value", "x")
     assert failed.returncode != 0 and "ParameterAlreadyExists" in failed.stderr
     cloud.aws_json("ssm", "delete-parameter", "--name", "/byoi/golden")

@@ -186,7 +186,7 @@ async def test_image_id_resolved_from_ssm_parameters(env, tiny_image):
     await parameters.put(env.db, ALICE, "us-east-1", parameters.Parameter("/golden/ami", "String", tiny_image, 0, 0,
                                                                          "aws:ec2:image"), overwrite=False)
     await parameters.put(env.db, ALICE, "us-east-1", parameters.Parameter("/golden/ami", None, "ami-0123456789abcdef0",
-                                                                         0, 0), overwrite=True)
+                                                                         0, 0, None), overwrite=True)
     await parameters.set_labels(env.db, ALICE, "us-east-1", "/golden/ami", 1, ["stable"])
     for ref in ("resolve:ssm:/golden/ami:1", "resolve:ssm:/golden/ami:stable"):
         run = await run_instances(env.ctx(), {"MinCount": 1, "MaxCount": 1, "ImageId": ref})
@@ -196,7 +196,16 @@ async def test_image_id_resolved_from_ssm_parameters(env, tiny_image):
     assert caught.value.code == "InvalidAMIID.NotFound"
     with pytest.raises(errors.EC2Error) as caught:
         await run_instances(env.ctx(BOB), {"MinCount": 1, "MaxCount": 1, "ImageId": "resolve:ssm:/golden/ami:1"})
-    assert caught.value.code == "InvalidParameterValue"
+    assert caught.value.code == "SsmInvalidParameter"
+    # EC2 resolves only parameters of the aws:ec2:image data type, at launch and in templates
+    await parameters.put(env.db, ALICE, "us-east-1", parameters.Parameter("/plain/ami", "String", tiny_image, 0, 0,
+                                                                         "text"), overwrite=False)
+    with pytest.raises(errors.EC2Error) as caught:
+        await run_instances(env.ctx(), {"MinCount": 1, "MaxCount": 1, "ImageId": "resolve:ssm:/plain/ami"})
+    assert caught.value.code == "SsmInvalidParameter" and "aws:ec2:image" in caught.value.message
+    for data_image in ("resolve:ssm:/plain/ami", "resolve:ssm:/no/such"):
+        assert await code_of(call(env, "CreateLaunchTemplate", {"LaunchTemplateName": "bad-ssm", "LaunchTemplateData": {
+            "ImageId": data_image}})) == "SsmInvalidParameter"
     # a template may hold resolve:ssm; ResolveAlias shows the AMI it names
     out = await call(env, "CreateLaunchTemplate", {"LaunchTemplateName": "ssm", "LaunchTemplateData": {
         "ImageId": "resolve:ssm:/aws/service/nimbo/tiny/latest"}})
