@@ -423,9 +423,6 @@ async def describe_launch_templates(ctx: Any, params: dict) -> dict:
     max_results = params.get("MaxResults")
     ids_wanted = params.get("LaunchTemplateIds") or []
     names_wanted = params.get("LaunchTemplateNames") or []
-    if max_results is not None and (ids_wanted or names_wanted):
-        raise InvalidParameterCombination("The parameter MaxResults cannot be used with LaunchTemplateIds "
-                                          "or LaunchTemplateNames.")
     for template_id in ids_wanted:
         if not ids.is_valid(template_id, "lt"):
             raise InvalidIdMalformed(f"The specified launch template ID '{template_id}' is not valid.")
