@@ -24,7 +24,7 @@ from storage.parameters import Parameter
 _SEGMENT = re.compile(r"^[a-zA-Z0-9_.\-]+$")
 _LABEL = re.compile(r"^[a-zA-Z0-9_.\-]{1,100}$")
 _AMI = re.compile(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
-_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:[^:]*:\d{12}:parameter(/.*)$")
+_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:[^:]*:(?:\d{12})?:parameter(/.*)$")
 MAX_VALUE = {"Standard": 4096, "Advanced": 8192}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 

@@ -161,6 +161,8 @@ async def test_public_image_parameters_follow_the_images_table(app):
     tiny = (await call(app, "GetParameter", Name="/aws/service/nimbo/tiny/latest", account=BOB))["Parameter"]
     assert tiny["Value"] == "ami-00000000000000002" and tiny["DataType"] == "aws:ec2:image" and tiny["Version"] == 2
     assert tiny["ARN"] == "arn:aws:ssm:us-east-1::parameter/aws/service/nimbo/tiny/latest"
+    by_arn = await call(app, "GetParameter", Name="arn:aws:ssm:us-east-1::parameter/aws/service/nimbo/tiny/latest")
+    assert by_arn["Parameter"]["Value"] == "ami-00000000000000002"
     debian = await call(app, "GetParameter", Name="/aws/service/debian/release/bookworm/latest/amd64")
     assert debian["Parameter"]["Value"] == "ami-00000000000000003"
     listed = await call(app, "GetParametersByPath", Path="/aws/service/nimbo", Recursive=True)
