@@ -81,6 +81,7 @@ TEMPLATE_TAG_TYPES = {"instance", "volume", "network-interface", "spot-instances
 # RequestLaunchTemplateData member -> RunInstances member, where the names differ.
 _RUN_NAMES = {"RamDiskId": "RamdiskId", "ElasticGpuSpecifications": "ElasticGpuSpecification"}
 _NOT_FOR_RUN = {"InstanceRequirements", "TagSpecifications"}
+_RUN_TAG_TYPES = {"instance", "volume", "network-interface"}
 
 
 @lru_cache(maxsize=1)
@@ -595,8 +596,9 @@ async def launch_parameters(ctx: Any, params: dict) -> tuple[dict, dict[str, str
             target = _RUN_NAMES.get(name, name)
             if not _given(merged.get(target)):
                 merged[target] = value
-        if data.get("TagSpecifications"):
-            merged["TagSpecifications"] = _merge_tags(data["TagSpecifications"], params.get("TagSpecifications") or [])
+        launch_tags = [t for t in data.get("TagSpecifications") or [] if t.get("ResourceType") in _RUN_TAG_TYPES]
+        if launch_tags:     # (spot requests and elastic GPUs are not made here: their tags have nothing to tag)
+            merged["TagSpecifications"] = _merge_tags(launch_tags, params.get("TagSpecifications") or [])
         params = merged
         extra_tags = {"aws:ec2launchtemplate:id": template["template_id"],
                       "aws:ec2launchtemplate:version": str(version)}

@@ -139,7 +139,8 @@ async def test_run_instances_merges_the_template(env, tiny_image):
         "ImageId": tiny_image, "InstanceType": "t3.micro", "UserData": user_data,
         "MetadataOptions": {"HttpTokens": "required"},
         "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "role", "Value": "app"},
-                                                                   {"Key": "env", "Value": "dev"}]}]}})
+                                                                   {"Key": "env", "Value": "dev"}]},
+                              {"ResourceType": "spot-instances-request", "Tags": [{"Key": "s", "Value": "1"}]}]}})
     tid = out["LaunchTemplate"]["LaunchTemplateId"]
     await call(env, "CreateLaunchTemplateVersion", {"LaunchTemplateId": tid, "SourceVersion": "$Latest",
                                                     "LaunchTemplateData": {"InstanceType": "t3.small"}})
