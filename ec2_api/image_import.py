@@ -1,13 +1,15 @@
-"""Images made from files: RegisterImage (a disk, kernel or ramdisk uploaded to S3), CreateImage (a
-copy of an instance's root disk), ImportImage and DescribeImportImageTasks (disk containers in S3).
+"""Images made from files: RegisterImage (a disk, kernel or ramdisk uploaded to S3) and CreateImage
+(a copy of an instance's root disk). ImportImage's tasks are ``ec2_api.import_tasks``'.
 
-All three share one conversion path (``build_image``): the source is recognised (a Linux kernel, an
+Both share one conversion path (``build_image``): the source is recognised (a Linux kernel, an
 initramfs, or a disk image in raw, qcow2, vmdk, vpc/vhd, vdi or vhdx), disks are converted to a
 self-contained qcow2 under ``images/<id>/``, and the image goes from ``pending`` to ``available``
 (or ``failed``). The work runs in the background; ImageAvailable waiters poll DescribeImages.
 
-S3 objects are reached through ``storage.objects.object_file`` (an async context manager that
-yields a readable file holding an object the account may read, valid for the block);
+S3 objects are reached through ``storage.object_files`` (a file holding an object the account may
+read, valid for the block; an unreadable object is InvalidManifest, as AWS answers a manifest it
+cannot fetch); a RegisterImage build records its worker, so that ``import_tasks.recover`` fails
+an image a crash left ``pending``;
 ``register_image_file`` takes a local path for the CLI. Uploaded
 disks that refer to other host files (backing files, external extents) are refused.
 """
@@ -15,24 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shutil
 from typing import Any, AsyncIterator
 
 from ec2_api import disks, ids, images, instance_store, tag_store
-from ec2_api.common import account_of, check_max_results, now_us
-from ec2_api.errors import (IncorrectInstanceState, InvalidParameter, InvalidParameterValue,
+from ec2_api.common import account_of, now_us
+from ec2_api.errors import (EC2Error, IncorrectInstanceState, InvalidParameter, InvalidParameterValue,
                             MissingParameter, check_dry_run, ec2_error)
-from ec2_api.filters import apply_filters, paginate
+from ec2_api.import_tasks import RUNNER, register_work_dir
+from storage import object_files
 
 log = logging.getLogger("nimbo.ec2")
 InvalidSnapshotNotFound = ec2_error("InvalidSnapshot.NotFound")
-InvalidConversionTaskId = ec2_error("InvalidConversionTaskId")
-InvalidConversionTaskIdMalformed = ec2_error("InvalidConversionTaskId.Malformed")
+InvalidManifest = ec2_error("InvalidManifest")
 DISK_FORMATS = set(disks.FORMATS)
-_IMPORT_FORMATS = {"VHD": "vpc", "VMDK": "vmdk", "RAW": "raw", "QCOW2": "qcow2", "VDI": "vdi"}
 _RAMDISK_MAGIC = (b"\x1f\x8b", b"070701", b"070702", b"070707", b"\x28\xb5\x2f\xfd", b"\xfd7zXZ\x00",
                   b"\x02\x21\x4c\x18", b"\x04\x22\x4d\x18", b"BZh", b"\x5d\x00\x00")
 
@@ -52,22 +52,22 @@ def sniff_kind(path: str) -> str:
 @contextlib.asynccontextmanager
 async def object_file(ctx: Any, bucket: str, key: str) -> AsyncIterator[str]:
     """A readable file with the bytes of an S3 object the caller may read, for the block's
-    duration (the seam to the object store: ``storage.objects.object_file``)."""
+    duration (handed over by ``storage.object_files``, with the caller's read access checked)."""
+    store = object_files.find_store(getattr(ctx.app, "states", {}) or {})
+    if store is None:
+        raise InvalidParameter("The object store is not running on this endpoint")
+    work = register_work_dir(ctx.app.config)
     try:
-        from storage import objects  # noqa: PLC0415 (the S3 store, written alongside)
-    except ImportError:
-        objects = None
-    opener = getattr(objects, "object_file", None)
-    if opener is None:
-        raise InvalidParameter("Nimbo's object store cannot hand files to EC2 yet "
-                               "(storage.objects.object_file is missing)")
-    try:
-        async with opener(ctx.app.db, ctx.app.config, bucket=bucket, key=key,
-                          account_id=account_of(ctx)) as path:
+        async with object_files.object_file(store, bucket, key, account_of(ctx), work) as path:
             yield path
-    except (LookupError, PermissionError, FileNotFoundError) as exc:
-        raise InvalidParameter(f"The S3 object s3://{bucket}/{key} does not exist or is not readable "
-                               f"by this account") from exc
+    except object_files.ObjectAccessDenied as exc:
+        raise InvalidManifest(f"HTTP 403 (Forbidden) response for URL s3://{bucket}/{key}: "
+                              f"the object is not readable by this account") from exc
+    except object_files.NoSuchObject as exc:
+        raise InvalidManifest(f"HTTP 404 (Not Found) response for URL s3://{bucket}/{key}: "
+                              f"check your image location") from exc
+    finally:
+        disks.remove_tree(work)
 
 
 def split_location(location: str) -> tuple[str, str]:
@@ -158,7 +158,8 @@ async def register_image(ctx: Any, params: dict) -> dict:
                                root_device_name=params.get("RootDeviceName") or "/dev/xvda",
                                kernel_id=params.get("KernelId"), ramdisk_id=params.get("RamdiskId"),
                                boot=boot, location=f"{bucket}/{key}", tags=tags,
-                               boot_mode=params.get("BootMode"), imds_support=params.get("ImdsSupport"))
+                               boot_mode=params.get("BootMode"), imds_support=params.get("ImdsSupport"),
+                               extra={"runner": RUNNER})
     ctx.state.spawn(_build_from_object(ctx, image_id, bucket, key, kind, fmt))
     return {"ImageId": image_id}
 
@@ -167,7 +168,7 @@ async def _build_from_object(ctx: Any, image_id: str, bucket: str, key: str, kin
     try:
         async with object_file(ctx, bucket, key) as path:
             await build_image(ctx.app.db, ctx.app.config, image_id, path, kind, fmt)
-    except InvalidParameter as exc:   # the object went away in between
+    except EC2Error as exc:   # the object went away in between
         await images.set_image_state(ctx.app.db, image_id, "failed", reason=f"Client.InvalidParameter: {exc.message}")
 
 
@@ -247,116 +248,3 @@ async def create_image(ctx: Any, params: dict) -> dict:
     ctx.state.spawn(build_image(ctx.app.db, ctx.app.config, image_id, row["root_disk"], "disk", "qcow2",
                                 instance_disk=True))
     return {"ImageId": image_id}
-
-
-# -- ImportImage ----------------------------------------------------------------------------------
-
-def _task_item(row: Any, tags: dict[str, str]) -> dict:
-    data = json.loads(row["data"] or "{}")
-    item = {
-        "ImportTaskId": row["task_id"], "Status": row["status"], "StatusMessage": row["status_message"],
-        "Progress": row["progress"], "ImageId": row["image_id"], "Description": row["description"],
-        "Architecture": data.get("architecture", "x86_64"), "Platform": "Linux", "Encrypted": False,
-        "Hypervisor": "xen", "LicenseType": "BYOL", "BootMode": "legacy-bios",
-        "SnapshotDetails": data.get("snapshot_details") or [],
-        "Tags": tag_store.tag_list(tags),
-    }
-    return item
-
-
-async def import_image(ctx: Any, params: dict) -> dict:
-    containers = params.get("DiskContainers") or []
-    if len(containers) != 1:
-        raise InvalidParameter("Nimbo imports exactly one disk container per ImportImage")
-    container = containers[0]
-    declared = container.get("Format")
-    fmt = _IMPORT_FORMATS.get((declared or "").upper()) if declared else None
-    if declared and fmt is None:
-        raise InvalidParameter(f"Unsupported disk container format '{declared}'")
-    bucket_spec = container.get("UserBucket") or {}
-    if bucket_spec.get("S3Bucket") and bucket_spec.get("S3Key"):
-        bucket, key = bucket_spec["S3Bucket"], bucket_spec["S3Key"]
-    elif container.get("Url"):
-        bucket, key = split_location(container["Url"])
-    else:
-        raise MissingParameter("A disk container needs a UserBucket (S3Bucket, S3Key) or a Url")
-    tags = tag_store.tag_specifications(params, {"import-image-task"}).get("import-image-task", {})
-    check_dry_run(params)
-    account = account_of(ctx)
-    task_id = ids.new_id("import-ami")
-    details = [{"DiskImageSize": 0.0, "Format": (declared or "").upper() or None, "Status": "active",
-                "UserBucket": {"S3Bucket": bucket, "S3Key": key}, "Description": container.get("Description")}]
-    async with ctx.app.db.transaction() as tx:
-        await tx.execute(
-            "INSERT INTO ec2_import_tasks (task_id, account_id, region, status, status_message, progress,"
-            " description, created_us, data) VALUES (?, ?, ?, 'active', 'pending', '2', ?, ?, ?)",
-            (task_id, account, ctx.region, params.get("Description"), now_us(ctx),
-             json.dumps({"snapshot_details": details, "architecture": params.get("Architecture") or "x86_64"})))
-        await tag_store.write_tags(tx, account, ctx.region, task_id, "import-image-task", tags)
-    ctx.state.spawn(_run_import(ctx, task_id, bucket, key, fmt, params.get("Description")))
-    row = await ctx.app.db.fetchone("SELECT * FROM ec2_import_tasks WHERE task_id = ?", (task_id,))
-    item = _task_item(row, tags)
-    item.pop("BootMode", None)
-    return item
-
-
-async def _set_task(db: Any, task_id: str, **columns: Any) -> None:
-    assignments = ", ".join(f"{k} = ?" for k in columns)
-    async with db.transaction() as tx:
-        await tx.execute(f"UPDATE ec2_import_tasks SET {assignments} WHERE task_id = ?",
-                         (*columns.values(), task_id))
-
-
-async def _run_import(ctx: Any, task_id: str, bucket: str, key: str, fmt: str | None,
-                      description: str | None) -> None:
-    db = ctx.app.db
-    try:
-        async with object_file(ctx, bucket, key) as path:
-            await _set_task(db, task_id, status_message="converting", progress="30")
-            kind, fmt = await _source_kind(path, fmt)
-            if kind != "disk":
-                raise InvalidParameter(f"s3://{bucket}/{key} is a {kind}, not a disk image")
-            image_id = await _register(ctx, name=task_id, kind="disk", boot={}, location=f"{bucket}/{key}",
-                                       tags={}, description=description)
-            await build_image(db, ctx.app.config, image_id, path, "disk", fmt)
-            size = os.path.getsize(path)
-        image = await db.fetchone("SELECT state, state_reason, size_bytes FROM ec2_images WHERE image_id = ?",
-                                  (image_id,))
-        if image["state"] != "available":
-            raise InvalidParameter(image["state_reason"] or "the disk could not be converted")
-        row = await db.fetchone("SELECT data FROM ec2_import_tasks WHERE task_id = ?", (task_id,))
-        data = json.loads(row["data"])
-        for detail in data.get("snapshot_details") or []:
-            detail.update({"Status": "completed", "DiskImageSize": float(size),
-                           "Format": (fmt or "").upper(), "DeviceName": "/dev/sda1"})
-        await _set_task(db, task_id, status="completed", status_message=None, progress=None,
-                        image_id=image_id, data=json.dumps(data))
-    except Exception as exc:  # noqa: BLE001 (the task records why it failed)
-        message = getattr(exc, "message", None) or str(exc)
-        await _set_task(db, task_id, status="deleted", status_message=f"ClientError: {message}"[:250],
-                        progress=None)
-
-
-async def describe_import_image_tasks(ctx: Any, params: dict) -> dict:
-    check_dry_run(params)
-    max_results = check_max_results(params, 1, 500)
-    account = account_of(ctx)
-    rows = await ctx.app.db.fetchall(
-        "SELECT * FROM ec2_import_tasks WHERE account_id = ? AND region = ?", (account, ctx.region))
-    wanted = params.get("ImportTaskIds") or []
-    for task_id in wanted:
-        if not ids.is_valid(task_id, "import-ami"):
-            raise InvalidConversionTaskIdMalformed(f"The import task ID '{task_id}' is malformed")
-        if not any(row["task_id"] == task_id for row in rows):
-            raise InvalidConversionTaskId(f"The import task ID '{task_id}' does not exist")
-    if wanted:
-        rows = [row for row in rows if row["task_id"] in wanted]
-    tags = await tag_store.tags_of(ctx.app.db, account, [row["task_id"] for row in rows])
-    items = [_task_item(row, tags[row["task_id"]]) for row in rows]
-    items = apply_filters(items, params.get("Filters"), {
-        "task-state": lambda t: t["Status"],
-        "import-task-id": lambda t: t["ImportTaskId"],
-    }, tags=lambda t: tags[t["ImportTaskId"]])
-    page, token = paginate(items, lambda t: t["ImportTaskId"], max_results, params.get("NextToken"),
-                           minimum=1, maximum=500)
-    return {"ImportImageTasks": page, "NextToken": token}

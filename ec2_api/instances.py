@@ -15,7 +15,8 @@ import secrets
 import sqlite3
 from typing import Any
 
-from ec2_api import block_device_mappings, ids, images, instance_store, instance_types, key_pairs, tag_store, vpc
+from ec2_api import (block_device_mappings, ids, images, instance_store, instance_types, key_pairs,
+                     launch_templates, tag_store, vpc)
 from ec2_api.account_attributes import max_instances
 from ec2_api.common import account_of, check_max_results, from_us, now_us
 from ec2_api.errors import (IdempotentParameterMismatch, InstanceLimitExceeded, InsufficientInstanceCapacity,
@@ -115,6 +116,7 @@ def params_hash(params: dict) -> str:
 async def run_instances(ctx: Any, params: dict) -> dict:
     db, config = ctx.app.db, ctx.app.config
     account = account_of(ctx)
+    params, template_tags = await launch_templates.launch_parameters(ctx, params)
     image_id = params.get("ImageId")
     if not image_id:
         raise MissingParameter("The request must contain the parameter ImageId")
@@ -150,6 +152,8 @@ async def run_instances(ctx: Any, params: dict) -> dict:
         raise InvalidParameterValue(f"Value ({behaviour}) for parameter instanceInitiatedShutdownBehavior is invalid.")
     root, extra_volumes = await block_device_mappings.plan_launch(ctx, params, image)
     tags = tag_store.tag_specifications(params, {"instance", "volume", "network-interface"})
+    if template_tags:
+        tags["instance"] = {**tags.get("instance", {}), **template_tags}
     boot = await _boot(ctx, params, image)
     launch = await instance_network.plan(ctx, params)
     network, subnet, address, groups = launch.network, launch.subnet, launch.address, launch.groups

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from ec2_api import (account_attributes, ebs_store, ebs_sweep, image_import, image_snapshots, images,
-                     instance_actions, instance_types, instances, key_pairs, regions, snapshots, tags,
-                     volume_attachments, volumes, vpc)
+                     import_tasks, instance_actions, instance_types, instances, key_pairs, launch_templates,
+                     regions, snapshots, tags, volume_attachments, volumes, vpc)
 from ec2_api.lifecycle import Lifecycle
-from storage import usage
+from storage import parameters, usage
 from storage.ec2_schema import SCHEMA
 from ec2_api import network_operations, network_sync  # noqa: E402 (VPCs, security groups, addresses ...)
 
@@ -43,8 +43,18 @@ OPERATIONS = {
     "DescribeImageAttribute": images.describe_image_attribute,
     "ModifyImageAttribute": images.modify_image_attribute,
     "CreateImage": image_snapshots.create_image,
-    "ImportImage": image_import.import_image,
-    "DescribeImportImageTasks": image_import.describe_import_image_tasks,
+    "ImportImage": import_tasks.import_image,
+    "DescribeImportImageTasks": import_tasks.describe_import_image_tasks,
+    "CancelImportTask": import_tasks.cancel_import_task,
+    # launch templates
+    "CreateLaunchTemplate": launch_templates.create_launch_template,
+    "CreateLaunchTemplateVersion": launch_templates.create_launch_template_version,
+    "DescribeLaunchTemplates": launch_templates.describe_launch_templates,
+    "DescribeLaunchTemplateVersions": launch_templates.describe_launch_template_versions,
+    "ModifyLaunchTemplate": launch_templates.modify_launch_template,
+    "DeleteLaunchTemplate": launch_templates.delete_launch_template,
+    "DeleteLaunchTemplateVersions": launch_templates.delete_launch_template_versions,
+    "GetLaunchTemplateData": launch_templates.get_launch_template_data,
     # key pairs
     "CreateKeyPair": key_pairs.create_key_pair,
     "ImportKeyPair": key_pairs.import_key_pair,
@@ -85,6 +95,9 @@ async def open_state(app: Any, *, housekeeping: bool = True) -> Lifecycle:
     await app.db.migrate(usage.SCHEMA)
     await app.db.migrate(SCHEMA)
     await app.db.migrate(ebs_store.SCHEMA)
+    for schema in (launch_templates.SCHEMA, parameters.SCHEMA):
+        await app.db.migrate(schema)
+    await import_tasks.recover(app.db, app.config)
     lifecycle = Lifecycle(app.db, app.config, app.backend, app.clock)
     await network_sync.open_network(app, lifecycle, background=housekeeping)   # lifecycle.network
     await ebs_sweep.sweep(lifecycle)

@@ -13,6 +13,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
+from gateway import image_commands
 from gateway.accounts import AccountService
 from gateway.config import DEFAULT_REGION, ConfigError, load_config
 from storage import accounts as account_rows
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "flags so that `make run ARGS=...` can pass the same to both")
     _serve_args(tiny)
     tiny.add_argument("--if-missing", action="store_true", help="keep an image registered already")
+    image_commands.add_parser(image_cmds, _serve_args)
 
     net = commands.add_parser("net", help="the instance network's namespaces (root)")
     net_cmds = net.add_subparsers(dest="net_command", required=True)
@@ -107,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_with_accounts(args.data_dir, lambda svc: credentials(svc, args)))
         if args.command == "image":
             config = _serve_config(args)
-            return asyncio.run(_with_accounts(config.data_dir, lambda svc: build_tiny(svc, config, args)))
+            action = image_commands.import_image_file if args.image_command == "import" else build_tiny
+            return asyncio.run(_with_accounts(config.data_dir, lambda svc: action(svc, config, args)))
         if args.command == "net":
             from backend.network import namespace
             if args.net_command == "destroy":

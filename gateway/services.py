@@ -16,6 +16,7 @@ PROTOCOLS = {
     "sts": ("sts", "query"),
     "ce": ("ce", "json"),
     "cur": ("cur", "json"),
+    "ssm": ("ssm", "json"),
 }
 
 _SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
@@ -82,6 +83,8 @@ def unsigned_service(request: web.Request) -> str:
         return "ce"
     if target.startswith("AWSOrigamiServiceGatewayService."):
         return "cur"
+    if target.startswith("AmazonSSM."):
+        return "ssm"
     raw_query = request.raw_path.partition("?")[2]
     content_type = request.headers.get("Content-Type", "")
     if re.search(r"(?:^|&)Action=", raw_query) or (

@@ -1,8 +1,8 @@
 """Images: the tiny image, visibility and launch permissions across accounts, CreateImage from an
-instance, RegisterImage / ImportImage from (stand-in) S3 objects through the conversion path."""
+instance, a local file
+registered for the CLI (S3 uploads: tests/ec2/test_image_import.py)."""
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -10,13 +10,11 @@ import subprocess
 import pytest
 
 from ec2_api import errors
-from ec2_api.image_import import (create_image, describe_import_image_tasks, import_image, register_image,
-                                  register_image_file)
+from ec2_api.image_import import create_image, register_image_file
 from ec2_api.images import (AuthFailure, deregister_image, describe_image_attribute, describe_images,
                             find_tiny_image, modify_image_attribute, register_tiny_image)
 from ec2_api.instance_actions import terminate_instances
 from ec2_api.instances import run_instances
-from storage import objects as storage_objects
 from tests.ec2.conftest import ADMIN, ALICE, BOB
 from tests.ec2.helpers import wire
 
@@ -128,89 +126,8 @@ async def test_create_image_share_and_deregister(env, tiny_image):
     assert not os.path.exists(folder)
 
 
-def fake_object_store(objects: dict, owner: str):
-    """What ``storage.objects.object_file`` is to provide: a readable file per (bucket, key) for an
-    account that may read it."""
-    @contextlib.asynccontextmanager
-    async def object_file(db, config, *, bucket, key, account_id):
-        if (bucket, key) not in objects:
-            raise LookupError(f"{bucket}/{key}")
-        if account_id != owner:
-            raise PermissionError(f"{bucket}/{key}")
-        yield objects[(bucket, key)]
-    return object_file
-
-
 def make_disk(path, fmt: str, size: str = "8M") -> None:
     subprocess.run(["qemu-img", "create", "-q", "-f", fmt, str(path), size], check=True)
-
-
-@needs_qemu_img
-async def test_register_image_from_s3_objects(env, tmp_path, monkeypatch):
-    objects = {("uploads", "disk.vmdk"): tmp_path / "disk.vmdk", ("uploads", "vmlinuz"): tmp_path / "vmlinuz",
-               ("uploads", "initrd.gz"): tmp_path / "initrd.gz"}
-    make_disk(objects[("uploads", "disk.vmdk")], "vmdk")
-    kernel = bytearray(0x400)
-    kernel[0x202:0x206] = b"HdrS"
-    objects[("uploads", "vmlinuz")].write_bytes(bytes(kernel))
-    objects[("uploads", "initrd.gz")].write_bytes(b"\x1f\x8b\x08" + b"\0" * 64)
-
-    objects = {k: str(v) for k, v in objects.items()}
-    monkeypatch.setattr(storage_objects, "object_file", fake_object_store(objects, owner=ALICE), raising=False)
-    kernel_id = (await register_image(env.ctx(), {"Name": "kernel-6.1", "ImageLocation": "uploads/vmlinuz"}))["ImageId"]
-    ramdisk_id = (await register_image(env.ctx(), {"Name": "initrd-6.1", "ImageLocation": "s3://uploads/initrd.gz"}))["ImageId"]
-    assert kernel_id.startswith("aki-") and ramdisk_id.startswith("ari-")
-    await env.settle()
-    out = await register_image(env.ctx(), {"Name": "my-disk", "ImageLocation": "uploads/disk.vmdk",
-                                           "KernelId": kernel_id, "RamdiskId": ramdisk_id})
-    wire("RegisterImage", out)
-    await env.settle()
-    (image,) = await images_of(env, ImageIds=[out["ImageId"]])
-    assert image["State"] == "available" and image["KernelId"] == kernel_id and image["ImageType"] == "machine"
-    types = {i["ImageId"]: i["ImageType"] for i in await images_of(env, Owners=["self"])}
-    assert types[kernel_id] == "kernel" and types[ramdisk_id] == "ramdisk"
-    instance_id = await launch(env, out["ImageId"])
-    spec = await env.spec(instance_id)
-    assert spec.kernel.endswith(f"{kernel_id}/kernel") and spec.initrd.endswith(f"{ramdisk_id}/ramdisk")
-    assert spec.cmdline == "console=ttyS0 root=/dev/vda rw"
-    with pytest.raises(errors.InvalidParameter):
-        await register_image(env.ctx(), {"Name": "missing", "ImageLocation": "uploads/nothing"})
-    with pytest.raises(errors.InvalidParameter):   # Bob may not read Alice's upload
-        await register_image(env.ctx(BOB), {"Name": "stolen", "ImageLocation": "uploads/disk.vmdk"})
-    # an upload that points at a host file through a backing file is refused
-    sneaky = tmp_path / "sneaky.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", "/etc/hostname", str(sneaky)],
-                   check=True)
-    objects[("uploads", "sneaky.qcow2")] = str(sneaky)
-    sneaky_id = (await register_image(env.ctx(), {"Name": "sneaky", "ImageLocation": "uploads/sneaky.qcow2"}))["ImageId"]
-    await env.settle()
-    (image,) = await images_of(env, ImageIds=[sneaky_id])
-    assert image["State"] == "failed" and "refers to other files" in image["StateReason"]["Message"]
-    assert not os.path.exists(os.path.join(env.config.data_dir, "images", sneaky_id))
-
-
-@needs_qemu_img
-async def test_import_image_tasks(env, tmp_path, monkeypatch):
-    disk = tmp_path / "disk.vhd"
-    make_disk(disk, "vpc")
-
-    monkeypatch.setattr(storage_objects, "object_file", fake_object_store(
-        {("uploads", "disk.vhd"): str(disk)}, owner=ALICE), raising=False)
-    out = await import_image(env.ctx(), {"DiskContainers": [{"Format": "VHD", "UserBucket": {
-        "S3Bucket": "uploads", "S3Key": "disk.vhd"}}], "Description": "from vhd"})
-    wire("ImportImage", out)
-    assert out["Status"] == "active" and out["ImportTaskId"].startswith("import-ami-")
-    failed = await import_image(env.ctx(), {"DiskContainers": [{"Url": "s3://uploads/missing.vhd"}]})
-    await env.settle()
-    tasks = await describe_import_image_tasks(env.ctx(), {"ImportTaskIds": [out["ImportTaskId"]]})
-    wire("DescribeImportImageTasks", tasks)
-    (task,) = tasks["ImportImageTasks"]
-    assert task["Status"] == "completed" and task["ImageId"].startswith("ami-")
-    (image,) = await images_of(env, ImageIds=[task["ImageId"]])
-    assert image["State"] == "available"
-    (task,) = (await describe_import_image_tasks(env.ctx(), {"ImportTaskIds": [failed["ImportTaskId"]]}))["ImportImageTasks"]
-    assert task["Status"] == "deleted" and "s3://uploads/missing.vhd does not exist" in task["StatusMessage"]
-    assert (await describe_import_image_tasks(env.ctx(BOB), {}))["ImportImageTasks"] == []
 
 
 @needs_qemu_img
