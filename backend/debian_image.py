@@ -116,6 +116,17 @@ preserve_hostname: false
 manage_etc_hosts: localhost
 ssh_deletekeys: true
 ssh_genkeytypes: [rsa, ecdsa, ed25519]
+locale: C.UTF-8
+# The modules of Debian's cloud.cfg that have something to act on in this image (no snap, lxd,
+# puppet, chef, salt, landscape, byobu, rsyslog, grub, locales): each module costs its import,
+# which is slow under TCG.
+cloud_init_modules: [migrator, seed_random, bootcmd, write-files, growpart, resizefs, disk_setup,
+  mounts, set_hostname, update_hostname, update_etc_hosts, ca-certs, users-groups, ssh]
+cloud_config_modules: [locale, set-passwords, apt-pipelining, apt-configure, ntp, timezone,
+  disable-ec2-metadata, runcmd]
+cloud_final_modules: [package-update-upgrade-install, write-files-deferred, scripts-vendor,
+  scripts-per-once, scripts-per-boot, scripts-per-instance, scripts-user, ssh-authkey-fingerprints,
+  keys-to-console, phone-home, final-message, power-state-change]
 """
 
 
@@ -151,6 +162,7 @@ def rootfs_files(partuuid: str, user: str = DEFAULT_USER) -> dict[str, tuple[str
         "/etc/hostname": ("localhost\n", 0o644),
         "/etc/hosts": ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                        "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n", 0o644),
+        "/etc/default/locale": ("LANG=C.UTF-8\n", 0o644),   # cloud-init's locale needs no locale-gen
         "/etc/machine-id": ("", 0o444),   # systemd makes one per instance at first boot
     }
 
@@ -280,7 +292,7 @@ def _build(out_dir: str, work: str, suite: str, mirror: str, say: Progress) -> d
     started = time.monotonic()
 
     def step(n: int, message: str) -> None:
-        say(f"[{time.monotonic() - started:6.1f}s] {n}/5 {message}")
+        say(f"[{time.monotonic() - started:6.1f}s] {n}/4 {message}")
 
     partuuid, disk_id, fs_uuid = (str(uuid.uuid4()) for _ in range(3))
     early, late, rootfs = (os.path.join(work, d) for d in ("early", "late", "rootfs"))
@@ -295,22 +307,11 @@ def _build(out_dir: str, work: str, suite: str, mirror: str, say: Progress) -> d
     os.makedirs(staging)
     kernel = _take_kernel(rootfs, staging)
     packages = _package_versions(rootfs, ["cloud-init", "systemd", "openssh-server", KERNEL_PACKAGE])
-    step(3, "ext4 root filesystem (mkfs.ext4 -d)")
-    start, size = partition_layout()
-    part = os.path.join(work, "root.ext4")
-    _run(mkfs_argv(rootfs, part, size * SECTOR, fs_uuid))
+    step(3, "ext4 root filesystem (mkfs.ext4 -d), GPT disk (sfdisk), qcow2 (qemu-img convert)")
+    assemble_disk(rootfs, os.path.join(staging, "disk.qcow2"), work, partuuid=partuuid, disk_id=disk_id,
+                  fs_uuid=fs_uuid)
     shutil.rmtree(rootfs, ignore_errors=True)
-    step(4, "GPT disk (sfdisk) and qcow2 (qemu-img convert)")
-    raw = os.path.join(work, "disk.raw")
-    with open(raw, "wb") as f:
-        f.truncate(DISK_BYTES)
-    _run(["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", raw],
-         stdin=sfdisk_script(partuuid, disk_id))
-    _copy_sparse(part, raw, start * SECTOR)
-    os.unlink(part)
-    _run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, os.path.join(staging, "disk.qcow2")])
-    os.unlink(raw)
-    step(5, "finishing")
+    step(4, "finishing")
     os.makedirs(final, exist_ok=True)
     names = {"disk": "disk.qcow2", "kernel": os.path.basename(kernel["kernel"]), "initrd": "initrd.img"}
     for name in names.values():
@@ -328,8 +329,32 @@ def _build(out_dir: str, work: str, suite: str, mirror: str, say: Progress) -> d
         "recipe": recipe_hash(suite, mirror), "build_seconds": round(time.monotonic() - started, 1),
     }
     _atomic_write(os.path.join(final, "manifest.json"), json.dumps(manifest, indent=1).encode())
-    step(5, f"done: {manifest['disk']} ({manifest['disk_bytes'] / 2**20:.0f} MiB)")
+    step(4, f"done: {manifest['disk']} ({manifest['disk_bytes'] / 2**20:.0f} MiB)")
     return manifest
+
+
+def assemble_disk(rootfs: str, qcow2: str, work: str, *, partuuid: str, disk_id: str, fs_uuid: str,
+                  disk_bytes: int = DISK_BYTES) -> None:
+    """``rootfs`` as partition 1 (ext4) of a GPT disk of ``disk_bytes``, written as ``qcow2``;
+    no loop device, no mount: mkfs.ext4 -d into a file, sfdisk onto a sparse file, a copy at the
+    partition's offset, qemu-img convert."""
+    start, size = partition_layout(disk_bytes)
+    part = os.path.join(work, "root.ext4")
+    raw = os.path.join(work, "disk.raw")
+    try:
+        _run(mkfs_argv(rootfs, part, size * SECTOR, fs_uuid))
+        with open(raw, "wb") as f:
+            f.truncate(disk_bytes)
+        _run(["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", raw],
+             stdin=sfdisk_script(partuuid, disk_id, disk_bytes))
+        _copy_sparse(part, raw, start * SECTOR)
+        os.unlink(part)
+        _run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, qcow2 + ".tmp"])
+        os.replace(qcow2 + ".tmp", qcow2)
+    finally:
+        for path in (part, raw, qcow2 + ".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 def _take_kernel(rootfs: str, staging: str) -> dict:

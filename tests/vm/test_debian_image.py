@@ -127,6 +127,11 @@ def test_debian_image_runs_cloud_init_from_nimbo_metadata(debian_cloud):
     lines = _lines(text)
     assert "done" in lines, f"the user data did not run:\n{text[-4000:]}"
     print(f"\nRunInstances -> user-data done {done_at:.1f}s, -> cloud-init finished {finished_at:.1f}s")
+    for stage in re.findall(r"Cloud-init v\. \S+ (?:running '[\w:-]+'|finished) .*?(?:Up|Datasource) [^\n]*", text):
+        print("  " + stage)
+    if os.environ.get("NIMBO_DEBIAN_CONSOLE"):
+        with open(os.environ["NIMBO_DEBIAN_CONSOLE"], "w") as fh:
+            fh.write(text)
 
     # the Ec2 datasource was chosen (by ds-identify, from the SMBIOS uuid/serial) and crawled IMDS
     assert lines["instance-id"] == instance_id
