@@ -300,7 +300,7 @@ def _build(out_dir: str, work: str, suite: str, mirror: str, say: Progress) -> d
     _write_tree(late, rootfs_files(partuuid))
     step(1, f"mmdebstrap {suite}: {len(PACKAGES)} packages and their dependencies from {mirror}")
     _run_streaming(mmdebstrap_argv(suite, rootfs, os.path.join(out_dir, "debs"), early, late, mirror),
-                   lambda line: step(1, line))
+                   lambda line: step(1, line if len(line) <= 120 else line[:117] + "..."))
     step(2, "kernel and initramfs")
     final = os.path.join(out_dir, suite)
     staging = os.path.join(work, "out")

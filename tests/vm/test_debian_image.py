@@ -6,7 +6,7 @@ default ``.cache/debian-image`` in the repository), register it with ``nimbo ima
 data, and read on GetConsoleOutput that cloud-init found Nimbo's metadata service through the Ec2
 datasource (SMBIOS uuid and serial starting with ``ec2``): it set the hostname from
 ``local-hostname``, installed the key pair's key for ``admin``, grew the root partition and
-filesystem (growpart + resize2fs), and ran the user data once.
+filesystem (growpart + resize2fs), and ran the user data once (not again after a reboot).
 
 Skipped when the build cannot run here (not root, mmdebstrap/sfdisk/QEMU missing) and no cached
 build exists.
@@ -129,9 +129,6 @@ def test_debian_image_runs_cloud_init_from_nimbo_metadata(debian_cloud):
     print(f"\nRunInstances -> user-data done {done_at:.1f}s, -> cloud-init finished {finished_at:.1f}s")
     for stage in re.findall(r"Cloud-init v\. \S+ (?:running '[\w:-]+'|finished) .*?(?:Up|Datasource) [^\n]*", text):
         print("  " + stage)
-    if os.environ.get("NIMBO_DEBIAN_CONSOLE"):
-        with open(os.environ["NIMBO_DEBIAN_CONSOLE"], "w") as fh:
-            fh.write(text)
 
     # the Ec2 datasource was chosen (by ds-identify, from the SMBIOS uuid/serial) and crawled IMDS
     assert lines["instance-id"] == instance_id
@@ -144,3 +141,23 @@ def test_debian_image_runs_cloud_init_from_nimbo_metadata(debian_cloud):
     assert int(lines["root-part-bytes"]) > 2.9 * 2**30
     assert int(lines["root-fs-bytes"]) > 2.7 * 2**30
     assert text.count(f"{PREFIX} done") == 1
+
+    # user data runs once per instance: not again after a reboot (the ext4 journal commits every
+    # 5 s and RebootInstances is a hard reset here, so let cloud-init's semaphores reach the disk)
+    time.sleep(6)
+    rebooted = time.monotonic()
+    ec2.reboot_instances(InstanceIds=[instance_id])
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while time.monotonic() < deadline:
+        text = console(ec2, instance_id)
+        if len(re.findall(r"Cloud-init v\. \S+ finished at", text)) >= 2:
+            break
+        time.sleep(2)
+    else:
+        raise AssertionError(f"cloud-init did not finish after the reboot:\n{text[-4000:]}")
+    print(f"RebootInstances -> cloud-init finished {time.monotonic() - rebooted:.1f}s")
+    if os.environ.get("NIMBO_DEBIAN_CONSOLE"):   # for a look at the boot's timeline
+        with open(os.environ["NIMBO_DEBIAN_CONSOLE"], "w") as fh:
+            fh.write(text)
+    assert text.count(f"{PREFIX} done") == 1, text[-4000:]
+    assert _lines(text)["instance-id"] == instance_id
