@@ -49,6 +49,7 @@ from backend.tiny_image import extract_vmlinux, has_pvh_note
 RECIPE_VERSION = 1
 DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 RELEASES = {"bullseye": "11", "bookworm": "12", "trixie": "13"}
 KERNEL_PACKAGE = "linux-image-cloud-amd64"   # virtio-only cloud kernel: smaller, boots faster
 PACKAGES = [
@@ -185,6 +186,17 @@ CUSTOMIZE_COMMANDS = [
 ]
 
 
+def apt_sources(suite: str, mirror: str = DEFAULT_MIRROR) -> list[str]:
+    """The image's apt sources, as Debian's cloud images have them: a release also gets its
+    -updates and -security suites, so that the image is built with the security fixes (and
+    ``apt-get upgrade`` in an instance finds the next ones). mmdebstrap writes them into the
+    image's /etc/apt/sources.list."""
+    lines = [f"deb {mirror} {suite} main"]
+    if suite in RELEASES:
+        lines += [f"deb {mirror} {suite}-updates main", f"deb {SECURITY_MIRROR} {suite}-security main"]
+    return lines
+
+
 def mmdebstrap_argv(suite: str, rootfs: str, debs: str, early_dir: str, late_dir: str,
                     mirror: str = DEFAULT_MIRROR, packages: Optional[list[str]] = None) -> list[str]:
     """The mmdebstrap command: the apt variant plus ``packages`` (no recommends), with the
@@ -201,7 +213,7 @@ def mmdebstrap_argv(suite: str, rootfs: str, debs: str, early_dir: str, late_dir
         f"--customize-hook=sync-in {late_dir} /",
         *[f"--customize-hook={c}" for c in customize],
         f"--customize-hook=sync-out /var/cache/apt/archives {debs}",
-        suite, rootfs, mirror,
+        suite, rootfs, *apt_sources(suite, mirror),
     ]
 
 
@@ -230,7 +242,7 @@ def mkfs_argv(rootfs: str, image: str, size_bytes: int, fs_uuid: str) -> list[st
 
 
 def recipe_hash(suite: str, mirror: str = DEFAULT_MIRROR) -> str:
-    h = hashlib.sha256(f"{RECIPE_VERSION} {suite} {mirror} {PACKAGES} {CUSTOMIZE_COMMANDS} "
+    h = hashlib.sha256(f"{RECIPE_VERSION} {apt_sources(suite, mirror)} {PACKAGES} {CUSTOMIZE_COMMANDS} "
                        f"{CMDLINE_TEMPLATE} {DISK_BYTES} {INITRAMFS_MODULES}".encode())
     for files in (rootfs_files("P"), early_files()):
         for path, (content, mode) in sorted(files.items()):

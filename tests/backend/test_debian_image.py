@@ -56,7 +56,10 @@ def test_kernel_cmdline_boots_the_partition_on_the_serial_console():
 def test_mmdebstrap_command_line():
     argv = di.mmdebstrap_argv("bookworm", "/w/rootfs", "/c/debs", "/w/early", "/w/late")
     assert argv[0] == "mmdebstrap" and "--mode=unshare" in argv and "--variant=apt" in argv
-    assert argv[-3:] == ["bookworm", "/w/rootfs", di.DEFAULT_MIRROR]
+    assert argv[-5:] == ["bookworm", "/w/rootfs", "deb http://deb.debian.org/debian bookworm main",
+                         "deb http://deb.debian.org/debian bookworm-updates main",
+                         "deb http://deb.debian.org/debian-security bookworm-security main"]
+    assert di.apt_sources("sid") == ["deb http://deb.debian.org/debian sid main"]
     include = next(a for a in argv if a.startswith("--include=")).split("=", 1)[1].split(",")
     for package in ("linux-image-cloud-amd64", "systemd-sysv", "openssh-server", "cloud-init",
                     "cloud-guest-utils", "e2fsprogs", "sudo", "isc-dhcp-client"):
