@@ -79,3 +79,12 @@ async def test_bad_suite_is_refused_before_building(env, fake_build):
     with pytest.raises(debian_image.DebianImageError):
         await builtin_images.build_debian(env.db, env.config, suite="../etc")
     assert fake_build == []
+
+
+def test_cli_reports_a_build_that_cannot_run(tmp_path):
+    import subprocess   # noqa: PLC0415
+    import sys   # noqa: PLC0415
+    out = subprocess.run([sys.executable, "-m", "gateway.cli", "image", "build-debian", "--data-dir",
+                          str(tmp_path / "data"), "--suite", "../etc"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stdout == ""
+    assert "the Debian image could not be built: invalid Debian suite '../etc'" in out.stderr
