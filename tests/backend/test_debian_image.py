@@ -156,3 +156,33 @@ def test_assemble_disk_without_loop_devices(tmp_path):
     out = subprocess.run(["debugfs", "-R", "cat /etc/hostname", f"{raw}?offset={2048 * 512}"],
                          capture_output=True, text=True)
     assert out.stdout == "localhost\n", out.stderr
+
+
+def test_a_build_sweeps_what_a_crashed_build_left_and_cleans_up_when_it_fails(tmp_path, monkeypatch):
+    stale = tmp_path / "build-crashed"
+    (stale / "rootfs").mkdir(parents=True)
+    monkeypatch.setattr(di.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(di, "missing_tools", lambda: [])
+    seen = []
+
+    def failing_build(out_dir, work, suite, mirror, say):
+        seen.append(sorted(os.listdir(out_dir)))
+        (tmp_path / "bookworm").mkdir()
+        raise di.DebianImageError("mmdebstrap failed (1): E: something")
+
+    monkeypatch.setattr(di, "_build", failing_build)
+    with pytest.raises(di.DebianImageError):
+        di.build_debian_image(str(tmp_path))
+    assert "build-crashed" not in seen[0] and any(n.startswith("build-") for n in seen[0])
+    assert not any(n.startswith("build-") for n in os.listdir(tmp_path))
+    assert di.cached_manifest(str(tmp_path)) is None
+
+
+def test_a_build_that_cannot_run_says_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(di.os, "geteuid", lambda: 1000)
+    with pytest.raises(di.DebianImageError, match="needs root"):
+        di.build_debian_image(str(tmp_path))
+    monkeypatch.setattr(di.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(di, "missing_tools", lambda: ["mmdebstrap"])
+    with pytest.raises(di.DebianImageError, match="missing tools: mmdebstrap"):
+        di.build_debian_image(str(tmp_path))
