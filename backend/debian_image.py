@@ -20,8 +20,9 @@ The files Nimbo adds (cloud-init settings as Debian's cloud images have them, ne
 initramfs settings) are listed by ``rootfs_files`` and unit tested without a build.
 
 Cache and crash story: everything lives in ``out_dir``: ``debs/`` keeps the downloaded packages
-(a rebuild downloads nothing), ``<suite>/`` the finished files and ``manifest.json``, written last
-and only after every file is in place (renamed from temporaries). A build works in
+(a rebuild downloads nothing), ``<suite>/`` the finished files and ``manifest.json``, which is
+removed before the files are replaced (renamed from temporaries) and written after all are in
+place, so a manifest never describes a mix of two builds. A build works in
 ``out_dir/build-*`` and deletes it when it ends, fails or is interrupted; a build that died
 (SIGKILL, power loss) leaves such a folder, which the next build removes first. A lock file
 serialises concurrent builds of the same ``out_dir``. A manifest whose recipe (packages, files,
@@ -325,6 +326,8 @@ def _build(out_dir: str, work: str, suite: str, mirror: str, say: Progress) -> d
     shutil.rmtree(rootfs, ignore_errors=True)
     step(4, "finishing")
     os.makedirs(final, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):   # no manifest over a mix of old and new files
+        os.unlink(os.path.join(final, "manifest.json"))
     names = {"disk": "disk.qcow2", "kernel": os.path.basename(kernel["kernel"]), "initrd": "initrd.img"}
     for name in names.values():
         os.replace(os.path.join(staging, name), os.path.join(final, name))
