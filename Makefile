@@ -4,10 +4,11 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_RUN := qemu-system-x86 qemu-utils socat busybox-static iproute2 nftables dnsmasq-base dropbear-bin
-APT_TEST := $(APT_RUN) rclone s3cmd wrk awscli openssh-client
+APT_IMAGE := mmdebstrap fdisk lz4 e2fsprogs
+APT_TEST := $(APT_RUN) $(APT_IMAGE) rclone s3cmd wrk awscli openssh-client
 ARGS ?=
 
-.PHONY: run test setup setup-test apt-run apt-test bench conformance clean
+.PHONY: run test setup setup-test apt-run apt-test bench conformance clean debian-image
 
 run: setup
 	$(PY) -m gateway.cli image build-tiny --if-missing $(ARGS) || echo "warning: the tiny image could not be built; EC2 has no image to launch" >&2
@@ -37,6 +38,10 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
+
+debian-image: setup
+	@bash .ci/apt-ensure $(APT_IMAGE)
+	$(PY) -m gateway.cli image build-debian --if-missing $(ARGS)
 
 bench: setup-test
 	$(PY) -m bench.s3 $(ARGS)

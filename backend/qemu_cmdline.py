@@ -138,7 +138,8 @@ def build_command(spec: VMSpec, paths: VMPaths, accel: str = "tcg",
     if virtio_rng:
         argv += ["-device", "virtio-rng-pci"]
     if spec.smbios_uuid:
-        argv += ["-smbios", f"type=1,uuid={escape_opt(spec.smbios_uuid)}"]
+        # serial = uuid, as on EC2 Nitro: cloud-init identifies AWS only when both start with ec2
+        argv += ["-smbios", f"type=1,uuid={escape_opt(spec.smbios_uuid)},serial={escape_opt(spec.smbios_uuid)}"]
     if spec.kernel:
         argv += ["-kernel", spec.kernel]
         if spec.initrd:

@@ -417,26 +417,30 @@ async def _admin_account(db: Any) -> str:
     return row["account_id"]
 
 
-async def find_tiny_image(db: Any, region: str, owner: str | None = None) -> str | None:
-    """The newest available tiny image in the region, or None."""
+async def find_tiny_image(db: Any, region: str, owner: str | None = None, prefix: str = TINY_PREFIX) -> str | None:
+    """The newest available tiny image (or built-in image named ``prefix``...) in the region, or None."""
     await db.migrate(SCHEMA)
     owner = owner or await _admin_account(db)
     row = await db.fetchone(
         "SELECT image_id FROM ec2_images WHERE account_id = ? AND region = ? AND name LIKE ?"
-        " AND state = 'available' ORDER BY created_us DESC LIMIT 1", (owner, region, TINY_PREFIX + "%"))
+        " AND state = 'available' ORDER BY created_us DESC LIMIT 1", (owner, region, prefix + "%"))
     return row["image_id"] if row else None
 
 
 async def register_tiny_image(db: Any, config: Any, artifacts: dict, *, if_missing: bool = False,
-                              owner_account_id: str | None = None, now: dt.datetime | None = None) -> str:
+                              owner_account_id: str | None = None, now: dt.datetime | None = None,
+                              prefix: str = TINY_PREFIX,
+                              description: str = "Nimbo tiny Linux (busybox) for tests and demos") -> str:
     """Register the tiny image (``backend.tiny_image.build_tiny_image``'s kernel, initrd, disk and
     cmdline) as a public AMI of the admin account in every configured region; returns its id in
-    the default region. With ``if_missing``, an existing tiny image is kept and its id returned."""
+    the default region. With ``if_missing``, an existing tiny image is kept and its id returned.
+    Other built-in images (``backend.debian_image``) register through it with their own name
+    ``prefix`` and ``description``."""
     await db.migrate(SCHEMA)
     owner = owner_account_id or await _admin_account(db)
     regions = list(config.regions)
     if if_missing:
-        existing = {r: await find_tiny_image(db, r, owner) for r in regions}
+        existing = {r: await find_tiny_image(db, r, owner, prefix) for r in regions}
         if all(existing.values()):
             return existing[regions[0]]
     else:
@@ -448,13 +452,13 @@ async def register_tiny_image(db: Any, config: Any, artifacts: dict, *, if_missi
         if existing.get(region):
             result[region] = existing[region]
             continue
-        name = await _free_tiny_name(db, owner, region, now)
+        name = await _free_tiny_name(db, owner, region, now, prefix)
         image_id = ids.new_id("ami")
         folder = disks.images_dir(config, image_id)
         files = await asyncio.to_thread(_copy_artifacts, artifacts, folder, disk_info["format"])
         await insert_image(
             db, image_id=image_id, account_id=owner, region=region, name=name, state="available",
-            created_us=to_us(now), description="Nimbo tiny Linux (busybox) for tests and demos",
+            created_us=to_us(now), description=description,
             disk_path=files["disk"], disk_format=disk_info["format"], size_bytes=disk_info["virtual_size"],
             is_public=True, owner_alias=NIMBO_ALIAS,
             data={"boot": {"kernel": files.get("kernel"), "initrd": files.get("initrd"),
@@ -464,8 +468,8 @@ async def register_tiny_image(db: Any, config: Any, artifacts: dict, *, if_missi
     return result[regions[0]]
 
 
-async def _free_tiny_name(db: Any, owner: str, region: str, now: dt.datetime) -> str:
-    base = TINY_PREFIX + now.strftime("%Y%m%d")
+async def _free_tiny_name(db: Any, owner: str, region: str, now: dt.datetime, prefix: str = TINY_PREFIX) -> str:
+    base = prefix + now.strftime("%Y%m%d")
     name, counter = base, 1
     while await db.fetchone("SELECT 1 FROM ec2_images WHERE account_id = ? AND region = ? AND name = ?",
                             (owner, region, name)):

@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_args(tiny)
     tiny.add_argument("--if-missing", action="store_true", help="keep an image registered already")
     image_commands.add_parser(image_cmds, _serve_args)
+    debian = image_cmds.add_parser("build-debian", help="build a Debian cloud image with cloud-init "
+                                   "(mmdebstrap, as root; minutes) and register it as a public AMI")
+    _serve_args(debian)
+    debian.add_argument("--suite", default="bookworm", help="Debian suite (default bookworm)")
+    debian.add_argument("--if-missing", action="store_true", help="keep an image registered already")
+    debian.add_argument("--rebuild", action="store_true", help="rebuild even if a cached build exists")
 
     net = commands.add_parser("net", help="the instance network's namespaces (root)")
     net_cmds = net.add_subparsers(dest="net_command", required=True)
@@ -109,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_with_accounts(args.data_dir, lambda svc: credentials(svc, args)))
         if args.command == "image":
             config = _serve_config(args)
-            action = image_commands.import_image_file if args.image_command == "import" else build_tiny
+            builders = {"build-debian": build_debian, "import": image_commands.import_image_file}
+            action = builders.get(args.image_command, build_tiny)
             return asyncio.run(_with_accounts(config.data_dir, lambda svc: action(svc, config, args)))
         if args.command == "net":
             from backend.network import namespace
@@ -165,6 +172,19 @@ async def build_tiny(accounts: AccountService, config, args: argparse.Namespace)
     artifacts = await asyncio.to_thread(build_tiny_image, config.path("tiny-image"))
     image_id = await register_tiny_image(accounts.store.db, config, artifacts, if_missing=args.if_missing)
     print(image_id)
+    return 0
+
+
+async def build_debian(accounts: AccountService, config, args: argparse.Namespace) -> int:
+    from backend.debian_image import DebianImageError  # noqa: PLC0415
+    from ec2_api.builtin_images import build_debian as build  # noqa: PLC0415
+    await accounts.bootstrap()
+    try:
+        print(await build(accounts.store.db, config, suite=args.suite, if_missing=args.if_missing,
+                          force=args.rebuild, progress=lambda line: print(line, file=sys.stderr, flush=True)))
+    except DebianImageError as exc:
+        print(f"nimbo: the Debian image could not be built: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -38,7 +38,8 @@ def test_command_line_tcg():
     assert _opt(argv, "-smp") == ["2"] and _opt(argv, "-m") == ["512M"]
     assert _opt(argv, "-kernel") == ["/k/vmlinux"] and _opt(argv, "-initrd") == ["/k/initrd"]
     assert _opt(argv, "-append") == ["console=ttyS0 quiet"]
-    assert _opt(argv, "-smbios") == ["type=1,uuid=ec2e1916-9099-7caf-fd21-012345678901"]
+    assert _opt(argv, "-smbios") == ["type=1,uuid=ec2e1916-9099-7caf-fd21-012345678901,"
+                                     "serial=ec2e1916-9099-7caf-fd21-012345678901"]
     assert _opt(argv, "-pidfile") == ["/state/i-0abc/qemu.pid"]
     assert _opt(argv, "-qmp") == ["unix:/state/i-0abc/qmp.sock,server=on,wait=off"]
     assert _opt(argv, "-chardev") == ["file,id=con0,path=/state/i-0abc/console.log,append=on"]
