@@ -21,13 +21,29 @@ _LOWER_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole request body, refusing one larger than ``limit`` before reading it all."""
+    """The whole request body, refusing one larger than ``limit`` before reading it all.
+
+    ``StreamReader.read(n)`` hands out what has arrived so far (up to ``n``), not ``n`` bytes:
+    the body is read until its end, in as many reads as the network takes."""
     if request.content_length is not None and request.content_length > limit:
         raise errors.MaxMessageLengthExceeded()
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise errors.MaxMessageLengthExceeded()
-    return body
+    return await read_all(request.content, limit)
+
+
+async def read_all(stream: Any, limit: int) -> bytes:
+    """Every byte of ``stream`` (``async read(n)``, ``b''`` at its end); more than ``limit`` bytes
+    is MaxMessageLengthExceeded (raised as soon as the limit is passed)."""
+    pieces: list[bytes] = []
+    total = 0
+    while True:
+        piece = await stream.read(limit + 1 - total)
+        if not piece:
+            break
+        pieces.append(piece)
+        total += len(piece)
+        if total > limit:
+            raise errors.MaxMessageLengthExceeded()
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 def body_sha256(body: bytes) -> str:
