@@ -233,8 +233,10 @@ def _event_loop_runner():
 async def run_server(config, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
     from gateway.app import create_app  # noqa: PLC0415
+    from gateway.connections import handler_options  # noqa: PLC0415
     app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=False,
+                           **handler_options(config))
     await runner.setup()
     ssl_context = None
     if config.tls_cert:
