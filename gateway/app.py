@@ -32,6 +32,7 @@ from gateway.services import Service, accepted_regions, protocol_of, signing_ser
 from storage import accounts as account_rows
 from storage import usage
 from storage.db import Database
+from storage.space import SpaceGuard
 
 log = logging.getLogger("nimbo")
 access_log = logging.getLogger("nimbo.access")
@@ -246,7 +247,9 @@ async def _startup(app: web.Application) -> None:
     context: AppContext = app[APP_CONTEXT]
     config: Config = context.config
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
+    space = space_guard(config)   # before the database: a full disk must not stop start-up
     context.db = await Database.open(config.path("nimbo.db"))
+    context.db.space = space
     for schema in (account_rows.SCHEMA, usage.SCHEMA):
         await context.db.migrate(schema)
     store = account_rows.AccountStore(context.db)
@@ -265,6 +268,14 @@ async def _startup(app: web.Application) -> None:
     context.billing = await start_billing(context, deliver=report_delivery(context))
     with open(config.path("endpoint"), "w") as fh:  # written last: the server is ready
         fh.write(config.endpoint_url + "\n")
+
+
+def space_guard(config: Config) -> SpaceGuard:
+    """The data directory's free-space watermark and reserve (``storage.space``), started."""
+    guard = SpaceGuard(config.data_dir, int(config.storage_min_free_mib * (1 << 20)),
+                       int(config.storage_reserve_mib * (1 << 20)))
+    guard.start()
+    return guard
 
 
 async def _cleanup(app: web.Application) -> None:

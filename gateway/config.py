@@ -9,6 +9,8 @@ A config file looks like::
     max_instances = 20                    # EC2: instances per account and region (not terminated)
     host_vcpus = 64                       # EC2: the host's capacity (default: from the machine)
     host_memory_mib = 131072
+    storage_min_free_mib = 128            # refuse new data below this much free disk space
+    storage_reserve_mib = 32              # a file kept so deletes can commit on a full disk
     [regions]
     us-east-1 = ["us-east-1a", "us-east-1b", "us-east-1c"]
     eu-west-1 = ["eu-west-1a", "eu-west-1b"]
@@ -53,6 +55,8 @@ class Config:
     instance_stop_timeout: float = 60.0   # graceful stop before a forced one, seconds
     ec2_housekeeping_seconds: float = 60.0
     billing_interval_seconds: float = 60.0
+    storage_min_free_mib: float = 128.0   # new data refused below this free space (storage.space)
+    storage_reserve_mib: float = 32.0     # released when the disk fills, so deletes still commit
 
     @property
     def default_region(self) -> str:

@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import errno
 import hashlib
 import re
 from dataclasses import dataclass, field
 
 from s3_api import checksums
 from s3_api.chunked import AwsChunkedReader
-from s3_api.errors import (BadDigest, EntityTooLarge, IncompleteBody, InsufficientStorage,
-                           InvalidArgument, InvalidRequest, MissingContentLength,
-                           XAmzContentSHA256Mismatch)
+from s3_api.errors import (BadDigest, EntityTooLarge, IncompleteBody, InvalidArgument,
+                           InvalidRequest, MissingContentLength, XAmzContentSHA256Mismatch)
+from storage.space import StorageFull, is_out_of_space
 
 BLOCK = 1 << 20
 MAX_PUT_SIZE = 5 * 1024 ** 3
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SIGNED_STREAMING = {"STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"}
 _UNSIGNED_STREAMING = {"STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass
@@ -195,9 +193,12 @@ async def store(state, body, *, size: int | None, inline_ok: bool, declared: che
     lanes = None
     pieces: list[bytes] = []
     buffered = total = 0
+    space = getattr(blobs, "space", None)
+    if inline and space is not None:
+        space.check_room(size or 0)    # new data: refused below the free-space watermark
     try:
         if not inline:
-            writer = blobs.create()
+            writer = blobs.create(expected_size=size or 0)
             lanes = _Lanes(blobs, md5, others, writer)
         while True:
             data = await _read(body, BLOCK)
@@ -216,6 +217,8 @@ async def store(state, body, *, size: int | None, inline_ok: bool, declared: che
             else:
                 buffered += len(data)
             if buffered >= BLOCK:
+                if size is None and space is not None:
+                    space.check_room()     # an unsized body: the watermark as it grows
                 block, pieces, buffered = pieces, [], 0
                 await lanes.feed(block)
         if size is not None and total < size:
@@ -242,8 +245,8 @@ async def store(state, body, *, size: int | None, inline_ok: bool, declared: che
                 pass
         if writer is not None:
             await asyncio.shield(blobs.run(writer.abort))
-        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
-            raise InsufficientStorage() from exc
+        if is_out_of_space(exc) and not isinstance(exc, StorageFull):
+            raise StorageFull() from exc
         raise
     received = Received(total, md5.digest(), {c.algorithm: c.b64() for c in sums})
     if writer is None:

@@ -43,6 +43,7 @@ async def open_state(app) -> S3State:
     config = app.config
     data_dir = getattr(config, "data_dir", None) or config["data_dir"]
     blobs = BlobStore(os.path.join(data_dir, "blobs"))
+    blobs.space = getattr(app.db, "space", None)   # new data is checked against the watermark
     await blobs.run(blobs.setup)
     store = ObjectStore(app.db, blobs, _microseconds(app.clock))
     await store.open()
