@@ -3,6 +3,7 @@ operation's handler, encode its output. Errors propagate to ``gateway.app`` whic
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import urllib.parse
 from typing import Any
@@ -15,6 +16,7 @@ from gateway.protocols import json_protocol, query, rest_xml
 from gateway.protocols.models import service_model
 from gateway.services import Service
 
+log = logging.getLogger("nimbo")
 XML_CONTENT_TYPE = "text/xml;charset=UTF-8"
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _LOWER_HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -203,17 +205,23 @@ async def _write_rest_response(request: web.Request, encoded: Any, status: int |
         response.headers.add(name, value)
     for name, value in extra_headers.items():
         response.headers[name] = value
-    await response.prepare(request)
     sent = 0
     try:
+        await response.prepare(request)
         if request.method != "HEAD":
             async for chunk in body:
                 await response.write(chunk)
                 sent += len(chunk)
+        await response.write_eof()
+    except ConnectionError:    # the client hung up (aiohttp's ClientConnectionResetError too)
+        log.info("client abort: %s went away during %s %s after %d bytes of the body"
+                 " (request id %s)",
+                 request.remote, request.method, request.path, sent,
+                 extra_headers.get("x-amz-request-id", "-"))
+        response.client_aborted = True  # type: ignore[attr-defined]
     finally:
         close = getattr(body, "aclose", None)
         if close is not None:
             await close()
         response.body_length_sent = sent  # type: ignore[attr-defined]
-    await response.write_eof()
     return response
