@@ -24,6 +24,7 @@ from gateway.accounts import AccountService
 from gateway.auth.request import SignedRequest
 from gateway.auth.sigv4 import authenticate
 from gateway.config import Config
+from gateway.connection_limits import track_requests
 from gateway.context import AppContext, RequestContext, utc_now
 from gateway.internal import report_delivery
 from gateway.metering import S3_SERVICE, Meter, MeterBuffer, s3_request_tier
@@ -316,7 +317,7 @@ def create_app(config: Config, clock=None, services: dict[str, Service] | None =
     app[SERVICES] = services if services is not None else default_services()
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
-    route = app.router.add_route("*", "/{tail:.*}", handle)
+    route = app.router.add_route("*", "/{tail:.*}", track_requests(handle))
     app.router.resolve = _single_route(route)  # type: ignore[method-assign]
     return app
 

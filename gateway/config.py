@@ -11,6 +11,10 @@ A config file looks like::
     host_memory_mib = 131072
     storage_min_free_mib = 128            # refuse new data below this much free disk space
     storage_reserve_mib = 32              # a file kept so deletes can commit on a full disk
+    http_header_timeout = 20              # seconds for a request's headers (gateway.connection_limits)
+    http_body_timeout = 30                # seconds a request body (or a response) may stall
+    http_keepalive_timeout = 60           # seconds an idle connection is kept
+    http_max_connections = 1024           # open connections (bounded by the descriptor limit)
     [regions]
     us-east-1 = ["us-east-1a", "us-east-1b", "us-east-1c"]
     eu-west-1 = ["eu-west-1a", "eu-west-1b"]
@@ -57,6 +61,10 @@ class Config:
     billing_interval_seconds: float = 60.0
     storage_min_free_mib: float = 128.0   # new data refused below this free space (storage.space)
     storage_reserve_mib: float = 32.0     # released when the disk fills, so deletes still commit
+    http_header_timeout: float = 20.0     # connection limits: gateway.connection_limits
+    http_body_timeout: float = 30.0
+    http_keepalive_timeout: float = 60.0
+    http_max_connections: int = 1024
 
     @property
     def default_region(self) -> str:

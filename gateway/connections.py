@@ -45,4 +45,8 @@ def _reason(exc: HttpProcessingError) -> str:
 
 def handler_options(config: Any) -> dict[str, Any]:
     """Keyword arguments for aiohttp's ``AppRunner``/``Server`` (its request handler's)."""
-    return {"auto_decompress": False, "logger": ServerLog()}
+    options: dict[str, Any] = {"auto_decompress": False, "logger": ServerLog()}
+    keepalive = getattr(config, "http_keepalive_timeout", None)
+    if keepalive is not None:
+        options["keepalive_timeout"] = float(keepalive)
+    return options

@@ -2,6 +2,7 @@
 operation's handler, encode its output. Errors propagate to ``gateway.app`` which renders them."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -38,7 +39,10 @@ async def read_all(stream: Any, limit: int) -> bytes:
     pieces: list[bytes] = []
     total = 0
     while True:
-        piece = await stream.read(limit + 1 - total)
+        try:
+            piece = await stream.read(limit + 1 - total)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:   # the client went away
+            raise errors.IncompleteBody() from exc
         if not piece:
             break
         pieces.append(piece)

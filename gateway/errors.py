@@ -39,6 +39,9 @@ NotImplementedS3 = _error("NotImplementedS3", "NotImplemented", 501,
 MaxMessageLengthExceeded = _error("MaxMessageLengthExceeded", "MaxMessageLengthExceeded", 400,
                                   "Your request was too big.")
 InvalidRequest = _error("InvalidRequest", "InvalidRequest", 400, "Invalid request.")
+IncompleteBody = _error("IncompleteBody", "IncompleteBody", 400,
+                        "You did not provide the number of bytes specified by the Content-Length"
+                        " HTTP header.")
 InvalidURI = _error("InvalidURI", "InvalidURI", 400, "Couldn't parse the specified URI.")
 XAmzContentSHA256Mismatch = _error("XAmzContentSHA256Mismatch", "XAmzContentSHA256Mismatch", 400,
                                    "The provided 'x-amz-content-sha256' header does not match what was computed.")
