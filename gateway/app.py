@@ -25,6 +25,7 @@ from gateway.auth.request import SignedRequest
 from gateway.auth.sigv4 import authenticate
 from gateway.config import Config
 from gateway.connection_limits import track_requests
+from gateway.connections import close_if_body_unsent, defer_expect
 from gateway.context import AppContext, RequestContext, utc_now
 from gateway.internal import report_delivery
 from gateway.metering import S3_SERVICE, Meter, MeterBuffer, s3_request_tier
@@ -91,6 +92,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     except Exception as exc:  # every failure becomes the service's own error document
         response = render_error(request, ctx, exc)
     _add_request_headers(response, ctx)
+    close_if_body_unsent(request, response)
     _meter(request, ctx, response)
     if app.config.access_log:  # off unless configured, like S3's server access logs
         access_log.info("%s %s %s %s %s -> %d %.1fms %s", request.remote, request.method,
@@ -317,7 +319,8 @@ def create_app(config: Config, clock=None, services: dict[str, Service] | None =
     app[SERVICES] = services if services is not None else default_services()
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
-    route = app.router.add_route("*", "/{tail:.*}", track_requests(handle))
+    route = app.router.add_route("*", "/{tail:.*}", track_requests(handle),
+                                 expect_handler=defer_expect)   # 100 Continue once authenticated
     app.router.resolve = _single_route(route)  # type: ignore[method-assign]
     return app
 

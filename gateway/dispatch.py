@@ -13,6 +13,7 @@ from aiohttp import web
 from multidict import CIMultiDict, MultiDict
 
 from gateway import errors
+from gateway.connections import send_continue
 from gateway.protocols import json_protocol, query, rest_xml
 from gateway.protocols.models import service_model
 from gateway.services import Service
@@ -30,6 +31,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     the body is read until its end, in as many reads as the network takes."""
     if request.content_length is not None and request.content_length > limit:
         raise errors.MaxMessageLengthExceeded()
+    await send_continue(request)
     return await read_all(request.content, limit)
 
 
@@ -164,6 +166,7 @@ async def call_rest_xml(ctx: Any, service: Service, request: web.Request, operat
     body: bytes | None = None
     stream = None
     if rest_xml.has_streaming_payload(operation):
+        await send_continue(request)     # authenticated: the client may send the body now
         stream = request.content
     elif request.can_read_body:
         body = await read_body(request, max_body)
