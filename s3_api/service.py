@@ -11,6 +11,7 @@ import logging
 import os
 from dataclasses import dataclass
 
+from storage import completed_uploads
 from storage.blobs import BlobStore
 from storage.objects import ObjectStore
 
@@ -47,6 +48,7 @@ async def open_state(app) -> S3State:
     await blobs.run(blobs.setup)
     store = ObjectStore(app.db, blobs, _microseconds(app.clock))
     await store.open()
+    await app.db.migrate(completed_uploads.SCHEMA)
     if blobs.try_exclusive():
         try:
             temps, orphans = await blobs.run(blobs.collect, store.referenced_blobs())
