@@ -49,7 +49,7 @@ async def serve_post_object(request: web.Request, ctx: Any, service: Any,
     if ctx.account is None:
         raise AccessDenied()
     ctx.meter.account_id = ctx.account.account_id
-    check_policy(auth.policy, form.fields, bucket, app.clock())
+    check_policy(auth.policy, forms.policy_fields(form), bucket, app.clock())
     result = await forms.post_object(ctx, bucket, form, auth.policy.length_range)
     return _answer(request, ctx, form, result)
 
