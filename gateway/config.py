@@ -10,7 +10,7 @@ A config file looks like::
     host_vcpus = 64                       # EC2: the host's capacity (default: from the machine)
     host_memory_mib = 131072
     storage_min_free_mib = 128            # refuse new data below this much free disk space
-    storage_reserve_mib = 32              # a file kept so deletes can commit on a full disk
+    storage_reserve_mib = 16              # a file kept so deletes can commit on a full disk
     http_header_timeout = 20              # seconds for a request's headers (gateway.connection_limits)
     http_body_timeout = 30                # seconds a request body (or a response) may stall
     http_keepalive_timeout = 60           # seconds an idle connection is kept
@@ -60,7 +60,7 @@ class Config:
     ec2_housekeeping_seconds: float = 60.0
     billing_interval_seconds: float = 60.0
     storage_min_free_mib: float = 128.0   # new data refused below this free space (storage.space)
-    storage_reserve_mib: float = 32.0     # released when the disk fills, so deletes still commit
+    storage_reserve_mib: float = 16.0     # released when the disk fills, so deletes still commit
     http_header_timeout: float = 20.0     # connection limits: gateway.connection_limits
     http_body_timeout: float = 30.0
     http_keepalive_timeout: float = 60.0
