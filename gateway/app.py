@@ -237,8 +237,9 @@ def _meter(request: web.Request, ctx: RequestContext, response: web.StreamRespon
     tier = s3_request_tier(ctx.operation)
     if tier:
         ctx.meter.count(tier, ctx.operation, 1, resource)
-    if request.content_length:
-        ctx.meter.count("DataTransfer-In-Bytes", ctx.operation, request.content_length, resource)
+    received = request.content_length or getattr(request.content, "total_bytes", 0)  # chunked: read
+    if received:
+        ctx.meter.count("DataTransfer-In-Bytes", ctx.operation, received, resource)
     sent = getattr(response, "body_length_sent", None)
     if sent is None:
         sent = response.content_length or 0

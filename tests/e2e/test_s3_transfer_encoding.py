@@ -130,3 +130,26 @@ def test_boto3_put_with_transfer_encoding_chunked(server, bucket, size):
     plain = server.client("s3")
     assert plain.get_object(Bucket=bucket, Key=f"te-{size}")["Body"].read() == data
     assert plain.get_object(Bucket=bucket, Key=f"mp-{size}")["Body"].read() == data
+
+
+def test_chunked_upload_bytes_are_metered(server, bucket):
+    """Data sent with Transfer-Encoding: chunked (no Content-Length) counts as bytes in."""
+    import sqlite3
+    import time
+    s3 = server.client("s3")
+    s3.meta.events.register_first("before-sign.s3.*", _add_transfer_encoding)
+    metered_bucket = f"tem-{uuid.uuid4().hex[:8]}"
+    server.client("s3").create_bucket(Bucket=metered_bucket)
+    s3.put_object(Bucket=metered_bucket, Key="k", Body=b"m" * 123_456)
+    deadline = time.monotonic() + 15
+    total = 0
+    while time.monotonic() < deadline:
+        with sqlite3.connect(f"file:{server.data_dir}/nimbo.db?mode=ro", uri=True) as db:
+            total = db.execute(
+                "SELECT COALESCE(SUM(amount), 0) FROM usage_counts WHERE usage_type ="
+                " 'DataTransfer-In-Bytes' AND operation = 'PutObject' AND resource_id = ?",
+                (metered_bucket,)).fetchone()[0]
+        if total:
+            break
+        time.sleep(0.5)
+    assert total >= 123_456
