@@ -124,9 +124,22 @@ def test_full_disk_refuses_new_data_and_keeps_deletes_and_restart_working(small_
     out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stored]})
     assert not out.get("Errors") and len(out["Deleted"]) == len(stored)
 
+    # full to the last byte with the reserve used up: a stop still ends promptly and cleanly
+    _fill(mount, "outsider3")
+    with pytest.raises(ClientError):
+        s3.put_object(Bucket=bucket, Key="refused", Body=b"r")
+    s3.list_buckets()
+    _fill(mount, "outsider4")
+    started = time.monotonic()
+    assert srv.stop() == 0
+    assert time.monotonic() - started < 10
+
     # space is back: new data is accepted again
-    for name in ("outsider", "outsider.tail", "outsider2", "outsider2.tail"):
+    for name in ("outsider", "outsider2", "outsider3", "outsider4"):
         os.unlink(os.path.join(mount, name))
+        os.unlink(os.path.join(mount, name + ".tail"))
+    srv.start()
+    s3 = srv.client("s3")
     s3.put_object(Bucket=bucket, Key="after", Body=b"a" * 100000)
     assert s3.get_object(Bucket=bucket, Key="after")["Body"].read() == b"a" * 100000
     assert "Traceback" not in srv.log(), srv.log()
