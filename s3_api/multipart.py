@@ -214,8 +214,6 @@ async def complete_multipart_upload(ctx, params: dict) -> dict:
         if not requested:
             raise MalformedXML()
         numbers = [int(p.get("PartNumber") or 0) for p in requested]
-        if any(b <= a for a, b in zip(numbers, numbers[1:])):
-            raise InvalidPartOrder()
         return await _complete(ctx, params, bucket, key, upload_id, requested, numbers)
     except NoSuchUpload:
         repeated = await _completed_before(ctx, bucket.name, key, upload_id, requested)
@@ -266,6 +264,11 @@ async def _complete(ctx, params: dict, bucket, key: str, upload_id: str, request
         stored = {r[0]: r for r in store.upload_parts(upload_id)}
         chosen = []
         for i, (part, number) in enumerate(zip(requested, numbers)):
+            # the list is walked in order, as S3 walks it: a number not above the one before
+            # (listed twice, or out of order) is InvalidPartOrder once the parts before it were
+            # found; a missing or mismatched part before it is InvalidPart
+            if i and number <= numbers[i - 1]:
+                raise InvalidPartOrder()
             row = stored.get(number)
             if row is None or unquote(part.get("ETag")) != row[2]:
                 raise InvalidPart(UploadId=upload_id, PartNumber=number, ETag=part.get("ETag"))
@@ -275,10 +278,11 @@ async def _complete(ctx, params: dict, bucket, key: str, upload_id: str, request
                 if given is not None and sums.get(algorithm) not in (None, given):
                     raise InvalidPart(f"The {algorithm.lower()} checksum of part {number} does"
                                       " not match the part's.", PartNumber=number)
-            if i < len(requested) - 1 and row[1] < MIN_PART_SIZE:
-                raise EntityTooSmall(ProposedSize=row[1], MinSizeAllowed=MIN_PART_SIZE,
-                                     PartNumber=number, ETag=part.get("ETag"))
             chosen.append((number, row[1], row[5], sums, row[2]))
+        for (number, part_size, _, _, _), part in zip(chosen[:-1], requested):
+            if part_size < MIN_PART_SIZE:     # every part but the last: 5 MiB at least
+                raise EntityTooSmall(ProposedSize=part_size, MinSizeAllowed=MIN_PART_SIZE,
+                                     PartNumber=number, ETag=part.get("ETag"))
         size = sum(c[1] for c in chosen)
         expected_size = params.get("MpuObjectSize")
         if expected_size is not None and int(expected_size) != size:

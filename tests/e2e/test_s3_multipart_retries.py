@@ -64,5 +64,11 @@ def test_part_listed_twice_or_out_of_order_is_invalid_part_order(s3):
             s3.complete_multipart_upload(Bucket=bucket, Key="obj", UploadId=upload_id,
                                          MultipartUpload={"Parts": bad})
         assert info.value.response["Error"]["Code"] == "InvalidPartOrder"
+    # the list is walked in order: a wrong part before the repeated number is InvalidPart
+    wrong = {"PartNumber": 1, "ETag": '"0123456789abcdef0123456789abcdef"'}
+    with pytest.raises(ClientError) as info:
+        s3.complete_multipart_upload(Bucket=bucket, Key="obj", UploadId=upload_id,
+                                     MultipartUpload={"Parts": [wrong, parts[0], parts[1]]})
+    assert info.value.response["Error"]["Code"] == "InvalidPart"
     s3.complete_multipart_upload(Bucket=bucket, Key="obj", UploadId=upload_id,
                                  MultipartUpload={"Parts": parts})
