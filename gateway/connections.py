@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 log = logging.getLogger("nimbo.http")
 
@@ -36,6 +37,8 @@ class ServerLog(logging.LoggerAdapter):
 
     def exception(self, msg: Any, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
         exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, RequestPayloadError) and isinstance(exc.__cause__, HttpProcessingError):
+            exc = exc.__cause__     # a body's framing broke while aiohttp drained it
         if isinstance(exc, HttpProcessingError):
             peer = args[0] if args and "%s" in str(msg) else "-"
             log.warning("malformed HTTP request from %s: %s (%s)", peer, _reason(exc),

@@ -10,6 +10,7 @@ import urllib.parse
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, MultiDict
 
 from gateway import errors
@@ -45,6 +46,9 @@ async def read_all(stream: Any, limit: int) -> bytes:
             piece = await stream.read(limit + 1 - total)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:   # the client went away
             raise errors.IncompleteBody() from exc
+        except HttpProcessingError as exc:    # a broken chunked framing, found mid-body
+            raise errors.IncompleteBody(f"The body's framing is malformed: "
+                                        f"{(exc.message or '').splitlines()[0][:100]}") from exc
         if not piece:
             break
         pieces.append(piece)
