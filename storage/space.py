@@ -74,21 +74,22 @@ class SpaceGuard:
 
     def check_room(self, incoming: int = 0) -> None:
         """StorageFull unless ``incoming`` more bytes leave the watermark's free space."""
-        self.before_write()
-        if self.free_bytes() - max(0, incoming) < self.min_free_bytes:
+        free = self.before_write()
+        if free - max(0, incoming) < self.min_free_bytes:
             raise StorageFull()
 
-    def before_write(self) -> None:
+    def before_write(self) -> int:
         """Release the reserve when the disk is (nearly) full, so a commit can go through; make
-        it again when there is room for it."""
-        if not self.reserve_bytes:
-            return
+        it again when there is room for it. Returns the free bytes (after that)."""
         free = self.free_bytes()
+        if not self.reserve_bytes:
+            return free
         if self.has_reserve:
-            if free < self.reserve_bytes // 2:
-                self.release_reserve()
-        elif free >= 2 * self.reserve_bytes:
-            self.make_reserve()
+            if free < self.reserve_bytes // 2 and self.release_reserve():
+                free += self.reserve_bytes
+        elif free >= 2 * self.reserve_bytes and self.make_reserve():
+            free -= self.reserve_bytes
+        return free
 
     after_free = before_write   # called once blobs were deleted
 

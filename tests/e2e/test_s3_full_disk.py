@@ -68,6 +68,11 @@ def _fill(mount: str, name: str) -> None:
                 pass
 
 
+def _blob_files(data_dir: str) -> list[str]:
+    return [name for _, _, names in os.walk(os.path.join(data_dir, "blobs")) for name in names
+            if not name.startswith(".")]
+
+
 def test_full_disk_refuses_new_data_and_keeps_deletes_and_restart_working(small_disk):
     srv, mount = small_disk
     srv.start()
@@ -125,6 +130,11 @@ def test_full_disk_refuses_new_data_and_keeps_deletes_and_restart_working(small_
     assert not out.get("Errors") and len(out["Deleted"]) == len(stored)
 
     # full to the last byte with the reserve used up: a stop still ends promptly and cleanly
+    # (once the deleted objects' blobs are unlinked: that happens just after the commit)
+    deadline = time.monotonic() + 10
+    while _blob_files(srv.data_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _blob_files(srv.data_dir)
     _fill(mount, "outsider3")
     with pytest.raises(ClientError):
         s3.put_object(Bucket=bucket, Key="refused", Body=b"r")
