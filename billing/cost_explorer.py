@@ -103,7 +103,11 @@ def _buckets(start: int, end: int, granularity: str) -> list[tuple[int, int]]:
         elif granularity == "DAILY":
             nxt = at + DAY_US
         else:
-            nxt = next_month(at)
+            try:
+                nxt = next_month(at)
+            except (ValueError, OverflowError):   # December 9999: no month after it
+                raise _invalid("TimePeriod extends beyond the last month Cost Explorer can"
+                               " report (9999-11)") from None
         out.append((at, min(nxt, end)))
         at = nxt
     return out

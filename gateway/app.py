@@ -24,6 +24,8 @@ from gateway.accounts import AccountService
 from gateway.auth.request import SignedRequest
 from gateway.auth.sigv4 import authenticate
 from gateway.config import Config
+from gateway.connection_limits import track_requests
+from gateway.connections import close_if_body_unsent, defer_expect
 from gateway.context import AppContext, RequestContext, utc_now
 from gateway.internal import report_delivery
 from gateway.metering import S3_SERVICE, Meter, MeterBuffer, s3_request_tier
@@ -32,6 +34,7 @@ from gateway.services import Service, accepted_regions, protocol_of, signing_ser
 from storage import accounts as account_rows
 from storage import usage
 from storage.db import Database
+from storage.space import SpaceGuard
 
 log = logging.getLogger("nimbo")
 access_log = logging.getLogger("nimbo.access")
@@ -89,6 +92,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     except Exception as exc:  # every failure becomes the service's own error document
         response = render_error(request, ctx, exc)
     _add_request_headers(response, ctx)
+    close_if_body_unsent(request, response)
     _meter(request, ctx, response)
     if app.config.access_log:  # off unless configured, like S3's server access logs
         access_log.info("%s %s %s %s %s -> %d %.1fms %s", request.remote, request.method,
@@ -233,8 +237,9 @@ def _meter(request: web.Request, ctx: RequestContext, response: web.StreamRespon
     tier = s3_request_tier(ctx.operation)
     if tier:
         ctx.meter.count(tier, ctx.operation, 1, resource)
-    if request.content_length:
-        ctx.meter.count("DataTransfer-In-Bytes", ctx.operation, request.content_length, resource)
+    received = request.content_length or getattr(request.content, "total_bytes", 0)  # chunked: read
+    if received:
+        ctx.meter.count("DataTransfer-In-Bytes", ctx.operation, received, resource)
     sent = getattr(response, "body_length_sent", None)
     if sent is None:
         sent = response.content_length or 0
@@ -246,7 +251,9 @@ async def _startup(app: web.Application) -> None:
     context: AppContext = app[APP_CONTEXT]
     config: Config = context.config
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
+    space = space_guard(config)   # before the database: a full disk must not stop start-up
     context.db = await Database.open(config.path("nimbo.db"))
+    context.db.space = space
     for schema in (account_rows.SCHEMA, usage.SCHEMA):
         await context.db.migrate(schema)
     store = account_rows.AccountStore(context.db)
@@ -268,6 +275,14 @@ async def _startup(app: web.Application) -> None:
     context.billing = await start_billing(context, deliver=report_delivery(context))
     with open(config.path("endpoint"), "w") as fh:  # written last: the server is ready
         fh.write(config.endpoint_url + "\n")
+
+
+def space_guard(config: Config) -> SpaceGuard:
+    """The data directory's free-space watermark and reserve (``storage.space``), started."""
+    guard = SpaceGuard(config.data_dir, int(config.storage_min_free_mib * (1 << 20)),
+                       int(config.storage_reserve_mib * (1 << 20)))
+    guard.start()
+    return guard
 
 
 async def _cleanup(app: web.Application) -> None:
@@ -311,7 +326,8 @@ def create_app(config: Config, clock=None, services: dict[str, Service] | None =
     app[SERVICES] = services if services is not None else default_services()
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
-    route = app.router.add_route("*", "/{tail:.*}", handle)
+    route = app.router.add_route("*", "/{tail:.*}", track_requests(handle),
+                                 expect_handler=defer_expect)   # 100 Continue once authenticated
     app.router.resolve = _single_route(route)  # type: ignore[method-assign]
     return app
 

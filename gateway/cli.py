@@ -271,14 +271,18 @@ def _event_loop_runner():
 async def run_server(config, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly."""
     from gateway.app import create_app  # noqa: PLC0415
+    from gateway.connection_limits import GuardedSite, Limits  # noqa: PLC0415
+    from gateway.connections import handler_options  # noqa: PLC0415
     app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=False,
+                           **handler_options(config))
     await runner.setup()
     ssl_context = None
     if config.tls_cert:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
-    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context, reuse_address=True)
+    site = GuardedSite(runner, config.host, config.port, limits=Limits.from_config(config),
+                       ssl_context=ssl_context, reuse_address=True)   # timeouts and a cap
     await site.start()
     log.info("Nimbo serving %s (data in %s, regions %s)", config.endpoint_url, config.data_dir,
              ", ".join(config.regions))

@@ -2,32 +2,60 @@
 operation's handler, encode its output. Errors propagate to ``gateway.app`` which renders them."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
 import urllib.parse
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, MultiDict
 
 from gateway import errors
+from gateway.connections import send_continue
 from gateway.protocols import json_protocol, query, rest_xml
 from gateway.protocols.models import service_model
 from gateway.services import Service
 
+log = logging.getLogger("nimbo")
 XML_CONTENT_TYPE = "text/xml;charset=UTF-8"
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _LOWER_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole request body, refusing one larger than ``limit`` before reading it all."""
+    """The whole request body, refusing one larger than ``limit`` before reading it all.
+
+    ``StreamReader.read(n)`` hands out what has arrived so far (up to ``n``), not ``n`` bytes:
+    the body is read until its end, in as many reads as the network takes."""
     if request.content_length is not None and request.content_length > limit:
         raise errors.MaxMessageLengthExceeded()
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise errors.MaxMessageLengthExceeded()
-    return body
+    await send_continue(request)
+    return await read_all(request.content, limit)
+
+
+async def read_all(stream: Any, limit: int) -> bytes:
+    """Every byte of ``stream`` (``async read(n)``, ``b''`` at its end); more than ``limit`` bytes
+    is MaxMessageLengthExceeded (raised as soon as the limit is passed)."""
+    pieces: list[bytes] = []
+    total = 0
+    while True:
+        try:
+            piece = await stream.read(limit + 1 - total)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:   # the client went away
+            raise errors.IncompleteBody() from exc
+        except HttpProcessingError as exc:    # a broken chunked framing, found mid-body
+            raise errors.IncompleteBody(f"The body's framing is malformed: "
+                                        f"{(exc.message or '').splitlines()[0][:100]}") from exc
+        if not piece:
+            break
+        pieces.append(piece)
+        total += len(piece)
+        if total > limit:
+            raise errors.MaxMessageLengthExceeded()
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 def body_sha256(body: bytes) -> str:
@@ -142,6 +170,7 @@ async def call_rest_xml(ctx: Any, service: Service, request: web.Request, operat
     body: bytes | None = None
     stream = None
     if rest_xml.has_streaming_payload(operation):
+        await send_continue(request)     # authenticated: the client may send the body now
         stream = request.content
     elif request.can_read_body:
         body = await read_body(request, max_body)
@@ -187,17 +216,23 @@ async def _write_rest_response(request: web.Request, encoded: Any, status: int |
         response.headers.add(name, value)
     for name, value in extra_headers.items():
         response.headers[name] = value
-    await response.prepare(request)
     sent = 0
     try:
+        await response.prepare(request)
         if request.method != "HEAD":
             async for chunk in body:
                 await response.write(chunk)
                 sent += len(chunk)
+        await response.write_eof()
+    except ConnectionError:    # the client hung up (aiohttp's ClientConnectionResetError too)
+        log.info("client abort: %s went away during %s %s after %d bytes of the body"
+                 " (request id %s)",
+                 request.remote, request.method, request.path, sent,
+                 extra_headers.get("x-amz-request-id", "-"))
+        response.client_aborted = True  # type: ignore[attr-defined]
     finally:
         close = getattr(body, "aclose", None)
         if close is not None:
             await close()
         response.body_length_sent = sent  # type: ignore[attr-defined]
-    await response.write_eof()
     return response

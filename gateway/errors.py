@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from gateway.auth.errors import AuthError, service_error, service_message
 from gateway.protocols.errors import ProtocolError
+from storage.space import StorageFull, is_out_of_space
 
 
 class GatewayError(Exception):
@@ -38,6 +39,9 @@ NotImplementedS3 = _error("NotImplementedS3", "NotImplemented", 501,
 MaxMessageLengthExceeded = _error("MaxMessageLengthExceeded", "MaxMessageLengthExceeded", 400,
                                   "Your request was too big.")
 InvalidRequest = _error("InvalidRequest", "InvalidRequest", 400, "Invalid request.")
+IncompleteBody = _error("IncompleteBody", "IncompleteBody", 400,
+                        "You did not provide the number of bytes specified by the Content-Length"
+                        " HTTP header.")
 InvalidURI = _error("InvalidURI", "InvalidURI", 400, "Couldn't parse the specified URI.")
 XAmzContentSHA256Mismatch = _error("XAmzContentSHA256Mismatch", "XAmzContentSHA256Mismatch", 400,
                                    "The provided 'x-amz-content-sha256' header does not match what was computed.")
@@ -61,6 +65,8 @@ def wire_error(exc: BaseException, service: str) -> WireError | None:
         code, status = service_error(exc, service)
         extra = dict(exc.extra) if service == "s3" else {}
         return WireError(code, status, service_message(exc, service), extra)
+    if is_out_of_space(exc):
+        return storage_full_error(exc)
     if isinstance(exc, ProtocolError):
         return WireError(exc.code, exc.status, exc.message, dict(getattr(exc, "extra", {}) or {}))
     code = getattr(exc, "code", None)
@@ -69,6 +75,14 @@ def wire_error(exc: BaseException, service: str) -> WireError | None:
         message = getattr(exc, "message", None) or str(exc)
         return WireError(code, status, message, dict(getattr(exc, "extra", {}) or {}), status < 500)
     return None
+
+
+def storage_full_error(exc: BaseException) -> WireError:
+    """A full disk (``storage.space.StorageFull``, ENOSPC, SQLITE_FULL), for every service:
+    ServiceUnavailable (503), the code S3's and EC2's error lists give a server that cannot take
+    the request now (clients may retry; it succeeds once space is freed)."""
+    message = exc.message if isinstance(exc, StorageFull) else StorageFull().message
+    return WireError("ServiceUnavailable", 503, message, sender_fault=False)
 
 
 def internal_error() -> WireError:

@@ -12,6 +12,7 @@ import logging
 from collections import defaultdict
 
 from storage.db import Database
+from storage.space import StorageFull
 from storage.usage import HOUR_US, add_counts
 
 log = logging.getLogger("nimbo.metering")
@@ -69,6 +70,9 @@ class MeterBuffer:
             await asyncio.sleep(self.flush_seconds)
             try:
                 await self.flush()
+            except StorageFull:
+                log.warning("metering flush: the disk is full; %d counts kept for the next try",
+                            len(self._counts))
             except Exception:
                 log.exception("metering flush failed; will retry")
 
@@ -77,7 +81,11 @@ class MeterBuffer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.flush()
+        try:
+            await self.flush()
+        except StorageFull:     # shutting down on a full disk: say so, and stop anyway
+            log.warning("the disk is full: %d usage counts of the last %.0f s not recorded",
+                        len(self._counts), self.flush_seconds)
 
 
 class Meter:

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.auth.post_policy import check_policy, verify_post_form
+from gateway.connections import send_continue
 from gateway.metering import S3_SERVICE, Meter
 from gateway.protocols.xml_io import Element, serialize
 from gateway.services import accepted_regions
@@ -31,6 +32,7 @@ async def serve_post_object(request: web.Request, ctx: Any, service: Any,
     ctx.bucket = bucket
     ctx.meter = Meter(app.meter_buffer, None, ctx.region, S3_SERVICE,
                       int(app.clock().timestamp() * 1_000_000))
+    await send_continue(request)     # the form carries the signature: it must be read
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError, KeyError) as exc:
@@ -47,7 +49,7 @@ async def serve_post_object(request: web.Request, ctx: Any, service: Any,
     if ctx.account is None:
         raise AccessDenied()
     ctx.meter.account_id = ctx.account.account_id
-    check_policy(auth.policy, form.fields, bucket, app.clock())
+    check_policy(auth.policy, forms.policy_fields(form), bucket, app.clock())
     result = await forms.post_object(ctx, bucket, form, auth.policy.length_range)
     return _answer(request, ctx, form, result)
 

@@ -135,8 +135,7 @@ InvalidPartOrder = _error("InvalidPartOrder", 400,
                           " specified in order by part number.")
 
 # --- the server --------------------------------------------------------------------------------
-InsufficientStorage = _error("InsufficientStorage", 507,
-                             "The server has no space left to store this request's data.")
+# a full disk is storage.space.StorageFull, rendered as ServiceUnavailable by gateway.errors
 ServiceUnavailable = _error("ServiceUnavailable", 503, "Please reduce your request rate.")
 InternalError = _error("InternalError", 500,
                        "We encountered an internal error. Please try again.")

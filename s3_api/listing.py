@@ -185,7 +185,9 @@ async def list_objects(ctx, params: dict) -> dict:
     marker = params.get("Marker") or None
     result = walk(_scan_for(ctx, bucket.name), prefix, delimiter, marker, limit)
     out: dict = {
-        "Name": bucket.name, "Prefix": encode(prefix), "Marker": encode(marker or ""),
+        # v1's top-level Prefix is returned as sent even with encoding-type=url (S3 encodes
+        # Delimiter, Marker, NextMarker and the keys; botocore decodes exactly those)
+        "Name": bucket.name, "Prefix": prefix, "Marker": encode(marker or ""),
         "MaxKeys": limit, "IsTruncated": result.truncated,
         "Contents": _contents(result.rows, encode, owner(ctx)),
         "CommonPrefixes": [{"Prefix": encode(p)} for p in result.prefixes],

@@ -2,11 +2,20 @@
 
 The content headers and user metadata of a version are stored as one compact JSON text (NULL when
 there is nothing but the default Content-Type), and turned back into the model's output members.
+
+User metadata values are text: as S3 does, a value's RFC 2047 encoded words (``=?UTF-8?B?...?=``,
+``=?utf-8?q?...?=``) and raw UTF-8 bytes are decoded before it is stored, and a value that is not
+ASCII is returned RFC 2047-encoded (``=?UTF-8?B?...?=``), so every response header is ASCII
+(botocore refuses to send non-ASCII metadata and reads headers as Latin-1).
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import json
+import quopri
+import re
 
 from s3_api.errors import (AccessControlListNotSupported, InvalidArgument, InvalidStorageClass, KeyTooLongError,
                            MetadataTooLarge, NotImplementedOperation)
@@ -89,7 +98,7 @@ def stored_headers(params: dict) -> str | None:
     metadata = params.get("Metadata")
     if metadata:
         check_metadata(metadata)
-        doc["m"] = {k.lower(): v for k, v in metadata.items()}
+        doc["m"] = {k.lower(): decode_metadata_value(v) for k, v in metadata.items()}
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False) if doc else None
 
 
@@ -99,10 +108,50 @@ def check_metadata(metadata: dict) -> None:
         raise MetadataTooLarge(Size=size, MaxSizeAllowed=MAX_METADATA_BYTES)
 
 
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=")
+_BETWEEN_WORDS = re.compile(r"(\?=)\s+(=\?)")
+
+
+def _decoded_word(match: re.Match) -> str:
+    charset, kind, text = match.group(1), match.group(2).upper(), match.group(3)
+    try:
+        if kind == "B":
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        else:
+            raw = quopri.decodestring(text.replace("_", " ").encode("ascii"), header=True)
+        return raw.decode(charset.split("*", 1)[0])
+    except (binascii.Error, ValueError, LookupError, UnicodeError):
+        return match.group(0)      # not a word this server can decode: kept as sent
+
+
+def decode_metadata_value(value) -> str:
+    """A metadata value as text: raw bytes that came as UTF-8 (or, failing that, Latin-1), and
+    RFC 2047 encoded words decoded (the space between two adjacent words dropped)."""
+    text = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):   # bytes aiohttp could not decode
+        raw = text.encode("utf-8", "surrogateescape")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+    if "=?" in text:
+        text = _ENCODED_WORD.sub(_decoded_word, _BETWEEN_WORDS.sub(r"\1\2", text))
+    return text
+
+
+def encode_metadata_value(text: str) -> str:
+    """A stored metadata value as a response header: as is when printable ASCII, else one
+    RFC 2047 encoded word in UTF-8 (S3's answer)."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "=?UTF-8?B?" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "?="
+
+
 def output_headers(stored: str | None) -> dict:
     """The model's output members for stored headers (ContentType always, Metadata always)."""
     doc = json.loads(stored) if stored else {}
-    out: dict = {"ContentType": doc.get("ct", DEFAULT_CONTENT_TYPE), "Metadata": doc.get("m", {})}
+    metadata = {k: encode_metadata_value(v) for k, v in doc.get("m", {}).items()}
+    out: dict = {"ContentType": doc.get("ct", DEFAULT_CONTENT_TYPE), "Metadata": metadata}
     for short, name in _FIELDS.items():
         if short != "ct" and short in doc:
             out[name] = doc[short]

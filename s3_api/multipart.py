@@ -24,6 +24,7 @@ from s3_api.errors import (BadDigest, EntityTooSmall, InvalidArgument, InvalidPa
 from s3_api.listing import encoder, walk
 from s3_api.metadata import last_modified, now_us, quoted, storage_class, stored_headers, unquote
 from s3_api.objects import checksum_members, target_bucket
+from storage import completed_uploads
 from storage.objects import Batch, ObjectVersion, new_id, prefix_end
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -207,13 +208,51 @@ async def complete_multipart_upload(ctx, params: dict) -> dict:
     bucket, key = target_bucket(ctx, params)
     conditions.validate_write(params)
     upload_id = params.get("UploadId")
-    _upload_for(ctx, bucket.name, key, upload_id)
     requested = (params.get("MultipartUpload") or {}).get("Parts") or []
-    if not requested:
-        raise MalformedXML()
-    numbers = [int(p.get("PartNumber") or 0) for p in requested]
-    if any(b <= a for a, b in zip(numbers, numbers[1:])):
-        raise InvalidPartOrder()
+    try:
+        _upload_for(ctx, bucket.name, key, upload_id)
+        if not requested:
+            raise MalformedXML()
+        numbers = [int(p.get("PartNumber") or 0) for p in requested]
+        return await _complete(ctx, params, bucket, key, upload_id, requested, numbers)
+    except NoSuchUpload:
+        repeated = await _completed_before(ctx, bucket.name, key, upload_id, requested)
+        if repeated is None:
+            raise
+        return repeated
+
+
+async def _completed_before(ctx, bucket: str, key: str, upload_id: str | None,
+                            requested: list) -> dict | None:
+    """The answer of an earlier CompleteMultipartUpload of ``upload_id`` with the same parts,
+    while the object it made is still the key's current one (S3 answers such a retry with 200)."""
+    if not upload_id or not requested:
+        return None
+    found = await completed_uploads.lookup(ctx.state.store.db, upload_id, bucket, key)
+    if found is None:
+        return None
+    version_id, answer = found
+    current = ctx.state.store.object_meta(bucket, key)
+    if current is None or current.version_id != version_id:
+        return None
+    try:
+        digests = b"".join(bytes.fromhex(unquote(p.get("ETag") or "")) for p in requested)
+    except ValueError:
+        return None
+    if quoted(f"{hashlib.md5(digests).hexdigest()}-{len(requested)}") != answer.get("ETag"):
+        return None     # another part list: not a retry of that completion
+    return {"Location": _location(ctx, bucket, key), "Bucket": bucket, "Key": key, **answer}
+
+
+def _location(ctx, bucket: str, key: str) -> str:
+    location = f"/{bucket}/{urllib.parse.quote(key)}"
+    if getattr(ctx, "host", ""):
+        location = f"http://{ctx.host}{location}"
+    return location
+
+
+async def _complete(ctx, params: dict, bucket, key: str, upload_id: str, requested: list,
+                    numbers: list[int]) -> dict:
     store = ctx.state.store
     modified = now_us(ctx)
     account_id = ctx.account.account_id
@@ -225,6 +264,11 @@ async def complete_multipart_upload(ctx, params: dict) -> dict:
         stored = {r[0]: r for r in store.upload_parts(upload_id)}
         chosen = []
         for i, (part, number) in enumerate(zip(requested, numbers)):
+            # the list is walked in order, as S3 walks it: a number not above the one before
+            # (listed twice, or out of order) is InvalidPartOrder once the parts before it were
+            # found; a missing or mismatched part before it is InvalidPart
+            if i and number <= numbers[i - 1]:
+                raise InvalidPartOrder()
             row = stored.get(number)
             if row is None or unquote(part.get("ETag")) != row[2]:
                 raise InvalidPart(UploadId=upload_id, PartNumber=number, ETag=part.get("ETag"))
@@ -234,10 +278,11 @@ async def complete_multipart_upload(ctx, params: dict) -> dict:
                 if given is not None and sums.get(algorithm) not in (None, given):
                     raise InvalidPart(f"The {algorithm.lower()} checksum of part {number} does"
                                       " not match the part's.", PartNumber=number)
-            if i < len(requested) - 1 and row[1] < MIN_PART_SIZE:
-                raise EntityTooSmall(ProposedSize=row[1], MinSizeAllowed=MIN_PART_SIZE,
-                                     PartNumber=number, ETag=part.get("ETag"))
             chosen.append((number, row[1], row[5], sums, row[2]))
+        for (number, part_size, _, _, _), part in zip(chosen[:-1], requested):
+            if part_size < MIN_PART_SIZE:     # every part but the last: 5 MiB at least
+                raise EntityTooSmall(ProposedSize=part_size, MinSizeAllowed=MIN_PART_SIZE,
+                                     PartNumber=number, ETag=part.get("ETag"))
         size = sum(c[1] for c in chosen)
         expected_size = params.get("MpuObjectSize")
         if expected_size is not None and int(expected_size) != size:
@@ -268,13 +313,18 @@ async def complete_multipart_upload(ctx, params: dict) -> dict:
         batch.add_usage(bucket.name, -sum(r[1] for r in stored.values()))
         await batch.tx.execute("DELETE FROM s3_upload_parts WHERE upload_id = ?", (upload_id,))
         await batch.tx.execute("DELETE FROM s3_uploads WHERE upload_id = ?", (upload_id,))
+        await completed_uploads.record(batch.tx, upload_id, bucket.name, key, version.version_id,
+                                       _answer(version), modified)
         return version
 
     version = await store.write_alone(complete)
-    location = f"/{bucket.name}/{urllib.parse.quote(key)}"
-    if getattr(ctx, "host", ""):
-        location = f"http://{ctx.host}{location}"
-    out = {"Location": location, "Bucket": bucket.name, "Key": key, "ETag": quoted(version.etag)}
+    return {"Location": _location(ctx, bucket.name, key), "Bucket": bucket.name, "Key": key,
+            **_answer(version)}
+
+
+def _answer(version: ObjectVersion) -> dict:
+    """The members of a completion's answer that a retry repeats."""
+    out = {"ETag": quoted(version.etag)}
     out.update(checksum_members(version.checksum_algorithm, version.checksum_value,
                                 version.checksum_type))
     return out

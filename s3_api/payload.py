@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import errno
 import hashlib
 import re
 from dataclasses import dataclass, field
 
 from s3_api import checksums
 from s3_api.chunked import AwsChunkedReader
-from s3_api.errors import (BadDigest, EntityTooLarge, IncompleteBody, InsufficientStorage,
-                           InvalidArgument, InvalidRequest, MissingContentLength,
-                           XAmzContentSHA256Mismatch)
+from s3_api.errors import (BadDigest, EntityTooLarge, IncompleteBody, InvalidArgument,
+                           InvalidRequest, MissingContentLength, XAmzContentSHA256Mismatch)
+from storage.space import StorageFull, is_out_of_space
 
 BLOCK = 1 << 20
 MAX_PUT_SIZE = 5 * 1024 ** 3
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SIGNED_STREAMING = {"STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"}
 _UNSIGNED_STREAMING = {"STREAMING-UNSIGNED-PAYLOAD-TRAILER"}
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass
@@ -67,7 +65,16 @@ def stored_content_encoding(value: str | None) -> str | None:
     return ", ".join(kept) or None
 
 
-def expected_size(ctx, params: dict) -> int:
+def transfer_chunked(ctx) -> bool:
+    """The body comes with HTTP/1.1 chunked framing (``Transfer-Encoding: chunked``), so with
+    no Content-Length: its size is known once it has been read."""
+    encoding = ctx.headers.get("Transfer-Encoding", "") if ctx.headers is not None else ""
+    return "chunked" in encoding.lower()
+
+
+def expected_size(ctx, params: dict) -> int | None:
+    """The body's declared size; None for a chunked transfer of unknown size (read to its end,
+    bounded by the caller's maximum)."""
     if is_aws_chunked(ctx):
         decoded = ctx.headers.get("x-amz-decoded-content-length")
         if decoded is None:
@@ -82,6 +89,8 @@ def expected_size(ctx, params: dict) -> int:
     if length is None and ctx.headers is not None and "Content-Length" in ctx.headers:
         length = ctx.headers["Content-Length"]
     if length is None:
+        if transfer_chunked(ctx):
+            return None
         raise MissingContentLength()
     length = int(length)
     if length < 0:
@@ -155,7 +164,7 @@ async def receive(ctx, state, params: dict, *, inline_ok: bool,
                   max_size: int = MAX_PUT_SIZE) -> Received:
     """Read, verify and store the body of ``params['Body']``."""
     size = expected_size(ctx, params)
-    if size > max_size:
+    if size is not None and size > max_size:
         raise EntityTooLarge(ProposedSize=size, MaxSizeAllowed=max_size)
     md5_expected = checksums.content_md5(params.get("ContentMD5"))
     mode = payload_hash(ctx) or ""
@@ -172,11 +181,13 @@ async def receive(ctx, state, params: dict, *, inline_ok: bool,
         _verify(md5, md5_expected, sha, sha_expected, declared_sum, declared, chunked)
 
     return await store(state, body, size=size, inline_ok=inline_ok, declared=declared, also=also,
-                       extra=(sha,) if sha is not None else (), verify=verify)
+                       extra=(sha,) if sha is not None else (), verify=verify,
+                       max_size=max_size)
 
 
 async def store(state, body, *, size: int | None, inline_ok: bool, declared: checksums.Declared,
-                also: tuple[str, ...] = (), extra: tuple = (), verify=None) -> Received:
+                also: tuple[str, ...] = (), extra: tuple = (), verify=None,
+                max_size: int | None = None) -> Received:
     """Read ``body`` (``async read(n)``) to its end, hash it and store it: inline when small,
     else as a durable blob. ``size`` is the declared length (IncompleteBody when the body is
     shorter or longer), or None when it is unknown (a POST form's file): then the first
@@ -195,9 +206,12 @@ async def store(state, body, *, size: int | None, inline_ok: bool, declared: che
     lanes = None
     pieces: list[bytes] = []
     buffered = total = 0
+    space = getattr(blobs, "space", None)
+    if inline and space is not None:
+        space.check_room(size or 0)    # new data: refused below the free-space watermark
     try:
         if not inline:
-            writer = blobs.create()
+            writer = blobs.create(expected_size=size or 0)
             lanes = _Lanes(blobs, md5, others, writer)
         while True:
             data = await _read(body, BLOCK)
@@ -206,6 +220,8 @@ async def store(state, body, *, size: int | None, inline_ok: bool, declared: che
             total += len(data)
             if size is not None and total > size:
                 raise IncompleteBody("The body is longer than its declared length.")
+            if size is None and max_size is not None and total > max_size:
+                raise EntityTooLarge(MaxSizeAllowed=max_size)
             pieces.append(data)
             if lanes is None:
                 if size is not None or total <= state.inline_max:
@@ -216,6 +232,8 @@ async def store(state, body, *, size: int | None, inline_ok: bool, declared: che
             else:
                 buffered += len(data)
             if buffered >= BLOCK:
+                if size is None and space is not None:
+                    space.check_room()     # an unsized body: the watermark as it grows
                 block, pieces, buffered = pieces, [], 0
                 await lanes.feed(block)
         if size is not None and total < size:
@@ -242,8 +260,8 @@ async def store(state, body, *, size: int | None, inline_ok: bool, declared: che
                 pass
         if writer is not None:
             await asyncio.shield(blobs.run(writer.abort))
-        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
-            raise InsufficientStorage() from exc
+        if is_out_of_space(exc) and not isinstance(exc, StorageFull):
+            raise StorageFull() from exc
         raise
     received = Received(total, md5.digest(), {c.algorithm: c.b64() for c in sums})
     if writer is None:

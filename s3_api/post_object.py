@@ -149,13 +149,24 @@ class FormFile:
         return False
 
 
-def object_key(form: PostForm) -> str:
-    """The key field with ``${filename}`` replaced by the uploaded file's name."""
+def substituted_key(form: PostForm) -> str:
+    """The key field with ``${filename}`` replaced by the uploaded file's name (the key the
+    policy's conditions are checked against, as S3 checks them)."""
     key = form.fields["key"]
     if "${filename}" in key:
         name = (form.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
         key = key.replace("${filename}", name)
-    return check_key(key)
+    return key
+
+
+def policy_fields(form: PostForm) -> dict[str, str]:
+    """The form's fields as the policy sees them: the key after ``${filename}``."""
+    return {**form.fields, "key": substituted_key(form)}
+
+
+def object_key(form: PostForm) -> str:
+    """The object's key: ``substituted_key``, checked as any key."""
+    return check_key(substituted_key(form))
 
 
 def object_params(form: PostForm) -> dict:

@@ -11,6 +11,7 @@ import logging
 import os
 from dataclasses import dataclass
 
+from storage import completed_uploads
 from storage.blobs import BlobStore
 from storage.objects import ObjectStore
 
@@ -43,9 +44,11 @@ async def open_state(app) -> S3State:
     config = app.config
     data_dir = getattr(config, "data_dir", None) or config["data_dir"]
     blobs = BlobStore(os.path.join(data_dir, "blobs"))
+    blobs.space = getattr(app.db, "space", None)   # new data is checked against the watermark
     await blobs.run(blobs.setup)
     store = ObjectStore(app.db, blobs, _microseconds(app.clock))
     await store.open()
+    await app.db.migrate(completed_uploads.SCHEMA)
     if blobs.try_exclusive():
         try:
             temps, orphans = await blobs.run(blobs.collect, store.referenced_blobs())

@@ -162,6 +162,7 @@ class SerialLane:
 class BlobStore:
     def __init__(self, root: str, *, threads: int = 8) -> None:
         self.root = root
+        self.space = None   # a storage.space.SpaceGuard: new data checked against its watermark
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="blobs")
         self._lock_fd = -1
 
@@ -201,7 +202,11 @@ class BlobStore:
     def path(self, blob_id: str) -> str:
         return os.path.join(self.root, _folder(blob_id), blob_id)
 
-    def create(self, blob_id: str | None = None) -> BlobWriter:
+    def create(self, blob_id: str | None = None, expected_size: int = 0) -> BlobWriter:
+        """A new blob; ``StorageFull`` (``storage.space``) when ``expected_size`` more bytes
+        would pass the free-space watermark."""
+        if self.space is not None:
+            self.space.check_room(expected_size)
         return BlobWriter(self, blob_id or new_blob_id())
 
     def open(self, blob_id: str) -> int:
@@ -211,6 +216,8 @@ class BlobStore:
     def delete(self, blob_ids: Iterable[str]) -> None:
         for blob_id in blob_ids:
             _unlink(self.path(blob_id))
+        if self.space is not None:
+            self.space.after_free()    # room again: the space reserve comes back first
 
     def make_folder(self, folder: str) -> None:
         try:

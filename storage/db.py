@@ -6,7 +6,9 @@ run inside a transaction on the writer's thread in a single hop (``await
 db.run_in_transaction(fn)``, for batches such as S3's group commit); reads use a second connection
 and see every committed write (WAL), so a write acknowledged to a client is visible to the next
 read. A transaction whose body or COMMIT fails (an error, a full disk) is rolled back, so the
-writer is never left inside an open transaction.
+writer is never left inside an open transaction. An out-of-space error (SQLITE_FULL, ENOSPC) is
+raised as ``storage.space.StorageFull``; with a ``SpaceGuard`` set (``db.space``), its reserve is
+released before a write when the disk is nearly full, so deletes can still commit.
 
 Each component owns its tables and declares them as an ordered list of migrations
 (``Schema("objects", [sql_v1, sql_v2, ...])``); ``Database.migrate`` applies the ones a file has not
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
 
 import aiosqlite
+
+from storage.space import SpaceGuard, StorageFull, is_out_of_space
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,6 +80,8 @@ class Database:
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        self.space: SpaceGuard | None = None   # set at start-up: see storage.space
+        self._released = False
 
     @classmethod
     async def open(cls, path: str) -> "Database":
@@ -123,17 +129,21 @@ class Database:
         COMMIT itself raises (SQLite may keep a transaction open after a failed COMMIT, e.g. on
         a full disk: it must not stay open on the one writer connection)."""
         async with self._write_lock:
-            await _pragma(self._writer, "BEGIN IMMEDIATE")
+            self._before_write()
+            try:
+                await _pragma(self._writer, "BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._storage_full(exc) or exc
             try:
                 yield Transaction(self._writer)
-            except BaseException:
+            except BaseException as exc:
                 await self._rollback()
-                raise
+                raise self._storage_full(exc) or exc
             try:
                 await self._writer.commit()
-            except BaseException:
+            except BaseException as exc:
                 await self._rollback()
-                raise
+                raise self._storage_full(exc) or exc
 
     async def run_in_transaction(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` on the writer's thread inside BEGIN IMMEDIATE ... COMMIT, in
@@ -144,7 +154,36 @@ class Database:
         async with self._write_lock:
             # aiosqlite runs every call of a connection on that connection's one thread, in
             # order; ``_execute`` is how its own methods get there.
-            return await self._writer._execute(_run_in_transaction, self._writer._conn, fn, args)
+            self._before_write()
+            try:
+                return await self._writer._execute(_run_in_transaction, self._writer._conn, fn, args)
+            except Exception as exc:
+                full = self._storage_full(exc)
+                if full is None:
+                    raise
+                if not self._released:   # the reserve freed room: once more
+                    raise full from exc
+            try:
+                return await self._writer._execute(_run_in_transaction, self._writer._conn, fn, args)
+            except Exception as exc:
+                raise self._storage_full(exc) or exc
+
+    def _before_write(self) -> None:
+        self._released = False
+        if self.space is not None:
+            self.space.before_write()
+
+    def _storage_full(self, exc: BaseException) -> StorageFull | None:
+        """``StorageFull`` for an out-of-space error (the reserve released for the next write),
+        None for any other error."""
+        if isinstance(exc, StorageFull):
+            return exc
+        if not is_out_of_space(exc):
+            return None
+        self._released = self.space is not None and self.space.release_reserve()
+        full = StorageFull()
+        full.__cause__ = exc
+        return full
 
     async def _rollback(self) -> None:
         try:

@@ -27,6 +27,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,8 +38,12 @@ from .signing import ALGORITHM, as_utc, derive_signing_key, sign_hex, signatures
 
 SecretLookup = Callable[[str], Awaitable[str | None]]
 
-# Fields no condition needs to name (lower-case); ``x-ignore-*`` too.
+# Fields no condition needs to name (lower-case); ``x-ignore-*`` and the integrity fields
+# ``x-amz-checksum-*`` (an algorithm and a value the file is checked against) too.
 EXEMPT_FIELDS = frozenset({"policy", "x-amz-signature", "signature", "awsaccesskeyid", "file"})
+EXEMPT_PREFIXES = ("x-ignore-", "x-amz-checksum-")
+# The policy's expiration: ISO 8601 in UTC, as S3 documents it (2013-08-01T12:00:00.000Z)
+_EXPIRATION = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z")
 _V4_FIELDS = ("x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature", "policy")
 _V2_FIELDS = ("awsaccesskeyid", "signature", "policy")
 _AS_SENT = {"awsaccesskeyid": "AWSAccessKeyId"}
@@ -192,10 +197,10 @@ def _invalid(detail: str) -> InvalidPolicyDocument:
 
 
 def _parse_expiration(value: Any) -> datetime:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not _EXPIRATION.fullmatch(value.strip()):
         raise _invalid(f"Invalid 'expiration' value: '{value}'")
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.strip()[:19] + "+00:00")
     except ValueError:
         raise _invalid(f"Invalid 'expiration' value: '{value}'") from None
     return as_utc(moment)
@@ -300,7 +305,7 @@ def check_policy(policy: PostPolicy, fields: Mapping[str, str], bucket: str,
                                + condition.text)
     named = {c.field for c in policy.conditions}
     extra = [name for name in fields
-             if name not in EXEMPT_FIELDS and not name.startswith("x-ignore-")
+             if name not in EXEMPT_FIELDS and not name.startswith(EXEMPT_PREFIXES)
              and name not in named]
     if extra:
         raise PolicyDenied("Invalid according to Policy: Extra input fields: " + ", ".join(extra))

@@ -43,11 +43,25 @@ SUBRESOURCES = frozenset({
 })
 
 
-def canonical_resource(req: SignedRequest) -> str:
-    """'/bucket/key?sub=resource' (bucket from the Host for virtual-hosted-style requests)."""
+def resource_paths(req: SignedRequest) -> tuple[str, ...]:
+    """The paths a signer may have put in the canonical resource, the usual one first.
+
+    A request for a bucket itself has the resource ``/bucket/`` (AWS's examples; botocore's
+    HmacV1Auth and s3cmd sign it so for path-style ``/bucket`` as well); the path as sent,
+    ``/bucket``, is accepted too, as other signers use it."""
     path = req.raw_path or "/"
     if req.host_bucket:
         path = "/" + req.host_bucket + path
+    if path.count("/") == 1 and len(path) > 1:      # '/bucket': a bucket-level request
+        return path + "/", path
+    return (path,)
+
+
+def canonical_resource(req: SignedRequest, path: str | None = None) -> str:
+    """'/bucket/key?sub=resource' (bucket from the Host for virtual-hosted-style requests);
+    ``path``: one of ``resource_paths(req)`` (default: the first)."""
+    if path is None:
+        path = resource_paths(req)[0]
     entries: list[tuple[str, str]] = []
     for part in req.raw_query.split("&") if req.raw_query else ():
         name, sep, value = part.partition("=")
@@ -71,7 +85,7 @@ def _amz_headers(req: SignedRequest, overrides: Mapping[str, str]) -> dict[str, 
 
 
 def string_to_sign(req: SignedRequest, date_field: str,
-                   overrides: Mapping[str, str] | None = None) -> str:
+                   overrides: Mapping[str, str] | None = None, path: str | None = None) -> str:
     """The SigV2 StringToSign; ``overrides`` are header values carried in the query string."""
     overrides = overrides or {}
 
@@ -83,7 +97,7 @@ def string_to_sign(req: SignedRequest, date_field: str,
     amz = _amz_headers(req, overrides)
     lines = [req.method.upper(), standard("content-md5"), standard("content-type"), date_field]
     lines += [f"{name}:{amz[name]}" for name in sorted(amz)]
-    lines.append(canonical_resource(req))
+    lines.append(canonical_resource(req, path))
     return "\n".join(lines)
 
 
@@ -141,11 +155,13 @@ async def authenticate_header(req: SignedRequest, value: str, lookup_secret: Sec
         candidates.append(date.strip())
     secret = await _secret(lookup_secret, access_key_id)
     first = None
-    for date_field in candidates:
-        to_sign = string_to_sign(req, date_field)
-        first = first or to_sign
-        if _matches(sign(secret, to_sign), provided):
-            return _result(access_key_id, False, header_value(req.headers, "x-amz-security-token"))
+    for path in resource_paths(req):
+        for date_field in candidates:
+            to_sign = string_to_sign(req, date_field, path=path)
+            first = first or to_sign
+            if _matches(sign(secret, to_sign), provided):
+                return _result(access_key_id, False,
+                               header_value(req.headers, "x-amz-security-token"))
     raise _mismatch(access_key_id, first, provided)
 
 
@@ -176,8 +192,13 @@ async def authenticate_query(req: SignedRequest, params: Mapping[str, list[str]]
                                                                           "content-md5")}
     access_key_id = values["AWSAccessKeyId"]
     secret = await _secret(lookup_secret, access_key_id)
-    to_sign = string_to_sign(req, values["Expires"], overrides)
-    if not _matches(sign(secret, to_sign), provided):
-        raise _mismatch(access_key_id, to_sign, provided)
+    first = None
+    for path in resource_paths(req):
+        to_sign = string_to_sign(req, values["Expires"], overrides, path=path)
+        first = first or to_sign
+        if _matches(sign(secret, to_sign), provided):
+            break
+    else:
+        raise _mismatch(access_key_id, first, provided)
     return _result(access_key_id, True, overrides.get("x-amz-security-token")
                    or header_value(req.headers, "x-amz-security-token"))

@@ -148,6 +148,10 @@ def parse(data: bytes) -> Node:
         raise XMLRefused(f'not well-formed XML: {exc}') from None
     except RecursionError:
         raise XMLRefused('XML nested too deeply') from None
+    except XMLRefused:
+        raise
+    except (LookupError, ValueError) as exc:   # expat: an encoding= it cannot decode
+        raise XMLRefused(f'unsupported XML encoding: {exc}') from None
     if not roots:
         raise XMLRefused('no root element')
     return roots[0]

@@ -150,3 +150,13 @@ def test_query_responses_match_the_tree_encoder(service, protocol):
                     root.add(shape.serialization.get('resultWrapper', f'{name}Result')), shape, value)
             root.add('ResponseMetadata').add('RequestId', 'req-1')
         assert query.encode_query_response(op, value, 'req-1', protocol) == serialize(root), name
+
+
+def test_xml_declaring_an_unknown_encoding_is_refused_not_a_crash():
+    """expat raises LookupError/ValueError for an encoding= it cannot decode: MalformedXML's
+    XMLRefused, never an unexpected exception (a 500)."""
+    import pytest as _pytest
+    from gateway.protocols.xml_io import XMLRefused, parse
+    for encoding in ("no-such-encoding", "utf-32", "rot13", "x-mac-japanese"):
+        with _pytest.raises(XMLRefused):
+            parse(f'<?xml version="1.0" encoding="{encoding}"?><a/>'.encode())

@@ -164,7 +164,8 @@ async def test_disk_full_is_reported_and_cleaned(s3, bucket, monkeypatch):
         real(self, pieces)
 
     monkeypatch.setattr(BlobWriter, "write_pieces", full)
-    with pytest.raises(errors.InsufficientStorage):
+    from storage.space import StorageFull
+    with pytest.raises(StorageFull):      # rendered as ServiceUnavailable (gateway.errors)
         await s3.put(bucket, "k", os.urandom(4 * 1024 * 1024))
     assert s3.blob_files() == []
 
@@ -367,3 +368,16 @@ async def test_ledger_events_are_in_the_bucket_owners_name(s3):
         {("111111111111", "eu-west-1", "AmazonS3", "eu-bucket")}
     assert len({r["dedupe_key"] for r in rows}) == 3
     assert '"storage_class": "STANDARD"' in rows[0]["attrs"]
+
+
+def test_metadata_values_decoded_and_encoded_as_s3_does():
+    from s3_api.metadata import decode_metadata_value, encode_metadata_value
+    assert decode_metadata_value("=?UTF-8?B?Y2Fmw6k=?=") == "café"
+    assert decode_metadata_value("=?utf-8?q?caf=C3=A9_au_lait?=") == "café au lait"
+    assert decode_metadata_value("=?UTF-8?B?Y2Fm?= =?UTF-8?B?w6k=?=") == "café"
+    assert decode_metadata_value("a =?x-unknown?B?AAAA?= b") == "a =?x-unknown?B?AAAA?= b"
+    assert decode_metadata_value("caf\udce9") == "café"          # a Latin-1 byte
+    assert decode_metadata_value("plain =? not a word") == "plain =? not a word"
+    assert encode_metadata_value("plain") == "plain"
+    assert encode_metadata_value("café") == "=?UTF-8?B?Y2Fmw6k=?="
+    assert encode_metadata_value("tab\there").startswith("=?UTF-8?B?")
