@@ -23,7 +23,8 @@ from s3_api.errors import (BadDigest, EntityTooSmall, InvalidArgument, InvalidPa
                            NoSuchUpload)
 from s3_api.listing import encoder, walk
 from s3_api.metadata import last_modified, now_us, quoted, storage_class, stored_headers, unquote
-from s3_api.objects import checksum_members, target_bucket
+from s3_api.objects import checksum_members, new_version_extras, target_bucket
+from s3_api.versioning import version_header
 from storage.objects import Batch, ObjectVersion, new_id, prefix_end
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -31,6 +32,12 @@ MAX_PART_SIZE = 5 * 1024 ** 3
 MAX_PART_NUMBER = 10000
 MAX_COPY_PART = 5 * 1024 ** 3
 _AFTER_ANY_UPLOAD_ID = "\x7f"   # sorts after every upload id (hex digits)
+
+
+def upload_extras(store, upload_id: str) -> dict:
+    """The tags and object lock an upload's version gets (set when the upload was created)."""
+    rows = store.query("SELECT extras FROM s3_uploads WHERE upload_id = ?", (upload_id,))
+    return json.loads(rows[0][0]) if rows and rows[0][0] else {}
 
 
 def _upload_for(ctx, bucket: str, key: str, upload_id: str | None) -> tuple:
@@ -57,6 +64,7 @@ def _part_number(params: dict) -> int:
 async def create_multipart_upload(ctx, params: dict) -> dict:
     bucket, key = target_bucket(ctx, params)
     headers = stored_headers(params)
+    extras = new_version_extras(ctx, params, bucket)      # tags and object lock of the version
     algorithm = checksums.algorithm_named(params.get("ChecksumAlgorithm"))
     checksum_type = None
     if algorithm:
@@ -73,8 +81,9 @@ async def create_multipart_upload(ctx, params: dict) -> dict:
             raise NoSuchBucket(BucketName=bucket.name)
         await batch.tx.execute(
             "INSERT INTO s3_uploads (upload_id, bucket, key, initiated_us, owner_id,"
-            " checksum_algorithm, checksum_type, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (upload_id, bucket.name, key, initiated, account_id, algorithm, checksum_type, headers))
+            " checksum_algorithm, checksum_type, headers, extras) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (upload_id, bucket.name, key, initiated, account_id, algorithm, checksum_type, headers,
+             json.dumps(extras) if extras else None))
 
     await ctx.state.store.write_alone(create)
     out = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id}
@@ -261,7 +270,8 @@ async def complete_multipart_upload(ctx, params: dict) -> dict:
             start += part_size
         version = ObjectVersion(bucket.name, key, new_id(), size, f"{etag}-{len(chosen)}",
                                 modified, account_id, len(chosen), algorithm, checksum_type,
-                                value or None, upload[7], None, None, part_rows)
+                                value or None, upload[7], None, None, part_rows,
+                                **upload_extras(store, upload_id))
         batch.put(version)
         used = {c[2] for c in chosen}
         batch.discard_blobs([r[5] for r in stored.values() if r[5] not in used])
@@ -274,7 +284,8 @@ async def complete_multipart_upload(ctx, params: dict) -> dict:
     location = f"/{bucket.name}/{urllib.parse.quote(key)}"
     if getattr(ctx, "host", ""):
         location = f"http://{ctx.host}{location}"
-    out = {"Location": location, "Bucket": bucket.name, "Key": key, "ETag": quoted(version.etag)}
+    out = {"Location": location, "Bucket": bucket.name, "Key": key, "ETag": quoted(version.etag),
+           **version_header(bucket, version)}
     out.update(checksum_members(version.checksum_algorithm, version.checksum_value,
                                 version.checksum_type))
     return out

@@ -1,0 +1,119 @@
+"""Versioning, tagging and object lock through boto3 and aws-cli against a live server."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+
+def name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def error_of(call, *args, **kwargs) -> dict:
+    with pytest.raises(ClientError) as info:
+        call(*args, **kwargs)
+    return info.value.response
+
+
+def empty_bucket(s3, bucket: str) -> None:
+    """What every conformance suite's cleanup does: delete every version, then the bucket."""
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        items = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                 for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if items:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": items, "Quiet": True})
+    s3.delete_bucket(Bucket=bucket)
+
+
+def test_list_object_versions_on_an_unversioned_bucket_empties_it(server):
+    s3 = server.client("s3")
+    bucket = name("plain")
+    s3.create_bucket(Bucket=bucket)
+    for i in range(5):
+        s3.put_object(Bucket=bucket, Key=f"dir/{i}", Body=b"x" * i)
+    out = s3.list_object_versions(Bucket=bucket, MaxKeys=2)
+    assert [v["VersionId"] for v in out["Versions"]] == ["null", "null"]
+    assert out["IsTruncated"] and out["NextKeyMarker"] == "dir/1"
+    empty_bucket(s3, bucket)
+    assert error_of(s3.head_bucket, Bucket=bucket)["Error"]["Code"] == "404"
+
+
+def test_versioned_object_walk_through_boto3(server):
+    s3 = server.client("s3")
+    bucket = name("versions")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    v1 = s3.put_object(Bucket=bucket, Key="doc", Body=b"first")["VersionId"]
+    v2 = s3.put_object(Bucket=bucket, Key="doc", Body=b"second")["VersionId"]
+    assert s3.get_object(Bucket=bucket, Key="doc", VersionId=v1)["Body"].read() == b"first"
+    head = s3.head_object(Bucket=bucket, Key="doc")
+    assert head["VersionId"] == v2
+    deleted = s3.delete_object(Bucket=bucket, Key="doc")
+    assert deleted["DeleteMarker"] is True
+    missing = error_of(s3.get_object, Bucket=bucket, Key="doc")
+    assert missing["Error"]["Code"] == "NoSuchKey"
+    assert missing["ResponseMetadata"]["HTTPHeaders"]["x-amz-delete-marker"] == "true"
+    assert missing["ResponseMetadata"]["HTTPHeaders"]["x-amz-version-id"] == deleted["VersionId"]
+    marker = error_of(s3.get_object, Bucket=bucket, Key="doc", VersionId=deleted["VersionId"])
+    assert marker["ResponseMetadata"]["HTTPStatusCode"] == 405
+    assert marker["Error"]["Code"] == "MethodNotAllowed"
+    listed = s3.list_object_versions(Bucket=bucket)
+    assert [v["VersionId"] for v in listed["Versions"]] == [v2, v1]
+    assert listed["DeleteMarkers"][0]["IsLatest"] is True
+    bad = error_of(s3.get_object, Bucket=bucket, Key="doc", VersionId="nope")
+    assert (bad["Error"]["Code"], bad["ResponseMetadata"]["HTTPStatusCode"]) == ("InvalidArgument", 400)
+    gone = error_of(s3.get_object, Bucket=bucket, Key="doc", VersionId="B" * 32)
+    assert gone["Error"]["Code"] == "NoSuchVersion"
+    s3.copy_object(Bucket=bucket, Key="doc", CopySource={"Bucket": bucket, "Key": "doc", "VersionId": v1})
+    assert s3.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"first"
+    empty_bucket(s3, bucket)
+
+
+def test_versions_are_isolated_between_accounts(server, tenant):
+    s3, other = server.client("s3"), server.client("s3", account=tenant)
+    bucket = name("mine")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    vid = s3.put_object(Bucket=bucket, Key="k", Body=b"secret")["VersionId"]
+    for call, kwargs in [
+            (other.list_object_versions, {}), (other.get_bucket_versioning, {}),
+            (other.put_bucket_versioning, {"VersioningConfiguration": {"Status": "Suspended"}}),
+            (other.get_object, {"Key": "k", "VersionId": vid}),
+            (other.delete_object, {"Key": "k", "VersionId": vid}),
+            (other.get_object_tagging, {"Key": "k"}),
+            (other.put_object_tagging, {"Key": "k", "Tagging": {"TagSet": []}}),
+            (other.get_bucket_tagging, {}), (other.delete_bucket_tagging, {}),
+            (other.put_bucket_tagging, {"Tagging": {"TagSet": [{"Key": "a", "Value": "b"}]}}),
+            (other.get_object_lock_configuration, {}),
+            (other.get_object_retention, {"Key": "k"}),
+            (other.get_object_legal_hold, {"Key": "k"})]:
+        assert error_of(call, Bucket=bucket, **kwargs)["Error"]["Code"] == "AccessDenied", call
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId=vid)["Body"].read() == b"secret"
+    empty_bucket(s3, bucket)
+
+
+def test_aws_cli_lists_versions(server):
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", **server.credentials()}
+    s3 = server.client("s3")
+    bucket = name("cli")
+    s3.create_bucket(Bucket=bucket)
+
+    def aws(*args):
+        done = subprocess.run(["aws", *args], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else {}
+
+    aws("s3api", "put-bucket-versioning", "--bucket", bucket,
+        "--versioning-configuration", "Status=Enabled")
+    s3.put_object(Bucket=bucket, Key="a", Body=b"1")
+    s3.put_object(Bucket=bucket, Key="a", Body=b"2")
+    aws("s3api", "delete-object", "--bucket", bucket, "--key", "a")
+    out = aws("s3api", "list-object-versions", "--bucket", bucket)
+    assert len(out["Versions"]) == 2 and len(out["DeleteMarkers"]) == 1
+    empty_bucket(s3, bucket)
