@@ -74,9 +74,10 @@ def require_checksum(ctx, what: str = "this request") -> None:
 
 # --- the locks a new version gets ----------------------------------------------------------------
 
-def new_version_lock(ctx, params: dict, bucket: Bucket) -> dict:
+def new_version_lock(ctx, params: dict, bucket: Bucket, need_checksum: bool = True) -> dict:
     """lock_mode, lock_until_us, legal_hold of a version PUT/COPY/multipart creates, from the
-    x-amz-object-lock-* headers and the bucket's default retention."""
+    x-amz-object-lock-* headers and the bucket's default retention (``need_checksum``: the
+    request must carry Content-MD5 or a checksum, as PutObject must)."""
     mode = params.get("ObjectLockMode")
     until = params.get("ObjectLockRetainUntilDate")
     hold = params.get("ObjectLockLegalHoldStatus")
@@ -116,7 +117,7 @@ def new_version_lock(ctx, params: dict, bucket: Bucket) -> dict:
             raise InvalidArgument("Legal Hold must be either of 'ON' or 'OFF'",
                                   ArgumentName="x-amz-object-lock-legal-hold", ArgumentValue=hold)
         out["legal_hold"] = LEGAL_HOLD[hold]
-    if explicit or out:
+    if need_checksum and (explicit or out) and params.get("CopySource") is None:
         require_checksum(ctx, "Put Object requests with Object Lock parameters")
     return out
 
@@ -222,8 +223,6 @@ async def _update(ctx, bucket: Bucket, version: ObjectVersion, change) -> None:
 
 
 async def put_object_retention(ctx, params: dict) -> dict:
-    bucket, version = _locked_target(ctx, params)
-    require_checksum(ctx)
     retention = params.get("Retention")
     if not isinstance(retention, dict):
         raise MalformedXML()
@@ -232,6 +231,8 @@ async def put_object_retention(ctx, params: dict) -> dict:
         raise MalformedXML()
     if (mode is None) != (until is None):
         raise MalformedXML()
+    bucket, version = _locked_target(ctx, params)
+    require_checksum(ctx)
     now = now_us(ctx)
     until_us = to_us(until) if until is not None else None
     if until_us is not None and until_us <= now:
@@ -261,12 +262,12 @@ async def get_object_retention(ctx, params: dict) -> dict:
 
 
 async def put_object_legal_hold(ctx, params: dict) -> dict:
-    bucket, version = _locked_target(ctx, params)
-    require_checksum(ctx)
     hold = params.get("LegalHold")
     status = hold.get("Status") if isinstance(hold, dict) else None
     if status not in LEGAL_HOLD:
         raise MalformedXML()
+    bucket, version = _locked_target(ctx, params)
+    require_checksum(ctx)
     await _update(ctx, bucket, version, lambda found: found.copy(legal_hold=LEGAL_HOLD[status]))
     return {}
 

@@ -70,6 +70,17 @@ def new_version_extras(ctx, params: dict, bucket: Bucket) -> dict:
     return extras
 
 
+def form_extras(ctx, params: dict, bucket: Bucket, tagging_xml: str | None) -> dict:
+    """POST Object's tags (the ``tagging`` field: a Tagging XML document) and object lock."""
+    extras = object_lock.new_version_lock(ctx, params, bucket, need_checksum=False)
+    if tagging_xml:
+        tags = tagging.stored(tagging.check_tags(tagging.from_xml(tagging_xml),
+                                                 tagging.MAX_OBJECT_TAGS))
+        if tags is not None:
+            extras["tags"] = tags
+    return extras
+
+
 def version_attributes(version: ObjectVersion) -> dict:
     """GetObject/HeadObject members of a version's tags and locks."""
     out: dict = {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
+from xml.etree import ElementTree
 
 from s3_api.buckets import owned_bucket
 from s3_api.errors import InvalidArgument, InvalidTag, MalformedXML, NoSuchBucket, NoSuchTagSet
@@ -62,6 +63,28 @@ def from_tag_set(tagging) -> list[tuple[str, str]]:
         if not isinstance(tag, dict) or tag.get("Key") is None:
             raise MalformedXML()
         pairs.append((tag.get("Key"), tag.get("Value") or ""))
+    return pairs
+
+
+def from_xml(text: str) -> list[tuple[str, str]]:
+    """The pairs of a Tagging XML document (POST Object's ``tagging`` field)."""
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError:
+        raise MalformedXML() from None
+    def local(tag: str) -> str:
+        return tag.rsplit("}", 1)[-1]
+    if local(root.tag) != "Tagging":
+        raise MalformedXML()
+    pairs = []
+    for tag_set in root:
+        if local(tag_set.tag) != "TagSet":
+            raise MalformedXML()
+        for tag in tag_set:
+            fields = {local(child.tag): child.text or "" for child in tag}
+            if local(tag.tag) != "Tag" or "Key" not in fields:
+                raise MalformedXML()
+            pairs.append((fields["Key"], fields.get("Value", "")))
     return pairs
 
 
@@ -150,8 +173,8 @@ async def _set_bucket_tags(ctx, params: dict, text: str | None) -> None:
         await batch.tx.execute("UPDATE s3_buckets SET tags = ? WHERE name = ?", (text, bucket.name))
         batch.forget_bucket(bucket.name)
         # the ledger learns the new cost-allocation tags from a zero-byte stored-bytes event
-        await record_stored_bytes(batch.tx, batch.bucket(bucket.name),
-                                  f"s3-tags:{new_id()}:{bucket.name}", at, 0)
+        current.tags = text
+        await record_stored_bytes(batch.tx, current, f"s3-tags:{new_id()}:{bucket.name}", at, 0)
 
     await ctx.state.store.write_alone(change)
 

@@ -117,3 +117,55 @@ def test_aws_cli_lists_versions(server):
     out = aws("s3api", "list-object-versions", "--bucket", bucket)
     assert len(out["Versions"]) == 2 and len(out["DeleteMarkers"]) == 1
     empty_bucket(s3, bucket)
+
+
+def test_tagging_through_boto3(server):
+    s3 = server.client("s3")
+    bucket = name("tags")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", Tagging="a=1&b=two")
+    assert s3.head_object(Bucket=bucket, Key="k")["ResponseMetadata"]["HTTPHeaders"][
+        "x-amz-tagging-count"] == "2"
+    s3.put_object_tagging(Bucket=bucket, Key="k", Tagging={"TagSet": [{"Key": "c", "Value": "3"}]})
+    assert s3.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == [{"Key": "c", "Value": "3"}]
+    s3.copy_object(Bucket=bucket, Key="k2", CopySource=f"{bucket}/k", TaggingDirective="REPLACE",
+                   Tagging="d=4")
+    assert s3.get_object_tagging(Bucket=bucket, Key="k2")["TagSet"] == [{"Key": "d", "Value": "4"}]
+    bad = error_of(s3.put_object_tagging, Bucket=bucket, Key="k", Tagging={"TagSet": [
+        {"Key": f"k{i}", "Value": "v"} for i in range(11)]})
+    assert (bad["Error"]["Code"], bad["ResponseMetadata"]["HTTPStatusCode"]) == ("InvalidTag", 400)
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "team", "Value": "x"}]})
+    assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == [{"Key": "team", "Value": "x"}]
+    s3.delete_bucket_tagging(Bucket=bucket)
+    assert error_of(s3.get_bucket_tagging, Bucket=bucket)["Error"]["Code"] == "NoSuchTagSet"
+    empty_bucket(s3, bucket)
+
+
+def test_object_lock_through_boto3(server):
+    import datetime as dt
+    s3 = server.client("s3")
+    bucket = name("lock")
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    rule = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]["Rule"]
+    assert rule["DefaultRetention"] == {"Mode": "GOVERNANCE", "Days": 1}
+    until = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(days=3)
+    vid = s3.put_object(Bucket=bucket, Key="k", Body=b"x", ObjectLockMode="COMPLIANCE",
+                        ObjectLockRetainUntilDate=until)["VersionId"]
+    head = s3.head_object(Bucket=bucket, Key="k")
+    assert head["ObjectLockMode"] == "COMPLIANCE" and head["ObjectLockRetainUntilDate"] == until
+    refused = error_of(s3.delete_object, Bucket=bucket, Key="k", VersionId=vid,
+                       BypassGovernanceRetention=True)
+    assert (refused["Error"]["Code"], refused["ResponseMetadata"]["HTTPStatusCode"]) == \
+        ("AccessDenied", 403)
+    assert s3.get_object_retention(Bucket=bucket, Key="k")["Retention"]["Mode"] == "COMPLIANCE"
+    s3.put_object_legal_hold(Bucket=bucket, Key="k", LegalHold={"Status": "ON"})
+    assert s3.get_object_legal_hold(Bucket=bucket, Key="k")["LegalHold"]["Status"] == "ON"
+    default = s3.put_object(Bucket=bucket, Key="g", Body=b"y")["VersionId"]
+    assert s3.get_object_retention(Bucket=bucket, Key="g", VersionId=default)["Retention"][
+        "Mode"] == "GOVERNANCE"
+    s3.delete_object(Bucket=bucket, Key="g", VersionId=default, BypassGovernanceRetention=True)
+    past = error_of(s3.put_object_retention, Bucket=bucket, Key="k", Retention={
+        "Mode": "COMPLIANCE", "RetainUntilDate": dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)})
+    assert past["Error"]["Code"] == "InvalidArgument"
