@@ -53,6 +53,7 @@ class Config:
     instance_stop_timeout: float = 60.0   # graceful stop before a forced one, seconds
     ec2_housekeeping_seconds: float = 60.0
     billing_interval_seconds: float = 60.0
+    s3_lifecycle_day_seconds: float = 86400.0   # S3 lifecycle: a pass per day; tests shorten the day
 
     @property
     def default_region(self) -> str:

@@ -1,8 +1,9 @@
 """The read side of bucket and object configurations Nimbo does not keep.
 
 Tools (aws-cli, terraform, rclone, s3fs ...) ask for these; S3 answers a bucket without one with
-its own 404 (NoSuchBucketPolicy, NoSuchCORSConfiguration, NoSuchLifecycleConfiguration,
-and NoSuchWebsiteConfiguration (tags, object lock: their own modules), and reports the defaults every bucket has had since 2023:
+its own 404 (NoSuchBucketPolicy, NoSuchCORSConfiguration, NoSuchWebsiteConfiguration; tags,
+object lock and lifecycle have their own modules), and reports the defaults every bucket has
+had since 2023:
 SSE-S3 (AES256) encryption, BucketOwnerEnforced ownership and all public access blocked. The
 ownership checks are those of every other bucket operation (``owned_bucket``).
 """
@@ -12,7 +13,7 @@ from typing import Callable
 
 from s3_api.buckets import owned_bucket
 from s3_api.errors import (NoSuchBucketPolicy, NoSuchCORSConfiguration,
-                           NoSuchLifecycleConfiguration, NoSuchWebsiteConfiguration)
+                           NoSuchWebsiteConfiguration)
 
 
 def _none_of(error: type) -> Callable:
@@ -26,7 +27,6 @@ def _none_of(error: type) -> Callable:
 get_bucket_policy = _none_of(NoSuchBucketPolicy)
 get_bucket_policy_status = _none_of(NoSuchBucketPolicy)
 get_bucket_cors = _none_of(NoSuchCORSConfiguration)
-get_bucket_lifecycle_configuration = _none_of(NoSuchLifecycleConfiguration)
 get_bucket_website = _none_of(NoSuchWebsiteConfiguration)
 
 
@@ -73,7 +73,6 @@ OPERATIONS = {
     "GetBucketPolicy": get_bucket_policy,
     "GetBucketPolicyStatus": get_bucket_policy_status,
     "GetBucketCors": get_bucket_cors,
-    "GetBucketLifecycleConfiguration": get_bucket_lifecycle_configuration,
     "GetBucketWebsite": get_bucket_website,
     "GetBucketEncryption": get_bucket_encryption,
     "GetBucketOwnershipControls": get_bucket_ownership_controls,

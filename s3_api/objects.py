@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from s3_api import checksums, conditions, object_lock, payload, tagging, versioning
+from s3_api import checksums, conditions, lifecycle, object_lock, payload, tagging, versioning
 from s3_api.buckets import check_owner, owned_bucket, owner, owner_acl
 from s3_api.copying import (close_sources, copy_into, open_sources, parse_copy_source, segments,
                             source_version)
@@ -79,6 +79,11 @@ def form_extras(ctx, params: dict, bucket: Bucket, tagging_xml: str | None) -> d
         if tags is not None:
             extras["tags"] = tags
     return extras
+
+
+def _is_noncurrent(ctx, bucket: Bucket, version: ObjectVersion) -> bool:
+    current = ctx.state.store.object_meta(bucket.name, version.key)
+    return current is None or current.version_id != version.version_id
 
 
 def version_attributes(version: ObjectVersion) -> dict:
@@ -188,6 +193,10 @@ def _describe(ctx, params: dict, version: ObjectVersion, bucket: Bucket) -> dict
         out["VersionId"] = version.vid
     if version.tags or version.lock_mode or version.legal_hold:
         out.update(version_attributes(version))
+    if bucket.lifecycle and version.vid == (params.get("VersionId") or version.vid):
+        expiration = lifecycle.expiration_header(bucket, version, ctx.state.day_us)
+        if expiration and not _is_noncurrent(ctx, bucket, version):
+            out["Expiration"] = expiration
     for member, value in overrides:
         out[member] = value
     size = version.size
