@@ -147,8 +147,13 @@ async def put_object(ctx, params: dict) -> dict:
                             ctx.account.account_id, 0, declared.algorithm, checksums.FULL_OBJECT,
                             value, headers, received.blob_id, received.data, **extras)
     await commit_version(ctx, version, params)
-    return {"ETag": quoted(received.etag), **versioning.version_header(bucket, version),
-            **checksum_members(declared.algorithm, value, checksums.FULL_OBJECT)}
+    out = {"ETag": quoted(received.etag), **versioning.version_header(bucket, version),
+           **checksum_members(declared.algorithm, value, checksums.FULL_OBJECT)}
+    if bucket.lifecycle:
+        expiration = lifecycle.expiration_header(bucket, version, ctx.state.day_us)
+        if expiration:
+            out["Expiration"] = expiration
+    return out
 
 
 # --- GetObject / HeadObject --------------------------------------------------------------------

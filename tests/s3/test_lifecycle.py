@@ -86,8 +86,9 @@ async def test_duplicate_ids_and_checksum_are_refused(s3, bucket):
 async def test_expiration_header_and_pass(s3, bucket):
     await configure(s3, bucket, rule(ID="tmp-rule", Filter={"Prefix": "tmp/"},
                                      Expiration={"Days": 1}))
-    await s3.put(bucket, "tmp/a", os.urandom(1000))
+    put = await s3.put(bucket, "tmp/a", os.urandom(1000))
     await s3.put(bucket, "keep/b", b"kept")
+    assert put["Expiration"] == 'expiry-date="Sun, 03 May 2026 00:00:00 GMT", rule-id="tmp-rule"'
     head = await s3.call("HeadObject", Bucket=bucket, Key="tmp/a")
     # written 2026-05-01 12:00: one day later, rounded up to midnight
     assert head["Expiration"] == 'expiry-date="Sun, 03 May 2026 00:00:00 GMT", rule-id="tmp-rule"'

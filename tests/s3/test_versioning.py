@@ -226,3 +226,13 @@ async def test_other_accounts_cannot_touch_versions(s3, bucket):
             await s3.call(operation, bob, Bucket=bucket, **params)
     _, body = await s3.get(bucket, "k", VersionId=vid)
     assert body == b"1"
+
+
+async def test_list_object_versions_url_encoding(s3, bucket):
+    await s3.put(bucket, "a b/ü", b"x")
+    out = await s3.call("ListObjectVersions", Bucket=bucket, EncodingType="url", Delimiter="/")
+    assert out["CommonPrefixes"] == [{"Prefix": "a%20b/"}] and out["EncodingType"] == "url"
+    out = await s3.call("ListObjectVersions", Bucket=bucket, EncodingType="url")
+    assert out["Versions"][0]["Key"] == "a%20b/%C3%BC"
+    with pytest.raises(errors.InvalidArgument):
+        await s3.call("ListObjectVersions", Bucket=bucket, EncodingType="base64")
