@@ -92,7 +92,11 @@ def test_versions_are_isolated_between_accounts(server, tenant):
             (other.put_bucket_tagging, {"Tagging": {"TagSet": [{"Key": "a", "Value": "b"}]}}),
             (other.get_object_lock_configuration, {}),
             (other.get_object_retention, {"Key": "k"}),
-            (other.get_object_legal_hold, {"Key": "k"})]:
+            (other.get_object_legal_hold, {"Key": "k"}),
+            (other.get_bucket_lifecycle_configuration, {}), (other.delete_bucket_lifecycle, {}),
+            (other.put_bucket_lifecycle_configuration, {"LifecycleConfiguration": {"Rules": [
+                {"ID": "x", "Status": "Enabled", "Filter": {"Prefix": ""},
+                 "Expiration": {"Days": 1}}]}})]:
         assert error_of(call, Bucket=bucket, **kwargs)["Error"]["Code"] == "AccessDenied", call
     assert s3.get_object(Bucket=bucket, Key="k", VersionId=vid)["Body"].read() == b"secret"
     empty_bucket(s3, bucket)

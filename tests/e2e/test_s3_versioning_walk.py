@@ -10,7 +10,10 @@ one (it runs before the clock is moved by more than a few seconds)."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import datetime as dt
+import gzip
+import io
 import json
 import os
 import subprocess
@@ -149,9 +152,24 @@ async def test_versioning_lock_lifecycle_and_tags_walk(live, tmp_path):
                Tagging="kind=data")
     assert (await call(s3.get_object_tagging, Bucket="tagged", Key="data.bin"))["TagSet"] == \
         [{"Key": "kind", "Value": "data"}]
+    cur = client("cur")
+    await call(s3.create_bucket, Bucket="reports")
+    await call(cur.put_report_definition, ReportDefinition={
+        "ReportName": "hourly", "TimeUnit": "HOURLY", "Format": "textORcsv", "Compression": "GZIP",
+        "AdditionalSchemaElements": ["RESOURCES"], "S3Bucket": "reports", "S3Prefix": "cur",
+        "S3Region": "us-east-1"})
     clock.advance(3 * 3600)
     await context.meter_buffer.flush()
     await context.billing.run_once()
+    # the Cost and Usage Report carries the tag as a resourceTags/user: column
+    keys = [o["Key"] for o in (await call(s3.list_objects_v2, Bucket="reports", Prefix="cur/"))[
+        "Contents"] if o["Key"].endswith(".csv.gz")]
+    assert keys
+    rows = list(csv.reader(io.StringIO(gzip.decompress((await call(
+        s3.get_object, Bucket="reports", Key=keys[0]))["Body"].read()).decode())))
+    column = rows[0].index("resourceTags/user:team")
+    resource = rows[0].index("lineItem/ResourceId")
+    assert any(r[column] == "storage" and r[resource] == "tagged" for r in rows[1:])
     start = (clock() - dt.timedelta(days=1)).strftime("%Y-%m-%d")
     end = (clock() + dt.timedelta(days=1)).strftime("%Y-%m-%d")
     answer = await call(ce.get_cost_and_usage, TimePeriod={"Start": start, "End": end},
