@@ -14,8 +14,10 @@ midnights are multiples of it since the epoch.
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import uuid
 
 from s3_api.buckets import owned_bucket
 from s3_api.errors import (InvalidArgument, InvalidRequest, MalformedXML, NoSuchBucket,
@@ -102,10 +104,14 @@ def _tag(tag) -> list:
     return [tag["Key"], tag.get("Value") or ""]
 
 
+def _new_rule_id() -> str:
+    return base64.b64encode(str(uuid.uuid4()).encode()).decode().rstrip("=")
+
+
 def _rule(rule) -> dict:
     if not isinstance(rule, dict):
         raise MalformedXML()
-    rule_id = rule.get("ID") or ""
+    rule_id = rule.get("ID") or _new_rule_id()      # S3 names a rule given without an ID
     if len(rule_id) > MAX_ID:
         raise InvalidArgument("ID length should not exceed allowed limit of 255")
     status = rule.get("Status")

@@ -11,7 +11,8 @@ and move with it (``storage.object_versions``), so setting them is one metadata 
 
 Retention is judged by the server's clock (``ctx.now()``: the app's injectable clock): a version
 under COMPLIANCE retention cannot be deleted, nor its retention shortened or its mode changed,
-until the date passes; GOVERNANCE retention yields to ``x-amz-bypass-governance-retention: true``;
+until the date passes; GOVERNANCE retention (deleting, shortening, changing its mode) yields to
+``x-amz-bypass-governance-retention: true``, extending it needs nothing;
 a legal hold ON forbids deletion whatever the retention. Deleting without a version id (a delete
 marker) is always allowed, as in S3. Requests that set a lock need Content-MD5 or a checksum.
 """
@@ -245,8 +246,9 @@ async def put_object_retention(ctx, params: dict) -> dict:
             weaker = until_us is None or until_us < found.lock_until_us
             if found.lock_mode == "COMPLIANCE" and (weaker or mode != "COMPLIANCE"):
                 raise AccessDenied(LOCKED)
-            if found.lock_mode == "GOVERNANCE" and weaker and not bypass:
-                raise AccessDenied(LOCKED)
+            if found.lock_mode == "GOVERNANCE" and (weaker or mode != "GOVERNANCE") \
+                    and not bypass:
+                raise AccessDenied(LOCKED)      # altering GOVERNANCE retention needs the bypass
         return found.copy(lock_mode=mode, lock_until_us=until_us)
 
     await _update(ctx, bucket, version, change)

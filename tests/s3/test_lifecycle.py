@@ -154,3 +154,10 @@ async def test_other_accounts_cannot_touch_lifecycle(s3, bucket):
             await s3.call(operation, bob, Bucket=bucket, **params)
     out = await s3.call("GetBucketLifecycleConfiguration", Bucket=bucket)
     assert out["Rules"][0]["Expiration"] == {"Days": 1}
+
+
+async def test_rules_without_an_id_get_one(s3, bucket):
+    await configure(s3, bucket, {"Status": "Enabled", "Filter": {},
+                                 "Expiration": {"ExpiredObjectDeleteMarker": True}})
+    out = await s3.call("GetBucketLifecycleConfiguration", Bucket=bucket)
+    assert len(out["Rules"][0]["ID"]) > 10 and out["Rules"][0]["Filter"] == {"Prefix": ""}

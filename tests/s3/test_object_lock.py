@@ -75,6 +75,11 @@ async def test_governance_yields_to_the_bypass_header(s3, locked):
     with pytest.raises(errors.AccessDenied):
         await s3.call("PutObjectRetention", s3.ctx(headers=MD5), Bucket=locked, Key="k",
                       Retention={"Mode": "GOVERNANCE", "RetainUntilDate": later(s3, 60)})
+    with pytest.raises(errors.AccessDenied):        # a mode change alters it too
+        await s3.call("PutObjectRetention", s3.ctx(headers=MD5), Bucket=locked, Key="k",
+                      Retention={"Mode": "COMPLIANCE", "RetainUntilDate": later(s3, 2 * DAY)})
+    await s3.call("PutObjectRetention", s3.ctx(headers=MD5), Bucket=locked, Key="k",
+                  Retention={"Mode": "GOVERNANCE", "RetainUntilDate": later(s3, 2 * DAY)})
     await s3.call("PutObjectRetention", s3.ctx(headers=MD5), Bucket=locked, Key="k",
                   Retention={"Mode": "GOVERNANCE", "RetainUntilDate": later(s3, 60)},
                   BypassGovernanceRetention=True)
