@@ -156,7 +156,7 @@ async def upload_part_copy(ctx, params: dict) -> dict:
     state = ctx.state
     algorithms = list(_part_algorithms(upload))
     for _ in range(3):
-        _, source, _ = source_version(ctx, params)
+        source_bucket, source, source_vid = source_version(ctx, params)
         conditions.check_copy_source(params, source.etag, source.modified_us // 1_000_000)
         first, last = parse_copy_range(params.get("CopySourceRange"), source.size)
         if last - first + 1 > MAX_COPY_PART:
@@ -194,7 +194,10 @@ async def upload_part_copy(ctx, params: dict) -> dict:
     result = {"ETag": quoted(etag), "LastModified": last_modified(now_us(ctx))}
     if upload[5]:
         result[checksums.member(upload[5])] = sums[upload[5]]
-    return {"CopyPartResult": result}
+    out = {"CopyPartResult": result}
+    if source_bucket.versioning is not None or source_vid is not None:
+        out["CopySourceVersionId"] = source.vid
+    return out
 
 
 # --- CompleteMultipartUpload, AbortMultipartUpload ---------------------------------------------

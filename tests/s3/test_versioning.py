@@ -236,3 +236,17 @@ async def test_list_object_versions_url_encoding(s3, bucket):
     assert out["Versions"][0]["Key"] == "a%20b/%C3%BC"
     with pytest.raises(errors.InvalidArgument):
         await s3.call("ListObjectVersions", Bucket=bucket, EncodingType="base64")
+
+
+async def test_upload_part_copy_from_a_version(s3, bucket):
+    await enable(s3, bucket)
+    v1 = (await s3.put(bucket, "src", b"old bytes"))["VersionId"]
+    await s3.put(bucket, "src", b"new bytes")
+    upload = await s3.call("CreateMultipartUpload", Bucket=bucket, Key="dst")
+    out = await s3.call("UploadPartCopy", Bucket=bucket, Key="dst", UploadId=upload["UploadId"],
+                        PartNumber=1, CopySource=f"{bucket}/src?versionId={v1}")
+    assert out["CopySourceVersionId"] == v1
+    await s3.call("CompleteMultipartUpload", Bucket=bucket, Key="dst", UploadId=upload["UploadId"],
+                  MultipartUpload={"Parts": [{"PartNumber": 1,
+                                              "ETag": out["CopyPartResult"]["ETag"]}]})
+    assert (await s3.get(bucket, "dst"))[1] == b"old bytes"
