@@ -102,6 +102,7 @@ class Pass:
             if len(rows) < PAGE:
                 break
             after = rows[-1][0]
+            await asyncio.sleep(0)      # a page at a time: requests go on between pages
         for start in range(0, len(due), CHUNK):
             chunk = due[start:start + CHUNK]
 
@@ -151,7 +152,9 @@ class Pass:
         days = rule["noncurrent"]["days"]
         keep = rule["noncurrent"].get("newer", 0)
         due: list[tuple[str, str]] = []
-        for key in keys:
+        for number, key in enumerate(keys):
+            if number % 100 == 99:
+                await asyncio.sleep(0)
             current = self.store.object_meta(bucket.name, key)
             newer = ([current] if current is not None else []) + self.store.history(bucket.name, key)
             kept = 0

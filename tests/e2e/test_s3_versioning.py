@@ -173,3 +173,26 @@ def test_object_lock_through_boto3(server):
     past = error_of(s3.put_object_retention, Bucket=bucket, Key="k", Retention={
         "Mode": "COMPLIANCE", "RetainUntilDate": dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)})
     assert past["Error"]["Code"] == "InvalidArgument"
+
+
+def test_lifecycle_runs_in_the_served_process(fresh_server, tmp_path):
+    """`nimbo serve` with a one-second lifecycle day (config file): an expiring object goes, the
+    others stay, and the server still stops cleanly."""
+    import time
+    config = tmp_path / "nimbo.toml"
+    config.write_text("s3_lifecycle_day_seconds = 1.0\n")
+    fresh_server.extra_args = ["--config", str(config)]
+    srv = fresh_server.start()
+    s3 = srv.client("s3")
+    s3.create_bucket(Bucket="expiring")
+    s3.put_bucket_lifecycle_configuration(Bucket="expiring", LifecycleConfiguration={"Rules": [
+        {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 1}}]})
+    s3.put_object(Bucket="expiring", Key="tmp/a", Body=b"x" * 100_000)
+    s3.put_object(Bucket="expiring", Key="keep", Body=b"y")
+    deadline = time.monotonic() + 30
+    while "tmp/a" in [o["Key"] for o in s3.list_objects_v2(Bucket="expiring").get("Contents", [])]:
+        assert time.monotonic() < deadline, "the lifecycle runner never ran"
+        time.sleep(0.25)
+    assert s3.get_object(Bucket="expiring", Key="keep")["Body"].read() == b"y"
+    assert srv.stop() == 0
+    assert "lifecycle pass: 1 objects expired" in srv.log()

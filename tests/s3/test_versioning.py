@@ -250,3 +250,21 @@ async def test_upload_part_copy_from_a_version(s3, bucket):
                   MultipartUpload={"Parts": [{"PartNumber": 1,
                                               "ETag": out["CopyPartResult"]["ETag"]}]})
     assert (await s3.get(bucket, "dst"))[1] == b"old bytes"
+
+
+async def test_concurrent_puts_and_deletes_in_one_group_commit(s3, bucket):
+    """Writes of one key batched into one transaction each make their own version, in order."""
+    import asyncio
+    await enable(s3, bucket)
+    results = await asyncio.gather(
+        *[s3.put(bucket, "k", bytes([i]) * (i + 1)) for i in range(20)],
+        s3.call("DeleteObject", Bucket=bucket, Key="k"))
+    ids = [r["VersionId"] for r in results]
+    assert len(set(ids)) == 21
+    out = await s3.call("ListObjectVersions", Bucket=bucket)
+    entries = out["Versions"] + out["DeleteMarkers"]
+    assert sum(e["IsLatest"] for e in entries) == 1 and len(entries) == 21
+    assert await s3.stored_bytes(bucket) == sum(range(1, 21))
+    # the listing is newest first: the order the writes were committed in
+    listed = [v["VersionId"] for v in out["Versions"]]
+    assert listed == sorted(listed, reverse=True)
