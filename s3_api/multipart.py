@@ -14,7 +14,8 @@ import json
 import secrets
 import urllib.parse
 
-from s3_api import checksums, conditions, payload
+from s3_api import checksums, conditions, objects, payload
+from s3_api.versioning import version_header  # noqa: I001 (versions: s3_api.versioning)
 from s3_api.buckets import owned_bucket, owner
 from s3_api.copying import (close_sources, copy_into, open_sources, parse_copy_range, segments,
                             source_version)
@@ -23,8 +24,7 @@ from s3_api.errors import (BadDigest, EntityTooSmall, InvalidArgument, InvalidPa
                            NoSuchUpload)
 from s3_api.listing import encoder, walk
 from s3_api.metadata import last_modified, now_us, quoted, storage_class, stored_headers, unquote
-from s3_api.objects import checksum_members, new_version_extras, target_bucket
-from s3_api.versioning import version_header
+from s3_api.objects import checksum_members, target_bucket
 from storage.objects import Batch, ObjectVersion, new_id, prefix_end
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -64,7 +64,7 @@ def _part_number(params: dict) -> int:
 async def create_multipart_upload(ctx, params: dict) -> dict:
     bucket, key = target_bucket(ctx, params)
     headers = stored_headers(params)
-    extras = new_version_extras(ctx, params, bucket)      # tags and object lock of the version
+    extras = objects.new_version_extras(ctx, params, bucket)   # tags and object lock of the version
     algorithm = checksums.algorithm_named(params.get("ChecksumAlgorithm"))
     checksum_type = None
     if algorithm:

@@ -11,9 +11,7 @@ import datetime as dt
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
 
-from s3_api.lifecycle_runner import LifecycleRunner
 from storage.blobs import BlobStore
 from storage.objects import ObjectStore
 
@@ -29,7 +27,7 @@ class S3State:
     blobs: BlobStore
     inline_max: int = INLINE_MAX
     day_us: int = DAY_SECONDS * 1_000_000      # a lifecycle day (shortened in tests)
-    lifecycle: Any = None                      # the LifecycleRunner
+    lifecycle: object = None                   # the LifecycleRunner
 
 
 def _microseconds(clock):
@@ -66,6 +64,7 @@ async def open_state(app) -> S3State:
     state = S3State(store, blobs, INLINE_MAX if inline_max is None else int(inline_max),
                     int(day * 1_000_000))
     # lifecycle rules run in the background, a pass per day (s3_api.lifecycle_runner)
+    from s3_api.lifecycle_runner import LifecycleRunner  # noqa: PLC0415 (it imports the handlers)
     state.lifecycle = LifecycleRunner(state, os.path.join(data_dir, "s3-lifecycle.lock"), day)
     state.lifecycle.start()
     return state
