@@ -197,3 +197,61 @@ def test_lifecycle_runs_in_the_served_process(fresh_server, tmp_path):
     assert s3.get_object(Bucket="expiring", Key="keep")["Body"].read() == b"y"
     assert srv.stop() == 0
     assert "lifecycle pass: 1 objects expired" in srv.log()
+
+
+@pytest.mark.parametrize("operation, kwargs", [
+    ("put_bucket_versioning", {"VersioningConfiguration": {"Status": "Enabled"}}),
+    ("put_bucket_tagging", {"Tagging": {"TagSet": []}}),
+    ("put_bucket_lifecycle_configuration", {"LifecycleConfiguration": {"Rules": []}}),
+    ("put_object_lock_configuration", {"ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled"}}),
+])
+@pytest.mark.parametrize("body", [b"<not xml", b"<Wrong><Root/></Wrong>", b"\xff\xfe garbage"])
+def test_malformed_configuration_bodies(server, operation, kwargs, body):
+    """A configuration body that is not the XML S3 expects: 400 MalformedXML, never a 500."""
+    import hashlib, base64
+    s3 = server.client("s3")
+    bucket = name("badxml")
+    s3.create_bucket(Bucket=bucket)
+
+    def replace_body(request, **_):
+        request.data = body
+        request.headers["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
+        for header in [h for h in request.headers if h.lower().startswith("x-amz-checksum-")
+                       or h.lower() == "x-amz-sdk-checksum-algorithm"]:
+            del request.headers[header]
+    s3.meta.events.register("before-sign.s3.*", replace_body)
+    response = error_of(getattr(s3, operation), Bucket=bucket, **kwargs)
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert response["Error"]["Code"] == "MalformedXML"
+    server.client("s3").delete_bucket(Bucket=bucket)
+
+
+def test_invalid_retention_dates(fresh_server):
+    """A retain-until date that is no date, in a header or a body: 400 with S3's code, not 500."""
+    import base64, hashlib
+    s3 = fresh_server.start().client("s3")
+    s3.create_bucket(Bucket="dates", ObjectLockEnabledForBucket=True)
+    s3.put_object(Bucket="dates", Key="k", Body=b"x")
+
+    def bad_header(request, **_):
+        del request.headers["x-amz-object-lock-retain-until-date"]
+        request.headers["x-amz-object-lock-retain-until-date"] = "next tuesday"
+    s3.meta.events.register("before-sign.s3.PutObject", bad_header)
+    response = error_of(s3.put_object, Bucket="dates", Key="k2", Body=b"x",
+                        ObjectLockMode="GOVERNANCE",
+                        ObjectLockRetainUntilDate="2099-01-01T00:00:00Z")
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400, response
+
+    def bad_body(request, **_):
+        request.data = (b'<Retention xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Mode>GOVERNANCE'
+                        b'</Mode><RetainUntilDate>next tuesday</RetainUntilDate></Retention>')
+        for header in [h for h in request.headers if h.lower().startswith("x-amz-checksum-")
+                       or h.lower() == "x-amz-sdk-checksum-algorithm"]:
+            del request.headers[header]
+        del request.headers["Content-MD5"]
+        request.headers["Content-MD5"] = base64.b64encode(hashlib.md5(request.data).digest()).decode()
+    s3.meta.events.register("before-sign.s3.PutObjectRetention", bad_body)
+    response = error_of(s3.put_object_retention, Bucket="dates", Key="k", Retention={
+        "Mode": "GOVERNANCE", "RetainUntilDate": "2099-01-01T00:00:00Z"})
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400, response
+    assert response["Error"]["Code"] in ("MalformedXML", "InvalidArgument")
