@@ -8,7 +8,8 @@ its next pass when the leader dies). A pass, per bucket with rules, per enabled 
 
 - Expiration (Days, Date): current objects whose time has come are deleted as a DELETE without a
   version id deletes (unversioned: gone; versioned: a delete marker on top);
-- ExpiredObjectDeleteMarker: a delete marker that is a key's only version is removed;
+- ExpiredObjectDeleteMarker: a delete marker that is a key's only version is removed (by an
+  Expiration with Days too, once the marker is that many days old);
 - NoncurrentVersionExpiration: noncurrent versions noncurrent for NoncurrentDays (since their
   successor was written), beyond the NewerNoncurrentVersions newest, are removed (not while an
   object lock protects them);
@@ -63,7 +64,7 @@ class Pass:
                     continue
                 if "days" in rule or "date" in rule:
                     await self._expire_current(bucket, rule)
-                if rule.get("expired_marker"):
+                if rule.get("expired_marker") or "days" in rule:
                     await self._expire_markers(bucket, rule)
                 if "noncurrent" in rule:
                     await self._expire_noncurrent(bucket, rule)
@@ -122,17 +123,21 @@ class Pass:
     async def _expire_markers(self, bucket: Bucket, rule: dict) -> None:
         where, params = _range(rule["filter"]["prefix"])
         rows = self.store.query(
-            f"SELECT v.key, v.vid FROM s3_versions v WHERE v.bucket = ? AND v.delete_marker = 1"
+            f"SELECT v.key, v.vid, v.modified_us FROM s3_versions v WHERE v.bucket = ?"
+            " AND v.delete_marker = 1"
             f" AND {where.replace('key', 'v.key')}"
             " AND NOT EXISTS (SELECT 1 FROM s3_objects o WHERE o.bucket = v.bucket AND o.key = v.key)"
             " AND (SELECT COUNT(*) FROM s3_versions w WHERE w.bucket = v.bucket AND w.key = v.key) = 1",
             [bucket.name, *params])
+        if not rule.get("expired_marker"):
+            # an Expiration with Days removes such markers once they are that old (S3's rule)
+            rows = [r for r in rows if self._due(rule, r[2])]
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start:start + CHUNK]
 
             def expire(batch: Batch, chunk=chunk) -> int:
                 done = 0
-                for key, vid in chunk:
+                for key, vid, _ in chunk:
                     versions = batch.noncurrent(bucket.name, key, 2)
                     if batch.get(bucket.name, key) is not None or len(versions) != 1 or \
                             versions[0].vid != vid or not versions[0].delete_marker:

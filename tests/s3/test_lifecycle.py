@@ -161,3 +161,16 @@ async def test_rules_without_an_id_get_one(s3, bucket):
                                  "Expiration": {"ExpiredObjectDeleteMarker": True}})
     out = await s3.call("GetBucketLifecycleConfiguration", Bucket=bucket)
     assert len(out["Rules"][0]["ID"]) > 10 and out["Rules"][0]["Filter"] == {"Prefix": ""}
+
+
+async def test_days_expiration_also_removes_old_lone_delete_markers(s3, bucket):
+    await s3.call("PutBucketVersioning", Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    await configure(s3, bucket, rule(Expiration={"Days": 2}))
+    vid = (await s3.put(bucket, "k", b"1"))["VersionId"]
+    await s3.call("DeleteObject", Bucket=bucket, Key="k")
+    await s3.call("DeleteObject", Bucket=bucket, Key="k", VersionId=vid)   # the marker is alone
+    s3.clock.advance(DAY)
+    assert (await run_lifecycle(s3.state))["markers"] == 0          # not old enough yet
+    s3.clock.advance(2 * DAY)
+    assert (await run_lifecycle(s3.state))["markers"] == 1
+    assert "DeleteMarkers" not in await s3.call("ListObjectVersions", Bucket=bucket)
