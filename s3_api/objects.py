@@ -198,9 +198,10 @@ def _describe(ctx, params: dict, version: ObjectVersion, bucket: Bucket) -> dict
         out["VersionId"] = version.vid
     if version.tags or version.lock_mode or version.legal_hold:
         out.update(version_attributes(version))
-    if bucket.lifecycle and version.vid == (params.get("VersionId") or version.vid):
+    if bucket.lifecycle:      # current versions only: Expiration rules expire nothing else
         expiration = lifecycle.expiration_header(bucket, version, ctx.state.day_us)
-        if expiration and not _is_noncurrent(ctx, bucket, version):
+        if expiration and (params.get("VersionId") is None
+                           or not _is_noncurrent(ctx, bucket, version)):
             out["Expiration"] = expiration
     for member, value in overrides:
         out[member] = value
