@@ -1,9 +1,9 @@
 """The read side of bucket and object configurations Nimbo does not keep.
 
 Tools (aws-cli, terraform, rclone, s3fs ...) ask for these; S3 answers a bucket without one with
-its own 404 (NoSuchBucketPolicy, NoSuchCORSConfiguration, NoSuchLifecycleConfiguration,
-NoSuchWebsiteConfiguration, NoSuchTagSet, ObjectLockConfigurationNotFoundError), an object
-without tags with an empty TagSet, and reports the defaults every bucket has had since 2023:
+its own 404 (NoSuchBucketPolicy, NoSuchCORSConfiguration, NoSuchWebsiteConfiguration; tags,
+object lock and lifecycle have their own modules), and reports the defaults every bucket has
+had since 2023:
 SSE-S3 (AES256) encryption, BucketOwnerEnforced ownership and all public access blocked. The
 ownership checks are those of every other bucket operation (``owned_bucket``).
 """
@@ -13,9 +13,7 @@ from typing import Callable
 
 from s3_api.buckets import owned_bucket
 from s3_api.errors import (NoSuchBucketPolicy, NoSuchCORSConfiguration,
-                           NoSuchLifecycleConfiguration, NoSuchTagSet, NoSuchWebsiteConfiguration,
-                           ObjectLockConfigurationNotFoundError)
-from s3_api.objects import read_target
+                           NoSuchWebsiteConfiguration)
 
 
 def _none_of(error: type) -> Callable:
@@ -29,10 +27,7 @@ def _none_of(error: type) -> Callable:
 get_bucket_policy = _none_of(NoSuchBucketPolicy)
 get_bucket_policy_status = _none_of(NoSuchBucketPolicy)
 get_bucket_cors = _none_of(NoSuchCORSConfiguration)
-get_bucket_lifecycle_configuration = _none_of(NoSuchLifecycleConfiguration)
 get_bucket_website = _none_of(NoSuchWebsiteConfiguration)
-get_bucket_tagging = _none_of(NoSuchTagSet)
-get_object_lock_configuration = _none_of(ObjectLockConfigurationNotFoundError)
 
 
 async def get_bucket_encryption(ctx, params: dict) -> dict:
@@ -74,19 +69,11 @@ async def get_bucket_accelerate_configuration(ctx, params: dict) -> dict:
     return {}
 
 
-async def get_object_tagging(ctx, params: dict) -> dict:
-    read_target(ctx, params)
-    return {"TagSet": []}
-
-
 OPERATIONS = {
     "GetBucketPolicy": get_bucket_policy,
     "GetBucketPolicyStatus": get_bucket_policy_status,
     "GetBucketCors": get_bucket_cors,
-    "GetBucketLifecycleConfiguration": get_bucket_lifecycle_configuration,
     "GetBucketWebsite": get_bucket_website,
-    "GetBucketTagging": get_bucket_tagging,
-    "GetObjectLockConfiguration": get_object_lock_configuration,
     "GetBucketEncryption": get_bucket_encryption,
     "GetBucketOwnershipControls": get_bucket_ownership_controls,
     "GetPublicAccessBlock": get_public_access_block,
@@ -94,5 +81,4 @@ OPERATIONS = {
     "GetBucketNotificationConfiguration": get_bucket_notification_configuration,
     "GetBucketRequestPayment": get_bucket_request_payment,
     "GetBucketAccelerateConfiguration": get_bucket_accelerate_configuration,
-    "GetObjectTagging": get_object_tagging,
 }

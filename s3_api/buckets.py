@@ -1,5 +1,5 @@
 """Buckets: CreateBucket, DeleteBucket, HeadBucket, ListBuckets, GetBucketLocation, and the
-read-only GetBucketVersioning / GetBucketAcl that tools ask for.
+read-only GetBucketAcl that tools ask for (versioning: ``s3_api.versioning``).
 
 Bucket names are global: CreateBucket of another account's name is BucketAlreadyExists; every other
 operation on another account's bucket, and every anonymous request, is AccessDenied (Nimbo has no
@@ -66,8 +66,7 @@ async def create_bucket(ctx, params: dict) -> dict:
         raise InvalidBucketAclWithObjectOwnership()
     if params.get("ObjectOwnership") not in (None, "BucketOwnerEnforced"):
         raise NotImplementedOperation(Header="x-amz-object-ownership")
-    if params.get("ObjectLockEnabledForBucket"):
-        raise NotImplementedOperation(Header="x-amz-bucket-object-lock-enabled")
+    lock = bool(params.get("ObjectLockEnabledForBucket"))
     region = ctx.region
     constraint = (params.get("CreateBucketConfiguration") or {}).get("LocationConstraint")
     if constraint == "EU":
@@ -94,9 +93,12 @@ async def create_bucket(ctx, params: dict) -> dict:
             if existing.region == US_EAST_1 and region == US_EAST_1:
                 return  # S3's legacy us-east-1 answer: 200 OK
             raise BucketAlreadyOwnedByYou(BucketName=name)
+        # object lock comes with versioning enabled (s3_api.object_lock)
         await batch.tx.execute(
-            "INSERT INTO s3_buckets (name, account_id, region, created_us) VALUES (?, ?, ?, ?)",
-            (name, account_id, region, created))
+            "INSERT INTO s3_buckets (name, account_id, region, created_us, versioning, object_lock)"
+            " VALUES (?, ?, ?, ?, ?, ?)", (name, account_id, region, created,
+                                          "Enabled" if lock else None,
+                                          '{"enabled": true}' if lock else None))
         batch.forget_bucket(name)
 
     await ctx.state.store.write_alone(create)
@@ -138,11 +140,6 @@ async def head_bucket(ctx, params: dict) -> dict:
 async def get_bucket_location(ctx, params: dict) -> dict:
     bucket = owned_bucket(ctx, params)
     return {"LocationConstraint": None if bucket.region == US_EAST_1 else bucket.region}
-
-
-async def get_bucket_versioning(ctx, params: dict) -> dict:
-    owned_bucket(ctx, params)
-    return {}   # never enabled: Nimbo keeps one version per key
 
 
 async def get_bucket_acl(ctx, params: dict) -> dict:

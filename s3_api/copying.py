@@ -10,9 +10,10 @@ import urllib.parse
 
 from s3_api import checksums
 from s3_api.buckets import check_owner
-from s3_api.errors import (AccessDenied, InvalidArgument, InvalidRange, NoSuchBucket, NoSuchKey,
-                           NoSuchVersion)
+from s3_api.errors import (AccessDenied, InvalidArgument, InvalidRange, InvalidRequest, NoSuchBucket,
+                           NoSuchKey, NoSuchVersion)
 from s3_api.metadata import check_key
+from storage.object_versions import well_formed_vid
 from storage.objects import Bucket, ObjectStore, ObjectVersion
 
 CHUNK = 1 << 20
@@ -48,11 +49,24 @@ def source_version(ctx, params: dict) -> tuple[Bucket, ObjectVersion, str | None
     if bucket is None:
         raise NoSuchBucket(BucketName=name)
     check_owner(ctx, params, bucket, "ExpectedSourceBucketOwner")
-    if version_id not in (None, "null"):
-        raise NoSuchVersion(Key=key, VersionId=version_id)
-    if version is None:
-        raise NoSuchKey(Key=key)
-    return bucket, version, version_id
+    if version is not None and version_id is None:
+        return bucket, version, version_id
+    if version_id is not None:
+        if not well_formed_vid(version_id):
+            raise InvalidArgument("Invalid version id specified", ArgumentName="x-amz-copy-source",
+                                  ArgumentValue=version_id)
+        found = version if version is not None and version.vid == version_id else \
+            ctx.state.store.noncurrent_version(name, key, version_id, data=True)
+        if found is None:
+            raise NoSuchVersion(Key=key, VersionId=version_id)
+        if found.delete_marker:
+            raise InvalidRequest("The source of a copy request may not specifically refer to a"
+                                 " delete marker by version id.")
+        return bucket, found, version_id
+    error = NoSuchKey(Key=key)
+    if bucket.versioning is not None and ctx.state.store.latest_marker(name, key) is not None:
+        error.headers = {"x-amz-delete-marker": "true"}
+    raise error
 
 
 def segments(store: ObjectStore, version: ObjectVersion, start: int, end: int

@@ -69,6 +69,15 @@ ObjectLockConfigurationNotFoundError = _error(
     "ObjectLockConfigurationNotFoundError", 404,
     "Object Lock configuration does not exist for this bucket")
 
+InvalidBucketState = _error("InvalidBucketState", 409,
+                            "The request is not valid with the current state of the bucket.")
+InvalidTag = _error("InvalidTag", 400, "The TagSet you have provided is invalid.")
+NoSuchObjectLockConfiguration = _error("NoSuchObjectLockConfiguration", 404,
+                                       "The specified object does not have a ObjectLock"
+                                       " configuration")
+InvalidRetentionPeriod = _error("InvalidRetentionPeriod", 400,
+                                "Default retention period must be a positive integer value.")
+
 # --- objects -----------------------------------------------------------------------------------
 NoSuchVersion = _error("NoSuchVersion", 404, "The specified version does not exist.")
 KeyTooLongError = _error("KeyTooLongError", 400, "Your key is too long")

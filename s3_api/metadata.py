@@ -58,15 +58,14 @@ def check_acl(params: dict) -> None:
 
 
 def check_unsupported(params: dict) -> None:
-    """Refuse what would silently not happen: ACLs, KMS or customer-key encryption, object lock."""
+    """Refuse what would silently not happen: ACLs, KMS or customer-key encryption (object lock:
+    ``s3_api.object_lock``)."""
     check_acl(params)
     sse = params.get("ServerSideEncryption")
     if sse and sse != "AES256":
         raise NotImplementedOperation(Header="x-amz-server-side-encryption")
     if params.get("SSECustomerAlgorithm") or params.get("SSECustomerKey"):
         raise NotImplementedOperation(Header="x-amz-server-side-encryption-customer-algorithm")
-    if params.get("ObjectLockMode") or params.get("ObjectLockLegalHoldStatus"):
-        raise NotImplementedOperation(Header="x-amz-object-lock-mode")
 
 
 def stored_headers(params: dict) -> str | None:

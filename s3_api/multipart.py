@@ -14,7 +14,8 @@ import json
 import secrets
 import urllib.parse
 
-from s3_api import checksums, conditions, payload
+from s3_api import checksums, conditions, objects, payload
+from s3_api.versioning import version_header  # noqa: I001 (versions: s3_api.versioning)
 from s3_api.buckets import owned_bucket, owner
 from s3_api.copying import (close_sources, copy_into, open_sources, parse_copy_range, segments,
                             source_version)
@@ -32,6 +33,12 @@ MAX_PART_SIZE = 5 * 1024 ** 3
 MAX_PART_NUMBER = 10000
 MAX_COPY_PART = 5 * 1024 ** 3
 _AFTER_ANY_UPLOAD_ID = "\x7f"   # sorts after every upload id (hex digits)
+
+
+def upload_extras(store, upload_id: str) -> dict:
+    """The tags and object lock an upload's version gets (set when the upload was created)."""
+    rows = store.query("SELECT extras FROM s3_uploads WHERE upload_id = ?", (upload_id,))
+    return json.loads(rows[0][0]) if rows and rows[0][0] else {}
 
 
 def _upload_for(ctx, bucket: str, key: str, upload_id: str | None) -> tuple:
@@ -58,6 +65,7 @@ def _part_number(params: dict) -> int:
 async def create_multipart_upload(ctx, params: dict) -> dict:
     bucket, key = target_bucket(ctx, params)
     headers = stored_headers(params)
+    extras = objects.new_version_extras(ctx, params, bucket)   # tags and object lock of the version
     algorithm = checksums.algorithm_named(params.get("ChecksumAlgorithm"))
     checksum_type = None
     if algorithm:
@@ -74,8 +82,9 @@ async def create_multipart_upload(ctx, params: dict) -> dict:
             raise NoSuchBucket(BucketName=bucket.name)
         await batch.tx.execute(
             "INSERT INTO s3_uploads (upload_id, bucket, key, initiated_us, owner_id,"
-            " checksum_algorithm, checksum_type, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (upload_id, bucket.name, key, initiated, account_id, algorithm, checksum_type, headers))
+            " checksum_algorithm, checksum_type, headers, extras) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (upload_id, bucket.name, key, initiated, account_id, algorithm, checksum_type, headers,
+             json.dumps(extras) if extras else None))
 
     await ctx.state.store.write_alone(create)
     out = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id}
@@ -148,7 +157,7 @@ async def upload_part_copy(ctx, params: dict) -> dict:
     state = ctx.state
     algorithms = list(_part_algorithms(upload))
     for _ in range(3):
-        _, source, _ = source_version(ctx, params)
+        source_bucket, source, source_vid = source_version(ctx, params)
         conditions.check_copy_source(params, source.etag, source.modified_us // 1_000_000)
         first, last = parse_copy_range(params.get("CopySourceRange"), source.size)
         if last - first + 1 > MAX_COPY_PART:
@@ -186,7 +195,10 @@ async def upload_part_copy(ctx, params: dict) -> dict:
     result = {"ETag": quoted(etag), "LastModified": last_modified(now_us(ctx))}
     if upload[5]:
         result[checksums.member(upload[5])] = sums[upload[5]]
-    return {"CopyPartResult": result}
+    out = {"CopyPartResult": result}
+    if source_bucket.versioning is not None or source_vid is not None:
+        out["CopySourceVersionId"] = source.vid
+    return out
 
 
 # --- CompleteMultipartUpload, AbortMultipartUpload ---------------------------------------------
@@ -306,7 +318,8 @@ async def _complete(ctx, params: dict, bucket, key: str, upload_id: str, request
             start += part_size
         version = ObjectVersion(bucket.name, key, new_id(), size, f"{etag}-{len(chosen)}",
                                 modified, account_id, len(chosen), algorithm, checksum_type,
-                                value or None, upload[7], None, None, part_rows)
+                                value or None, upload[7], None, None, part_rows,
+                                **upload_extras(store, upload_id))
         batch.put(version)
         used = {c[2] for c in chosen}
         batch.discard_blobs([r[5] for r in stored.values() if r[5] not in used])
@@ -314,17 +327,17 @@ async def _complete(ctx, params: dict, bucket, key: str, upload_id: str, request
         await batch.tx.execute("DELETE FROM s3_upload_parts WHERE upload_id = ?", (upload_id,))
         await batch.tx.execute("DELETE FROM s3_uploads WHERE upload_id = ?", (upload_id,))
         await completed_uploads.record(batch.tx, upload_id, bucket.name, key, version.version_id,
-                                       _answer(version), modified)
+                                       _answer(bucket, version), modified)
         return version
 
     version = await store.write_alone(complete)
     return {"Location": _location(ctx, bucket.name, key), "Bucket": bucket.name, "Key": key,
-            **_answer(version)}
+            **_answer(bucket, version)}
 
 
-def _answer(version: ObjectVersion) -> dict:
-    """The members of a completion's answer that a retry repeats."""
-    out = {"ETag": quoted(version.etag)}
+def _answer(bucket, version: ObjectVersion) -> dict:
+    """The members of a completion's answer that a retry repeats (its version id included)."""
+    out = {"ETag": quoted(version.etag), **version_header(bucket, version)}
     out.update(checksum_members(version.checksum_algorithm, version.checksum_value,
                                 version.checksum_type))
     return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from s3_api import checksums, conditions, payload
+from s3_api import checksums, conditions, lifecycle, object_lock, payload, tagging, versioning
 from s3_api.buckets import check_owner, owned_bucket, owner, owner_acl
 from s3_api.copying import (close_sources, copy_into, open_sources, parse_copy_source, segments,
                             source_version)
@@ -20,6 +20,7 @@ from s3_api.errors import (AccessDenied, InvalidArgument, InvalidPartNumber, Inv
 from s3_api.metadata import (check_key, check_unsupported, last_modified, now_us, output_headers, quoted,
                              storage_class, stored_headers, unquote)
 from s3_api.streaming import ObjectBody
+from storage.object_versions import well_formed_vid
 from storage.objects import Batch, Bucket, ObjectVersion, new_id
 
 MAX_COPY_SIZE = 5 * 1024 ** 3
@@ -42,7 +43,10 @@ def target_bucket(ctx, params: dict) -> tuple[Bucket, str]:
     return bucket, key
 
 
-def read_target(ctx, params: dict) -> tuple[Bucket, ObjectVersion]:
+def read_target(ctx, params: dict, method: str = "GET") -> tuple[Bucket, ObjectVersion]:
+    """The bucket and the object version a read names (``VersionId``: a version; else the
+    current one), or S3's error (NoSuchKey with the delete marker's headers, NoSuchVersion, 405
+    for a delete marker named by version id)."""
     if ctx.account is None:
         raise AccessDenied()
     key = check_key(params.get("Key"))
@@ -50,12 +54,49 @@ def read_target(ctx, params: dict) -> tuple[Bucket, ObjectVersion]:
     if bucket is None:
         raise NoSuchBucket(BucketName=params.get("Bucket"))
     check_owner(ctx, params, bucket)
-    version_id = params.get("VersionId")
-    if version_id not in (None, "null"):
-        raise NoSuchVersion(Key=key, VersionId=version_id)
-    if version is None:
-        raise NoSuchKey(Key=key)
-    return bucket, version
+    if version is not None and params.get("VersionId") is None:
+        return bucket, version
+    return bucket, versioning.find_version(ctx, bucket, key, version, params.get("VersionId"),
+                                           method)
+
+
+def new_version_extras(ctx, params: dict, bucket: Bucket) -> dict:
+    """Tags (``x-amz-tagging``) and object lock (headers, the bucket's default retention) of a
+    version a write creates, as ObjectVersion attributes."""
+    extras = object_lock.new_version_lock(ctx, params, bucket)
+    tags = tagging.header_tags(params.get("Tagging"))
+    if tags is not None:
+        extras["tags"] = tags
+    return extras
+
+
+def form_extras(ctx, params: dict, bucket: Bucket, tagging_xml: str | None) -> dict:
+    """POST Object's tags (the ``tagging`` field: a Tagging XML document) and object lock."""
+    extras = object_lock.new_version_lock(ctx, params, bucket, need_checksum=False)
+    if tagging_xml:
+        tags = tagging.stored(tagging.check_tags(tagging.from_xml(tagging_xml),
+                                                 tagging.MAX_OBJECT_TAGS))
+        if tags is not None:
+            extras["tags"] = tags
+    return extras
+
+
+def _is_noncurrent(ctx, bucket: Bucket, version: ObjectVersion) -> bool:
+    current = ctx.state.store.object_meta(bucket.name, version.key)
+    return current is None or current.version_id != version.version_id
+
+
+def version_attributes(version: ObjectVersion) -> dict:
+    """GetObject/HeadObject members of a version's tags and locks."""
+    out: dict = {}
+    if version.tags:
+        out["TagCount"] = len(version.tag_list())
+    if version.lock_mode:
+        out["ObjectLockMode"] = version.lock_mode
+        out["ObjectLockRetainUntilDate"] = object_lock.from_us(version.lock_until_us)
+    if version.legal_hold:
+        out["ObjectLockLegalHoldStatus"] = object_lock.LEGAL_HOLD_NAMES[version.legal_hold]
+    return out
 
 
 def checksum_members(algorithm: str | None, value: str | None, checksum_type: str | None) -> dict:
@@ -94,6 +135,7 @@ async def put_object(ctx, params: dict) -> dict:
     if params.get("WriteOffsetBytes") is not None:
         raise NotImplementedOperation(Header="x-amz-write-offset-bytes")
     headers = stored_headers(params)
+    extras = new_version_extras(ctx, params, bucket)
     store = ctx.state.store
     if params.get("IfNoneMatch") is not None or params.get("IfMatch") is not None:
         current = store.object(bucket.name, key)        # fail before reading the body
@@ -103,10 +145,15 @@ async def put_object(ctx, params: dict) -> dict:
     value = received.checksums[declared.algorithm]
     version = ObjectVersion(bucket.name, key, new_id(), received.size, received.etag, now_us(ctx),
                             ctx.account.account_id, 0, declared.algorithm, checksums.FULL_OBJECT,
-                            value, headers, received.blob_id, received.data)
+                            value, headers, received.blob_id, received.data, **extras)
     await commit_version(ctx, version, params)
-    return {"ETag": quoted(received.etag),
-            **checksum_members(declared.algorithm, value, checksums.FULL_OBJECT)}
+    out = {"ETag": quoted(received.etag), **versioning.version_header(bucket, version),
+           **checksum_members(declared.algorithm, value, checksums.FULL_OBJECT)}
+    if bucket.lifecycle:
+        expiration = lifecycle.expiration_header(bucket, version, ctx.state.day_us)
+        if expiration:
+            out["Expiration"] = expiration
+    return out
 
 
 # --- GetObject / HeadObject --------------------------------------------------------------------
@@ -114,7 +161,7 @@ async def put_object(ctx, params: dict) -> dict:
 async def get_object(ctx, params: dict) -> dict:
     for _ in range(3):
         bucket, version = read_target(ctx, params)
-        out = _describe(ctx, params, version)
+        out = _describe(ctx, params, version, bucket)
         start, end = out.pop("__range__")
         if version.data is not None:
             out["Body"] = ObjectBody(ctx.state.blobs, data=version.data[start:end + 1])
@@ -130,13 +177,13 @@ async def get_object(ctx, params: dict) -> dict:
 
 
 async def head_object(ctx, params: dict) -> dict:
-    _, version = read_target(ctx, params)
-    out = _describe(ctx, params, version)
+    bucket, version = read_target(ctx, params, "HEAD")
+    out = _describe(ctx, params, version, bucket)
     out.pop("__range__")
     return out
 
 
-def _describe(ctx, params: dict, version: ObjectVersion) -> dict:
+def _describe(ctx, params: dict, version: ObjectVersion, bucket: Bucket) -> dict:
     """Headers of a GetObject/HeadObject answer, with the byte range to send as ``__range__``."""
     if len(params) > 2:     # anything besides Bucket and Key: conditions, overrides ...
         conditions.check_read(params, version.etag, version.modified_us // 1_000_000)
@@ -147,6 +194,15 @@ def _describe(ctx, params: dict, version: ObjectVersion) -> dict:
     out["ETag"] = f'"{version.etag}"'
     out["LastModified"] = last_modified(version.modified_us)
     out["AcceptRanges"] = "bytes"
+    if bucket.versioning is not None or params.get("VersionId") is not None:
+        out["VersionId"] = version.vid
+    if version.tags or version.lock_mode or version.legal_hold:
+        out.update(version_attributes(version))
+    if bucket.lifecycle:      # current versions only: Expiration rules expire nothing else
+        expiration = lifecycle.expiration_header(bucket, version, ctx.state.day_us)
+        if expiration and (params.get("VersionId") is None
+                           or not _is_noncurrent(ctx, bucket, version)):
+            out["Expiration"] = expiration
     for member, value in overrides:
         out[member] = value
     size = version.size
@@ -211,19 +267,41 @@ def _check_delete(item: dict, current: ObjectVersion | None) -> None:
 
 async def delete_object(ctx, params: dict) -> dict:
     bucket, key = target_bucket(ctx, params)
-    version_id = params.get("VersionId")
-    if version_id not in (None, "null"):
-        raise InvalidArgument("Invalid version id specified", ArgumentName="versionId",
-                              ArgumentValue=version_id)
+    vid = versioning.check_version_id(params.get("VersionId"))
+    owner_id = ctx.account.account_id
+    now = now_us(ctx)
 
-    def delete(batch: Batch) -> None:
+    def delete(batch: Batch) -> dict:
         if batch.bucket(bucket.name) is None:
             raise NoSuchBucket(BucketName=bucket.name)
-        _check_delete(params, batch.get(bucket.name, key))
-        batch.delete(bucket.name, key)
+        return _delete_one(batch, bucket.name, key, vid, params, owner_id, now)
 
-    await ctx.state.store.write(delete)
-    return {"__status__": 204}
+    out = await ctx.state.store.write(delete)
+    out["__status__"] = 204
+    return out
+
+
+def _delete_one(batch: Batch, bucket: str, key: str, vid: str | None, item: dict, owner_id: str,
+                now: int) -> dict:
+    """One deletion in a batch: without ``vid`` the key's object (unversioned bucket) or a new
+    delete marker (versioned); with ``vid`` that version for good (object lock permitting).
+    Returns the answer's members (DeleteMarker, VersionId)."""
+    if vid is None:
+        _check_delete(item, batch.get(bucket, key))
+        marker = batch.delete(bucket, key, owner_id)
+        if marker is not None and marker.delete_marker:
+            return {"DeleteMarker": True, "VersionId": marker.vid}
+        return {}
+    found = batch.find(bucket, key, vid)
+    if found is None:
+        return {"VersionId": vid}       # S3 answers 204 for a version that is not there
+    _check_delete(item, found if not found.delete_marker else None)
+    object_lock.check_delete(found, bool(item.get("BypassGovernanceRetention")), now)
+    batch.delete_version(bucket, key, vid)
+    out = {"VersionId": vid}
+    if found.delete_marker:
+        out["DeleteMarker"] = True
+    return out
 
 
 async def delete_objects(ctx, params: dict) -> dict:
@@ -233,8 +311,11 @@ async def delete_objects(ctx, params: dict) -> dict:
     if not items or len(items) > MAX_DELETE_KEYS:
         raise MalformedXML()
     quiet = bool(spec.get("Quiet"))
+    bypass = bool(params.get("BypassGovernanceRetention"))
+    owner_id = ctx.account.account_id
+    now = now_us(ctx)
 
-    def delete(batch: Batch) -> list[tuple[dict, S3Error | None]]:
+    def delete(batch: Batch) -> list[tuple[dict, dict | S3Error]]:
         if batch.bucket(bucket.name) is None:
             raise NoSuchBucket(BucketName=bucket.name)
         results = []
@@ -242,28 +323,35 @@ async def delete_objects(ctx, params: dict) -> dict:
             key = item.get("Key")
             try:
                 check_key(key)
-                if item.get("VersionId") not in (None, "null"):
-                    raise NoSuchVersion(Key=key, VersionId=item.get("VersionId"))
-                _check_delete({"IfMatch": item.get("ETag"), "IfMatchSize": item.get("Size"),
-                               "IfMatchLastModifiedTime": item.get("LastModifiedTime"),
-                               "Key": key}, batch.get(bucket.name, key))
-                batch.delete(bucket.name, key)
-                results.append((item, None))
+                vid = item.get("VersionId")
+                if vid is not None and not well_formed_vid(vid):
+                    raise NoSuchVersion(Key=key, VersionId=vid)   # S3's answer in a multi-delete
+                condition = {"IfMatch": item.get("ETag"), "IfMatchSize": item.get("Size"),
+                             "IfMatchLastModifiedTime": item.get("LastModifiedTime"), "Key": key,
+                             "BypassGovernanceRetention": bypass}
+                results.append((item, _delete_one(batch, bucket.name, key, vid, condition,
+                                                  owner_id, now)))
             except S3Error as exc:
                 results.append((item, exc))
         return results
 
     results = await ctx.state.store.write(delete)
     deleted, errors = [], []
-    for item, error in results:
-        if error is None:
+    for item, outcome in results:
+        if not isinstance(outcome, S3Error):
             if not quiet:
                 entry = {"Key": item["Key"]}
                 if item.get("VersionId"):
                     entry["VersionId"] = item["VersionId"]
+                    if outcome.get("DeleteMarker"):
+                        entry["DeleteMarker"] = True
+                        entry["DeleteMarkerVersionId"] = item["VersionId"]
+                elif outcome.get("DeleteMarker"):
+                    entry["DeleteMarker"] = True
+                    entry["DeleteMarkerVersionId"] = outcome["VersionId"]
                 deleted.append(entry)
         else:
-            entry = {"Key": item.get("Key"), "Code": error.code, "Message": error.message}
+            entry = {"Key": item.get("Key"), "Code": outcome.code, "Message": outcome.message}
             if item.get("VersionId"):
                 entry["VersionId"] = item["VersionId"]
             errors.append(entry)
@@ -285,16 +373,22 @@ async def copy_object(ctx, params: dict) -> dict:
     if directive not in ("COPY", "REPLACE"):
         raise InvalidArgument("Unknown metadata directive.", ArgumentName="x-amz-metadata-directive",
                               ArgumentValue=params.get("MetadataDirective"))
-    src_name, src_key, _ = parse_copy_source(params.get("CopySource"))
+    tag_directive = (params.get("TaggingDirective") or "COPY").upper()
+    if tag_directive not in ("COPY", "REPLACE"):
+        raise InvalidArgument("Unknown tagging directive.", ArgumentName="x-amz-tagging-directive",
+                              ArgumentValue=params.get("TaggingDirective"))
+    lock = object_lock.new_version_lock(ctx, params, bucket)
+    replaced_tags = tagging.header_tags(params.get("Tagging")) if tag_directive == "REPLACE" else None
+    src_name, src_key, src_vid = parse_copy_source(params.get("CopySource"))
     wanted_algorithm = checksums.algorithm_named(params.get("ChecksumAlgorithm"))
-    if (src_name, src_key) == (bucket.name, key) and directive == "COPY" and not (
+    if (src_name, src_key) == (bucket.name, key) and directive == "COPY" and src_vid is None and not (
             params.get("StorageClass") or params.get("WebsiteRedirectLocation")
             or params.get("ServerSideEncryption") or wanted_algorithm):
         raise InvalidRequest("This copy request is illegal because it is trying to copy an object to"
                              " itself without changing the object's metadata, storage class,"
                              " website redirect location or encryption attributes.")
     for _ in range(3):
-        _, source, _ = source_version(ctx, params)
+        source_bucket, source, _ = source_version(ctx, params)
         conditions.check_copy_source(params, source.etag, source.modified_us // 1_000_000)
         if source.size > MAX_COPY_SIZE:
             raise InvalidRequest("The specified copy source is larger than the maximum allowable"
@@ -307,11 +401,17 @@ async def copy_object(ctx, params: dict) -> dict:
             continue   # the source was replaced while we opened it: look again
     else:
         raise S3Error("The copy source changed while it was being read; please retry.")
+    version.tags = source.tags if tag_directive == "COPY" else replaced_tags
+    for name, value in lock.items():
+        setattr(version, name, value)
     await commit_version(ctx, version, params)
     result = {"ETag": quoted(version.etag), "LastModified": last_modified(version.modified_us)}
     result.update(checksum_members(version.checksum_algorithm, version.checksum_value,
                                    version.checksum_type))
-    return {"CopyObjectResult": result}
+    out = {"CopyObjectResult": result, **versioning.version_header(bucket, version)}
+    if source_bucket.versioning is not None or src_vid is not None:
+        out["CopySourceVersionId"] = source.vid
+    return out
 
 
 def _copied_headers(params: dict, source: ObjectVersion) -> str | None:
@@ -362,9 +462,10 @@ async def _copy_data(ctx, source: ObjectVersion, bucket: str, key: str, headers:
 # --- GetObjectAttributes, GetObjectAcl ---------------------------------------------------------
 
 async def get_object_attributes(ctx, params: dict) -> dict:
-    _, version = read_target(ctx, params)
+    bucket, version = read_target(ctx, params)
     wanted = {a.strip() for item in params.get("ObjectAttributes") or [] for a in str(item).split(",")}
-    out: dict = {"LastModified": last_modified(version.modified_us)}
+    out: dict = {"LastModified": last_modified(version.modified_us),
+                 **versioning.version_header(bucket, version, params.get("VersionId"))}
     if "ETag" in wanted:
         out["ETag"] = version.etag
     if "Checksum" in wanted and version.checksum_value:

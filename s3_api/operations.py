@@ -4,7 +4,8 @@ Anything the router resolves to that is not in this table answers ``NotImplement
 """
 from __future__ import annotations
 
-from s3_api import bucket_config, buckets, listing, multipart, objects
+from s3_api import (bucket_config, buckets, lifecycle, listing, multipart, object_lock, objects,
+                    tagging, versioning)
 
 OPERATIONS = {
     # buckets
@@ -13,7 +14,6 @@ OPERATIONS = {
     "HeadBucket": buckets.head_bucket,
     "ListBuckets": buckets.list_buckets,
     "GetBucketLocation": buckets.get_bucket_location,
-    "GetBucketVersioning": buckets.get_bucket_versioning,
     "GetBucketAcl": buckets.get_bucket_acl,
     # objects
     "PutObject": objects.put_object,
@@ -37,4 +37,9 @@ OPERATIONS = {
     "ListMultipartUploads": multipart.list_multipart_uploads,
     # configurations Nimbo does not keep: their read side (404 "none", or the defaults)
     **bucket_config.OPERATIONS,
+    # versions, tags, object lock (after the read-only defaults: these replace theirs)
+    **versioning.OPERATIONS,
+    **tagging.OPERATIONS,
+    **object_lock.OPERATIONS,
+    **lifecycle.OPERATIONS,
 }

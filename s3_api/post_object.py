@@ -25,7 +25,7 @@ from s3_api.errors import (EntityTooLarge, EntityTooSmall, IncompleteBody, Inval
                            MalformedPOSTRequest, MaxPostPreDataLengthExceededError,
                            NotImplementedOperation)
 from s3_api.metadata import check_key, now_us, quoted, stored_headers
-from s3_api.objects import checksum_members, commit_version
+from s3_api.objects import checksum_members, commit_version, form_extras
 from storage.objects import ObjectVersion, new_id
 
 MAX_FIELDS_BYTES = 64 * 1024     # all fields before the file together
@@ -41,9 +41,9 @@ _CONTENT_FIELDS = {"content-type": "ContentType", "cache-control": "CacheControl
                    "x-amz-server-side-encryption-customer-algorithm": "SSECustomerAlgorithm",
                    "x-amz-object-lock-mode": "ObjectLockMode",
                    "x-amz-object-lock-legal-hold": "ObjectLockLegalHoldStatus",
+                   "x-amz-object-lock-retain-until-date": "ObjectLockRetainUntilDate",
                    "x-amz-checksum-algorithm": "ChecksumAlgorithm"}
-_REFUSED = {"tagging": "tagging",
-            "x-amz-server-side-encryption-aws-kms-key-id":
+_REFUSED = {"x-amz-server-side-encryption-aws-kms-key-id":
                 "x-amz-server-side-encryption-aws-kms-key-id"}
 _META = "x-amz-meta-"
 
@@ -202,6 +202,7 @@ async def post_object(ctx, bucket_name: str, form: PostForm,
     key = object_key(form)
     params = object_params(form)
     headers = stored_headers(params)
+    extras = form_extras(ctx, params, bucket, form.fields.get("tagging"))   # tags, object lock
     declared = checksums.declared(params, None)
     low, high = length_range or (0, MAX_POST_SIZE)
     high = min(high, MAX_POST_SIZE)
@@ -228,7 +229,7 @@ async def post_object(ctx, bucket_name: str, form: PostForm,
     value = received.checksums[declared.algorithm]
     version = ObjectVersion(bucket.name, key, new_id(), received.size, received.etag, now_us(ctx),
                             ctx.account.account_id, 0, declared.algorithm, checksums.FULL_OBJECT,
-                            value, headers, received.blob_id, received.data)
+                            value, headers, received.blob_id, received.data, **extras)
     await commit_version(ctx, version, {"Key": key})
     return {"Bucket": bucket.name, "Key": key, "ETag": quoted(received.etag),
             **checksum_members(declared.algorithm, value, checksums.FULL_OBJECT)}

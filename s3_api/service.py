@@ -2,7 +2,8 @@
 
 ``open_state`` migrates the tables, opens the blob store under ``<data_dir>/blobs`` and, when no
 other process has the store open, collects what a crash left behind (temp files, blobs no row
-points to) *before* the first request is served.
+points to) *before* the first request is served. It starts the lifecycle runner (stopped first
+at shut-down).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from storage.objects import ObjectStore
 log = logging.getLogger(__name__)
 
 INLINE_MAX = 64 * 1024
+DAY_SECONDS = 86400
 
 
 @dataclass
@@ -25,6 +27,8 @@ class S3State:
     store: ObjectStore
     blobs: BlobStore
     inline_max: int = INLINE_MAX
+    day_us: int = DAY_SECONDS * 1_000_000      # a lifecycle day (shortened in tests)
+    lifecycle: object = None                   # the LifecycleRunner
 
 
 def _microseconds(clock):
@@ -59,9 +63,18 @@ async def open_state(app) -> S3State:
     else:
         log.info("another process serves this data directory: no blob collection")
     inline_max = getattr(config, "s3_inline_max", None)
-    return S3State(store, blobs, INLINE_MAX if inline_max is None else int(inline_max))
+    day = float(getattr(config, "s3_lifecycle_day_seconds", None) or DAY_SECONDS)
+    state = S3State(store, blobs, INLINE_MAX if inline_max is None else int(inline_max),
+                    int(day * 1_000_000))
+    # lifecycle rules run in the background, a pass per day (s3_api.lifecycle_runner)
+    from s3_api.lifecycle_runner import LifecycleRunner  # noqa: PLC0415 (it imports the handlers)
+    state.lifecycle = LifecycleRunner(state, os.path.join(data_dir, "s3-lifecycle.lock"), day)
+    state.lifecycle.start()
+    return state
 
 
 async def close_state(state: S3State) -> None:
+    if state.lifecycle is not None:
+        await state.lifecycle.stop()
     await state.store.close()
     state.blobs.close()

@@ -9,7 +9,8 @@ single task takes the queued operations, runs consecutive batchable ones inside 
 An operation sees the current state through a ``Batch``: ``get``/``put``/``delete`` of object
 versions work on an overlay over the committed rows (read after ``BEGIN IMMEDIATE``, so nothing can
 commit in between, not even another process), and are written with a handful of ``executemany``
-statements when the batch ends. Exclusive operations may also run their own statements on
+statements when the batch ends (``storage.object_batch``; rows: ``storage.object_rows``; the
+version model and its crash story: ``storage.object_versions``). Exclusive operations may also run their own statements on
 ``batch.tx``; they read through ``batch.reader`` before they write. Blobs that the commit leaves
 unreferenced are unlinked after the commit; stored-bytes changes go to the usage ledger in the same
 transaction, one event per bucket and batch.
@@ -21,13 +22,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import secrets
 import sqlite3
 from typing import Any, Awaitable, Callable, Iterator
 
-from storage import usage
 from storage.blobs import BlobStore
-from storage.db import Database, Schema, Transaction
+from storage.db import Database, Schema
+from storage.object_batch import SERVICE, Batch, record_stored_bytes  # noqa: F401
+from storage.object_rows import (_OBJECT_FROM, _OBJECT_SELECT, _UPSERT,  # noqa: F401
+                                 _VERSION_FROM, _VERSION_INSERT, _VERSION_SELECT, BUCKET_COLUMNS,
+                                 LIST_COLUMNS, OBJECT_COLUMNS, VERSION_COLUMNS,
+                                 VERSION_LIST_COLUMNS, Bucket, ObjectVersion, new_id, prefix_end)
+from storage.object_versions import SCHEMA as VERSIONS_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -98,85 +103,9 @@ SCHEMA = Schema(
     ],
 )
 
-OBJECT_COLUMNS = ("bucket", "key", "version_id", "size", "etag", "modified_us", "owner_id",
-                  "parts", "checksum_algorithm", "checksum_type", "checksum_value", "headers",
-                  "blob", "inline_id")
-_OBJECT_SELECT = ", ".join(f"o.{c}" for c in OBJECT_COLUMNS) + ", d.data"
-_OBJECT_FROM = "s3_objects o LEFT JOIN s3_inline d ON d.id = o.inline_id"
-_UPSERT = (
-    f"INSERT INTO s3_objects ({', '.join(OBJECT_COLUMNS)}) VALUES ({', '.join('?' * len(OBJECT_COLUMNS))})"
-    " ON CONFLICT(bucket, key) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in OBJECT_COLUMNS[2:])
-)
-LIST_COLUMNS = ("key, size, etag, modified_us, owner_id, checksum_algorithm, checksum_type,"
-                " headers")
 MAX_BATCH = 256
 GATHER_ROUNDS = 2
 READER_MMAP_BYTES = 256 * 1024 * 1024
-SERVICE = "AmazonS3"
-
-
-class Bucket:
-    __slots__ = ("name", "account_id", "region", "created_us")
-
-    def __init__(self, name: str, account_id: str, region: str, created_us: int) -> None:
-        self.name, self.account_id, self.region, self.created_us = name, account_id, region, created_us
-
-
-class ObjectVersion:
-    """One stored object: inline ``data`` (a row of ``s3_inline``), one ``blob``, or ``parts``
-    (> 0) rows of blobs.
-
-    ``part_rows`` is set on a new multipart version: (part_number, start, size, etag, checksum,
-    blob) tuples written with it."""
-
-    __slots__ = OBJECT_COLUMNS + ("data", "part_rows")
-
-    def __init__(self, bucket: str, key: str, version_id: str, size: int, etag: str,
-                 modified_us: int, owner_id: str, parts: int = 0,
-                 checksum_algorithm: str | None = None, checksum_type: str | None = None,
-                 checksum_value: str | None = None, headers: str | None = None,
-                 blob: str | None = None, data: bytes | None = None,
-                 part_rows: list[tuple] | None = None, inline_id: int | None = None) -> None:
-        self.bucket, self.key, self.version_id, self.size = bucket, key, version_id, size
-        self.etag, self.modified_us, self.owner_id, self.parts = etag, modified_us, owner_id, parts
-        self.checksum_algorithm, self.checksum_type = checksum_algorithm, checksum_type
-        self.checksum_value, self.headers, self.blob, self.data = checksum_value, headers, blob, data
-        self.part_rows = part_rows
-        if data is not None and inline_id is None:
-            inline_id = secrets.randbits(63)
-        self.inline_id = inline_id
-
-    @classmethod
-    def from_row(cls, row: tuple) -> "ObjectVersion":
-        """From OBJECT_COLUMNS followed by the inline data."""
-        (bucket, key, version_id, size, etag, modified_us, owner_id, parts, algorithm,
-         checksum_type, value, headers, blob, inline_id, data) = row
-        return cls(bucket, key, version_id, size, etag, modified_us, owner_id, parts, algorithm,
-                   checksum_type, value, headers, blob, data, None, inline_id)
-
-    def as_row(self) -> tuple:
-        return tuple(getattr(self, c) for c in OBJECT_COLUMNS)
-
-
-def new_id() -> str:
-    return secrets.token_hex(16)
-
-
-def prefix_end(prefix: str) -> str | None:
-    """The least string above every string that starts with ``prefix``, or None when there is
-    none. UTF-8 byte order (SQLite's BINARY collation on TEXT) is code point order, so
-    incrementing the last code point that can be incremented gives it."""
-    chars = list(prefix)
-    while chars:
-        code = ord(chars[-1]) + 1
-        if code == 0xD800:
-            code = 0xE000
-        if code <= 0x10FFFF:
-            chars[-1] = chr(code)
-            return "".join(chars)
-        chars.pop()
-    return None
 
 
 class _Op:
@@ -184,134 +113,6 @@ class _Op:
 
     def __init__(self, fn, exclusive: bool, future: asyncio.Future) -> None:
         self.fn, self.exclusive, self.future = fn, exclusive, future
-
-
-class Batch:
-    """The state one or more write operations see and change inside one transaction."""
-
-    def __init__(self, store: "ObjectStore", tx: Transaction, now_us: int) -> None:
-        self.store = store
-        self.reader = store.reader
-        self.tx = tx
-        self.now_us = now_us
-        self._buckets: dict[str, Bucket | None] = {}
-        # (bucket, key) -> [original version or None, current version or None]
-        self._objects: dict[tuple[str, str], list] = {}
-        self._journal: list[tuple] = []
-        self._deltas: dict[str, int] = collections.defaultdict(int)
-        self.garbage: list[str] = []
-
-    # --- reads ---------------------------------------------------------------------------
-    def bucket(self, name: str) -> Bucket | None:
-        if name not in self._buckets:
-            self._buckets[name] = self.store.bucket(name)
-        return self._buckets[name]
-
-    def forget_bucket(self, name: str) -> None:
-        self._buckets.pop(name, None)
-
-    def get(self, bucket: str, key: str) -> ObjectVersion | None:
-        entry = self._objects.get((bucket, key))
-        if entry is None:
-            original = self.store.object_meta(bucket, key)
-            entry = self._objects[(bucket, key)] = [original, original]
-        return entry[1]
-
-    # --- writes --------------------------------------------------------------------------
-    def put(self, version: ObjectVersion) -> ObjectVersion | None:
-        """Make ``version`` the current one of its key; returns the version it replaces."""
-        previous = self.get(version.bucket, version.key)
-        self._set(version.bucket, version.key, version)
-        return previous
-
-    def delete(self, bucket: str, key: str) -> ObjectVersion | None:
-        previous = self.get(bucket, key)
-        if previous is not None:
-            self._set(bucket, key, None)
-        return previous
-
-    def _set(self, bucket: str, key: str, version: ObjectVersion | None) -> None:
-        entry = self._objects[(bucket, key)]
-        self._journal.append((bucket, key, entry[1]))
-        entry[1] = version
-
-    def add_usage(self, bucket: str, delta: int) -> None:
-        """Stored bytes that changed outside object versions (parts of multipart uploads)."""
-        self._deltas[bucket] += delta
-
-    def discard_blobs(self, blob_ids: list[str]) -> None:
-        """Unlink these blobs once the transaction has committed."""
-        self.garbage.extend(blob_ids)
-
-    def mark(self) -> tuple[int, int, dict]:
-        return len(self._journal), len(self.garbage), dict(self._deltas)
-
-    def undo(self, mark: tuple[int, int, dict]) -> None:
-        """Forget overlay changes made since ``mark`` (by an operation that raised)."""
-        journal_len, garbage_len, deltas = mark
-        while len(self._journal) > journal_len:
-            bucket, key, version = self._journal.pop()
-            self._objects[(bucket, key)][1] = version
-        del self.garbage[garbage_len:]
-        self._deltas = collections.defaultdict(int, deltas)
-
-    # --- end of batch --------------------------------------------------------------------
-    async def flush(self) -> None:
-        deletes, upserts, part_deletes, part_inserts = [], [], [], []
-        inline_deletes, inline_inserts = [], []
-        for (bucket, key), (original, final) in self._objects.items():
-            if original is final:
-                continue
-            old_size = original.size if original else 0
-            new_size = final.size if final else 0
-            if new_size != old_size:
-                self._deltas[bucket] += new_size - old_size
-            if original is not None:
-                self.garbage.extend(self.store.version_blobs(original))
-                if original.parts:
-                    part_deletes.append((original.version_id,))
-                if original.inline_id is not None:
-                    inline_deletes.append((original.inline_id,))
-            if final is None:
-                deletes.append((bucket, key))
-            else:
-                upserts.append(final.as_row())
-                if final.inline_id is not None:
-                    inline_inserts.append((final.inline_id, final.data))
-                if final.part_rows:
-                    part_inserts.extend((final.version_id,) + r for r in final.part_rows)
-        # versions put and replaced again within this batch never reach the database
-        finals = {id(e[1]) for e in self._objects.values()}
-        for bucket, key, version in self._journal:
-            if version is not None and id(version) not in finals and \
-                    version is not self._objects[(bucket, key)][0]:
-                self.garbage.extend(self.store.version_blobs(version))
-        if inline_deletes:
-            await self.tx.executemany("DELETE FROM s3_inline WHERE id = ?", inline_deletes)
-        if inline_inserts:
-            await self.tx.executemany("INSERT INTO s3_inline (id, data) VALUES (?, ?)",
-                                      inline_inserts)
-        if deletes:
-            await self.tx.executemany("DELETE FROM s3_objects WHERE bucket = ? AND key = ?", deletes)
-        if upserts:
-            await self.tx.executemany(_UPSERT, upserts)
-        if part_deletes:
-            await self.tx.executemany("DELETE FROM s3_object_parts WHERE version_id = ?", part_deletes)
-        if part_inserts:
-            await self.tx.executemany(
-                "INSERT INTO s3_object_parts (version_id, part_number, start, size, etag, checksum,"
-                " blob) VALUES (?, ?, ?, ?, ?, ?, ?)", part_inserts)
-        batch_id = new_id()
-        for bucket, delta in self._deltas.items():
-            if not delta:
-                continue
-            row = self.bucket(bucket)
-            if row is None:
-                continue  # the bucket went away in this batch (all its bytes went with it)
-            await usage.record_event(
-                self.tx, dedupe_key=f"s3:{batch_id}:{bucket}", account_id=row.account_id,
-                region=row.region, service=SERVICE, kind="stored_bytes", resource_id=bucket,
-                at_us=self.now_us, quantity=delta, attrs={"storage_class": "STANDARD"})
 
 
 class ObjectStore:
@@ -329,6 +130,7 @@ class ObjectStore:
     # --- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
         await self.db.migrate(SCHEMA)
+        await self.db.migrate(VERSIONS_SCHEMA)
         self.reader = sqlite3.connect(self.db.path, isolation_level=None, check_same_thread=False)
         self.reader.execute("PRAGMA busy_timeout=2000")
         self.reader.execute("PRAGMA query_only=1")
@@ -351,6 +153,7 @@ class ObjectStore:
         """Every blob id a row points to, ascending (for ``BlobStore.collect``)."""
         cursor = self.reader.execute(
             "SELECT blob FROM s3_objects WHERE blob IS NOT NULL"
+            " UNION ALL SELECT blob FROM s3_versions WHERE blob IS NOT NULL"
             " UNION ALL SELECT blob FROM s3_object_parts"
             " UNION ALL SELECT blob FROM s3_upload_parts ORDER BY 1")
         for (blob_id,) in cursor:
@@ -361,13 +164,12 @@ class ObjectStore:
         return self.reader.execute(sql, params).fetchall()
 
     def bucket(self, name: str) -> Bucket | None:
-        rows = self.query("SELECT name, account_id, region, created_us FROM s3_buckets"
-                          " WHERE name = ?", (name,))
+        rows = self.query(f"SELECT {BUCKET_COLUMNS} FROM s3_buckets WHERE name = ?", (name,))
         return Bucket(*rows[0]) if rows else None
 
     def buckets(self, account_id: str, after: str = "", prefix: str = "",
                 region: str | None = None, limit: int = 10000) -> list[Bucket]:
-        sql = ("SELECT name, account_id, region, created_us FROM s3_buckets"
+        sql = (f"SELECT {BUCKET_COLUMNS} FROM s3_buckets"
                " WHERE account_id = ? AND name > ? AND name >= ?")
         params: list[Any] = [account_id, after, prefix]
         end = prefix_end(prefix) if prefix else None
@@ -395,14 +197,85 @@ class ObjectStore:
     def bucket_and_object(self, bucket: str, key: str) -> tuple[Bucket | None, ObjectVersion | None]:
         """One query for the two lookups of every object read."""
         rows = self.query(
-            f"SELECT b.name, b.account_id, b.region, b.created_us, {_OBJECT_SELECT}"
+            f"SELECT {', '.join('b.' + c for c in BUCKET_COLUMNS.split(', '))}, {_OBJECT_SELECT}"
             " FROM s3_buckets b LEFT JOIN s3_objects o ON o.bucket = b.name AND o.key = ?"
             " LEFT JOIN s3_inline d ON d.id = o.inline_id WHERE b.name = ?", (key, bucket))
         if not rows:
             return None, None
         row = rows[0]
-        found = Bucket(*row[:4])
-        return found, (ObjectVersion.from_row(row[4:]) if row[4] is not None else None)
+        found = Bucket(*row[:_BUCKET_WIDTH])
+        rest = row[_BUCKET_WIDTH:]
+        return found, (ObjectVersion.from_row(rest) if rest[0] is not None else None)
+
+    # --- versions (storage.object_versions) ---------------------------------------------------
+    def history(self, bucket: str, key: str, limit: int | None = None) -> list[ObjectVersion]:
+        """The key's noncurrent versions and delete markers, newest first, without inline bytes."""
+        sql = (f"SELECT {', '.join(VERSION_COLUMNS)}, NULL FROM s3_versions"
+               " WHERE bucket = ? AND key = ? ORDER BY seq DESC")
+        params: list[Any] = [bucket, key]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [ObjectVersion.from_row(r, VERSION_COLUMNS) for r in self.query(sql, params)]
+
+    def noncurrent_version(self, bucket: str, key: str, vid: str, data: bool = False
+                           ) -> ObjectVersion | None:
+        """A noncurrent version or delete marker by S3 version id (with its inline bytes when
+        ``data``)."""
+        if data:
+            rows = self.query(f"SELECT {_VERSION_SELECT} FROM {_VERSION_FROM}"
+                              " WHERE o.bucket = ? AND o.key = ? AND o.vid = ?", (bucket, key, vid))
+        else:
+            rows = self.query(f"SELECT {', '.join(VERSION_COLUMNS)}, NULL FROM s3_versions"
+                              " WHERE bucket = ? AND key = ? AND vid = ?", (bucket, key, vid))
+        return ObjectVersion.from_row(rows[0], VERSION_COLUMNS) if rows else None
+
+    def version(self, bucket: str, key: str, vid: str,
+                current: ObjectVersion | None = None) -> ObjectVersion | None:
+        """Any version (object or delete marker) by S3 version id, with its inline bytes;
+        ``current``: the key's current version when the caller has it already."""
+        if current is None:
+            current = self.object(bucket, key)
+        if current is not None and current.vid == vid:
+            return current
+        return self.noncurrent_version(bucket, key, vid, data=True)
+
+    def latest_marker(self, bucket: str, key: str) -> ObjectVersion | None:
+        """The delete marker that is the key's newest version, if there is one (call when the
+        key has no current object)."""
+        rows = self.history(bucket, key, 1)
+        return rows[0] if rows and rows[0].delete_marker else None
+
+    def scan_versions(self, bucket: str, start: str, inclusive: bool, after_seq: int | None,
+                      end: str | None, limit: int) -> list[tuple]:
+        """Rows (key, seq, vid, delete_marker, size, etag, modified_us, owner_id,
+        checksum_algorithm, checksum_type, headers) of every version from key ``start``
+        (inclusive or not; ``after_seq``: the versions of ``start`` older than that come first)
+        up to key ``end`` (excluded), ordered by key and newest first."""
+        def bounds(table_has_history: bool) -> tuple[str, list]:
+            if after_seq is not None and table_has_history:
+                sql, params = "bucket = ? AND (key > ? OR (key = ? AND seq < ?))", \
+                    [bucket, start, start, after_seq]
+            else:
+                sql = f"bucket = ? AND key {'>=' if inclusive and after_seq is None else '>'} ?"
+                params = [bucket, start]
+            if end is not None:
+                sql += " AND key < ?"
+                params.append(end)
+            return sql, params
+        sql, params = bounds(False)
+        current = self.query(f"SELECT {VERSION_LIST_COLUMNS.format(dm='0')} FROM s3_objects"
+                             f" WHERE {sql} ORDER BY key LIMIT ?", params + [limit])
+        sql, params = bounds(True)
+        older = self.query(f"SELECT {VERSION_LIST_COLUMNS.format(dm='delete_marker')} FROM"
+                           f" s3_versions WHERE {sql} ORDER BY key, seq DESC LIMIT ?",
+                           params + [limit])
+        if not older:
+            return current
+        if not current:
+            return older
+        merged = sorted(current + older, key=_newest_first)
+        return merged[:limit]
 
     def object_parts(self, version_id: str, after: int = 0, limit: int = 100000) -> list[tuple]:
         """(part_number, start, size, etag, checksum, blob) of a multipart version."""
@@ -431,7 +304,9 @@ class ObjectStore:
         return self.query(sql + " ORDER BY key LIMIT ?", params + [limit])
 
     def bucket_has_objects(self, bucket: str) -> bool:
-        return bool(self.query("SELECT 1 FROM s3_objects WHERE bucket = ? LIMIT 1", (bucket,)))
+        """Any version at all (current, noncurrent or a delete marker)."""
+        return bool(self.query("SELECT 1 FROM s3_objects WHERE bucket = ? LIMIT 1", (bucket,))
+                    or self.query("SELECT 1 FROM s3_versions WHERE bucket = ? LIMIT 1", (bucket,)))
 
     def upload(self, upload_id: str) -> tuple | None:
         """(upload_id, bucket, key, initiated_us, owner_id, checksum_algorithm, checksum_type,
@@ -546,6 +421,13 @@ class ObjectStore:
         task = asyncio.get_running_loop().create_task(self.blobs.run(self.blobs.delete, list(blob_ids)))
         self._unlinks.add(task)
         task.add_done_callback(self._unlinks.discard)
+
+
+def _newest_first(row: tuple) -> tuple:
+    return row[0].encode("utf-8"), -row[1]
+
+
+_BUCKET_WIDTH = len(BUCKET_COLUMNS.split(", "))
 
 
 def _settle(future: asyncio.Future, ok: bool, value: Any) -> None:

@@ -49,6 +49,40 @@ def test_acknowledged_put_survives_kill_9(fresh_server):
     assert got["Body"].read() == small and got["Metadata"] == {"m": "1"}
 
 
+def test_acknowledged_versions_survive_kill_9(fresh_server):
+    """Every version (blob or inline, current or not), delete marker, tag and lock acknowledged
+    before a kill -9 is there after the restart."""
+    srv = fresh_server.start()
+    s3 = srv.client("s3")
+    s3.create_bucket(Bucket="versions")
+    s3.put_bucket_versioning(Bucket="versions", VersioningConfiguration={"Status": "Enabled"})
+    big, small = os.urandom(3 * MiB + 1), b"inline"
+    v1 = s3.put_object(Bucket="versions", Key="k", Body=big)["VersionId"]
+    v2 = s3.put_object(Bucket="versions", Key="k", Body=small, Tagging="a=1")["VersionId"]
+    marker = s3.delete_object(Bucket="versions", Key="k")["VersionId"]
+    s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+    locked = s3.put_object(Bucket="vault", Key="k", Body=b"x", ObjectLockLegalHoldStatus="ON")
+    restart(srv)
+    s3 = srv.client("s3")
+    listed = s3.list_object_versions(Bucket="versions")
+    assert [v["VersionId"] for v in listed["Versions"]] == [v2, v1]
+    assert listed["DeleteMarkers"][0]["VersionId"] == marker
+    assert s3.get_object(Bucket="versions", Key="k", VersionId=v1)["Body"].read() == big
+    assert s3.get_object_tagging(Bucket="versions", Key="k", VersionId=v2)["TagSet"] == \
+        [{"Key": "a", "Value": "1"}]
+    assert s3.get_object_legal_hold(Bucket="vault", Key="k", VersionId=locked["VersionId"])[
+        "LegalHold"]["Status"] == "ON"
+    with pytest.raises(ClientError) as info:
+        s3.delete_object(Bucket="vault", Key="k", VersionId=locked["VersionId"])
+    assert info.value.response["Error"]["Code"] == "AccessDenied"
+    assert len(blob_files(srv.data_dir)) == 1
+    s3.delete_object(Bucket="versions", Key="k", VersionId=v1)
+    deadline = time.monotonic() + 10          # the blob is unlinked right after the commit
+    while blob_files(srv.data_dir):
+        assert time.monotonic() < deadline, "the deleted version's blob is still there"
+        time.sleep(0.05)
+
+
 def test_upload_killed_midway_leaves_nothing(fresh_server):
     srv = fresh_server.start()
     s3 = srv.client("s3")

@@ -1,0 +1,274 @@
+"""Versioning: PutBucketVersioning, GetBucketVersioning, ListObjectVersions, and how a request
+names a version (``versionId``) and learns about delete markers.
+
+The version model and its crash story are ``storage.object_versions``'s. Here: the S3 answers.
+A bucket starts unversioned (GetBucketVersioning answers no Status); once Enabled it can only be
+Suspended again. ListObjectVersions works on every bucket: an unversioned one lists its objects
+as the ``null`` version. Version ids are validated before they are looked up: a string that
+cannot be a version id is ``InvalidArgument`` (400), a well-formed one that names nothing is
+``NoSuchVersion`` (404). MFA delete cannot be enabled (Nimbo has no MFA devices): without an
+``x-amz-mfa`` header S3's own refusal, with one NotImplemented; ``Disabled`` is kept and reported.
+"""
+from __future__ import annotations
+
+import email.utils
+
+from s3_api.buckets import decode_token, owned_bucket, owner
+from s3_api.errors import (AccessDenied, InvalidArgument, InvalidBucketState, MalformedXML,
+                           MethodNotAllowed, NoSuchKey, NoSuchVersion, NotImplementedOperation)
+from s3_api.listing import encoder, max_keys
+from s3_api.metadata import last_modified, storage_class
+from storage.object_versions import NULL_VERSION, well_formed_vid
+from storage.objects import Batch, Bucket, ObjectVersion, prefix_end
+
+ENABLED, SUSPENDED = "Enabled", "Suspended"
+_SCAN_CAP = 1001
+
+
+def check_version_id(vid: str | None) -> str | None:
+    """``vid`` when it can name a version; InvalidArgument (as S3) when it cannot."""
+    if vid is None:
+        return None
+    if not well_formed_vid(vid):
+        raise InvalidArgument("Invalid version id specified", ArgumentName="versionId",
+                              ArgumentValue=vid)
+    return vid
+
+
+def _http_date(modified_us: int) -> str:
+    return email.utils.formatdate(modified_us // 1_000_000, usegmt=True)
+
+
+def no_such_key(store, bucket: Bucket, key: str) -> NoSuchKey:
+    """NoSuchKey for a key without a current object; when its newest version is a delete marker,
+    with S3's ``x-amz-delete-marker`` and ``x-amz-version-id`` headers."""
+    error = NoSuchKey(Key=key)
+    if bucket.versioning is not None:
+        marker = store.latest_marker(bucket.name, key)
+        if marker is not None:
+            error.headers = {"x-amz-delete-marker": "true", "x-amz-version-id": marker.vid}
+    return error
+
+
+def delete_marker_not_allowed(version: ObjectVersion, method: str) -> MethodNotAllowed:
+    """405 for a request naming a delete marker by version id (GET, HEAD ...)."""
+    error = MethodNotAllowed(Method=method, ResourceType="DeleteMarker")
+    error.headers = {"x-amz-delete-marker": "true", "x-amz-version-id": version.vid,
+                     "Last-Modified": _http_date(version.modified_us)}
+    return error
+
+
+def find_version(ctx, bucket: Bucket, key: str, current: ObjectVersion | None,
+                 vid: str | None, method: str = "GET") -> ObjectVersion:
+    """The object version a read names (the current one without ``vid``), or S3's error."""
+    store = ctx.state.store
+    if vid is None:
+        if current is None:
+            raise no_such_key(store, bucket, key)
+        return current
+    check_version_id(vid)
+    if current is not None and current.vid == vid:
+        return current
+    version = store.noncurrent_version(bucket.name, key, vid, data=True)
+    if version is None:
+        raise NoSuchVersion(Key=key, VersionId=vid)
+    if version.delete_marker:
+        raise delete_marker_not_allowed(version, method)
+    return version
+
+
+def version_header(bucket: Bucket, version: ObjectVersion, asked: str | None = None) -> dict:
+    """``VersionId`` of an answer: in versioned (or suspended) buckets, or when one was asked."""
+    if bucket.versioning is not None or asked is not None:
+        return {"VersionId": version.vid}
+    return {}
+
+
+# --- Put/GetBucketVersioning -------------------------------------------------------------------
+
+async def put_bucket_versioning(ctx, params: dict) -> dict:
+    bucket = owned_bucket(ctx, params)
+    config = params.get("VersioningConfiguration")
+    if not isinstance(config, dict):
+        raise MalformedXML()
+    status = config.get("Status")
+    mfa_delete = config.get("MFADelete")
+    if status not in (ENABLED, SUSPENDED) or mfa_delete not in (None, "Enabled", "Disabled"):
+        raise MalformedXML()
+    if mfa_delete == "Enabled":
+        if not params.get("MFA"):
+            raise AccessDenied("Mfa Authentication must be used for this request")
+        raise NotImplementedOperation("MFA delete is not supported by this server.",
+                                      Header="x-amz-mfa")
+    if status == SUSPENDED and bucket.object_lock:
+        raise InvalidBucketState("An Object Lock configuration is present on this bucket, so the"
+                                 " versioning state cannot be changed.")
+    stored = status if mfa_delete is None else f"{status}/{mfa_delete}"
+
+    async def change(batch: Batch) -> None:
+        current = batch.bucket(bucket.name)
+        if current is None:
+            from s3_api.errors import NoSuchBucket  # noqa: PLC0415
+            raise NoSuchBucket(BucketName=bucket.name)
+        if status == SUSPENDED and current.object_lock:
+            raise InvalidBucketState("An Object Lock configuration is present on this bucket, so"
+                                     " the versioning state cannot be changed.")
+        await batch.tx.execute("UPDATE s3_buckets SET versioning = ? WHERE name = ?",
+                               (stored, bucket.name))
+        batch.forget_bucket(bucket.name)
+
+    await ctx.state.store.write_alone(change)
+    return {}
+
+
+def versioning_status(bucket: Bucket) -> str | None:
+    """'Enabled', 'Suspended' or None (never enabled), from the stored ``Status[/MFADelete]``."""
+    return bucket.versioning.split("/")[0] if bucket.versioning else None
+
+
+async def get_bucket_versioning(ctx, params: dict) -> dict:
+    bucket = owned_bucket(ctx, params)
+    if not bucket.versioning:
+        return {}
+    status, _, mfa = bucket.versioning.partition("/")
+    out = {"Status": status}
+    if mfa:
+        out["MFADelete"] = mfa
+    return out
+
+
+# --- ListObjectVersions ------------------------------------------------------------------------
+
+class _Page:
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []          # (row, is_latest)
+        self.prefixes: list[str] = []
+        self.truncated = False
+        self.last_key: str | None = None
+        self.last_vid: str | None = None
+
+
+def _walk_versions(store, bucket: str, prefix: str, delimiter: str | None,
+                   key_marker: str | None, after_seq: int | None, limit: int) -> _Page:
+    """Versions (newest first per key) and common prefixes after the markers, at most ``limit``."""
+    page = _Page()
+    if limit <= 0:
+        return page
+    end = prefix_end(prefix) if prefix else None
+    if key_marker is not None and key_marker >= prefix:
+        start, inclusive, seq = key_marker, False, after_seq
+    else:
+        start, inclusive, seq = prefix, True, None
+    previous_key = key_marker if after_seq is not None else None
+    count = 0
+    while True:
+        want = min(limit - count + 1, _SCAN_CAP)
+        rows = store.scan_versions(bucket, start, inclusive, seq, end, want)
+        seek = None
+        for row in rows:
+            key = row[0]
+            if delimiter:
+                at = key.find(delimiter, len(prefix))
+                if at >= 0:
+                    common = key[:at + len(delimiter)]
+                    seek = prefix_end(common)
+                    if key_marker is not None and common <= key_marker:
+                        break
+                    if count == limit:
+                        page.truncated = True
+                        return page
+                    page.prefixes.append(common)
+                    page.last_key, page.last_vid = common, None
+                    count += 1
+                    break
+            if count == limit:
+                page.truncated = True
+                return page
+            page.rows.append((row, key != previous_key))
+            previous_key = key
+            page.last_key, page.last_vid = key, row[2]
+            count += 1
+            start, inclusive, seq = key, False, row[1]
+        else:
+            if len(rows) < want:
+                return page
+            continue
+        if seek is None:
+            return page
+        start, inclusive, seq = seek, True, None
+
+
+async def list_object_versions(ctx, params: dict) -> dict:
+    bucket = owned_bucket(ctx, params)
+    encode = encoder(params)
+    limit = max_keys(params.get("MaxKeys"))
+    prefix = params.get("Prefix") or ""
+    delimiter = params.get("Delimiter") or None
+    key_marker = params.get("KeyMarker") or None
+    vid_marker = params.get("VersionIdMarker") or None
+    store = ctx.state.store
+    after_seq = None
+    if vid_marker is not None:
+        if key_marker is None:
+            raise InvalidArgument("A version-id marker cannot be specified without a key marker.",
+                                  ArgumentName="version-id-marker", ArgumentValue=vid_marker)
+        check_version_id(vid_marker)
+        current = store.object_meta(bucket.name, key_marker)
+        if current is not None and current.vid == vid_marker:
+            after_seq = current.seq
+        else:
+            found = store.noncurrent_version(bucket.name, key_marker, vid_marker)
+            if found is None:
+                raise InvalidArgument("Invalid version id specified",
+                                      ArgumentName="version-id-marker", ArgumentValue=vid_marker)
+            after_seq = found.seq
+    page = _walk_versions(store, bucket.name, prefix, delimiter, key_marker, after_seq, limit)
+    who = owner(ctx)
+    versions, markers = [], []
+    times: dict[int, object] = {}
+    for row, latest in page.rows:
+        key, _, vid, dm, size, etag, modified_us, _, algorithm, checksum_type, headers = row
+        second = modified_us // 1_000_000
+        when = times.get(second)
+        if when is None:
+            when = times[second] = last_modified(modified_us)
+        if dm:
+            markers.append({"Owner": who, "Key": encode(key), "VersionId": vid,
+                            "IsLatest": latest, "LastModified": when})
+            continue
+        item = {"ETag": f'"{etag}"', "Size": size, "StorageClass": storage_class(headers),
+                "Key": encode(key), "VersionId": vid, "IsLatest": latest, "LastModified": when,
+                "Owner": who}
+        if algorithm:
+            item["ChecksumAlgorithm"] = [algorithm]
+            if checksum_type:
+                item["ChecksumType"] = checksum_type
+        versions.append(item)
+    out: dict = {"Name": bucket.name, "Prefix": encode(prefix), "KeyMarker": encode(key_marker or ""),
+                 "VersionIdMarker": vid_marker or "", "MaxKeys": limit,
+                 "IsTruncated": page.truncated}
+    if versions:
+        out["Versions"] = versions
+    if markers:
+        out["DeleteMarkers"] = markers
+    if page.prefixes:
+        out["CommonPrefixes"] = [{"Prefix": encode(p)} for p in page.prefixes]
+    if delimiter:
+        out["Delimiter"] = encode(delimiter)
+    if params.get("EncodingType"):
+        out["EncodingType"] = params["EncodingType"]
+    if page.truncated:
+        out["NextKeyMarker"] = encode(page.last_key)
+        if page.last_vid is not None:
+            out["NextVersionIdMarker"] = page.last_vid
+    return out
+
+
+OPERATIONS = {
+    "PutBucketVersioning": put_bucket_versioning,
+    "GetBucketVersioning": get_bucket_versioning,
+    "ListObjectVersions": list_object_versions,
+}
+
+__all__ = ["OPERATIONS", "check_version_id", "find_version", "no_such_key", "version_header",
+           "versioning_status", "NULL_VERSION", "decode_token"]
