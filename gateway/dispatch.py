@@ -105,7 +105,11 @@ async def call_query(ctx: Any, service: Service, request: web.Request, body: byt
         raise errors.UnsupportedOperation(f"The action {action} is not supported by Nimbo yet.")
     ctx.operation = action
     decoded = query.decode_query(operation, params, service.protocol)
-    output = await handler(ctx, decoded)
+    if service.protocol == "ec2":   # id syntax and DryRun, the same for every EC2 action
+        from ec2_api.invoke import invoke  # noqa: PLC0415
+        output = await invoke(ctx, action, handler, decoded)
+    else:
+        output = await handler(ctx, decoded)
     payload = query.encode_query_response(operation, output or {}, ctx.request_id, service.protocol)
     return web.Response(body=payload, headers={"Content-Type": XML_CONTENT_TYPE})
 
