@@ -21,6 +21,7 @@ from aiohttp import web
 from billing.scheduler import start_billing, stop_billing
 from gateway import dispatch, errors
 from gateway.accounts import AccountService
+from gateway.auth import sigv2_query
 from gateway.auth.request import SignedRequest
 from gateway.auth.sigv4 import authenticate
 from gateway.config import Config
@@ -117,11 +118,17 @@ async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, 
         from gateway.post_object import serve_post_object  # noqa: PLC0415 (POST Object: a signed form)
         return await serve_post_object(request, ctx, service, bucket)
     host_bucket = bucket if virtual_hosted else None
-    signed = SignedRequest(method=request.method, raw_path=raw_path, raw_query=raw_query,
-                           headers=request.headers, host_bucket=host_bucket)
-    auth = await authenticate(signed, app.accounts.secret_for, app.clock(),
-                              _accepted_regions(ctx.service, app.config.regions),
-                              body_sha256=None if service.protocol == "rest-xml" else dispatch.body_sha256(body))
+    if service.protocol != "rest-xml" and _query_sigv2(request, raw_query, body):
+        auth = await sigv2_query.authenticate(
+            request.method, request.headers.get("Host", ""), raw_path or "/",
+            dispatch.form_pairs(request, body), app.accounts.secret_for, app.clock(),
+            service=ctx.service, secure=request.secure)
+    else:
+        signed = SignedRequest(method=request.method, raw_path=raw_path, raw_query=raw_query,
+                               headers=request.headers, host_bucket=host_bucket)
+        auth = await authenticate(signed, app.accounts.secret_for, app.clock(),
+                                  _accepted_regions(ctx.service, app.config.regions),
+                                  body_sha256=None if service.protocol == "rest-xml" else dispatch.body_sha256(body))
     if auth is None and service.protocol != "rest-xml":
         from gateway.auth.errors import MissingAuthentication  # noqa: PLC0415
         raise MissingAuthentication("Request is missing Authentication Token")
@@ -145,6 +152,14 @@ async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, 
     if service.protocol == "json":
         return await dispatch.call_json(ctx, service, request, body)
     return await dispatch.call_query(ctx, service, request, body)
+
+
+def _query_sigv2(request: web.Request, raw_query: str, body: bytes) -> bool:
+    """A Query request (EC2 ...) signed with SigV2: ``SignatureVersion`` among its parameters and
+    no Authorization header."""
+    if "Authorization" in request.headers:
+        return False
+    return "SignatureVersion=" in raw_query or b"SignatureVersion=" in body
 
 
 def _chunk_chain(auth: Any) -> Any:

@@ -44,6 +44,17 @@ def _form_pairs(text: str) -> list[tuple[str, str]]:
         raise errors.MalformedQueryString() from exc
 
 
+def form_pairs(request: web.Request, body: bytes) -> list[tuple[str, str]]:
+    """A Query request's parameters: the query string's, then a form body's, in wire order."""
+    pairs = _form_pairs(request.raw_path.partition("?")[2])
+    if body and request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+        try:
+            pairs += _form_pairs(body.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise errors.MalformedQueryString("The request body is not valid UTF-8.") from exc
+    return pairs
+
+
 _OPERATIONS: dict[tuple[str, str], Any] = {}
 
 
@@ -85,12 +96,7 @@ def query_multidict(raw_query: str) -> MultiDict:
 
 async def call_query(ctx: Any, service: Service, request: web.Request, body: bytes) -> web.Response:
     """EC2 and the Query services (STS): form parameters in the query string and the body."""
-    pairs = _form_pairs(request.raw_path.partition("?")[2])
-    if body and request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
-        try:
-            pairs += _form_pairs(body.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise errors.MalformedQueryString("The request body is not valid UTF-8.") from exc
+    pairs = form_pairs(request, body)
     params: dict[str, str] = {}
     for key, value in pairs:
         params.setdefault(key, value)
