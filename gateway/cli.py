@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import shlex
 import signal
+import socket
 import ssl
 import sys
 from typing import Awaitable, Callable
 
 from aiohttp import web
 
+from gateway import data_dir as data_dirs
 from gateway.accounts import AccountService
 from gateway.config import DEFAULT_REGION, ConfigError, load_config
 from storage import accounts as account_rows
@@ -20,12 +23,13 @@ from storage.db import Database
 
 log = logging.getLogger("nimbo")
 
-DEFAULT_DATA_DIR = "nimbo-data"
+DEFAULT_DATA_DIR = data_dirs.DEFAULT_DATA_DIR
 
 
 def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default=os.environ.get("NIMBO_DATA_DIR", DEFAULT_DATA_DIR),
-                        help="where Nimbo keeps its database and data (default ./nimbo-data)")
+    parser.add_argument("--data-dir", default=os.environ.get("NIMBO_DATA_DIR") or None,
+                        help="the data directory of `nimbo serve` (default: ./nimbo-data if it "
+                             "exists, else the running server's); never created here")
 
 
 def _serve_args(parser: argparse.ArgumentParser) -> None:
@@ -95,21 +99,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(args)
         if args.command == "credentials":
+            args.data_dir = data_dirs.existing_data_dir(args.data_dir)
             return asyncio.run(_with_accounts(args.data_dir, lambda svc: credentials(svc, args)))
         if args.command == "image":
             config = _serve_config(args)
             return asyncio.run(_with_accounts(config.data_dir, lambda svc: build_tiny(svc, config, args)))
+        args.data_dir = data_dirs.existing_data_dir(args.data_dir)
         if args.command == "billing":
             return asyncio.run(_with_accounts(args.data_dir, lambda svc: billing_report(svc, args)))
         return asyncio.run(_with_accounts(args.data_dir, lambda svc: admin(svc, args)))
-    except (ConfigError, ValueError, LookupError) as exc:
+    except (ConfigError, ValueError, LookupError, data_dirs.DataDirError) as exc:
         print(f"nimbo: {exc}", file=sys.stderr)
         return 2
 
 
 async def _with_accounts(data_dir: str, action: Callable[[AccountService], Awaitable[int]]) -> int:
+    """Run ``action`` on the accounts of ``data_dir`` (``image build-tiny``, run before the first
+    ``serve`` by ``make run``, may create it; the other commands pass an existing one)."""
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
-    db = await Database.open(os.path.join(data_dir, "nimbo.db"))
+    db = await Database.open(os.path.join(data_dir, data_dirs.DATABASE))
     try:
         store = account_rows.AccountStore(db)
         await store.setup()
@@ -212,9 +220,32 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = _serve_config(args)
-    runner = _event_loop_runner()
-    runner(run_server(config))
+    try:
+        lock = data_dirs.lock_for_server(config.data_dir)
+    except data_dirs.DataDirInUse as exc:
+        print(f"nimbo: {exc}", file=sys.stderr)
+        return 1
+    try:
+        try:
+            sock = listen(config.host, config.port)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            print(f"nimbo: cannot listen on {config.host}:{config.port}: {reason}"
+                  f"{' (is another server running there? pass --port)' if exc.errno == errno.EADDRINUSE else ''}",
+                  file=sys.stderr)
+            return 1
+        runner = _event_loop_runner()
+        runner(run_server(config, sock=sock, lock=lock))
+    finally:
+        lock.release()
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound before anything starts, so that a port in use is one
+    clear error at once (raises OSError)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=1024)
 
 
 def _event_loop_runner():
@@ -230,29 +261,37 @@ def _event_loop_runner():
     return asyncio.run
 
 
-async def run_server(config, ready: asyncio.Event | None = None) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
+async def run_server(config, ready: asyncio.Event | None = None, *, sock: socket.socket | None = None,
+                     lock: data_dirs.ServerLock | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly (also when start-up fails)."""
     from gateway.app import create_app  # noqa: PLC0415
+    if sock is None:
+        sock = listen(config.host, config.port)
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
-    await runner.setup()
-    ssl_context = None
-    if config.tls_cert:
-        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
-    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context, reuse_address=True)
-    await site.start()
-    log.info("Nimbo serving %s (data in %s, regions %s)", config.endpoint_url, config.data_dir,
-             ", ".join(config.regions))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    if ready is not None:
-        ready.set()
-    await stop.wait()
-    log.info("shutting down")
-    await runner.cleanup()
+    try:
+        await runner.setup()
+        ssl_context = None
+        if config.tls_cert:
+            ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
+        site = web.SockSite(runner, sock, ssl_context=ssl_context)
+        await site.start()
+        log.info("Nimbo serving %s (data in %s, regions %s)", config.endpoint_url, config.data_dir,
+                 ", ".join(config.regions))
+        if lock is not None:
+            lock.announce(config.endpoint_url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+        sock.close()
 
 
 if __name__ == "__main__":
