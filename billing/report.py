@@ -3,7 +3,8 @@ or (for the admin) of every account.
 
 ``nimbo billing report --period 2026-11 [--account ID] --format table|csv|json --data-dir DIR``
 calls ``billing_report``. It first rates every complete hour not rated yet (the server's
-scheduler may be stopped), then sums the rated line items: the report's total is the exact sum
+scheduler may be stopped) and estimates the open hour (``billing.estimates``: month-to-date
+includes the last minutes' usage, marked as estimated), then sums the line items: the report's total is the exact sum
 of the line items, the same Decimal that Cost Explorer and the CUR export give.
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ from billing.catalog import format_decimal
 from billing.lines import LineItem, fetch_lines
 from billing.periods import cur_time, parse_period, to_us
 from billing.prices import PriceSource
-from billing.rating import rate_with_source, rated_until
+from billing.estimates import estimated_until, refresh_estimates
+from billing.rating import rate_pending, rated_until, refresh_prices
 from billing.schema import ensure_schema
 from storage.db import Database
 
@@ -39,10 +41,17 @@ async def billing_report(db: Database, config: Any, period: str, account_id: str
     account_id = await _resolve_account(db, account_id)
     if rate:
         source = PriceSource(getattr(config, "price_list", None), getattr(config, "data_dir", None))
-        await rate_with_source(db, source, to_us(now or dt.datetime.now(dt.timezone.utc)))
-    lines = await fetch_lines(db, start, end, account_id)
+        now_us = to_us(now or dt.datetime.now(dt.timezone.utc))
+        prices = await refresh_prices(db, source)
+        await rate_pending(db, prices, now_us)
+        await refresh_estimates(db, prices, now_us)
+    lines = await fetch_lines(db, start, end, account_id, estimated=True)
     summary = summarize(lines, per_account=account_id is None)
-    summary.update(period=period, account=account_id, ratedUntil=_rated_text(await rated_until(db)))
+    estimated = [line for line in lines if line.estimated]
+    summary.update(period=period, account=account_id, ratedUntil=_rated_text(await rated_until(db)),
+                   estimated=bool(estimated),
+                   estimatedCost=format_decimal(sum((line.cost for line in estimated), Decimal(0))),
+                   estimatedUntil=_rated_text(await estimated_until(db)) if estimated else None)
     if fmt == "json":
         return json.dumps(summary, indent=2) + "\n"
     if fmt == "csv":
@@ -125,8 +134,11 @@ def _table(summary: dict) -> str:
                          for c, (v, w) in enumerate(zip(row, widths))).rstrip()
 
     who = f"account {summary['account']}" if summary["account"] else "all accounts"
-    out = [f"Nimbo bill for {summary['period']}, {who} (USD; rated until {summary['ratedUntil'] or '-'})",
-           "", fmt(head), fmt(["-" * w for w in widths])]
+    out = [f"Nimbo bill for {summary['period']}, {who} (USD; rated until {summary['ratedUntil'] or '-'})"]
+    if summary.get("estimated"):
+        out.append(f"Includes {summary['estimatedCost']} USD estimated for the open hour, up to "
+                   f"{summary['estimatedUntil']}; final when the hour closes.")
+    out += ["", fmt(head), fmt(["-" * w for w in widths])]
     out += [fmt(row) for row in rows]
     out.append("")
     width = max([len(s["service"]) for s in summary["services"]] + [len("Total")])
