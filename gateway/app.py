@@ -88,14 +88,38 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         response = await _serve(request, ctx, services)
     except Exception as exc:  # every failure becomes the service's own error document
+        named = getattr(exc, "operation", None)     # e.g. S3's router: an operation not implemented
+        if not ctx.requested_operation and isinstance(named, str):
+            ctx.requested_operation = named
         response = render_error(request, ctx, exc)
     _add_request_headers(response, ctx)
     _meter(request, ctx, response)
     if app.config.access_log:  # off unless configured, like S3's server access logs
         access_log.info("%s %s %s %s %s -> %d %.1fms %s", request.remote, request.method,
-                        request.path, ctx.service, ctx.operation or "-", response.status,
+                        logged_path(request.raw_path), ctx.service,
+                        ctx.operation or ctx.requested_operation or "-", response.status,
                         (time.monotonic() - started) * 1000, ctx.request_id)
     return response
+
+
+# Query parameters that authenticate a request: never logged, not even by name.
+_AUTH_PARAMETERS = frozenset({"AWSAccessKeyId", "Signature", "Expires", "SignatureMethod",
+                              "SignatureVersion", "Timestamp", "SecurityToken"})
+
+
+def logged_path(raw_path: str) -> str:
+    """The path as the access log shows it: with the query's parameter *names* (the sub-resource,
+    ``/bucket?versioning``, ``?uploads``), never their values nor the signing parameters."""
+    path, _, query = raw_path.partition("?")
+    if not query:
+        return path
+    names = []
+    for part in query.split("&"):
+        name = urllib.parse.unquote_plus(part.partition("=")[0])
+        if name and name not in _AUTH_PARAMETERS and not name.lower().startswith("x-amz-") \
+                and name not in names:
+            names.append(name)
+    return f"{path}?{'&'.join(names)}" if names else path
 
 
 async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, Service]) -> web.StreamResponse:

@@ -107,6 +107,7 @@ async def call_query(ctx: Any, service: Service, request: web.Request, body: byt
     operation, handler = _operation(service, action)
     if operation is None:
         raise errors.InvalidAction(f"The action {action} is not valid for this web service.")
+    ctx.requested_operation = action
     if handler is None:
         raise errors.UnsupportedOperation(f"The action {action} is not supported by Nimbo yet.")
     ctx.operation = action
@@ -129,6 +130,7 @@ async def call_json(ctx: Any, service: Service, request: web.Request, body: byte
     operation, handler = _operation(service, name)
     if operation is None:
         raise errors.UnknownOperationException()
+    ctx.requested_operation = name
     if handler is None:
         raise errors.UnknownOperationException(f"The operation {name} is not supported by Nimbo yet.")
     ctx.operation = name
@@ -144,6 +146,7 @@ async def call_rest_xml(ctx: Any, service: Service, request: web.Request, operat
     """S3: the operation was resolved from method, path and query by ``s3_api.router``
     (``query_args``: the query string as the router saw it, parsed here when not given)."""
     operation, handler = _operation(service, operation_name)
+    ctx.requested_operation = operation_name
     if handler is None:
         raise errors.NotImplementedS3(f"{operation_name} is not implemented by Nimbo yet.")
     ctx.operation = operation_name
