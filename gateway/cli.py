@@ -26,10 +26,20 @@ log = logging.getLogger("nimbo")
 DEFAULT_DATA_DIR = data_dirs.DEFAULT_DATA_DIR
 
 
+_DATA_DIR_HELP = ("the data directory of `nimbo serve` (default: ./nimbo-data if it exists, else "
+                  "the running server's); never created here")
+
+
 def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=os.environ.get("NIMBO_DATA_DIR") or None,
-                        help="the data directory of `nimbo serve` (default: ./nimbo-data if it "
-                             "exists, else the running server's); never created here")
+                        help=_DATA_DIR_HELP)
+
+
+def _data_dir_after(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--data-dir`` accepted after a subcommand too (``nimbo admin list-keys --data-dir D``);
+    given before it, it is kept (SUPPRESS: the subcommand sets nothing when absent)."""
+    parser.add_argument("--data-dir", default=argparse.SUPPRESS, help=_DATA_DIR_HELP)
+    return parser
 
 
 def _serve_args(parser: argparse.ArgumentParser) -> None:
@@ -58,21 +68,32 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(creds)
     creds.add_argument("--account", default=None, help="account id or name (default: the admin)")
 
-    admin = commands.add_parser("admin", help="accounts and access keys")
+    admin = commands.add_parser("admin", help="accounts and access keys",
+                                description="Accounts and access keys of a Nimbo data directory.")
     _data_dir_arg(admin)
-    admin_cmds = admin.add_subparsers(dest="admin_command", required=True)
-    account = admin_cmds.add_parser("create-account", help="create an account (prints its id)")
-    account.add_argument("name")
-    account.add_argument("--account-id", default=None, help="a given 12-digit id")
-    admin_cmds.add_parser("list-accounts")
-    key = admin_cmds.add_parser("create-key", help="create (or import) an access key")
+    admin_cmds = admin.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+
+    def admin_command(name: str, text: str) -> argparse.ArgumentParser:
+        return _data_dir_after(admin_cmds.add_parser(name, help=text, description=text))
+    account = admin_command("create-account", "create a tenant account (prints its id, name and "
+                            "canonical user id)")
+    account.add_argument("name", help="the account's name (unique)")
+    account.add_argument("--account-id", default=None, help="a given 12-digit id (default: a new one)")
+    admin_command("list-accounts", "list the accounts: id, name, role (admin or tenant), canonical "
+                  "user id")
+    key = admin_command("create-key", "create an access key for an account (prints the key id and "
+                        "secret), or import an existing one")
     key.add_argument("account", help="account id or name")
     key.add_argument("--access-key-id", default=None, help="import this key id ...")
     key.add_argument("--secret-access-key", default=None, help="... with this secret")
-    listing = admin_cmds.add_parser("list-keys")
-    listing.add_argument("account", nargs="?", default=None)
-    for verb in ("disable-key", "enable-key", "delete-key"):
-        admin_cmds.add_parser(verb).add_argument("access_key_id")
+    listing = admin_command("list-keys", "list access keys (of one account, or all): key id, "
+                            "account id, status; never the secrets")
+    listing.add_argument("account", nargs="?", default=None, help="account id or name")
+    for verb, text in (("disable-key", "disable an access key (requests signed with it get "
+                                       "InvalidAccessKeyId / AuthFailure)"),
+                       ("enable-key", "enable a disabled access key again"),
+                       ("delete-key", "delete an access key for good")):
+        admin_command(verb, text).add_argument("access_key_id", help="the access key id")
 
     image = commands.add_parser("image", help="machine images")
     image_cmds = image.add_subparsers(dest="image_command", required=True)
@@ -83,9 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--if-missing", action="store_true", help="keep an image registered already")
 
     billing = commands.add_parser("billing", help="usage and cost reports")
+    _data_dir_arg(billing)
     billing_cmds = billing.add_subparsers(dest="billing_command", required=True)
-    report = billing_cmds.add_parser("report", help="a period's costs, by service and usage type")
-    _data_dir_arg(report)
+    report = _data_dir_after(billing_cmds.add_parser(
+        "report", help="a period's costs, by service and usage type",
+        description="A month's costs by account, service and usage type, month-to-date for the "
+                    "current month (the open hour estimated). The table rounds money to cents; "
+                    "csv and json give exact amounts."))
     report.add_argument("--period", required=True, help="a month, e.g. 2026-11")
     report.add_argument("--account", default=None, help="account id or name (default: all)")
     report.add_argument("--format", default="table", choices=("table", "csv", "json"))
@@ -175,6 +200,7 @@ async def admin(accounts: AccountService, args: argparse.Namespace) -> int:
             raise ValueError(str(exc)) from exc
         print(f"{account.account_id}\t{account.name}\t{account.canonical_user_id}")
     elif command == "list-accounts":
+        print("ACCOUNT_ID\tNAME\tROLE\tCANONICAL_USER_ID")
         for account in await store.list_accounts():
             role = "admin" if account.is_admin else "tenant"
             print(f"{account.account_id}\t{account.name}\t{role}\t{account.canonical_user_id}")
@@ -196,6 +222,7 @@ async def admin(accounts: AccountService, args: argparse.Namespace) -> int:
             if account is None:
                 raise LookupError(f"no account {args.account!r}")
             account_id = account.account_id
+        print("ACCESS_KEY_ID\tACCOUNT_ID\tSTATUS")
         for key in await store.list_keys(account_id):
             print(f"{key.access_key_id}\t{key.account_id}\t{key.status}")
     else:
