@@ -39,7 +39,7 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	@echo "==> installing the test tools into $(VENV) (aws-cli v1, moto, pyarrow, libcloud ...)"
+	@echo "==> installing the test tools into $(VENV) (pytest, moto, pyarrow, libcloud ...)"
 	set -o pipefail; $(PY) -m pip install -e '.[test]' | { grep -E '^(Collecting|Successfully)' || true; }
 	touch $@
 
