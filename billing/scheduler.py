@@ -28,6 +28,7 @@ from billing.schema import ensure_schema
 
 log = logging.getLogger("nimbo.billing")
 DEFAULT_INTERVAL = 60.0
+STOP_GRACE_SECONDS = 30.0
 
 
 class BillingService:
@@ -41,6 +42,7 @@ class BillingService:
         self.last_deliveries: list[dict] = []
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
 
     @property
     def price_error(self) -> Exception | None:
@@ -72,23 +74,31 @@ class BillingService:
             return self.last_rating
 
     def start(self) -> None:
+        self._stopping = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="nimbo-billing")
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("billing pass failed; will retry")
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop after the pass under way (a pass cancelled inside a database transaction could
+        leave the writer connection in it); cancel only a pass that outlasts ``grace``."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except asyncio.TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
 
 
