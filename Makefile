@@ -11,7 +11,9 @@ ARGS ?=
 .PHONY: run test setup setup-test apt-run apt-test bench conformance clean debian-image
 
 run: setup
+	@echo "==> the tiny Linux image (built offline from Debian's packages the first time: about a minute)"
 	$(PY) -m gateway.cli image build-tiny --if-missing $(ARGS) || echo "warning: the tiny image could not be built; EC2 has no image to launch" >&2
+	@echo "==> starting Nimbo (Ctrl-C stops it)"
 	$(PY) -m gateway.cli serve $(ARGS)
 
 test: setup-test
@@ -27,16 +29,19 @@ apt-test:
 	@bash .ci/apt-ensure $(APT_TEST)
 
 $(VENV)/bin/python:
+	@echo "==> creating the virtual environment $(VENV)"
 	@command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3; }
 	python3 -m venv $(VENV) 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv python3-pip && python3 -m venv $(VENV); }
 
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
+	@echo "==> installing Nimbo and its Python packages into $(VENV) (a few minutes the first time)"
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e .
+	set -o pipefail; $(PY) -m pip install -e . | { grep -E '^(Collecting|Successfully)' || true; }
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[test]'
+	@echo "==> installing the test tools into $(VENV) (pytest, moto, pyarrow, libcloud ...)"
+	set -o pipefail; $(PY) -m pip install -e '.[test]' | { grep -E '^(Collecting|Successfully)' || true; }
 	touch $@
 
 debian-image: setup

@@ -30,8 +30,8 @@ from typing import Any, Optional
 
 from .driver import (DiskAttachment, DiskError, Driver, InvalidStateError, NicAttachment, StartError, VMEvent,
                      VMExistsError, VMInfo, VMNotFoundError, VMSpec, VMState, utcnow, validate_id)
-from .qemu_cmdline import (VMPaths, blockdev_args, build_command, detect_accel, device_id,
-                           disk_device_args, nic_hotplug_args, nic_ids, nics_namespace, node_name,
+from .qemu_cmdline import (VMPaths, blockdev_args, build_command, device_id, disk_device_args,
+                           explain_accel, nic_hotplug_args, nic_ids, nics_namespace, node_name,
                            tap_options)
 from .qemu_state import (exit_classification, pid_alive, proc_usage, read_text, ts, unlink,
                           write_text)
@@ -57,7 +57,8 @@ class QemuDriver(Driver):
         self.state_dir = os.path.abspath(state_dir)
         os.makedirs(self.state_dir, exist_ok=True)
         self.qemu_binary = qemu_binary
-        self.accel = detect_accel() if accel == "auto" else accel
+        self.accel, why = explain_accel() if accel == "auto" else (accel, "as configured")
+        log.info("QEMU accelerator: %s (%s)", self.accel.upper(), why)
         self.tb_size_mib = tb_size_mib
         self.start_timeout = start_timeout
         self.virtio_rng = virtio_rng

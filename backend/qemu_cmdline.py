@@ -39,10 +39,23 @@ def detect_accel(sys_module: str = "/sys/module", dev_kvm: str = "/dev/kvm") -> 
 
     /dev/kvm alone is not enough: kvm_pvm hosts open it but cannot run stock guests.
     """
-    hw = any(os.path.isdir(os.path.join(sys_module, m)) for m in ("kvm_intel", "kvm_amd"))
-    if hw and os.access(dev_kvm, os.R_OK | os.W_OK):
-        return "kvm"
-    return "tcg"
+    return explain_accel(sys_module, dev_kvm)[0]
+
+
+def explain_accel(sys_module: str = "/sys/module", dev_kvm: str = "/dev/kvm") -> tuple[str, str]:
+    """(accelerator, why): what ``detect_accel`` chooses and the reason, for the server's log."""
+    modules = [m for m in ("kvm_intel", "kvm_amd") if os.path.isdir(os.path.join(sys_module, m))]
+    if not modules:
+        other = " (/dev/kvm exists, but without a hardware KVM module it cannot run stock guests)" \
+            if os.path.exists(dev_kvm) else ""
+        return "tcg", ("no hardware KVM module (kvm_intel or kvm_amd) is loaded: the CPU's VT-x/AMD-V "
+                       f"is absent or not passed through to this machine{other}; guests run emulated, slower")
+    if not os.path.exists(dev_kvm):
+        return "tcg", f"{modules[0]} is loaded but {dev_kvm} does not exist; guests run emulated, slower"
+    if not os.access(dev_kvm, os.R_OK | os.W_OK):
+        return "tcg", (f"{dev_kvm} is not readable and writable by this user (join the kvm group); "
+                       "guests run emulated, slower")
+    return "kvm", f"{modules[0]} is loaded and {dev_kvm} is usable"
 
 
 def escape_opt(value: str) -> str:

@@ -267,10 +267,16 @@ class _Sum:
 
 
 async def _visible_lines(ctx: Any, start: int, end: int) -> list[LineItem]:
+    """The caller's line items in [start, end): final ones and the open hour's estimate (brought
+    up to date first when the server's billing service runs), as AWS shows month-to-date."""
     account = ctx.account
     if account is None:
         raise errors.AccessDeniedException("Anonymous requests are not allowed.")
-    return await fetch_lines(ctx.app.db, start, end, None if account.is_admin else account.account_id)
+    billing = getattr(ctx.app, "billing", None)
+    if billing is not None and hasattr(billing, "bring_up_to_date"):
+        await billing.bring_up_to_date()
+    return await fetch_lines(ctx.app.db, start, end, None if account.is_admin else account.account_id,
+                             estimated=True)
 
 
 def _period_text(start: int, end: int, hourly: bool) -> dict:

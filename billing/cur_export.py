@@ -9,8 +9,11 @@ Layout of one delivery (``<prefix>/`` omitted when the prefix is empty)::
 
 The date range ends on the first day of the next month; the manifests are written last (the
 assembly's, then the range's), so a reader that follows the range manifest never finds a partial
-assembly. ``assemblyId`` is derived from (account, report, month, revision): retrying a failed
-delivery rewrites the same keys.
+assembly. ``assemblyId`` is derived from (account, report, month, content): retrying a failed
+delivery rewrites the same keys, and a month whose report content did not change is not delivered
+again (once per change). ``ReportVersioning=OVERWRITE_REPORT`` removes the earlier assemblies'
+files after a new one is in place (``billing.cur_versions``; the seam's ``deliver.remove(bucket,
+key, account_id)`` deletes as that account); ``CREATE_NEW_REPORT`` keeps them.
 
 Delivery goes through a seam, ``deliver(bucket, key, data, account_id)`` (sync or async), that
 the server wires to the S3 store: it must refuse a bucket that does not exist or that
@@ -34,6 +37,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from billing.catalog import format_decimal
+from billing.cur_versions import overwrite_earlier, record_assembly
 from billing.lines import LineItem, fetch_lines, payer_account
 from billing.periods import (DAY_US, compact_date, cur_time, floor_day, manifest_time, month_start,
                              next_month, parse_period, period_name, status_time)
@@ -229,9 +233,37 @@ async def deliver_due(db: Database, deliver: Deliver, now_us: int) -> list[dict]
                 (definition["account_id"], definition["report_name"], period["period"]))
             if not _due(state, period["revision"], spec, next_month(start), now_us):
                 continue
-            attempts.append(await _deliver_one(db, deliver, definition, spec, start, period["revision"],
-                                               payer, now_us, state))
+            attempt = await _deliver_one(db, deliver, definition, spec, start, period["revision"],
+                                         payer, now_us, state)
+            if attempt is not None:     # None: the same content was delivered already
+                attempts.append(attempt)
     return attempts
+
+
+def _content_digest(lines: list[LineItem], layout: dict) -> str:
+    """What a delivery's files depend on: the rows and the layout (bucket, prefix, columns ...)."""
+    columns = columns_for(lines, layout["resources"])
+    rows = build_rows(lines, columns, payer=layout["payer"], period_start=layout["period_start"],
+                      period_end=layout["period_end"], time_unit=layout["time_unit"])
+    digest = hashlib.sha256(json.dumps([sorted(layout.items()), columns], default=str).encode())
+    for row in rows:
+        digest.update(json.dumps(row, default=str).encode())
+    return digest.hexdigest()
+
+
+async def _overwrite(db: Database, deliver: Deliver, account: str, name: str, period: str, assembly: str,
+                     keep: set[str]) -> list[str]:
+    """OVERWRITE_REPORT: the earlier assemblies' files go (``deliver.remove``, the store's delete)."""
+    remove = getattr(deliver, "remove", None)
+    if remove is None:
+        log.warning("CUR %s/%s asks OVERWRITE_REPORT but the delivery seam cannot remove files", account, name)
+        return []
+
+    async def removing(bucket: str, key: str, account_id: str) -> None:
+        result = remove(bucket, key, account_id)
+        if inspect.isawaitable(result):
+            await result
+    return await overwrite_earlier(db, removing, account, name, period, assembly, keep)
 
 
 def _period_start(name: str) -> int:
@@ -256,21 +288,34 @@ async def _deliver_one(db: Database, deliver: Deliver, definition: Any, spec: di
     end = next_month(start)
     period = period_name(start)
     lines = await fetch_lines(db, start, end, None if definition["scope_all"] else account)
-    assembly = str(uuid.uuid5(ASSEMBLY_NAMESPACE, f"{account}/{name}/{period}/{revision}"))
+    layout = dict(account_id=account, payer=payer or account, report_name=name, bucket=spec["S3Bucket"],
+                  prefix=spec.get("S3Prefix", ""), period_start=start, period_end=end,
+                  time_unit=spec.get("TimeUnit", "HOURLY"),
+                  resources="RESOURCES" in (spec.get("AdditionalSchemaElements") or []))
+    # The assembly is named by its content: a pass that changed nothing of this report (an hour of
+    # another account's usage, an empty hour) finds the same assembly delivered and writes nothing.
+    assembly = str(uuid.uuid5(ASSEMBLY_NAMESPACE, f"{account}/{name}/{period}/{_content_digest(lines, layout)}"))
     record = {"account": account, "report": name, "period": period, "assemblyId": assembly, "keys": []}
+    if lines and state is not None and state["assembly_id"] == assembly and state["status"] == "SUCCESS":
+        async with db.transaction() as tx:
+            await tx.execute(
+                "UPDATE billing_cur_deliveries SET delivered_revision = ?, attempted_revision = ?"
+                " WHERE account_id = ? AND report_name = ? AND period = ?", (revision, revision, account, name, period))
+        return None
     if not lines:
         status, error = "EMPTY", ""
     else:
-        export = build_export(
-            lines, account_id=account, payer=payer or account, report_name=name, bucket=spec["S3Bucket"],
-            prefix=spec.get("S3Prefix", ""), period_start=start, period_end=end, assembly_id=assembly,
-            time_unit=spec.get("TimeUnit", "HOURLY"),
-            resources="RESOURCES" in (spec.get("AdditionalSchemaElements") or []))
+        export = build_export(lines, assembly_id=assembly, **layout)
         try:
+            await record_assembly(db, account, name, period, assembly, spec["S3Bucket"],
+                                  [key for key, _ in export.files], now_us)
             for key, data in export.files:
                 await call_deliver(deliver, spec["S3Bucket"], key, data, account)
                 record["keys"].append(key)
             status, error = "SUCCESS", ""
+            if spec.get("ReportVersioning") == "OVERWRITE_REPORT":
+                record["removed"] = await _overwrite(db, deliver, account, name, period, assembly,
+                                                     set(record["keys"]))
         except Exception as exc:  # any refusal of the store: recorded, retried later
             status, error = delivery_status(exc), str(exc)
             log.warning("CUR delivery of %s/%s %s to %s failed (%s): %s", account, name, period,

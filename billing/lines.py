@@ -36,6 +36,7 @@ class LineItem:
     memory: str
     volume_type: str
     tags: dict
+    estimated: bool = False     # a provisional line of the open hour (billing.estimates)
 
     @property
     def service(self) -> str:
@@ -47,25 +48,39 @@ class LineItem:
         return catalog.PRODUCT_NAMES.get(self.product_code, self.product_code)
 
 
-def _line(row: sqlite3.Row) -> LineItem:
+def _line(row: sqlite3.Row, estimated: bool = False) -> LineItem:
     return LineItem(
         row["line_item_id"], row["account_id"], row["region"], row["product_code"], row["usage_type"],
         row["base_usage_type"], row["operation"], row["resource_id"], row["availability_zone"],
         row["start_us"], row["end_us"], Decimal(row["amount"]), row["unit"], Decimal(row["rate"]),
         Decimal(row["cost"]), row["price_version"], row["description"], row["instance_type"],
-        row["vcpu"], row["memory"], row["volume_type"], json.loads(row["tags"]))
+        row["vcpu"], row["memory"], row["volume_type"], json.loads(row["tags"]), estimated)
 
 
-async def fetch_lines(db: Database, start_us: int, end_us: int, account_id: str | None = None) -> list[LineItem]:
-    """Line items that start in [start, end), of one account or (None) of all accounts."""
+_ORDER = " ORDER BY start_us, account_id, product_code, usage_type, operation, resource_id"
+
+
+async def fetch_lines(db: Database, start_us: int, end_us: int, account_id: str | None = None, *,
+                      estimated: bool = False) -> list[LineItem]:
+    """Line items that start in [start, end), of one account or (None) of all accounts; with
+    ``estimated``, followed by the provisional lines of the hours not rated yet (the open hour,
+    ``billing.estimates``), never for an hour that has final lines."""
     await ensure_schema(db)
-    sql = "SELECT * FROM billing_line_items WHERE start_us >= ? AND start_us < ?"
+    where = " WHERE start_us >= ? AND start_us < ?"
     params: list = [start_us, end_us]
     if account_id is not None:
-        sql += " AND account_id = ?"
+        where += " AND account_id = ?"
         params.append(account_id)
-    sql += " ORDER BY start_us, account_id, product_code, usage_type, operation, resource_id"
-    return [_line(row) for row in await db.fetchall(sql, params)]
+    lines = [_line(row) for row in await db.fetchall("SELECT * FROM billing_line_items" + where + _ORDER,
+                                                      params)]
+    if estimated:
+        from billing.estimates import ensure_estimates_schema  # noqa: PLC0415
+        await ensure_estimates_schema(db)
+        rows = await db.fetchall(
+            "SELECT * FROM billing_estimated_line_items" + where + " AND start_us >= COALESCE("
+            "(SELECT rated_until_us FROM billing_state WHERE id = 1), 0)" + _ORDER, params)
+        lines += [_line(row, True) for row in rows]
+    return lines
 
 
 async def payer_account(db: Database) -> str | None:

@@ -100,6 +100,7 @@ def _cumulative(series: Series, month_us: int, points: list[int]) -> list[int]:
 
 def _points(series: Series, prices: PriceList, start_us: int, end_us: int) -> list[int]:
     points = set(range(start_us, end_us + 1, HOUR_US))
+    points.add(end_us)      # the open hour's estimate ends now, inside an hour (billing.estimates)
     if series.kind != KIND_COUNT:
         key = series.key
         for change in prices.change_points(start_us, end_us):

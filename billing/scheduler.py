@@ -1,5 +1,5 @@
-"""The billing task the server runs: rate the complete hours, then deliver the CUR reports that
-changed, every ``interval`` seconds (default 60; a pass with nothing to do is a few queries).
+"""The billing task the server runs: rate the complete hours, estimate the open one
+(``billing.estimates``), then deliver the CUR reports that changed, every ``interval`` seconds (default 60; a pass with nothing to do is a few queries).
 
 The server starts it after the database is open and stops it before closing it::
 
@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from billing.cur_export import Deliver, deliver_due
+from billing.estimates import refresh_estimates
 from billing.periods import to_us
 from billing.prices import PriceSource
 from billing.rating import RateResult, rate_pending, refresh_prices
@@ -27,6 +28,7 @@ from billing.schema import ensure_schema
 
 log = logging.getLogger("nimbo.billing")
 DEFAULT_INTERVAL = 60.0
+STOP_GRACE_SECONDS = 30.0
 
 
 class BillingService:
@@ -39,6 +41,8 @@ class BillingService:
         self.last_rating: RateResult | None = None
         self.last_deliveries: list[dict] = []
         self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
 
     @property
     def price_error(self) -> Exception | None:
@@ -50,33 +54,51 @@ class BillingService:
         await refresh_prices(self.app.db, self.source)
 
     async def run_once(self) -> RateResult:
-        """One pass: reload a changed price list, rate, deliver."""
+        """One pass: reload a changed price list, rate, estimate the open hour, deliver."""
         db = self.app.db
         now_us = to_us(self.app.clock())
-        prices = await refresh_prices(db, self.source)
-        self.last_rating = await rate_pending(db, prices, now_us)
+        await self.bring_up_to_date(now_us)
         if self.deliver is not None:
             self.last_deliveries = await deliver_due(db, self.deliver, now_us)
         return self.last_rating
 
+    async def bring_up_to_date(self, now_us: int | None = None) -> RateResult:
+        """Rate the complete hours and re-estimate the open one (also what a Cost Explorer request
+        asks for, so that it shows the usage of a minute ago)."""
+        async with self._lock:
+            db = self.app.db
+            now_us = to_us(self.app.clock()) if now_us is None else now_us
+            prices = await refresh_prices(db, self.source)
+            self.last_rating = await rate_pending(db, prices, now_us)
+            await refresh_estimates(db, prices, now_us)
+            return self.last_rating
+
     def start(self) -> None:
+        self._stopping = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="nimbo-billing")
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("billing pass failed; will retry")
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop after the pass under way (a pass cancelled inside a database transaction could
+        leave the writer connection in it); cancel only a pass that outlasts ``grace``."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except asyncio.TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
 
 

@@ -326,10 +326,12 @@ async def describe_image_attribute(ctx: Any, params: dict) -> dict:
     out: dict[str, Any] = {"ImageId": row["image_id"]}
     if attribute == "description":
         out["Description"] = {"Value": row["description"]} if row["description"] else {}
-    elif attribute == "kernel":
-        out["KernelId"] = {"Value": row["kernel_id"]} if row["kernel_id"] else {}
+    elif attribute == "kernel":    # no kernel: no <kernel> element at all (EC2 writes no empty one)
+        if row["kernel_id"]:
+            out["KernelId"] = {"Value": row["kernel_id"]}
     elif attribute == "ramdisk":
-        out["RamdiskId"] = {"Value": row["ramdisk_id"]} if row["ramdisk_id"] else {}
+        if row["ramdisk_id"]:
+            out["RamdiskId"] = {"Value": row["ramdisk_id"]}
     elif attribute == "launchPermission":
         permissions = [{"Group": "all"}] if row["is_public"] else []
         out["LaunchPermissions"] = permissions + [{"UserId": u} for u in launch_users(row)]

@@ -119,7 +119,7 @@ async def delete_tags(ctx: Any, params: dict) -> dict:
 
 async def describe_tags(ctx: Any, params: dict) -> dict:
     check_dry_run(params)
-    max_results = check_max_results(params, 5, 1000)
+    max_results = _describe_tags_page_size(params)
     account = account_of(ctx)
     await vpc.network_of(ctx)
     rows = await ctx.app.db.fetchall(
@@ -139,3 +139,12 @@ async def describe_tags(ctx: Any, params: dict) -> dict:
     page, token = paginate(items, lambda t: f"{t['ResourceId']}\x00{t['Key']}", max_results,
                            params.get("NextToken"))
     return {"Tags": page, "NextToken": token}
+
+
+def _describe_tags_page_size(params: dict) -> int | None:
+    """DescribeTags' MaxResults: at least 5; a value above 1,000 returns 1,000 items (AWS's
+    documented behaviour for this action: not an error)."""
+    value = params.get("MaxResults")
+    if value is not None and value > 1000:
+        return 1000
+    return check_max_results(params, 5, 1000)

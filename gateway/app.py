@@ -21,6 +21,7 @@ from aiohttp import web
 from billing.scheduler import start_billing, stop_billing
 from gateway import dispatch, errors
 from gateway.accounts import AccountService
+from gateway.auth import sigv2_query
 from gateway.auth.request import SignedRequest
 from gateway.auth.sigv4 import authenticate
 from gateway.config import Config
@@ -90,15 +91,39 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         response = await _serve(request, ctx, services)
     except Exception as exc:  # every failure becomes the service's own error document
+        named = getattr(exc, "operation", None)     # e.g. S3's router: an operation not implemented
+        if not ctx.requested_operation and isinstance(named, str):
+            ctx.requested_operation = named
         response = render_error(request, ctx, exc)
     _add_request_headers(response, ctx)
     close_if_body_unsent(request, response)
     _meter(request, ctx, response)
     if app.config.access_log:  # off unless configured, like S3's server access logs
         access_log.info("%s %s %s %s %s -> %d %.1fms %s", request.remote, request.method,
-                        request.path, ctx.service, ctx.operation or "-", response.status,
+                        logged_path(request.raw_path), ctx.service,
+                        ctx.operation or ctx.requested_operation or "-", response.status,
                         (time.monotonic() - started) * 1000, ctx.request_id)
     return response
+
+
+# Query parameters that authenticate a request: never logged, not even by name.
+_AUTH_PARAMETERS = frozenset({"AWSAccessKeyId", "Signature", "Expires", "SignatureMethod",
+                              "SignatureVersion", "Timestamp", "SecurityToken"})
+
+
+def logged_path(raw_path: str) -> str:
+    """The path as the access log shows it: with the query's parameter *names* (the sub-resource,
+    ``/bucket?versioning``, ``?uploads``), never their values nor the signing parameters."""
+    path, _, query = raw_path.partition("?")
+    if not query:
+        return path
+    names = []
+    for part in query.split("&"):
+        name = urllib.parse.unquote_plus(part.partition("=")[0])
+        if name and name not in _AUTH_PARAMETERS and not name.lower().startswith("x-amz-") \
+                and name not in names:
+            names.append(name)
+    return f"{path}?{'&'.join(names)}" if names else path
 
 
 async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, Service]) -> web.StreamResponse:
@@ -121,11 +146,17 @@ async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, 
         from gateway.post_object import serve_post_object  # noqa: PLC0415 (POST Object: a signed form)
         return await serve_post_object(request, ctx, service, bucket)
     host_bucket = bucket if virtual_hosted else None
-    signed = SignedRequest(method=request.method, raw_path=raw_path, raw_query=raw_query,
-                           headers=request.headers, host_bucket=host_bucket)
-    auth = await authenticate(signed, app.accounts.secret_for, app.clock(),
-                              _accepted_regions(ctx.service, app.config.regions),
-                              body_sha256=None if service.protocol == "rest-xml" else dispatch.body_sha256(body))
+    if service.protocol != "rest-xml" and _query_sigv2(request, raw_query, body):
+        auth = await sigv2_query.authenticate(
+            request.method, request.headers.get("Host", ""), raw_path or "/",
+            dispatch.form_pairs(request, body), app.accounts.secret_for, app.clock(),
+            service=ctx.service, secure=request.secure)
+    else:
+        signed = SignedRequest(method=request.method, raw_path=raw_path, raw_query=raw_query,
+                               headers=request.headers, host_bucket=host_bucket)
+        auth = await authenticate(signed, app.accounts.secret_for, app.clock(),
+                                  _accepted_regions(ctx.service, app.config.regions),
+                                  body_sha256=None if service.protocol == "rest-xml" else dispatch.body_sha256(body))
     if auth is None and service.protocol != "rest-xml":
         from gateway.auth.errors import MissingAuthentication  # noqa: PLC0415
         raise MissingAuthentication("Request is missing Authentication Token")
@@ -149,6 +180,14 @@ async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, 
     if service.protocol == "json":
         return await dispatch.call_json(ctx, service, request, body)
     return await dispatch.call_query(ctx, service, request, body)
+
+
+def _query_sigv2(request: web.Request, raw_query: str, body: bytes) -> bool:
+    """A Query request (EC2 ...) signed with SigV2: ``SignatureVersion`` among its parameters and
+    no Authorization header."""
+    if "Authorization" in request.headers:
+        return False
+    return "SignatureVersion=" in raw_query or b"SignatureVersion=" in body
 
 
 def _chunk_chain(auth: Any) -> Any:

@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import shlex
 import signal
+import socket
 import ssl
 import sys
 from typing import Awaitable, Callable
 
 from aiohttp import web
 
+from gateway import data_dir as data_dirs
 from gateway import image_commands
 from gateway.accounts import AccountService
 from gateway.config import DEFAULT_REGION, ConfigError, load_config
@@ -21,12 +24,23 @@ from storage.db import Database
 
 log = logging.getLogger("nimbo")
 
-DEFAULT_DATA_DIR = "nimbo-data"
+DEFAULT_DATA_DIR = data_dirs.DEFAULT_DATA_DIR
+
+
+_DATA_DIR_HELP = ("the data directory of `nimbo serve` (default: ./nimbo-data if it exists, else "
+                  "the running server's); never created here")
 
 
 def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default=os.environ.get("NIMBO_DATA_DIR", DEFAULT_DATA_DIR),
-                        help="where Nimbo keeps its database and data (default ./nimbo-data)")
+    parser.add_argument("--data-dir", default=os.environ.get("NIMBO_DATA_DIR") or None,
+                        help=_DATA_DIR_HELP)
+
+
+def _data_dir_after(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--data-dir`` accepted after a subcommand too (``nimbo admin list-keys --data-dir D``);
+    given before it, it is kept (SUPPRESS: the subcommand sets nothing when absent)."""
+    parser.add_argument("--data-dir", default=argparse.SUPPRESS, help=_DATA_DIR_HELP)
+    return parser
 
 
 def _serve_args(parser: argparse.ArgumentParser) -> None:
@@ -55,21 +69,32 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(creds)
     creds.add_argument("--account", default=None, help="account id or name (default: the admin)")
 
-    admin = commands.add_parser("admin", help="accounts and access keys")
+    admin = commands.add_parser("admin", help="accounts and access keys",
+                                description="Accounts and access keys of a Nimbo data directory.")
     _data_dir_arg(admin)
-    admin_cmds = admin.add_subparsers(dest="admin_command", required=True)
-    account = admin_cmds.add_parser("create-account", help="create an account (prints its id)")
-    account.add_argument("name")
-    account.add_argument("--account-id", default=None, help="a given 12-digit id")
-    admin_cmds.add_parser("list-accounts")
-    key = admin_cmds.add_parser("create-key", help="create (or import) an access key")
+    admin_cmds = admin.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+
+    def admin_command(name: str, text: str) -> argparse.ArgumentParser:
+        return _data_dir_after(admin_cmds.add_parser(name, help=text, description=text))
+    account = admin_command("create-account", "create a tenant account (prints its id, name and "
+                            "canonical user id)")
+    account.add_argument("name", help="the account's name (unique)")
+    account.add_argument("--account-id", default=None, help="a given 12-digit id (default: a new one)")
+    admin_command("list-accounts", "list the accounts: id, name, role (admin or tenant), canonical "
+                  "user id")
+    key = admin_command("create-key", "create an access key for an account (prints the key id and "
+                        "secret), or import an existing one")
     key.add_argument("account", help="account id or name")
     key.add_argument("--access-key-id", default=None, help="import this key id ...")
     key.add_argument("--secret-access-key", default=None, help="... with this secret")
-    listing = admin_cmds.add_parser("list-keys")
-    listing.add_argument("account", nargs="?", default=None)
-    for verb in ("disable-key", "enable-key", "delete-key"):
-        admin_cmds.add_parser(verb).add_argument("access_key_id")
+    listing = admin_command("list-keys", "list access keys (of one account, or all): key id, "
+                            "account id, status; never the secrets")
+    listing.add_argument("account", nargs="?", default=None, help="account id or name")
+    for verb, text in (("disable-key", "disable an access key (requests signed with it get "
+                                       "InvalidAccessKeyId / AuthFailure)"),
+                       ("enable-key", "enable a disabled access key again"),
+                       ("delete-key", "delete an access key for good")):
+        admin_command(verb, text).add_argument("access_key_id", help="the access key id")
 
     image = commands.add_parser("image", help="machine images")
     image_cmds = image.add_subparsers(dest="image_command", required=True)
@@ -96,9 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(net_cmds.add_parser("destroy", help="remove the namespaces and their helpers"))
 
     billing = commands.add_parser("billing", help="usage and cost reports")
+    _data_dir_arg(billing)
     billing_cmds = billing.add_subparsers(dest="billing_command", required=True)
-    report = billing_cmds.add_parser("report", help="a period's costs, by service and usage type")
-    _data_dir_arg(report)
+    report = _data_dir_after(billing_cmds.add_parser(
+        "report", help="a period's costs, by service and usage type",
+        description="A month's costs by account, service and usage type, month-to-date for the "
+                    "current month (the open hour estimated). The table rounds money to cents; "
+                    "csv and json give exact amounts."))
     report.add_argument("--period", required=True, help="a month, e.g. 2026-11")
     report.add_argument("--account", default=None, help="account id or name (default: all)")
     report.add_argument("--format", default="table", choices=("table", "csv", "json"))
@@ -112,12 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(args)
         if args.command == "credentials":
+            args.data_dir = data_dirs.existing_data_dir(args.data_dir)
             return asyncio.run(_with_accounts(args.data_dir, lambda svc: credentials(svc, args)))
         if args.command == "image":
             config = _serve_config(args)
             builders = {"build-debian": build_debian, "import": image_commands.import_image_file}
             action = builders.get(args.image_command, build_tiny)
             return asyncio.run(_with_accounts(config.data_dir, lambda svc: action(svc, config, args)))
+        args.data_dir = data_dirs.existing_data_dir(args.data_dir)
         if args.command == "net":
             from backend.network import namespace
             if args.net_command == "destroy":
@@ -127,14 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "billing":
             return asyncio.run(_with_accounts(args.data_dir, lambda svc: billing_report(svc, args)))
         return asyncio.run(_with_accounts(args.data_dir, lambda svc: admin(svc, args)))
-    except (ConfigError, ValueError, LookupError) as exc:
+    except (ConfigError, ValueError, LookupError, data_dirs.DataDirError) as exc:
         print(f"nimbo: {exc}", file=sys.stderr)
         return 2
 
 
 async def _with_accounts(data_dir: str, action: Callable[[AccountService], Awaitable[int]]) -> int:
+    """Run ``action`` on the accounts of ``data_dir`` (``image build-tiny``, run before the first
+    ``serve`` by ``make run``, may create it; the other commands pass an existing one)."""
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
-    db = await Database.open(os.path.join(data_dir, "nimbo.db"))
+    db = await Database.open(os.path.join(data_dir, data_dirs.DATABASE))
     try:
         store = account_rows.AccountStore(db)
         await store.setup()
@@ -205,6 +238,7 @@ async def admin(accounts: AccountService, args: argparse.Namespace) -> int:
             raise ValueError(str(exc)) from exc
         print(f"{account.account_id}\t{account.name}\t{account.canonical_user_id}")
     elif command == "list-accounts":
+        print("ACCOUNT_ID\tNAME\tROLE\tCANONICAL_USER_ID")
         for account in await store.list_accounts():
             role = "admin" if account.is_admin else "tenant"
             print(f"{account.account_id}\t{account.name}\t{role}\t{account.canonical_user_id}")
@@ -226,6 +260,7 @@ async def admin(accounts: AccountService, args: argparse.Namespace) -> int:
             if account is None:
                 raise LookupError(f"no account {args.account!r}")
             account_id = account.account_id
+        print("ACCESS_KEY_ID\tACCOUNT_ID\tSTATUS")
         for key in await store.list_keys(account_id):
             print(f"{key.access_key_id}\t{key.account_id}\t{key.status}")
     else:
@@ -250,9 +285,32 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = _serve_config(args)
-    runner = _event_loop_runner()
-    runner(run_server(config))
+    try:
+        lock = data_dirs.lock_for_server(config.data_dir)
+    except data_dirs.DataDirInUse as exc:
+        print(f"nimbo: {exc}", file=sys.stderr)
+        return 1
+    try:
+        try:
+            sock = listen(config.host, config.port)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            print(f"nimbo: cannot listen on {config.host}:{config.port}: {reason}"
+                  f"{' (is another server running there? pass --port)' if exc.errno == errno.EADDRINUSE else ''}",
+                  file=sys.stderr)
+            return 1
+        runner = _event_loop_runner()
+        runner(run_server(config, sock=sock, lock=lock))
+    finally:
+        lock.release()
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound before anything starts, so that a port in use is one
+    clear error at once (raises OSError)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=1024)
 
 
 def _event_loop_runner():
@@ -268,33 +326,40 @@ def _event_loop_runner():
     return asyncio.run
 
 
-async def run_server(config, ready: asyncio.Event | None = None) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
+async def run_server(config, ready: asyncio.Event | None = None, *, sock: socket.socket | None = None,
+                     lock: data_dirs.ServerLock | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly (also when start-up fails)."""
     from gateway.app import create_app  # noqa: PLC0415
     from gateway.connection_limits import GuardedSite, Limits  # noqa: PLC0415
     from gateway.connections import handler_options  # noqa: PLC0415
+    if sock is None:
+        sock = listen(config.host, config.port)
     app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False,
-                           **handler_options(config))
-    await runner.setup()
-    ssl_context = None
-    if config.tls_cert:
-        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
-    site = GuardedSite(runner, config.host, config.port, limits=Limits.from_config(config),
-                       ssl_context=ssl_context, reuse_address=True)   # timeouts and a cap
-    await site.start()
-    log.info("Nimbo serving %s (data in %s, regions %s)", config.endpoint_url, config.data_dir,
-             ", ".join(config.regions))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    if ready is not None:
-        ready.set()
-    await stop.wait()
-    log.info("shutting down")
-    await runner.cleanup()
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=False, **handler_options(config))
+    try:
+        await runner.setup()
+        ssl_context = None
+        if config.tls_cert:
+            ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_context.load_cert_chain(config.tls_cert, config.tls_key)
+        site = GuardedSite(runner, config.host, config.port, limits=Limits.from_config(config),
+                           ssl_context=ssl_context, sock=sock)   # timeouts and a connection cap
+        await site.start()
+        log.info("Nimbo serving %s (data in %s, regions %s)", config.endpoint_url, config.data_dir,
+                 ", ".join(config.regions))
+        if lock is not None:
+            lock.announce(config.endpoint_url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+        sock.close()
 
 
 if __name__ == "__main__":

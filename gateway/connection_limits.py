@@ -257,8 +257,9 @@ class GuardedSite(web.BaseSite):
 
     def __init__(self, runner: web.BaseRunner, host: str | None, port: int, *, limits: Limits,
                  ssl_context: Any = None, backlog: int = 1024,
-                 reuse_address: bool | None = None) -> None:
+                 reuse_address: bool | None = None, sock: Any = None) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._sock = sock      # a socket bound already (``nimbo serve`` binds before start-up)
         self._host = host
         self._port = port
         self._reuse_address = reuse_address
@@ -277,9 +278,14 @@ class GuardedSite(web.BaseSite):
         assert server is not None
         guard = self.guard = ConnectionGuard(self.limits, loop)
         _GUARDS.append(guard)
-        self._server = await loop.create_server(
-            lambda: guard.protocol(server()), self._host, self._port, ssl=self._ssl_context,
-            backlog=self._backlog, reuse_address=self._reuse_address)
+        if self._sock is not None:
+            self._server = await loop.create_server(
+                lambda: guard.protocol(server()), sock=self._sock, ssl=self._ssl_context,
+                backlog=self._backlog)
+        else:
+            self._server = await loop.create_server(
+                lambda: guard.protocol(server()), self._host, self._port, ssl=self._ssl_context,
+                backlog=self._backlog, reuse_address=self._reuse_address)
         guard.start()
 
     async def stop(self) -> None:

@@ -59,6 +59,7 @@ class RequestContext:
     headers: Any
     host: str = ""
     operation: str = ""
+    requested_operation: str = ""   # what was asked, also when unsupported (the access log's name)
     account: Any = None
     access_key_id: str | None = None
     auth: Any = None

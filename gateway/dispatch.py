@@ -72,6 +72,17 @@ def _form_pairs(text: str) -> list[tuple[str, str]]:
         raise errors.MalformedQueryString() from exc
 
 
+def form_pairs(request: web.Request, body: bytes) -> list[tuple[str, str]]:
+    """A Query request's parameters: the query string's, then a form body's, in wire order."""
+    pairs = _form_pairs(request.raw_path.partition("?")[2])
+    if body and request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+        try:
+            pairs += _form_pairs(body.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise errors.MalformedQueryString("The request body is not valid UTF-8.") from exc
+    return pairs
+
+
 _OPERATIONS: dict[tuple[str, str], Any] = {}
 
 
@@ -113,12 +124,7 @@ def query_multidict(raw_query: str) -> MultiDict:
 
 async def call_query(ctx: Any, service: Service, request: web.Request, body: bytes) -> web.Response:
     """EC2 and the Query services (STS): form parameters in the query string and the body."""
-    pairs = _form_pairs(request.raw_path.partition("?")[2])
-    if body and request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
-        try:
-            pairs += _form_pairs(body.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise errors.MalformedQueryString("The request body is not valid UTF-8.") from exc
+    pairs = form_pairs(request, body)
     params: dict[str, str] = {}
     for key, value in pairs:
         params.setdefault(key, value)
@@ -129,11 +135,16 @@ async def call_query(ctx: Any, service: Service, request: web.Request, body: byt
     operation, handler = _operation(service, action)
     if operation is None:
         raise errors.InvalidAction(f"The action {action} is not valid for this web service.")
+    ctx.requested_operation = action
     if handler is None:
         raise errors.UnsupportedOperation(f"The action {action} is not supported by Nimbo yet.")
     ctx.operation = action
     decoded = query.decode_query(operation, params, service.protocol)
-    output = await handler(ctx, decoded)
+    if service.protocol == "ec2":   # id syntax and DryRun, the same for every EC2 action
+        from ec2_api.invoke import invoke  # noqa: PLC0415
+        output = await invoke(ctx, action, handler, decoded)
+    else:
+        output = await handler(ctx, decoded)
     payload = query.encode_query_response(operation, output or {}, ctx.request_id, service.protocol)
     return web.Response(body=payload, headers={"Content-Type": XML_CONTENT_TYPE})
 
@@ -147,6 +158,7 @@ async def call_json(ctx: Any, service: Service, request: web.Request, body: byte
     operation, handler = _operation(service, name)
     if operation is None:
         raise errors.UnknownOperationException()
+    ctx.requested_operation = name
     if handler is None:
         raise errors.UnknownOperationException(f"The operation {name} is not supported by Nimbo yet.")
     ctx.operation = name
@@ -162,6 +174,7 @@ async def call_rest_xml(ctx: Any, service: Service, request: web.Request, operat
     """S3: the operation was resolved from method, path and query by ``s3_api.router``
     (``query_args``: the query string as the router saw it, parsed here when not given)."""
     operation, handler = _operation(service, operation_name)
+    ctx.requested_operation = operation_name
     if handler is None:
         raise errors.NotImplementedS3(f"{operation_name} is not implemented by Nimbo yet.")
     ctx.operation = operation_name

@@ -40,4 +40,16 @@ def report_delivery(context: AppContext) -> Any:
                              operation="PutObject", account=account, state=context.states.get("s3"))
         await put_object(ctx, {"Bucket": bucket, "Key": key, "Body": BytesBody(data),
                                "ContentLength": len(data), "ContentType": content_type})
+
+    async def remove(bucket: str, key: str, account_id: str) -> None:
+        """A DeleteObject as that account (an overwritten CUR assembly's files)."""
+        from s3_api.objects import delete_object  # noqa: PLC0415
+        account = await context.accounts.store.get_account(account_id)
+        if account is None:
+            raise LookupError(f"no account {account_id}")
+        ctx = RequestContext(app=context, request_id=uuid.uuid4().hex, service="s3",
+                             region=context.config.default_region, headers=CIMultiDict(),
+                             operation="DeleteObject", account=account, state=context.states.get("s3"))
+        await delete_object(ctx, {"Bucket": bucket, "Key": key})
+    deliver.remove = remove  # type: ignore[attr-defined]
     return deliver

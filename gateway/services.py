@@ -58,8 +58,9 @@ def protocol_of(service: str) -> str:
 
 
 def signing_service(request: web.Request) -> str | None:
-    """The service named in a SigV4 credential scope (header or presigned query), 's3' for SigV2,
-    None for an unsigned request."""
+    """The service named in a SigV4 credential scope (header or presigned query), 's3' for S3's
+    SigV2, None for an unsigned request or a Query API's SigV2 (whose scope-less signature names
+    no service: ``unsigned_service`` finds it from the Action)."""
     authorization = request.headers.get("Authorization", "")
     if authorization.startswith("AWS4-"):
         match = _SCOPE.search(authorization)
@@ -71,6 +72,8 @@ def signing_service(request: web.Request) -> str | None:
         match = _QUERY_SCOPE.search(raw_query)
         return match.group(1) if match else "s3"
     if "AWSAccessKeyId=" in raw_query and "Signature=" in raw_query:
+        if "SignatureVersion=" in raw_query:
+            return None    # a Query API's SigV2 (EC2 ...): its Action names the service
         return "s3"
     return None
 

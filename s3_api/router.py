@@ -112,8 +112,9 @@ def resolve(method: str, bucket: str | None, key: str | None, query, headers) ->
     for route in candidates:
         if route.matches(query, names):
             if route.operation not in _implemented():
-                raise NotImplementedOperation(
-                    f"{route.operation} is not implemented by this server.")
+                error = NotImplementedOperation(f"{route.operation} is not implemented by this server.")
+                error.operation = route.operation     # named in the access log
+                raise error
             return route.operation
     if method == "POST" and shape == "bucket":
         # POST Object forms never get here (the gateway serves multipart/form-data POSTs)

@@ -269,7 +269,9 @@ def ec2_namespace(service_model) -> str:
 def encode_query_response(operation, output: Mapping[str, Any] | None, request_id: str, protocol: str) -> bytes:
     """XML body of a successful response, for 'ec2' or 'query'.
 
-    ec2:   ``<OpResponse xmlns=...><requestId/>members</OpResponse>``
+    ec2:   ``<OpResponse xmlns=...><requestId/>members</OpResponse>``; an action without an
+           output shape (RebootInstances, CreateTags ...) answers ``<return>true</return>``
+           as EC2 does (libcloud and euca2ools read it)
     query: ``<OpResponse xmlns=...><OpResult>members</OpResult>
     <ResponseMetadata><RequestId/></ResponseMetadata></OpResponse>``
     """
@@ -285,6 +287,8 @@ def encode_query_response(operation, output: Mapping[str, Any] | None, request_i
             wrapper = shape.serialization.get('resultWrapper')
             holder = root.add(wrapper) if wrapper else root
             XMLEncoder(list_member='item').fill_structure(holder, shape, output)
+        else:
+            root.add('return', 'true')
         return serialize(root)
     if protocol != 'query':
         raise ValueError(f'not a query protocol: {protocol!r}')
@@ -301,6 +305,10 @@ def encode_query_response(operation, output: Mapping[str, Any] | None, request_i
 def _has_attribute_members(shape) -> bool:
     return shape is not None and any(
         member.serialization.get('xmlAttribute') for _, member in body_members(shape))
+
+
+# EC2's answer to an action that has no output shape.
+_VOID_RETURN = '<return>true</return>'
 
 
 def _element(name: str, text: str) -> str:
@@ -322,6 +330,8 @@ def _encode_compiled(operation, shape, output: Mapping[str, Any], request_id: st
                 xml_writer.root_writer(model, shape, wrapper, {}, 'item')(out, output)
             else:
                 _members(xml_writer.root_writer(model, shape, name, {}, 'item'), out, output)
+        else:
+            out.append(_VOID_RETURN)
         out.append(f'</{name}>')
     else:
         namespace = models.xml_namespace(model)

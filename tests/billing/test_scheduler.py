@@ -63,3 +63,32 @@ async def test_a_bad_price_list_at_start_up_is_refused_and_the_last_good_one_rat
 def test_the_operations_are_the_models_operations():
     assert set(cost_explorer.OPERATIONS) <= set(service_model("ce").operation_names)
     assert set(report_definitions.OPERATIONS) <= set(service_model("cur").operation_names)
+
+
+async def test_stop_lets_the_pass_under_way_finish_its_transaction(db, tmp_path):
+    """Stopping the server never cancels a billing pass inside a database transaction (which
+    could leave the one writer connection in it: 'cannot start a transaction within a
+    transaction' for every later write)."""
+    from billing.scheduler import BillingService
+    billing = BillingService(app_for(db, tmp_path, "2026-11-03T13:30:00Z"), interval=3600)
+    await billing.prepare()
+    entered, release = asyncio.Event(), asyncio.Event()
+    finished = []
+
+    async def slow_pass():
+        async with db.transaction() as tx:
+            entered.set()
+            await release.wait()
+            await tx.execute("SELECT 1")
+        finished.append(True)
+    billing.run_once = slow_pass
+    billing.start()
+    await asyncio.wait_for(entered.wait(), 5)
+    stopping = asyncio.create_task(stop_billing(billing))
+    await asyncio.sleep(0.1)
+    assert not stopping.done()                    # waits for the pass ...
+    release.set()
+    await asyncio.wait_for(stopping, 5)
+    assert finished == [True]                     # ... which committed
+    async with db.transaction() as tx:            # and the writer is free
+        await tx.execute("SELECT 1")

@@ -85,13 +85,14 @@ async def test_report_formats(month, config):
     assert "EU-BoxUsage:m5.large" in table and "EBS:VolumeUsage.gp2" in table
     text = await billing_report(month, config, "2026-11", None, "csv", now=now)
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["account", "service", "product_code", "usage_type", "unit", "amount", "cost_usd"]
+    assert rows[0] == ["account", "account_name", "service", "product_code", "usage_type", "unit", "amount",
+                       "cost_usd"]
     assert rows[-1][0] == "TOTAL"
     assert {r[0] for r in rows[1:-1]} == {ACCOUNT, OTHER}
     data = json.loads(await billing_report(month, config, "2026-11", None, "json", now=now))
     assert Decimal(rows[-1][-1]) == Decimal(data["total"]) == sum(Decimal(i["cost"]) for i in data["items"])
     volume = next(i for i in data["items"] if i["usageType"] == "EBS:VolumeUsage.gp2")
-    assert volume == {"account": ACCOUNT, "service": "EC2 - Other", "productCode": "AmazonEC2",
+    assert volume == {"account": ACCOUNT, "accountName": "", "service": "EC2 - Other", "productCode": "AmazonEC2",
                       "usageType": "EBS:VolumeUsage.gp2", "unit": "GB-Mo", "amount": "50", "cost": "5"}
     box = next(i for i in data["items"] if i["usageType"] == "BoxUsage:t3.micro")
     assert box["amount"] == "0.016666666667"                                   # 20 s billed as 60 s

@@ -261,3 +261,22 @@ def test_query_missing_and_bad_values_are_validation_errors():
 def test_query_error_explicit_sender_fault():
     body = encode_query_error('Throttling', 'slow down', 'r', 400, 'query', sender_fault=False)
     assert b'<Type>Receiver</Type>' in body and b'<ErrorResponse>' in body
+
+
+@pytest.mark.parametrize('action', ['RebootInstances', 'CreateTags', 'DeleteTags', 'ModifyInstanceAttribute',
+                                    'ModifyImageAttribute'])
+def test_ec2_void_actions_answer_return_true(action):
+    """Issue 9 item 15: EC2 answers an action without an output shape with ``<return>true</return>``
+    (libcloud's reboot_node() and euca2ools read it); botocore still parses it to an empty result."""
+    op = operation('ec2', action)
+    assert op.output_shape is None
+    body = encode_query_response(op, {}, 'rid-1', 'ec2')
+    assert body.endswith(f'<requestId>rid-1</requestId><return>true</return></{action}Response>'.encode())
+    parsed = create_parser('ec2').parse({'body': body, 'headers': {}, 'status_code': 200}, op.output_shape)
+    assert parsed['ResponseMetadata']['RequestId'] == 'rid-1'
+
+
+def test_query_void_actions_have_no_return_element():
+    """The query protocol (STS, IAM) writes no ``<return>`` for an action without output."""
+    body = encode_query_response(operation('iam', 'DeleteUser'), {}, 'rid-2', 'query')
+    assert b'<return>' not in body

@@ -143,6 +143,8 @@ def test_query_responses_match_the_tree_encoder(service, protocol):
             if shape is not None:
                 wrapper = shape.serialization.get('resultWrapper')
                 XMLEncoder('item').fill_structure(root.add(wrapper) if wrapper else root, shape, value)
+            else:
+                root.add('return', 'true')   # EC2's answer to a void action (issue 9 item 15)
         else:
             root.attrs['xmlns'] = query.models.xml_namespace(model)
             if shape is not None:
