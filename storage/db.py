@@ -134,6 +134,11 @@ class Database:
                 await _pragma(self._writer, "BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self._storage_full(exc) or exc
+            except BaseException:
+                # cancelled while BEGIN ran on the writer's thread, where it may still have begun:
+                # the one writer connection must not stay inside a transaction
+                await asyncio.shield(self._rollback())
+                raise
             try:
                 yield Transaction(self._writer)
             except BaseException as exc:

@@ -129,3 +129,31 @@ async def test_run_in_transaction_and_transactions_serialise(db):
 
     await asyncio.gather(*[db.run_in_transaction(bump) if i % 2 else bump_async() for i in range(40)])
     assert (await db.fetchone("SELECT v FROM n WHERE id = 1"))["v"] == 40
+
+
+async def test_a_transaction_cancelled_while_it_begins_leaves_no_transaction_open(tmp_path):
+    """BEGIN runs on the writer's thread; a caller cancelled while it waits for it must not leave
+    the one writer connection inside a transaction (every later write would then fail with
+    'cannot start a transaction within a transaction')."""
+    import time
+    db = await Database.open(str(tmp_path / "t.db"))
+    try:
+        async with db.transaction() as tx:
+            await tx.execute("CREATE TABLE t (x INTEGER)")
+        busy = asyncio.ensure_future(db._writer._execute(time.sleep, 0.3))   # BEGIN queues behind it
+
+        async def write():
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO t VALUES (1)")
+
+        task = asyncio.ensure_future(write())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await busy
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES (2)")
+        assert [tuple(r) for r in await db.fetchall("SELECT x FROM t")] == [(2,)]
+    finally:
+        await db.close()
