@@ -56,14 +56,18 @@ def _fill(shape, name: str, image_id: str):
 
 
 async def test_dry_run_never_succeeds_on_any_implemented_action(live):
-    """Every implemented action with DryRun=true answers an error (DryRunOperation, or the error of
-    a missing resource its handler finds first), never a success, and changes nothing."""
+    """Every implemented action that has a DryRun parameter answers DryRun=true with an error
+    (DryRunOperation, or the error of a missing resource its handler finds first), never a
+    success, and changes nothing. A few actions have no DryRun in EC2's API (ModifyVpcAttribute,
+    AssociateVpcCidrBlock, AssignPrivateIpAddresses ...): botocore cannot send it for them."""
     ec2, image_id, context = live
     before = await context.db.fetchall("SELECT COUNT(*) AS n FROM ec2_instances")
-    answered = {}
+    answered, without = {}, set()
     for action in operations.OPERATIONS:
         shape = MODEL.operation_model(action).input_shape
-        assert "DryRun" in shape.members, action
+        if "DryRun" not in shape.members:
+            without.add(action)
+            continue
         params = {m: _fill(shape.members[m], m, image_id) for m in shape.required_members}
         if action == "RunInstances":
             params["ImageId"] = image_id
@@ -75,6 +79,8 @@ async def test_dry_run_never_succeeds_on_any_implemented_action(live):
     assert answered["DescribeRegions"] == ("DryRunOperation", 412)
     assert answered["RunInstances"] == ("DryRunOperation", 412)
     assert answered["DescribeImages"] == ("DryRunOperation", 412)
+    assert without == {"ModifyVpcAttribute", "AssociateVpcCidrBlock", "DisassociateVpcCidrBlock",
+                       "ModifySubnetAttribute", "AssignPrivateIpAddresses", "UnassignPrivateIpAddresses"}
     after = await context.db.fetchall("SELECT COUNT(*) AS n FROM ec2_instances")
     assert after[0]["n"] == before[0]["n"]
 
