@@ -148,13 +148,14 @@ def main(argv: list[str] | None = None) -> int:
             builders = {"build-debian": build_debian, "import": image_commands.import_image_file}
             action = builders.get(args.image_command, build_tiny)
             return asyncio.run(_with_accounts(config.data_dir, lambda svc: action(svc, config, args)))
-        args.data_dir = data_dirs.existing_data_dir(args.data_dir)
-        if args.command == "net":
+        if args.command == "net":   # names the namespaces after the data directory; needs no database
             from backend.network import namespace
+            args.data_dir = args.data_dir or data_dirs.existing_data_dir(None)
             if args.net_command == "destroy":
                 namespace.net_destroy(args.data_dir)
                 return 0
             return namespace.net_exec(args.data_dir, args.argv[1:] if args.argv[:1] == ["--"] else args.argv, args.vpc)
+        args.data_dir = data_dirs.existing_data_dir(args.data_dir)
         if args.command == "billing":
             return asyncio.run(_with_accounts(args.data_dir, lambda svc: billing_report(svc, args)))
         return asyncio.run(_with_accounts(args.data_dir, lambda svc: admin(svc, args)))
