@@ -17,7 +17,7 @@ from ec2_api.common import account_of, now_us
 from ec2_api.errors import InvalidParameterValue, MissingParameter, check_dry_run, ec2_error
 from ec2_api.filters import apply_filters, paginate
 from ec2_api.network_common import changed, creation_tags, delete_tags, select_wanted, tags_or_none, write_creation_tags
-from ec2_api.vpc import bump_generation, network_of, owned_vpc
+from ec2_api.vpc import bump_generation, network_of, owned_resource, owned_vpc
 
 InvalidDhcpOptionIDNotFound = ec2_error("InvalidDhcpOptionID.NotFound")
 InvalidDhcpOptionsIdMalformed = ec2_error("InvalidDhcpOptionsId.Malformed")
@@ -80,16 +80,9 @@ async def create_dhcp_options(ctx: Any, params: dict) -> dict:
 
 
 async def _owned(ctx: Any, dopt_id: Any) -> Any:
-    if not dopt_id:
-        raise MissingParameter("The request must contain the parameter dhcpOptionsId")
-    await network_of(ctx)
-    row = await ctx.app.db.fetchone("SELECT * FROM net_dhcp_options WHERE dhcp_options_id = ? AND account_id = ?"
-                                    " AND region = ?", (dopt_id, account_of(ctx), ctx.region))
-    if row is None:
-        if not str(dopt_id).startswith("dopt-"):
-            raise InvalidDhcpOptionsIdMalformed(f'Invalid id: "{dopt_id}" (expecting "dopt-...")')
-        raise InvalidDhcpOptionIDNotFound(f"The dhcpOption ID '{dopt_id}' does not exist")
-    return row
+    return await owned_resource(ctx, "net_dhcp_options", "dhcp_options_id", dopt_id, parameter="dhcpOptionsId",
+                                prefix="dopt", malformed=InvalidDhcpOptionsIdMalformed,
+                                not_found_error=InvalidDhcpOptionIDNotFound, noun="dhcpOption")
 
 
 async def delete_dhcp_options(ctx: Any, params: dict) -> dict:

@@ -10,10 +10,10 @@ from typing import Any
 
 from ec2_api import ids, tag_store
 from ec2_api.common import account_of, now_us
-from ec2_api.errors import MissingParameter, check_dry_run, ec2_error
+from ec2_api.errors import check_dry_run, ec2_error
 from ec2_api.filters import apply_filters, paginate
 from ec2_api.network_common import changed, creation_tags, delete_tags, select_wanted, tags_or_none, write_creation_tags
-from ec2_api.vpc import bump_generation, network_of, owned_vpc
+from ec2_api.vpc import bump_generation, network_of, owned_resource, owned_vpc
 
 InvalidInternetGatewayIDNotFound = ec2_error("InvalidInternetGatewayID.NotFound")
 InvalidInternetGatewayIdMalformed = ec2_error("InvalidInternetGatewayId.Malformed")
@@ -31,17 +31,10 @@ def _render(row: Any, tags: dict[str, str]) -> dict:
 
 
 async def owned_gateway(ctx: Any, gateway_id: Any) -> Any:
-    if not gateway_id:
-        raise MissingParameter("The request must contain the parameter internetGatewayId")
-    await network_of(ctx)
-    row = await ctx.app.db.fetchone(
-        "SELECT * FROM net_internet_gateways WHERE internet_gateway_id = ? AND account_id = ? AND region = ?",
-        (gateway_id, account_of(ctx), ctx.region))
-    if row is None:
-        if not str(gateway_id).startswith("igw-"):
-            raise InvalidInternetGatewayIdMalformed(f'Invalid id: "{gateway_id}" (expecting "igw-...")')
-        raise InvalidInternetGatewayIDNotFound(f"The internetGateway ID '{gateway_id}' does not exist")
-    return row
+    return await owned_resource(ctx, "net_internet_gateways", "internet_gateway_id", gateway_id,
+                                parameter="internetGatewayId", prefix="igw",
+                                malformed=InvalidInternetGatewayIdMalformed,
+                                not_found_error=InvalidInternetGatewayIDNotFound, noun="internetGateway")
 
 
 async def create_internet_gateway(ctx: Any, params: dict) -> dict:

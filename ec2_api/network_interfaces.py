@@ -25,7 +25,7 @@ from ec2_api.imds import hostname_of
 from ec2_api.network_common import (attribute_bool, changed, creation_tags, delete_tags, select_wanted,
                                     write_creation_tags)
 from ec2_api.regions import zone_id
-from ec2_api.vpc import (allocate_addresses, bump_generation, network_of, owned_subnet, reserved,
+from ec2_api.vpc import (allocate_addresses, bump_generation, network_of, owned_resource, owned_subnet, reserved,
                          resolve_security_groups)
 
 InvalidNetworkInterfaceIDNotFound = ec2_error("InvalidNetworkInterfaceID.NotFound")
@@ -102,16 +102,9 @@ def check_addresses_in(subnet: Any, addresses: list[str]) -> None:
 
 
 async def owned_interface(ctx: Any, eni_id: Any) -> Any:
-    if not eni_id:
-        raise MissingParameter("The request must contain the parameter networkInterfaceId")
-    await network_of(ctx)
-    row = await ctx.app.db.fetchone("SELECT * FROM net_interfaces WHERE network_interface_id = ? AND account_id = ?"
-                                    " AND region = ?", (eni_id, account_of(ctx), ctx.region))
-    if row is None:
-        if not str(eni_id).startswith("eni-"):
-            raise InvalidNetworkInterfaceIdMalformed(f'Invalid id: "{eni_id}" (expecting "eni-...")')
-        raise InvalidNetworkInterfaceIDNotFound(f"The networkInterface ID '{eni_id}' does not exist")
-    return row
+    return await owned_resource(ctx, "net_interfaces", "network_interface_id", eni_id, parameter="networkInterfaceId",
+                                prefix="eni", malformed=InvalidNetworkInterfaceIdMalformed,
+                                not_found_error=InvalidNetworkInterfaceIDNotFound, noun="networkInterface")
 
 
 async def sync_instance_data(tx: Any, eni_id: str) -> None:

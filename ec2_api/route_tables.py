@@ -16,7 +16,8 @@ from ec2_api.common import account_of, now_us
 from ec2_api.errors import (InvalidParameterValue, MissingParameter, check_dry_run, ec2_error)
 from ec2_api.filters import apply_filters, paginate
 from ec2_api.network_common import changed, creation_tags, delete_tags, select_wanted, tags_or_none, write_creation_tags
-from ec2_api.vpc import bump_generation, network_of, owned_subnet, owned_vpc, parse_cidr, vpc_cidrs
+from ec2_api.vpc import (bump_generation, network_of, owned_resource, owned_subnet, owned_vpc, parse_cidr,
+                         vpc_cidrs)
 
 InvalidRouteTableIDNotFound = ec2_error("InvalidRouteTableID.NotFound")
 InvalidRouteTableIdMalformed = ec2_error("InvalidRouteTableId.Malformed")
@@ -38,17 +39,9 @@ UNSUPPORTED_TARGETS = ("EgressOnlyInternetGatewayId", "NatGatewayId", "TransitGa
 
 
 async def owned_table(ctx: Any, table_id: Any) -> Any:
-    if not table_id:
-        raise MissingParameter("The request must contain the parameter routeTableId")
-    await network_of(ctx)
-    row = await ctx.app.db.fetchone(
-        "SELECT * FROM net_route_tables WHERE route_table_id = ? AND account_id = ? AND region = ?",
-        (table_id, account_of(ctx), ctx.region))
-    if row is None:
-        if not str(table_id).startswith("rtb-"):
-            raise InvalidRouteTableIdMalformed(f'Invalid id: "{table_id}" (expecting "rtb-...")')
-        raise InvalidRouteTableIDNotFound(f"The routeTable ID '{table_id}' does not exist")
-    return row
+    return await owned_resource(ctx, "net_route_tables", "route_table_id", table_id, parameter="routeTableId",
+                                prefix="rtb", malformed=InvalidRouteTableIdMalformed,
+                                not_found_error=InvalidRouteTableIDNotFound, noun="routeTable")
 
 
 # -- route state --------------------------------------------------------------------------------------
