@@ -11,9 +11,9 @@ from typing import Any
 from ec2_api import ids, tag_store
 from ec2_api.common import account_of, now_us
 from ec2_api.errors import check_dry_run, ec2_error
-from ec2_api.filters import apply_filters, paginate
-from ec2_api.network_common import changed, creation_tags, delete_tags, select_wanted, tags_or_none, write_creation_tags
-from ec2_api.vpc import bump_generation, network_of, owned_resource, owned_vpc
+from ec2_api.filters import filter_and_paginate
+from ec2_api.network_common import changed, creation_tags, delete_tags, tags_or_none, write_creation_tags
+from ec2_api.vpc import bump_generation, network_of, owned_resource, owned_resources, owned_vpc
 
 InvalidInternetGatewayIDNotFound = ec2_error("InvalidInternetGatewayID.NotFound")
 InvalidInternetGatewayIdMalformed = ec2_error("InvalidInternetGatewayId.Malformed")
@@ -115,20 +115,14 @@ async def detach_internet_gateway(ctx: Any, params: dict) -> dict:
 
 async def describe_internet_gateways(ctx: Any, params: dict) -> dict:
     check_dry_run(params)
-    await network_of(ctx)
-    account = account_of(ctx)
-    rows = await ctx.app.db.fetchall("SELECT * FROM net_internet_gateways WHERE account_id = ? AND region = ?",
-                                     (account, ctx.region))
-    rows = select_wanted(rows, "internet_gateway_id", params.get("InternetGatewayIds"),
-                         InvalidInternetGatewayIDNotFound, "internetGateway")
-    tags = await tag_store.tags_of(ctx.app.db, account, [r["internet_gateway_id"] for r in rows])
+    rows = await owned_resources(ctx, "net_internet_gateways", "internet_gateway_id", params.get("InternetGatewayIds"),
+                                 InvalidInternetGatewayIDNotFound, "internetGateway")
+    tags = await tag_store.tags_of(ctx.app.db, account_of(ctx), [r["internet_gateway_id"] for r in rows])
     items = [_render(r, tags[r["internet_gateway_id"]]) for r in rows]
-    items = apply_filters(items, params.get("Filters"), {
+    page, token = filter_and_paginate(items, params, {
         "internet-gateway-id": lambda g: g["InternetGatewayId"],
         "attachment.vpc-id": lambda g: [a["VpcId"] for a in g["Attachments"]],
         "attachment.state": lambda g: [a["State"] for a in g["Attachments"]],
         "owner-id": lambda g: g["OwnerId"],
-    }, tags=lambda g: tags[g["InternetGatewayId"]])
-    page, token = paginate(items, lambda g: g["InternetGatewayId"], params.get("MaxResults"),
-                           params.get("NextToken"))
+    }, tags, "InternetGatewayId")
     return {"InternetGateways": page, "NextToken": token}

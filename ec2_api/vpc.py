@@ -201,6 +201,17 @@ async def owned_resource(ctx: Any, table: str, id_column: str, resource_id: Any,
     return row
 
 
+async def owned_resources(ctx: Any, table: str, id_column: str, wanted: list[str] | None,
+                          not_found_error: type, noun: str) -> list[Any]:
+    """The caller's rows of ``table`` in this region; only those whose ``id_column`` is in ``wanted``
+    when ids are asked for (one that is not the caller's raises ``not_found_error`` about ``noun``)."""
+    from ec2_api.network_common import select_wanted  # noqa: PLC0415
+    await network_of(ctx)
+    rows = await ctx.app.db.fetchall(f"SELECT * FROM {table} WHERE account_id = ? AND region = ?",
+                                     (account_of(ctx), ctx.region))
+    return select_wanted(rows, id_column, wanted, not_found_error, noun)
+
+
 async def owned_vpc(ctx: Any, vpc_id: str | None) -> Any:
     return await owned_resource(ctx, "ec2_vpcs", "vpc_id", vpc_id, parameter="vpcId", prefix="vpc",
                                 malformed=InvalidVpcIDMalformed, not_found_error=InvalidVpcIDNotFound, noun="vpc")
