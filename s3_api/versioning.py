@@ -16,8 +16,8 @@ import email.utils
 from s3_api.buckets import decode_token, owned_bucket, owner
 from s3_api.errors import (AccessDenied, InvalidArgument, InvalidBucketState, MalformedXML,
                            MethodNotAllowed, NoSuchKey, NoSuchVersion, NotImplementedOperation)
-from s3_api.listing import Walk, encoder, max_keys, walk
-from s3_api.metadata import last_modified, storage_class
+from s3_api.listing import Walk, add_checksum_algorithm, encoder, listed_last_modified, max_keys, walk
+from s3_api.metadata import storage_class
 from storage.object_versions import NULL_VERSION, well_formed_vid
 from storage.objects import Batch, Bucket, ObjectVersion
 
@@ -193,10 +193,7 @@ async def list_object_versions(ctx, params: dict) -> dict:
     times: dict[int, object] = {}
     for row, latest in zip(page.rows, latest_flags):
         key, _, vid, dm, size, etag, modified_us, _, algorithm, checksum_type, headers = row
-        second = modified_us // 1_000_000
-        when = times.get(second)
-        if when is None:
-            when = times[second] = last_modified(modified_us)
+        when = listed_last_modified(times, modified_us)
         if dm:
             markers.append({"Owner": who, "Key": encode(key), "VersionId": vid,
                             "IsLatest": latest, "LastModified": when})
@@ -204,10 +201,7 @@ async def list_object_versions(ctx, params: dict) -> dict:
         item = {"ETag": f'"{etag}"', "Size": size, "StorageClass": storage_class(headers),
                 "Key": encode(key), "VersionId": vid, "IsLatest": latest, "LastModified": when,
                 "Owner": who}
-        if algorithm:
-            item["ChecksumAlgorithm"] = [algorithm]
-            if checksum_type:
-                item["ChecksumType"] = checksum_type
+        add_checksum_algorithm(item, algorithm, checksum_type)
         versions.append(item)
     out: dict = {"Name": bucket.name, "Prefix": encode(prefix), "KeyMarker": encode(key_marker or ""),
                  "VersionIdMarker": vid_marker or "", "MaxKeys": limit,
