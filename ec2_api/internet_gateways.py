@@ -60,8 +60,7 @@ async def delete_internet_gateway(ctx: Any, params: dict) -> dict:
     check_dry_run(params)
     gateway_id = row["internet_gateway_id"]
     async with ctx.app.db.transaction() as tx:
-        if (await tx.fetchone("SELECT vpc_id FROM net_internet_gateways WHERE internet_gateway_id = ?",
-                              (gateway_id,)))["vpc_id"]:
+        if (await _attachment(tx, gateway_id))["vpc_id"]:
             raise DependencyViolation(f"The internetGateway '{gateway_id}' has dependencies and cannot be deleted.")
         await tx.execute("DELETE FROM net_internet_gateways WHERE internet_gateway_id = ?", (gateway_id,))
         await delete_tags(tx, [gateway_id])
@@ -70,14 +69,24 @@ async def delete_internet_gateway(ctx: Any, params: dict) -> dict:
     return {}
 
 
-async def attach_internet_gateway(ctx: Any, params: dict) -> dict:
+async def _gateway_and_vpc(ctx: Any, params: dict) -> tuple[str, str]:
+    """The caller's internet gateway and VPC that Attach/DetachInternetGateway name (DryRun checked
+    after them, as EC2 does)."""
     row = await owned_gateway(ctx, params.get("InternetGatewayId"))
     vpc = await owned_vpc(ctx, params.get("VpcId"))
     check_dry_run(params)
-    gateway_id, vpc_id = row["internet_gateway_id"], vpc["vpc_id"]
+    return row["internet_gateway_id"], vpc["vpc_id"]
+
+
+async def _attachment(tx: Any, gateway_id: str) -> Any:
+    """The gateway's row as the transaction sees it (``vpc_id``: the VPC it is attached to)."""
+    return await tx.fetchone("SELECT vpc_id FROM net_internet_gateways WHERE internet_gateway_id = ?", (gateway_id,))
+
+
+async def attach_internet_gateway(ctx: Any, params: dict) -> dict:
+    gateway_id, vpc_id = await _gateway_and_vpc(ctx, params)
     async with ctx.app.db.transaction() as tx:
-        current = await tx.fetchone("SELECT vpc_id FROM net_internet_gateways WHERE internet_gateway_id = ?",
-                                    (gateway_id,))
+        current = await _attachment(tx, gateway_id)
         if current["vpc_id"]:
             raise ResourceAlreadyAssociated(f"resource {gateway_id} is already attached to network "
                                             f"{current['vpc_id']}")
@@ -91,13 +100,9 @@ async def attach_internet_gateway(ctx: Any, params: dict) -> dict:
 
 
 async def detach_internet_gateway(ctx: Any, params: dict) -> dict:
-    row = await owned_gateway(ctx, params.get("InternetGatewayId"))
-    vpc = await owned_vpc(ctx, params.get("VpcId"))
-    check_dry_run(params)
-    gateway_id, vpc_id = row["internet_gateway_id"], vpc["vpc_id"]
+    gateway_id, vpc_id = await _gateway_and_vpc(ctx, params)
     async with ctx.app.db.transaction() as tx:
-        current = await tx.fetchone("SELECT vpc_id FROM net_internet_gateways WHERE internet_gateway_id = ?",
-                                    (gateway_id,))
+        current = await _attachment(tx, gateway_id)
         if current["vpc_id"] != vpc_id:
             raise GatewayNotAttached(f"resource {gateway_id} is not attached to network {vpc_id}")
         mapped = await tx.fetchone(
