@@ -23,38 +23,15 @@ from billing.ledger import load_month
 from billing.periods import floor_hour, month_start
 from billing.prices import PriceList
 from billing.rating import LINE_COLUMNS, lines_of
+from billing.schema import LINE_ITEM_COLUMNS
 from storage.db import Database, Schema
 
 SCHEMA = Schema(
     "billing_estimates",
     [
-        """
+        f"""
         CREATE TABLE billing_estimated_line_items (
-            account_id TEXT NOT NULL,
-            region TEXT NOT NULL,
-            product_code TEXT NOT NULL,
-            usage_type TEXT NOT NULL,
-            operation TEXT NOT NULL,
-            resource_id TEXT NOT NULL,
-            start_us INTEGER NOT NULL,
-            end_us INTEGER NOT NULL,
-            hour_us INTEGER NOT NULL,
-            line_item_id TEXT NOT NULL,
-            base_usage_type TEXT NOT NULL,
-            availability_zone TEXT NOT NULL DEFAULT '',
-            amount TEXT NOT NULL,
-            unit TEXT NOT NULL,
-            rate TEXT NOT NULL,
-            cost TEXT NOT NULL,
-            price_version TEXT NOT NULL,
-            description TEXT NOT NULL,
-            instance_type TEXT NOT NULL DEFAULT '',
-            vcpu TEXT NOT NULL DEFAULT '',
-            memory TEXT NOT NULL DEFAULT '',
-            volume_type TEXT NOT NULL DEFAULT '',
-            tags TEXT NOT NULL DEFAULT '{}',
-            PRIMARY KEY (account_id, region, product_code, usage_type, operation, resource_id, start_us)
-        );
+{LINE_ITEM_COLUMNS}        );
         CREATE TABLE billing_estimate_state (
             id INTEGER PRIMARY KEY CHECK (id = 1),
             estimated_until_us INTEGER NOT NULL

@@ -17,11 +17,10 @@ from __future__ import annotations
 from storage.db import Database, Schema
 from storage.usage import SCHEMA as USAGE_SCHEMA
 
-SCHEMA = Schema(
-    "billing",
-    [
-        """
-        CREATE TABLE billing_line_items (
+# The columns of a rated line item, final (``billing_line_items``) or estimated
+# (``billing.estimates``): both tables hold rows of the same shape. Part of released migrations:
+# frozen; a new column comes as a new migration step of each table.
+LINE_ITEM_COLUMNS = """\
             account_id TEXT NOT NULL,
             region TEXT NOT NULL,
             product_code TEXT NOT NULL,
@@ -46,7 +45,14 @@ SCHEMA = Schema(
             volume_type TEXT NOT NULL DEFAULT '',
             tags TEXT NOT NULL DEFAULT '{}',
             PRIMARY KEY (account_id, region, product_code, usage_type, operation, resource_id, start_us)
-        );
+"""
+
+SCHEMA = Schema(
+    "billing",
+    [
+        f"""
+        CREATE TABLE billing_line_items (
+{LINE_ITEM_COLUMNS}        );
         CREATE INDEX billing_line_items_by_time ON billing_line_items(start_us);
         CREATE INDEX billing_line_items_by_account ON billing_line_items(account_id, start_us);
         CREATE TABLE billing_state (

@@ -9,7 +9,7 @@ first prepared (``volume_attachments.disks_for_start`` and the lifecycle's root 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 from ec2_api import ebs_store, ids, images, instance_store, tag_store
 from ec2_api.common import account_of, from_us
@@ -52,13 +52,9 @@ def _ebs_spec(ebs: dict, base: dict | None, snapshot: Any | None, device: str) -
             "base_format": ebs_store.data_of(snapshot).get("format", "qcow2") if snapshot is not None else None}
 
 
-async def plan_launch(ctx: Any, params: dict, image: Any) -> tuple[dict, list[dict]]:
-    """(root volume, extra volumes) of a launch: the image's mappings merged with the request's."""
-    from ec2_api import image_snapshots  # noqa: PLC0415
-    db, account = ctx.app.db, account_of(ctx)
-    root_device = image["root_device_name"]
-    image_ebs = {m["DeviceName"]: m.get("Ebs") for m in images.block_device_mappings(image)}
-    merged: dict[str, tuple[dict | None, dict]] = {d: (e, {}) for d, e in image_ebs.items() if e is not None}
+def device_mappings(params: dict) -> Iterator[tuple[str, dict]]:
+    """(device name, mapping) of each of the request's BlockDeviceMappings, in order; each checked
+    (a DeviceName, named once) as it is reached."""
     seen: set[str] = set()
     for mapping in params.get("BlockDeviceMappings") or []:
         device = mapping.get("DeviceName")
@@ -67,6 +63,17 @@ async def plan_launch(ctx: Any, params: dict, image: Any) -> tuple[dict, list[di
         if device in seen:
             raise InvalidBlockDeviceMapping(f"The device '{device}' is used in more than one block-device mapping")
         seen.add(device)
+        yield device, mapping
+
+
+async def plan_launch(ctx: Any, params: dict, image: Any) -> tuple[dict, list[dict]]:
+    """(root volume, extra volumes) of a launch: the image's mappings merged with the request's."""
+    from ec2_api import image_snapshots  # noqa: PLC0415
+    db, account = ctx.app.db, account_of(ctx)
+    root_device = image["root_device_name"]
+    image_ebs = {m["DeviceName"]: m.get("Ebs") for m in images.block_device_mappings(image)}
+    merged: dict[str, tuple[dict | None, dict]] = {d: (e, {}) for d, e in image_ebs.items() if e is not None}
+    for device, mapping in device_mappings(params):
         if mapping.get("NoDevice") is not None:
             if device == root_device:
                 raise InvalidBlockDeviceMapping("The root device cannot be suppressed with NoDevice")

@@ -15,9 +15,9 @@ from typing import Any
 from ec2_api import ids, tag_store
 from ec2_api.common import account_of, now_us
 from ec2_api.errors import InvalidParameterValue, MissingParameter, check_dry_run, ec2_error
-from ec2_api.filters import apply_filters, paginate
-from ec2_api.network_common import changed, creation_tags, delete_tags, select_wanted, tags_or_none, write_creation_tags
-from ec2_api.vpc import bump_generation, network_of, owned_vpc
+from ec2_api.filters import filter_and_paginate
+from ec2_api.network_common import changed, creation_tags, delete_tags, tags_or_none, write_creation_tags
+from ec2_api.vpc import bump_generation, network_of, owned_resource, owned_resources, owned_vpc
 
 InvalidDhcpOptionIDNotFound = ec2_error("InvalidDhcpOptionID.NotFound")
 InvalidDhcpOptionsIdMalformed = ec2_error("InvalidDhcpOptionsId.Malformed")
@@ -80,16 +80,9 @@ async def create_dhcp_options(ctx: Any, params: dict) -> dict:
 
 
 async def _owned(ctx: Any, dopt_id: Any) -> Any:
-    if not dopt_id:
-        raise MissingParameter("The request must contain the parameter dhcpOptionsId")
-    await network_of(ctx)
-    row = await ctx.app.db.fetchone("SELECT * FROM net_dhcp_options WHERE dhcp_options_id = ? AND account_id = ?"
-                                    " AND region = ?", (dopt_id, account_of(ctx), ctx.region))
-    if row is None:
-        if not str(dopt_id).startswith("dopt-"):
-            raise InvalidDhcpOptionsIdMalformed(f'Invalid id: "{dopt_id}" (expecting "dopt-...")')
-        raise InvalidDhcpOptionIDNotFound(f"The dhcpOption ID '{dopt_id}' does not exist")
-    return row
+    return await owned_resource(ctx, "net_dhcp_options", "dhcp_options_id", dopt_id, parameter="dhcpOptionsId",
+                                prefix="dopt", malformed=InvalidDhcpOptionsIdMalformed,
+                                not_found_error=InvalidDhcpOptionIDNotFound, noun="dhcpOption")
 
 
 async def delete_dhcp_options(ctx: Any, params: dict) -> dict:
@@ -119,21 +112,16 @@ async def associate_dhcp_options(ctx: Any, params: dict) -> dict:
 
 async def describe_dhcp_options(ctx: Any, params: dict) -> dict:
     check_dry_run(params)
-    await network_of(ctx)
-    account = account_of(ctx)
-    rows = await ctx.app.db.fetchall("SELECT * FROM net_dhcp_options WHERE account_id = ? AND region = ?",
-                                     (account, ctx.region))
-    rows = select_wanted(rows, "dhcp_options_id", params.get("DhcpOptionsIds"), InvalidDhcpOptionIDNotFound,
-                         "dhcpOption")
-    tags = await tag_store.tags_of(ctx.app.db, account, [r["dhcp_options_id"] for r in rows])
+    rows = await owned_resources(ctx, "net_dhcp_options", "dhcp_options_id", params.get("DhcpOptionsIds"),
+                                 InvalidDhcpOptionIDNotFound, "dhcpOption")
+    tags = await tag_store.tags_of(ctx.app.db, account_of(ctx), [r["dhcp_options_id"] for r in rows])
     items = [_render(r, tags[r["dhcp_options_id"]]) for r in rows]
-    items = apply_filters(items, params.get("Filters"), {
+    page, token = filter_and_paginate(items, params, {
         "dhcp-options-id": lambda d: d["DhcpOptionsId"],
         "key": lambda d: [c["Key"] for c in d["DhcpConfigurations"]],
         "value": lambda d: [v["Value"] for c in d["DhcpConfigurations"] for v in c["Values"]],
         "owner-id": lambda d: d["OwnerId"],
-    }, tags=lambda d: tags[d["DhcpOptionsId"]])
-    page, token = paginate(items, lambda d: d["DhcpOptionsId"], params.get("MaxResults"), params.get("NextToken"))
+    }, tags, "DhcpOptionsId")
     return {"DhcpOptions": page, "NextToken": token}
 
 

@@ -138,6 +138,21 @@ def snapshot_file(config: Any, snapshot_id: str) -> str:
     return os.path.join(snapshots_dir(config), f"{snapshot_id}.qcow2")
 
 
+def fsync_rename(tmp: str, path: str) -> None:
+    """Put the written file ``tmp`` in place as ``path``, durably: its data, then the rename."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(os.path.dirname(path), os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
 def disk_id(volume_id: str) -> str:
     """The virtio serial of a volume, as Nitro shows it: the id without its dash (20 bytes)."""
     return volume_id.replace("-", "")

@@ -105,6 +105,15 @@ def paginate(items: Sequence[Any], key: Callable[[Any], str], max_results: int |
     return page, None
 
 
+def filter_and_paginate(items: Iterable[Any], params: dict, fields: dict[str, FieldGetter],
+                        tags: dict[str, dict[str, str]], id_member: str,
+                        **limits: int) -> tuple[list[Any], str | None]:
+    """A Describe* answer's page: ``items`` (output dicts identified by ``id_member``, whose tags are
+    ``tags[id]``) passed through the request's Filters, then paged by MaxResults / NextToken."""
+    items = apply_filters(items, params.get("Filters"), fields, tags=lambda item: tags[item[id_member]])
+    return paginate(items, lambda item: item[id_member], params.get("MaxResults"), params.get("NextToken"), **limits)
+
+
 def _encode_token(after: str) -> str:
     return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode()
 

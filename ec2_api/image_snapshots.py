@@ -30,6 +30,7 @@ import sqlite3
 from typing import Any
 
 from ec2_api import disks, ebs_store, ids, images, instance_store, snapshot_files, tag_store
+from ec2_api.block_device_mappings import device_mappings
 from ec2_api.common import account_of, now_us
 from ec2_api.ebs_store import GIB
 from ec2_api.errors import (EC2Error, IncorrectInstanceState, InvalidParameterValue, MissingParameter,
@@ -94,14 +95,7 @@ async def _mappings(ctx: Any, params: dict, root_device: str) -> tuple[list[dict
     db, account = ctx.app.db, account_of(ctx)
     out: list[dict] = []
     root_snapshot = None
-    seen: set[str] = set()
-    for mapping in params.get("BlockDeviceMappings") or []:
-        device = mapping.get("DeviceName")
-        if not device:
-            raise MissingParameter("The request must contain the parameter BlockDeviceMapping.DeviceName")
-        if device in seen:
-            raise InvalidBlockDeviceMapping(f"The device '{device}' is used in more than one block-device mapping")
-        seen.add(device)
+    for device, mapping in device_mappings(params):
         if mapping.get("NoDevice") is not None:
             out.append({"DeviceName": device, "NoDevice": ""})
             continue

@@ -24,6 +24,7 @@ from ec2_api.errors import (InvalidAMIIDNotFound, InvalidAMINameDuplicate, Inval
                             InvalidParameterValue, InvalidUserIDMalformed, MissingParameter,
                             check_dry_run, ec2_error)
 from ec2_api.filters import apply_filters, paginate
+from ec2_api.permissions import apply_permission_changes, owner_matches, permission_changes
 from storage.ec2_schema import SCHEMA
 
 AuthFailure = ec2_error("AuthFailure", 403, "Not authorized for image")
@@ -178,15 +179,6 @@ _IMAGE_FILTERS = {
 }
 
 
-def _owner_matches(row: Any, owners: list[str], account: str) -> bool:
-    for owner in owners:
-        if owner == "self" and row["account_id"] == account:
-            return True
-        if owner == row["account_id"] or (row["owner_alias"] and owner == row["owner_alias"]):
-            return True
-    return False
-
-
 def _executable_by(row: Any, users: list[str], account: str) -> bool:
     for user in users:
         if user == "all" and row["is_public"]:
@@ -219,7 +211,7 @@ async def describe_images(ctx: Any, params: dict) -> dict:
                 and not re.fullmatch(r"\d{12}", owner):
             raise InvalidUserIDMalformed(f"Invalid user id: \"{owner}\"")
     if params.get("Owners"):
-        rows = [row for row in rows if _owner_matches(row, params["Owners"], account)]
+        rows = [row for row in rows if owner_matches(row, params["Owners"], account)]
     if params.get("ExecutableUsers"):
         rows = [row for row in rows if _executable_by(row, params["ExecutableUsers"], account)]
     tags = await tag_store.tags_of(ctx.app.db, account, [row["image_id"] for row in rows])
@@ -354,18 +346,6 @@ async def describe_image_attribute(ctx: Any, params: dict) -> dict:
     return out
 
 
-def _permission_changes(params: dict) -> tuple[list[dict], list[dict]]:
-    if params.get("LaunchPermission"):
-        spec = params["LaunchPermission"]
-        return list(spec.get("Add") or []), list(spec.get("Remove") or [])
-    entries = [{"Group": g} for g in params.get("UserGroups") or []]
-    entries += [{"UserId": u} for u in params.get("UserIds") or []]
-    operation = params.get("OperationType")
-    if operation not in ("add", "remove"):
-        raise MissingParameter("The request must contain the parameter OperationType")
-    return (entries, []) if operation == "add" else ([], entries)
-
-
 async def modify_image_attribute(ctx: Any, params: dict) -> dict:
     row = await owned_image(ctx, params.get("ImageId"))
     attribute = params.get("Attribute")
@@ -378,7 +358,7 @@ async def modify_image_attribute(ctx: Any, params: dict) -> dict:
         if attribute and attribute not in ("description", "launchPermission"):
             raise InvalidParameterValue(f"Value ({attribute}) for parameter attribute is invalid.")
         raise MissingParameter("The request must contain a launch permission or a description")
-    add, remove = _permission_changes(params) if changes_permissions else ([], [])
+    add, remove = permission_changes(params, "LaunchPermission", "UserGroups") if changes_permissions else ([], [])
     for entry in add + remove:
         group, user = entry.get("Group"), entry.get("UserId")
         if group is not None and group != "all":
@@ -386,18 +366,7 @@ async def modify_image_attribute(ctx: Any, params: dict) -> dict:
         if user is not None and not re.fullmatch(r"\d{12}", user):
             raise InvalidUserIDMalformed(f"User ID '{user}' is invalid")
     check_dry_run(params)
-    users = launch_users(row)
-    is_public = bool(row["is_public"])
-    for entry in add:
-        if entry.get("Group") == "all":
-            is_public = True
-        elif entry.get("UserId") and entry["UserId"] not in users:
-            users.append(entry["UserId"])
-    for entry in remove:
-        if entry.get("Group") == "all":
-            is_public = False
-        elif entry.get("UserId") in users:
-            users.remove(entry["UserId"])
+    is_public, users = apply_permission_changes(bool(row["is_public"]), launch_users(row), add, remove)
     async with ctx.app.db.transaction() as tx:
         await tx.execute(
             "UPDATE ec2_images SET is_public = ?, launch_users = ?, description = ? WHERE image_id = ?",

@@ -42,18 +42,24 @@ class Reply:
 Handler = Callable[[Request], Awaitable[Reply]]
 
 
+async def serve_then_close(writer: asyncio.StreamWriter, serving: Awaitable[None], failure: str) -> None:
+    """Await one connection's ``serving``; a failure is logged as ``failure`` (one bad connection
+    must not disturb the others); the connection is closed either way."""
+    try:
+        await serving
+    except Exception:  # noqa: BLE001
+        log.exception(failure)
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+
+
 async def serve_unix(path: str, handler: Handler) -> asyncio.AbstractServer:
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await _connection(reader, writer, handler)
-        except Exception:  # noqa: BLE001 (one bad connection must not disturb the others)
-            log.exception("metadata connection failed")
-        finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
+        await serve_then_close(writer, _connection(reader, writer, handler), "metadata connection failed")
     return await asyncio.start_unix_server(connected, path=path, limit=MAX_HEAD)
 
 

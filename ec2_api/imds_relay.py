@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import os
 import re
 from typing import Any
 
 from ec2_api import imds
-from ec2_api.imds_http import MAX_HEAD, Reply, Request, _connection
+from ec2_api.imds_http import MAX_HEAD, Reply, Request, _connection, serve_then_close
 from ec2_api.instance_store import ACTIVE_STATES
 
-log = logging.getLogger("nimbo.imds")
 PREFIX = b"NIMBO-IMDS "
 LINE_SECONDS = 5.0
 _ENI_RE = re.compile(r"^eni-[0-9a-f]{8,17}$")
@@ -74,20 +72,14 @@ class ImdsRelayListener:
             pass
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            instance_id = await self._introduction(reader)
-            if instance_id is not None:
-                async def handle(request: Request) -> Reply:
-                    return await imds._handle(self.server, instance_id, request)  # noqa: SLF001
-                await _connection(reader, writer, handle)
-        except Exception:  # noqa: BLE001 (one bad connection must not disturb the others)
-            log.exception("relayed metadata connection failed")
-        finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
+        await serve_then_close(writer, self._serve(reader, writer), "relayed metadata connection failed")
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        instance_id = await self._introduction(reader)
+        if instance_id is not None:
+            async def handle(request: Request) -> Reply:
+                return await imds._handle(self.server, instance_id, request)  # noqa: SLF001
+            await _connection(reader, writer, handle)
 
     async def _introduction(self, reader: asyncio.StreamReader) -> str | None:
         try:

@@ -10,10 +10,10 @@ from typing import Any
 
 from ec2_api import ids, tag_store
 from ec2_api.common import account_of, now_us
-from ec2_api.errors import MissingParameter, check_dry_run, ec2_error
-from ec2_api.filters import apply_filters, paginate
-from ec2_api.network_common import changed, creation_tags, delete_tags, select_wanted, tags_or_none, write_creation_tags
-from ec2_api.vpc import bump_generation, network_of, owned_vpc
+from ec2_api.errors import check_dry_run, ec2_error
+from ec2_api.filters import filter_and_paginate
+from ec2_api.network_common import changed, creation_tags, delete_tags, tags_or_none, write_creation_tags
+from ec2_api.vpc import bump_generation, network_of, owned_resource, owned_resources, owned_vpc
 
 InvalidInternetGatewayIDNotFound = ec2_error("InvalidInternetGatewayID.NotFound")
 InvalidInternetGatewayIdMalformed = ec2_error("InvalidInternetGatewayId.Malformed")
@@ -31,17 +31,10 @@ def _render(row: Any, tags: dict[str, str]) -> dict:
 
 
 async def owned_gateway(ctx: Any, gateway_id: Any) -> Any:
-    if not gateway_id:
-        raise MissingParameter("The request must contain the parameter internetGatewayId")
-    await network_of(ctx)
-    row = await ctx.app.db.fetchone(
-        "SELECT * FROM net_internet_gateways WHERE internet_gateway_id = ? AND account_id = ? AND region = ?",
-        (gateway_id, account_of(ctx), ctx.region))
-    if row is None:
-        if not str(gateway_id).startswith("igw-"):
-            raise InvalidInternetGatewayIdMalformed(f'Invalid id: "{gateway_id}" (expecting "igw-...")')
-        raise InvalidInternetGatewayIDNotFound(f"The internetGateway ID '{gateway_id}' does not exist")
-    return row
+    return await owned_resource(ctx, "net_internet_gateways", "internet_gateway_id", gateway_id,
+                                parameter="internetGatewayId", prefix="igw",
+                                malformed=InvalidInternetGatewayIdMalformed,
+                                not_found_error=InvalidInternetGatewayIDNotFound, noun="internetGateway")
 
 
 async def create_internet_gateway(ctx: Any, params: dict) -> dict:
@@ -67,8 +60,7 @@ async def delete_internet_gateway(ctx: Any, params: dict) -> dict:
     check_dry_run(params)
     gateway_id = row["internet_gateway_id"]
     async with ctx.app.db.transaction() as tx:
-        if (await tx.fetchone("SELECT vpc_id FROM net_internet_gateways WHERE internet_gateway_id = ?",
-                              (gateway_id,)))["vpc_id"]:
+        if (await _attachment(tx, gateway_id))["vpc_id"]:
             raise DependencyViolation(f"The internetGateway '{gateway_id}' has dependencies and cannot be deleted.")
         await tx.execute("DELETE FROM net_internet_gateways WHERE internet_gateway_id = ?", (gateway_id,))
         await delete_tags(tx, [gateway_id])
@@ -77,14 +69,24 @@ async def delete_internet_gateway(ctx: Any, params: dict) -> dict:
     return {}
 
 
-async def attach_internet_gateway(ctx: Any, params: dict) -> dict:
+async def _gateway_and_vpc(ctx: Any, params: dict) -> tuple[str, str]:
+    """The caller's internet gateway and VPC that Attach/DetachInternetGateway name (DryRun checked
+    after them, as EC2 does)."""
     row = await owned_gateway(ctx, params.get("InternetGatewayId"))
     vpc = await owned_vpc(ctx, params.get("VpcId"))
     check_dry_run(params)
-    gateway_id, vpc_id = row["internet_gateway_id"], vpc["vpc_id"]
+    return row["internet_gateway_id"], vpc["vpc_id"]
+
+
+async def _attachment(tx: Any, gateway_id: str) -> Any:
+    """The gateway's row as the transaction sees it (``vpc_id``: the VPC it is attached to)."""
+    return await tx.fetchone("SELECT vpc_id FROM net_internet_gateways WHERE internet_gateway_id = ?", (gateway_id,))
+
+
+async def attach_internet_gateway(ctx: Any, params: dict) -> dict:
+    gateway_id, vpc_id = await _gateway_and_vpc(ctx, params)
     async with ctx.app.db.transaction() as tx:
-        current = await tx.fetchone("SELECT vpc_id FROM net_internet_gateways WHERE internet_gateway_id = ?",
-                                    (gateway_id,))
+        current = await _attachment(tx, gateway_id)
         if current["vpc_id"]:
             raise ResourceAlreadyAssociated(f"resource {gateway_id} is already attached to network "
                                             f"{current['vpc_id']}")
@@ -98,13 +100,9 @@ async def attach_internet_gateway(ctx: Any, params: dict) -> dict:
 
 
 async def detach_internet_gateway(ctx: Any, params: dict) -> dict:
-    row = await owned_gateway(ctx, params.get("InternetGatewayId"))
-    vpc = await owned_vpc(ctx, params.get("VpcId"))
-    check_dry_run(params)
-    gateway_id, vpc_id = row["internet_gateway_id"], vpc["vpc_id"]
+    gateway_id, vpc_id = await _gateway_and_vpc(ctx, params)
     async with ctx.app.db.transaction() as tx:
-        current = await tx.fetchone("SELECT vpc_id FROM net_internet_gateways WHERE internet_gateway_id = ?",
-                                    (gateway_id,))
+        current = await _attachment(tx, gateway_id)
         if current["vpc_id"] != vpc_id:
             raise GatewayNotAttached(f"resource {gateway_id} is not attached to network {vpc_id}")
         mapped = await tx.fetchone(
@@ -122,20 +120,14 @@ async def detach_internet_gateway(ctx: Any, params: dict) -> dict:
 
 async def describe_internet_gateways(ctx: Any, params: dict) -> dict:
     check_dry_run(params)
-    await network_of(ctx)
-    account = account_of(ctx)
-    rows = await ctx.app.db.fetchall("SELECT * FROM net_internet_gateways WHERE account_id = ? AND region = ?",
-                                     (account, ctx.region))
-    rows = select_wanted(rows, "internet_gateway_id", params.get("InternetGatewayIds"),
-                         InvalidInternetGatewayIDNotFound, "internetGateway")
-    tags = await tag_store.tags_of(ctx.app.db, account, [r["internet_gateway_id"] for r in rows])
+    rows = await owned_resources(ctx, "net_internet_gateways", "internet_gateway_id", params.get("InternetGatewayIds"),
+                                 InvalidInternetGatewayIDNotFound, "internetGateway")
+    tags = await tag_store.tags_of(ctx.app.db, account_of(ctx), [r["internet_gateway_id"] for r in rows])
     items = [_render(r, tags[r["internet_gateway_id"]]) for r in rows]
-    items = apply_filters(items, params.get("Filters"), {
+    page, token = filter_and_paginate(items, params, {
         "internet-gateway-id": lambda g: g["InternetGatewayId"],
         "attachment.vpc-id": lambda g: [a["VpcId"] for a in g["Attachments"]],
         "attachment.state": lambda g: [a["State"] for a in g["Attachments"]],
         "owner-id": lambda g: g["OwnerId"],
-    }, tags=lambda g: tags[g["InternetGatewayId"]])
-    page, token = paginate(items, lambda g: g["InternetGatewayId"], params.get("MaxResults"),
-                           params.get("NextToken"))
+    }, tags, "InternetGatewayId")
     return {"InternetGateways": page, "NextToken": token}

@@ -20,13 +20,13 @@ from ec2_api.common import account_of, from_us, now_us
 from ec2_api.errors import (IncorrectInstanceState, InvalidInstanceIDNotFound, InvalidParameterCombination,
                             InvalidParameterValue, MissingParameter, OperationNotPermitted, check_dry_run,
                             ec2_error)
-from ec2_api.filters import apply_filters, paginate
+from ec2_api.filters import filter_and_paginate
 from ec2_api.imds import hostname_of
-from ec2_api.network_common import (attribute_bool, changed, creation_tags, delete_tags, select_wanted,
+from ec2_api.network_common import (attribute_bool, changed, creation_tags, delete_tags,
                                     write_creation_tags)
 from ec2_api.regions import zone_id
-from ec2_api.vpc import (allocate_addresses, bump_generation, network_of, owned_subnet, reserved,
-                         resolve_security_groups)
+from ec2_api.vpc import (allocate_addresses, bump_generation, network_of, owned_resource, owned_resources,
+                         owned_subnet, reserved, resolve_security_groups)
 
 InvalidNetworkInterfaceIDNotFound = ec2_error("InvalidNetworkInterfaceID.NotFound")
 InvalidNetworkInterfaceIdMalformed = ec2_error("InvalidNetworkInterfaceId.Malformed")
@@ -102,16 +102,9 @@ def check_addresses_in(subnet: Any, addresses: list[str]) -> None:
 
 
 async def owned_interface(ctx: Any, eni_id: Any) -> Any:
-    if not eni_id:
-        raise MissingParameter("The request must contain the parameter networkInterfaceId")
-    await network_of(ctx)
-    row = await ctx.app.db.fetchone("SELECT * FROM net_interfaces WHERE network_interface_id = ? AND account_id = ?"
-                                    " AND region = ?", (eni_id, account_of(ctx), ctx.region))
-    if row is None:
-        if not str(eni_id).startswith("eni-"):
-            raise InvalidNetworkInterfaceIdMalformed(f'Invalid id: "{eni_id}" (expecting "eni-...")')
-        raise InvalidNetworkInterfaceIDNotFound(f"The networkInterface ID '{eni_id}' does not exist")
-    return row
+    return await owned_resource(ctx, "net_interfaces", "network_interface_id", eni_id, parameter="networkInterfaceId",
+                                prefix="eni", malformed=InvalidNetworkInterfaceIdMalformed,
+                                not_found_error=InvalidNetworkInterfaceIDNotFound, noun="networkInterface")
 
 
 async def sync_instance_data(tx: Any, eni_id: str) -> None:
@@ -240,18 +233,14 @@ async def describe_network_interfaces(ctx: Any, params: dict) -> dict:
     if params.get("NetworkInterfaceIds") and params.get("MaxResults") is not None:
         raise InvalidParameterCombination("The parameter NetworkInterfaceIds cannot be used with the parameter "
                                           "MaxResults")
-    await network_of(ctx)
-    account, db = account_of(ctx), ctx.app.db
-    rows = await db.fetchall("SELECT * FROM net_interfaces WHERE account_id = ? AND region = ?", (account, ctx.region))
-    rows = select_wanted(rows, "network_interface_id", params.get("NetworkInterfaceIds"),
-                         InvalidNetworkInterfaceIDNotFound, "networkInterface")
+    rows = await owned_resources(ctx, "net_interfaces", "network_interface_id", params.get("NetworkInterfaceIds"),
+                                 InvalidNetworkInterfaceIDNotFound, "networkInterface")
+    db = ctx.app.db
     details = await interface_details(db, rows)
-    tags = await tag_store.tags_of(db, account, [r["network_interface_id"] for r in rows])
+    tags = await tag_store.tags_of(db, account_of(ctx), [r["network_interface_id"] for r in rows])
     items = [render_interface(r, details[r["network_interface_id"]], tags[r["network_interface_id"]],
                               ctx.app.config) for r in rows]
-    items = apply_filters(items, params.get("Filters"), _FILTERS, tags=lambda n: tags[n["NetworkInterfaceId"]])
-    page, token = paginate(items, lambda n: n["NetworkInterfaceId"], params.get("MaxResults"),
-                           params.get("NextToken"))
+    page, token = filter_and_paginate(items, params, _FILTERS, tags, "NetworkInterfaceId")
     return {"NetworkInterfaces": page, "NextToken": token}
 
 

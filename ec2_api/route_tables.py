@@ -14,9 +14,10 @@ from typing import Any
 from ec2_api import ids, tag_store
 from ec2_api.common import account_of, now_us
 from ec2_api.errors import (InvalidParameterValue, MissingParameter, check_dry_run, ec2_error)
-from ec2_api.filters import apply_filters, paginate
-from ec2_api.network_common import changed, creation_tags, delete_tags, select_wanted, tags_or_none, write_creation_tags
-from ec2_api.vpc import bump_generation, network_of, owned_subnet, owned_vpc, parse_cidr, vpc_cidrs
+from ec2_api.filters import filter_and_paginate
+from ec2_api.network_common import changed, creation_tags, delete_tags, tags_or_none, write_creation_tags
+from ec2_api.vpc import (bump_generation, network_of, owned_resource, owned_resources, owned_subnet, owned_vpc,
+                         parse_cidr, vpc_cidrs)
 
 InvalidRouteTableIDNotFound = ec2_error("InvalidRouteTableID.NotFound")
 InvalidRouteTableIdMalformed = ec2_error("InvalidRouteTableId.Malformed")
@@ -38,17 +39,9 @@ UNSUPPORTED_TARGETS = ("EgressOnlyInternetGatewayId", "NatGatewayId", "TransitGa
 
 
 async def owned_table(ctx: Any, table_id: Any) -> Any:
-    if not table_id:
-        raise MissingParameter("The request must contain the parameter routeTableId")
-    await network_of(ctx)
-    row = await ctx.app.db.fetchone(
-        "SELECT * FROM net_route_tables WHERE route_table_id = ? AND account_id = ? AND region = ?",
-        (table_id, account_of(ctx), ctx.region))
-    if row is None:
-        if not str(table_id).startswith("rtb-"):
-            raise InvalidRouteTableIdMalformed(f'Invalid id: "{table_id}" (expecting "rtb-...")')
-        raise InvalidRouteTableIDNotFound(f"The routeTable ID '{table_id}' does not exist")
-    return row
+    return await owned_resource(ctx, "net_route_tables", "route_table_id", table_id, parameter="routeTableId",
+                                prefix="rtb", malformed=InvalidRouteTableIdMalformed,
+                                not_found_error=InvalidRouteTableIDNotFound, noun="routeTable")
 
 
 # -- route state --------------------------------------------------------------------------------------
@@ -139,17 +132,12 @@ _FILTERS = {
 
 async def describe_route_tables(ctx: Any, params: dict) -> dict:
     check_dry_run(params)
-    await network_of(ctx)
-    account, db = account_of(ctx), ctx.app.db
-    rows = await db.fetchall("SELECT * FROM net_route_tables WHERE account_id = ? AND region = ?",
-                             (account, ctx.region))
-    rows = select_wanted(rows, "route_table_id", params.get("RouteTableIds"), InvalidRouteTableIDNotFound,
-                         "routeTable")
-    tags = await tag_store.tags_of(db, account, [r["route_table_id"] for r in rows])
+    rows = await owned_resources(ctx, "net_route_tables", "route_table_id", params.get("RouteTableIds"),
+                                 InvalidRouteTableIDNotFound, "routeTable")
+    db = ctx.app.db
+    tags = await tag_store.tags_of(db, account_of(ctx), [r["route_table_id"] for r in rows])
     items = [await render_table(db, r, tags[r["route_table_id"]]) for r in rows]
-    items = apply_filters(items, params.get("Filters"), _FILTERS, tags=lambda t: tags[t["RouteTableId"]])
-    page, token = paginate(items, lambda t: t["RouteTableId"], params.get("MaxResults"), params.get("NextToken"),
-                           maximum=100)
+    page, token = filter_and_paginate(items, params, _FILTERS, tags, "RouteTableId", maximum=100)
     return {"RouteTables": page, "NextToken": token}
 
 

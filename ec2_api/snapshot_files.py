@@ -57,20 +57,6 @@ def _unlink(*paths: str) -> None:
             pass
 
 
-def _fsync_rename(tmp: str, path: str) -> None:
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(os.path.dirname(path), os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def link_or_copy(src: str, dst: str) -> None:
     """``dst`` names the same bytes as ``src`` (a hard link; a copy across file systems)."""
     os.makedirs(os.path.dirname(dst), exist_ok=True)
@@ -80,7 +66,7 @@ def link_or_copy(src: str, dst: str) -> None:
     except OSError:
         import shutil  # noqa: PLC0415
         shutil.copyfile(src, dst + ".part")
-        _fsync_rename(dst + ".part", dst)
+        ebs_store.fsync_rename(dst + ".part", dst)
 
 
 # -- the point in time ----------------------------------------------------------------------------------
@@ -181,7 +167,7 @@ async def export(state: Any, snapshot_id: str) -> None:
             _unlink(files["full"])
         else:
             os.replace(files["full"], files["part"])
-        await asyncio.to_thread(_fsync_rename, files["part"], snap["path"])
+        await asyncio.to_thread(ebs_store.fsync_rename, files["part"], snap["path"])
     except (backend_images.ImageError, OSError) as exc:
         log.warning("snapshot %s failed: %s", snapshot_id, exc)
         _unlink(files["full"], files["part"], snap["path"])

@@ -29,6 +29,7 @@ from ec2_api.errors import (EC2Error, InvalidParameterCombination, InvalidParame
                             MissingParameter, OperationNotPermitted, UnauthorizedOperation,
                             check_dry_run)
 from ec2_api.filters import apply_filters, paginate
+from ec2_api.permissions import apply_permission_changes, owner_matches, permission_changes
 
 COPY_VOLUME_ID = "vol-ffffffff"   # what AWS shows as the volume of a copied or imported snapshot
 
@@ -297,15 +298,6 @@ _SNAPSHOT_FILTERS = {
 }
 
 
-def _owner_matches(row: Any, owners: list[str], account: str) -> bool:
-    for owner in owners:
-        if owner == "self" and row["account_id"] == account:
-            return True
-        if owner == row["account_id"] or (row["owner_alias"] and owner == row["owner_alias"]):
-            return True
-    return False
-
-
 def _restorable_by(row: Any, users: list[str], account: str) -> bool:
     for user in users:
         if user == "all" and row["is_public"]:
@@ -342,7 +334,7 @@ async def describe_snapshots(ctx: Any, params: dict) -> dict:
             raise snapshot_not_found(missing)
         rows = [found[s] for s in dict.fromkeys(wanted)]
     if params.get("OwnerIds"):
-        rows = [r for r in rows if _owner_matches(r, params["OwnerIds"], account)]
+        rows = [r for r in rows if owner_matches(r, params["OwnerIds"], account)]
     if params.get("RestorableByUserIds"):
         rows = [r for r in rows if _restorable_by(r, params["RestorableByUserIds"], account)]
     tags = await tag_store.tags_of(ctx.app.db, account, [r["snapshot_id"] for r in rows])
@@ -369,25 +361,13 @@ async def describe_snapshot_attribute(ctx: Any, params: dict) -> dict:
     return out
 
 
-def _permission_changes(params: dict) -> tuple[list[dict], list[dict]]:
-    spec = params.get("CreateVolumePermission")
-    if spec:
-        return list(spec.get("Add") or []), list(spec.get("Remove") or [])
-    entries = [{"Group": g} for g in params.get("GroupNames") or []]
-    entries += [{"UserId": u} for u in params.get("UserIds") or []]
-    operation = params.get("OperationType")
-    if operation not in ("add", "remove"):
-        raise MissingParameter("The request must contain the parameter OperationType")
-    return (entries, []) if operation == "add" else ([], entries)
-
-
 async def modify_snapshot_attribute(ctx: Any, params: dict) -> dict:
     row = await owned_snapshot(ctx, params.get("SnapshotId"))
     attribute = params.get("Attribute")
     if attribute not in (None, "createVolumePermission"):
         raise InvalidParameterValue(f"Value ({attribute}) for parameter attribute is invalid. Only "
                                     f"createVolumePermission can be modified.")
-    add, remove = _permission_changes(params)
+    add, remove = permission_changes(params, "CreateVolumePermission", "GroupNames")
     if not add and not remove:
         raise MissingParameter("The request must contain a createVolumePermission to add or remove")
     for entry in add + remove:
@@ -399,18 +379,7 @@ async def modify_snapshot_attribute(ctx: Any, params: dict) -> dict:
     if row["encrypted"] and any(e.get("Group") == "all" for e in add):
         raise OperationNotPermitted("Encrypted snapshots cannot be made public.")
     check_dry_run(params)
-    users = volume_users(row)
-    public = bool(row["is_public"])
-    for entry in add:
-        if entry.get("Group") == "all":
-            public = True
-        elif entry.get("UserId") and entry["UserId"] not in users:
-            users.append(entry["UserId"])
-    for entry in remove:
-        if entry.get("Group") == "all":
-            public = False
-        elif entry.get("UserId") in users:
-            users.remove(entry["UserId"])
+    public, users = apply_permission_changes(bool(row["is_public"]), volume_users(row), add, remove)
     async with ctx.app.db.transaction() as tx:
         await tx.execute("UPDATE ec2_snapshots SET is_public = ?, volume_users = ? WHERE snapshot_id = ?",
                          (int(public), json.dumps(users), row["snapshot_id"]))

@@ -16,11 +16,11 @@ from ec2_api import ids, tag_store
 from ec2_api.common import account_of, arn, now_us
 from ec2_api.errors import (InvalidParameterCombination, InvalidParameterValue, InvalidSubnetIDNotFound,
                             MissingParameter, OperationNotPermitted, check_dry_run, ec2_error)
-from ec2_api.filters import apply_filters, paginate
-from ec2_api.network_common import (attribute_bool, changed, creation_tags, delete_tags, select_wanted,
-                                    tags_or_none, write_creation_tags)
+from ec2_api.filters import filter_and_paginate
+from ec2_api.network_common import (attribute_bool, changed, creation_tags, delete_tags, tags_or_none,
+                                    write_creation_tags)
 from ec2_api.regions import zone_id
-from ec2_api.vpc import (bump_generation, network_of, owned_subnet, owned_vpc, parse_cidr, usable_addresses,
+from ec2_api.vpc import (bump_generation, owned_resources, owned_subnet, owned_vpc, parse_cidr, usable_addresses,
                          used_addresses, vpc_cidrs)
 
 InvalidSubnetRange = ec2_error("InvalidSubnet.Range")
@@ -96,10 +96,9 @@ _FILTERS = {
 
 async def describe_subnets(ctx: Any, params: dict) -> dict:
     check_dry_run(params)
-    await network_of(ctx)
+    rows = await owned_resources(ctx, "ec2_subnets", "subnet_id", params.get("SubnetIds"), InvalidSubnetIDNotFound,
+                                 "subnet")
     account, db = account_of(ctx), ctx.app.db
-    rows = await db.fetchall("SELECT * FROM ec2_subnets WHERE account_id = ? AND region = ?", (account, ctx.region))
-    rows = select_wanted(rows, "subnet_id", params.get("SubnetIds"), InvalidSubnetIDNotFound, "subnet")
     ids_ = [row["subnet_id"] for row in rows]
     counts = await db.fetchall(
         "SELECT subnet_id, COUNT(*) AS n FROM (SELECT subnet_id, private_ip FROM ec2_instances WHERE private_ip IS"
@@ -113,8 +112,7 @@ async def describe_subnets(ctx: Any, params: dict) -> dict:
         setting = ({"map_public_ip_on_launch": bool(s["map_public_ip_on_launch"]), "data": json.loads(s["data"])}
                    if s is not None else {"map_public_ip_on_launch": bool(row["default_for_az"]), "data": {}})
         items.append(_render(ctx.app.config, row, used.get(row["subnet_id"], 0), setting, tags[row["subnet_id"]]))
-    items = apply_filters(items, params.get("Filters"), _FILTERS, tags=lambda s: tags[s["SubnetId"]])
-    page, token = paginate(items, lambda s: s["SubnetId"], params.get("MaxResults"), params.get("NextToken"))
+    page, token = filter_and_paginate(items, params, _FILTERS, tags, "SubnetId")
     return {"Subnets": page, "NextToken": token}
 
 

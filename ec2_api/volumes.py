@@ -220,24 +220,10 @@ async def write_volume_file(path: str, size_bytes: int, base_path: str | None, b
             await backend_images.create_overlay(base_path, tmp, size_bytes=size_bytes, backing_format=base_format)
         else:
             await backend_images.create_blank(tmp, size_bytes)
-        await asyncio.to_thread(_fsync_rename, tmp, path)
+        await asyncio.to_thread(ebs_store.fsync_rename, tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def _fsync_rename(tmp: str, path: str) -> None:
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(os.path.dirname(path), os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 async def make_volume_file(state: Any, row: Any) -> None:

@@ -183,33 +183,44 @@ def check_id(value: Any, prefix: str, error: type) -> str:
     return value
 
 
-async def owned_vpc(ctx: Any, vpc_id: str | None) -> Any:
-    if not vpc_id:
+async def owned_resource(ctx: Any, table: str, id_column: str, resource_id: Any, *, parameter: str, prefix: str,
+                         malformed: type, not_found_error: type, noun: str) -> Any:
+    """The caller's row of ``table`` (in this region) whose ``id_column`` is ``resource_id``; as EC2
+    answers otherwise: MissingParameter naming ``parameter``, ``malformed`` for an id without the
+    ``prefix``, ``not_found_error`` ("The <noun> ID '...' does not exist") for any other."""
+    if not resource_id:
         from ec2_api.errors import MissingParameter  # noqa: PLC0415
-        raise MissingParameter("The request must contain the parameter vpcId")
+        raise MissingParameter(f"The request must contain the parameter {parameter}")
     await network_of(ctx)
-    row = await ctx.app.db.fetchone("SELECT * FROM ec2_vpcs WHERE vpc_id = ? AND account_id = ? AND region = ?",
-                                    (vpc_id, account_of(ctx), ctx.region))
+    row = await ctx.app.db.fetchone(f"SELECT * FROM {table} WHERE {id_column} = ? AND account_id = ? AND region = ?",
+                                    (resource_id, account_of(ctx), ctx.region))
     if row is None:
-        if not str(vpc_id).startswith("vpc-"):
-            raise InvalidVpcIDMalformed(f'Invalid id: "{vpc_id}" (expecting "vpc-...")')
-        raise InvalidVpcIDNotFound(f"The vpc ID '{vpc_id}' does not exist")
+        if not str(resource_id).startswith(f"{prefix}-"):
+            raise malformed(f'Invalid id: "{resource_id}" (expecting "{prefix}-...")')
+        raise not_found_error(f"The {noun} ID '{resource_id}' does not exist")
     return row
+
+
+async def owned_resources(ctx: Any, table: str, id_column: str, wanted: list[str] | None,
+                          not_found_error: type, noun: str) -> list[Any]:
+    """The caller's rows of ``table`` in this region; only those whose ``id_column`` is in ``wanted``
+    when ids are asked for (one that is not the caller's raises ``not_found_error`` about ``noun``)."""
+    from ec2_api.network_common import select_wanted  # noqa: PLC0415
+    await network_of(ctx)
+    rows = await ctx.app.db.fetchall(f"SELECT * FROM {table} WHERE account_id = ? AND region = ?",
+                                     (account_of(ctx), ctx.region))
+    return select_wanted(rows, id_column, wanted, not_found_error, noun)
+
+
+async def owned_vpc(ctx: Any, vpc_id: str | None) -> Any:
+    return await owned_resource(ctx, "ec2_vpcs", "vpc_id", vpc_id, parameter="vpcId", prefix="vpc",
+                                malformed=InvalidVpcIDMalformed, not_found_error=InvalidVpcIDNotFound, noun="vpc")
 
 
 async def owned_subnet(ctx: Any, subnet_id: str | None) -> Any:
-    if not subnet_id:
-        from ec2_api.errors import MissingParameter  # noqa: PLC0415
-        raise MissingParameter("The request must contain the parameter subnetId")
-    await network_of(ctx)
-    row = await ctx.app.db.fetchone(
-        "SELECT * FROM ec2_subnets WHERE subnet_id = ? AND account_id = ? AND region = ?",
-        (subnet_id, account_of(ctx), ctx.region))
-    if row is None:
-        if not str(subnet_id).startswith("subnet-"):
-            raise InvalidSubnetIDMalformed(f'Invalid id: "{subnet_id}" (expecting "subnet-...")')
-        raise InvalidSubnetIDNotFound(f"The subnet ID '{subnet_id}' does not exist")
-    return row
+    return await owned_resource(ctx, "ec2_subnets", "subnet_id", subnet_id, parameter="subnetId", prefix="subnet",
+                                malformed=InvalidSubnetIDMalformed, not_found_error=InvalidSubnetIDNotFound,
+                                noun="subnet")
 
 
 async def vpc_cidrs(conn: Any, vpc: Any) -> list[str]:

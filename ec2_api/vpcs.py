@@ -14,11 +14,11 @@ from ec2_api import ids, tag_store
 from ec2_api.common import account_of, now_us
 from ec2_api.errors import (InvalidParameterCombination, InvalidParameterValue, InvalidVpcIDNotFound,
                             MissingParameter, OperationNotPermitted, check_dry_run, ec2_error)
-from ec2_api.filters import apply_filters, paginate
-from ec2_api.network_common import (attribute_bool, changed, creation_tags, delete_tags, select_wanted,
-                                    tags_or_none, write_creation_tags)
-from ec2_api.vpc import (bump_generation, ensure_default_dhcp_options, network_of, owned_vpc, parse_cidr,
-                         vpc_cidrs, vpc_defaults)
+from ec2_api.filters import filter_and_paginate
+from ec2_api.network_common import (attribute_bool, changed, creation_tags, delete_tags, tags_or_none,
+                                    write_creation_tags)
+from ec2_api.vpc import (bump_generation, ensure_default_dhcp_options, network_of, owned_resources, owned_vpc,
+                         parse_cidr, vpc_cidrs, vpc_defaults)
 
 InvalidVpcRange = ec2_error("InvalidVpc.Range")
 VpcLimitExceeded = ec2_error("VpcLimitExceeded")
@@ -77,15 +77,10 @@ _FILTERS = {
 
 async def describe_vpcs(ctx: Any, params: dict) -> dict:
     check_dry_run(params)
-    await network_of(ctx)
-    account = account_of(ctx)
-    rows = await ctx.app.db.fetchall(
-        "SELECT * FROM ec2_vpcs WHERE account_id = ? AND region = ?", (account, ctx.region))
-    rows = select_wanted(rows, "vpc_id", params.get("VpcIds"), InvalidVpcIDNotFound, "vpc")
-    tags = await tag_store.tags_of(ctx.app.db, account, [row["vpc_id"] for row in rows])
+    rows = await owned_resources(ctx, "ec2_vpcs", "vpc_id", params.get("VpcIds"), InvalidVpcIDNotFound, "vpc")
+    tags = await tag_store.tags_of(ctx.app.db, account_of(ctx), [row["vpc_id"] for row in rows])
     items = [await _render(ctx.app.db, row, tags[row["vpc_id"]]) for row in rows]
-    items = apply_filters(items, params.get("Filters"), _FILTERS, tags=lambda v: tags[v["VpcId"]])
-    page, token = paginate(items, lambda v: v["VpcId"], params.get("MaxResults"), params.get("NextToken"))
+    page, token = filter_and_paginate(items, params, _FILTERS, tags, "VpcId")
     return {"Vpcs": page, "NextToken": token}
 
 

@@ -120,22 +120,32 @@ def encoder(params: dict) -> Callable[[str], str]:
     return lambda s: urllib.parse.quote(s, safe="/~") if s else s
 
 
+def listed_last_modified(times: dict[int, object], modified_us: int) -> object:
+    """An entry's LastModified (to the second), made once per second of a page: ``times`` caches."""
+    second = modified_us // 1_000_000
+    when = times.get(second)
+    if when is None:
+        when = times[second] = last_modified(modified_us)
+    return when
+
+
+def add_checksum_algorithm(item: dict, algorithm: str | None, checksum_type: str | None) -> None:
+    """An entry's ChecksumAlgorithm (a list of one) and ChecksumType, when it has a checksum."""
+    if algorithm:
+        item["ChecksumAlgorithm"] = [algorithm]
+        if checksum_type:
+            item["ChecksumType"] = checksum_type
+
+
 def _contents(rows, encode, with_owner: dict | None) -> list[dict]:
     out = []
     times: dict[int, object] = {}
     for key, size, etag, modified_us, _, algorithm, checksum_type, headers in rows:
-        second = modified_us // 1_000_000
-        when = times.get(second)
-        if when is None:
-            when = times[second] = last_modified(modified_us)
-        item = {"Key": encode(key), "LastModified": when,
+        item = {"Key": encode(key), "LastModified": listed_last_modified(times, modified_us),
                 "ETag": f'"{etag}"', "Size": size, "StorageClass": "STANDARD"}
         if headers and '"sc"' in headers:
             item["StorageClass"] = storage_class(headers)
-        if algorithm:
-            item["ChecksumAlgorithm"] = [algorithm]
-            if checksum_type:
-                item["ChecksumType"] = checksum_type
+        add_checksum_algorithm(item, algorithm, checksum_type)
         if with_owner is not None:
             item["Owner"] = with_owner
         out.append(item)

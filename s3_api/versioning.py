@@ -16,13 +16,12 @@ import email.utils
 from s3_api.buckets import decode_token, owned_bucket, owner
 from s3_api.errors import (AccessDenied, InvalidArgument, InvalidBucketState, MalformedXML,
                            MethodNotAllowed, NoSuchKey, NoSuchVersion, NotImplementedOperation)
-from s3_api.listing import encoder, max_keys
-from s3_api.metadata import last_modified, storage_class
+from s3_api.listing import Walk, add_checksum_algorithm, encoder, listed_last_modified, max_keys, walk
+from s3_api.metadata import storage_class
 from storage.object_versions import NULL_VERSION, well_formed_vid
-from storage.objects import Batch, Bucket, ObjectVersion, prefix_end
+from storage.objects import Batch, Bucket, ObjectVersion
 
 ENABLED, SUSPENDED = "Enabled", "Suspended"
-_SCAN_CAP = 1001
 
 
 def check_version_id(vid: str | None) -> str | None:
@@ -139,63 +138,29 @@ async def get_bucket_versioning(ctx, params: dict) -> dict:
 
 # --- ListObjectVersions ------------------------------------------------------------------------
 
-class _Page:
-    def __init__(self) -> None:
-        self.rows: list[tuple] = []          # (row, is_latest)
-        self.prefixes: list[str] = []
-        self.truncated = False
-        self.last_key: str | None = None
-        self.last_vid: str | None = None
-
-
 def _walk_versions(store, bucket: str, prefix: str, delimiter: str | None,
-                   key_marker: str | None, after_seq: int | None, limit: int) -> _Page:
-    """Versions (newest first per key) and common prefixes after the markers, at most ``limit``."""
-    page = _Page()
-    if limit <= 0:
-        return page
-    end = prefix_end(prefix) if prefix else None
-    if key_marker is not None and key_marker >= prefix:
-        start, inclusive, seq = key_marker, False, after_seq
-    else:
-        start, inclusive, seq = prefix, True, None
+                   key_marker: str | None, after_seq: int | None, limit: int) -> tuple[Walk, list[bool]]:
+    """Versions (newest first per key) and common prefixes after the markers, at most ``limit``,
+    with whether each version is its key's latest.
+
+    ``listing.walk`` over the versions index: a scan that resumes after a row it returned resumes
+    after that row's version (its ``seq``), any other scan starts at the first version of a key."""
+    resume = {"key": key_marker, "seq": after_seq}
+
+    def scan(start: str, inclusive: bool, end: str | None, n: int) -> list[tuple]:
+        seq = resume["seq"] if not inclusive and start == resume["key"] else None
+        rows = store.scan_versions(bucket, start, inclusive, seq, end, n)
+        if rows:
+            resume["key"], resume["seq"] = rows[-1][0], rows[-1][1]
+        return rows
+
+    result = walk(scan, prefix, delimiter, key_marker, limit)
     previous_key = key_marker if after_seq is not None else None
-    count = 0
-    while True:
-        want = min(limit - count + 1, _SCAN_CAP)
-        rows = store.scan_versions(bucket, start, inclusive, seq, end, want)
-        seek = None
-        for row in rows:
-            key = row[0]
-            if delimiter:
-                at = key.find(delimiter, len(prefix))
-                if at >= 0:
-                    common = key[:at + len(delimiter)]
-                    seek = prefix_end(common)
-                    if key_marker is not None and common <= key_marker:
-                        break
-                    if count == limit:
-                        page.truncated = True
-                        return page
-                    page.prefixes.append(common)
-                    page.last_key, page.last_vid = common, None
-                    count += 1
-                    break
-            if count == limit:
-                page.truncated = True
-                return page
-            page.rows.append((row, key != previous_key))
-            previous_key = key
-            page.last_key, page.last_vid = key, row[2]
-            count += 1
-            start, inclusive, seq = key, False, row[1]
-        else:
-            if len(rows) < want:
-                return page
-            continue
-        if seek is None:
-            return page
-        start, inclusive, seq = seek, True, None
+    latest = []
+    for row in result.rows:
+        latest.append(row[0] != previous_key)
+        previous_key = row[0]
+    return result, latest
 
 
 async def list_object_versions(ctx, params: dict) -> dict:
@@ -222,16 +187,13 @@ async def list_object_versions(ctx, params: dict) -> dict:
                 raise InvalidArgument("Invalid version id specified",
                                       ArgumentName="version-id-marker", ArgumentValue=vid_marker)
             after_seq = found.seq
-    page = _walk_versions(store, bucket.name, prefix, delimiter, key_marker, after_seq, limit)
+    page, latest_flags = _walk_versions(store, bucket.name, prefix, delimiter, key_marker, after_seq, limit)
     who = owner(ctx)
     versions, markers = [], []
     times: dict[int, object] = {}
-    for row, latest in page.rows:
+    for row, latest in zip(page.rows, latest_flags):
         key, _, vid, dm, size, etag, modified_us, _, algorithm, checksum_type, headers = row
-        second = modified_us // 1_000_000
-        when = times.get(second)
-        if when is None:
-            when = times[second] = last_modified(modified_us)
+        when = listed_last_modified(times, modified_us)
         if dm:
             markers.append({"Owner": who, "Key": encode(key), "VersionId": vid,
                             "IsLatest": latest, "LastModified": when})
@@ -239,10 +201,7 @@ async def list_object_versions(ctx, params: dict) -> dict:
         item = {"ETag": f'"{etag}"', "Size": size, "StorageClass": storage_class(headers),
                 "Key": encode(key), "VersionId": vid, "IsLatest": latest, "LastModified": when,
                 "Owner": who}
-        if algorithm:
-            item["ChecksumAlgorithm"] = [algorithm]
-            if checksum_type:
-                item["ChecksumType"] = checksum_type
+        add_checksum_algorithm(item, algorithm, checksum_type)
         versions.append(item)
     out: dict = {"Name": bucket.name, "Prefix": encode(prefix), "KeyMarker": encode(key_marker or ""),
                  "VersionIdMarker": vid_marker or "", "MaxKeys": limit,
@@ -258,9 +217,9 @@ async def list_object_versions(ctx, params: dict) -> dict:
     if params.get("EncodingType"):
         out["EncodingType"] = params["EncodingType"]
     if page.truncated:
-        out["NextKeyMarker"] = encode(page.last_key)
-        if page.last_vid is not None:
-            out["NextVersionIdMarker"] = page.last_vid
+        out["NextKeyMarker"] = encode(page.last)
+        if page.last_row is not None:
+            out["NextVersionIdMarker"] = page.last_row[2]
     return out
 
 

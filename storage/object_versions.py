@@ -48,19 +48,9 @@ import secrets
 
 from storage.db import Schema
 
-SCHEMA = Schema(
-    "s3_versions",
-    [
-        """
-        ALTER TABLE s3_objects ADD COLUMN vid TEXT NOT NULL DEFAULT 'null';
-        ALTER TABLE s3_objects ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE s3_objects ADD COLUMN tags TEXT;
-        ALTER TABLE s3_objects ADD COLUMN lock_mode TEXT;
-        ALTER TABLE s3_objects ADD COLUMN lock_until_us INTEGER;
-        ALTER TABLE s3_objects ADD COLUMN legal_hold INTEGER NOT NULL DEFAULT 0;
-        UPDATE s3_objects SET seq = modified_us;
-        CREATE TABLE s3_versions (
-            bucket TEXT NOT NULL,
+# The columns a stored version has in ``s3_objects`` (the current versions, ``storage.objects``)
+# and in ``s3_versions`` (the older ones): part of released migrations, frozen.
+STORED_VERSION_COLUMNS = """\
             key TEXT NOT NULL,
             version_id TEXT NOT NULL,
             size INTEGER NOT NULL,
@@ -74,7 +64,22 @@ SCHEMA = Schema(
             headers TEXT,
             blob TEXT,
             inline_id INTEGER,
-            vid TEXT NOT NULL,
+"""
+
+SCHEMA = Schema(
+    "s3_versions",
+    [
+        f"""
+        ALTER TABLE s3_objects ADD COLUMN vid TEXT NOT NULL DEFAULT 'null';
+        ALTER TABLE s3_objects ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE s3_objects ADD COLUMN tags TEXT;
+        ALTER TABLE s3_objects ADD COLUMN lock_mode TEXT;
+        ALTER TABLE s3_objects ADD COLUMN lock_until_us INTEGER;
+        ALTER TABLE s3_objects ADD COLUMN legal_hold INTEGER NOT NULL DEFAULT 0;
+        UPDATE s3_objects SET seq = modified_us;
+        CREATE TABLE s3_versions (
+            bucket TEXT NOT NULL,
+{STORED_VERSION_COLUMNS}            vid TEXT NOT NULL,
             seq INTEGER NOT NULL,
             tags TEXT,
             lock_mode TEXT,

@@ -33,13 +33,14 @@ from storage.object_rows import (_OBJECT_FROM, _OBJECT_SELECT, _UPSERT,  # noqa:
                                  LIST_COLUMNS, OBJECT_COLUMNS, VERSION_COLUMNS,
                                  VERSION_LIST_COLUMNS, Bucket, ObjectVersion, new_id, prefix_end)
 from storage.object_versions import SCHEMA as VERSIONS_SCHEMA
+from storage.object_versions import STORED_VERSION_COLUMNS
 
 log = logging.getLogger(__name__)
 
 SCHEMA = Schema(
     "s3",
     [
-        """
+        f"""
         CREATE TABLE s3_buckets (
             name TEXT PRIMARY KEY,
             account_id TEXT NOT NULL,
@@ -49,20 +50,7 @@ SCHEMA = Schema(
         CREATE INDEX s3_buckets_by_account ON s3_buckets(account_id, name);
         CREATE TABLE s3_objects (
             bucket TEXT NOT NULL REFERENCES s3_buckets(name),
-            key TEXT NOT NULL,
-            version_id TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            etag TEXT NOT NULL,
-            modified_us INTEGER NOT NULL,
-            owner_id TEXT NOT NULL,
-            parts INTEGER NOT NULL DEFAULT 0,
-            checksum_algorithm TEXT,
-            checksum_type TEXT,
-            checksum_value TEXT,
-            headers TEXT,
-            blob TEXT,
-            inline_id INTEGER,
-            PRIMARY KEY (bucket, key)
+{STORED_VERSION_COLUMNS}            PRIMARY KEY (bucket, key)
         ) WITHOUT ROWID;
         CREATE TABLE s3_inline (
             id INTEGER PRIMARY KEY,
