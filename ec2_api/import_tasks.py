@@ -256,6 +256,7 @@ class ImportTarget:
     exists: Callable[[Any, str], Awaitable[bool]]
     publish: Callable[..., Awaitable[None]]
     complete: Callable[[Any, str, str], Awaitable[None]]
+    steps: tuple = (("updating", "82"), ("booting", "85"), ("booted", "88"))   # after converting
 
 
 async def run_import(app: Any, task_id: str) -> None:
@@ -285,7 +286,7 @@ async def run_import(app: Any, task_id: str) -> None:
 
             converted = os.path.join(work, "disk.qcow2")
             virtual_size = await disk_conversion.convert_disk(disk, converted, progress)
-        for message, percent in (("updating", "82"), ("booting", "85"), ("booted", "88")):
+        for message, percent in target.steps:
             await _update(db, task_id, status_message=message, progress=percent)
         made = ids.new_id(target.id_prefix)
         data["target_id"] = made
@@ -381,7 +382,12 @@ async def _fail(db: Any, task_id: str, message: str) -> None:
 async def _forget(db: Any, config: Any, target: ImportTarget, made: str | None) -> None:
     """Remove a folder the last step began whose row was never written."""
     if made and not await target.exists(db, made):
-        disks.remove_tree(target.folder(config, made))
+        path = target.folder(config, made)
+        if os.path.isdir(path):
+            disks.remove_tree(path)
+        else:                                       # a target whose resource is one file
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 # -- the operator's import of a local file (``nimbo image import``) ---------------------------------
