@@ -14,10 +14,10 @@ import pytest
 
 from ec2_api import errors, import_tasks, snapshot_imports
 from ec2_api.image_snapshots import register_image
-from ec2_api.images import describe_images
+from ec2_api.images import deregister_image, describe_images
 from ec2_api.import_tasks import cancel_import_task
 from ec2_api.snapshot_imports import describe_import_snapshot_tasks, import_snapshot
-from ec2_api.snapshots import describe_snapshots
+from ec2_api.snapshots import delete_snapshot, describe_snapshots
 from ec2_api.volumes import create_volume, describe_volumes
 from tests.ec2.conftest import ALICE, BOB
 from tests.ec2.helpers import wire
@@ -92,6 +92,17 @@ async def test_import_snapshot_life_cycle(env, s3, tmp_path):
     assert ami["State"] == "available"
     assert ami["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"] == snapshot_id
     assert not os.listdir(import_tasks.imports_dir(env.config))
+    # a snapshot like the others: in use by its image, deletable after; billing ends with it
+    with pytest.raises(errors.EC2Error) as caught:
+        await delete_snapshot(env.ctx(), {"SnapshotId": snapshot_id})
+    assert caught.value.code == "InvalidSnapshot.InUse"
+    await deregister_image(env.ctx(), {"ImageId": image["ImageId"]})
+    await delete_snapshot(env.ctx(), {"SnapshotId": snapshot_id})
+    total = await env.db.fetchone("SELECT SUM(quantity) AS q FROM usage_events WHERE resource_id = ? AND"
+                                  " kind = 'stored_bytes'", (snapshot_id,))
+    assert total["q"] == 0
+    assert (await describe_snapshots(env.ctx(), {"OwnerIds": ["self"]}))["Snapshots"] == []
+    assert os.path.exists(snapshot_imports._snapshot_path(env.config, snapshot_id))   # the volume still builds on it
 
 
 @needs_qemu_img
