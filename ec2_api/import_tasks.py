@@ -9,9 +9,9 @@ StatusMessages pending, validating, validated, converting, updating, booting, bo
 ami; then ``completed`` (with ImageId), or ``deleted`` with ``ClientError: ...`` when the upload is
 not importable, or after CancelImportTask (``deleting`` until the worker has stopped).
 
-The runner is the same for any ``ImportTarget``: ImportImage's makes an AMI; ImportSnapshot's will
-make a snapshot from the same converted qcow2 (register it in ``TARGETS`` and set the task's
-``target_kind``).
+The runner is the same for any ``ImportTarget``: ImportImage's makes an AMI; ImportSnapshot's
+(``snapshot_imports``, registered in ``TARGETS`` under the task's ``target_kind`` ``snapshot``)
+makes a snapshot from the same converted qcow2.
 
 Crash story: the image row is written only after its disk file sits complete in
 ``images/<ami>/`` (the id is recorded in the task first), so a crash never leaves a half-made
@@ -244,11 +244,13 @@ async def _update(db: Any, task_id: str, *, data: dict | None = None, **columns:
 @dataclass(frozen=True)
 class ImportTarget:
     """What a task makes of its converted disk. ImportImage's target is an AMI; ImportSnapshot
-    (later) is the same runner with a target whose ``publish`` makes a snapshot.
+    (``snapshot_imports``) is the same runner with a target whose ``publish`` makes a snapshot.
 
     ``publish(app, task row, task data, new id, converted qcow2, virtual size)`` moves the file
     into ``folder(config, id)`` and writes the resource's row last; ``exists(db, id)`` tells
-    recovery whether that row was written; ``complete(db, task_id, id)`` ends the task."""
+    recovery whether that row was written; ``complete(db, task_id, id)`` ends the task;
+    ``steps`` are the StatusMessages shown between converting and ``last_step``. ``folder`` may
+    name a single file (a snapshot's), which ``_forget`` then unlinks."""
 
     id_prefix: str
     last_step: str
