@@ -9,9 +9,9 @@ StatusMessages pending, validating, validated, converting, updating, booting, bo
 ami; then ``completed`` (with ImageId), or ``deleted`` with ``ClientError: ...`` when the upload is
 not importable, or after CancelImportTask (``deleting`` until the worker has stopped).
 
-The runner is the same for any ``ImportTarget``: ImportImage's makes an AMI; ImportSnapshot's will
-make a snapshot from the same converted qcow2 (register it in ``TARGETS`` and set the task's
-``target_kind``).
+The runner is the same for any ``ImportTarget``: ImportImage's makes an AMI; ImportSnapshot's
+(``snapshot_imports``, registered in ``TARGETS`` under the task's ``target_kind`` ``snapshot``)
+makes a snapshot from the same converted qcow2.
 
 Crash story: the image row is written only after its disk file sits complete in
 ``images/<ami>/`` (the id is recorded in the task first), so a crash never leaves a half-made
@@ -244,11 +244,13 @@ async def _update(db: Any, task_id: str, *, data: dict | None = None, **columns:
 @dataclass(frozen=True)
 class ImportTarget:
     """What a task makes of its converted disk. ImportImage's target is an AMI; ImportSnapshot
-    (later) is the same runner with a target whose ``publish`` makes a snapshot.
+    (``snapshot_imports``) is the same runner with a target whose ``publish`` makes a snapshot.
 
     ``publish(app, task row, task data, new id, converted qcow2, virtual size)`` moves the file
     into ``folder(config, id)`` and writes the resource's row last; ``exists(db, id)`` tells
-    recovery whether that row was written; ``complete(db, task_id, id)`` ends the task."""
+    recovery whether that row was written; ``complete(db, task_id, id)`` ends the task;
+    ``steps`` are the StatusMessages shown between converting and ``last_step``. ``folder`` may
+    name a single file (a snapshot's), which ``_forget`` then unlinks."""
 
     id_prefix: str
     last_step: str
@@ -256,6 +258,7 @@ class ImportTarget:
     exists: Callable[[Any, str], Awaitable[bool]]
     publish: Callable[..., Awaitable[None]]
     complete: Callable[[Any, str, str], Awaitable[None]]
+    steps: tuple = (("updating", "82"), ("booting", "85"), ("booted", "88"))   # after converting
 
 
 async def run_import(app: Any, task_id: str) -> None:
@@ -285,7 +288,7 @@ async def run_import(app: Any, task_id: str) -> None:
 
             converted = os.path.join(work, "disk.qcow2")
             virtual_size = await disk_conversion.convert_disk(disk, converted, progress)
-        for message, percent in (("updating", "82"), ("booting", "85"), ("booted", "88")):
+        for message, percent in target.steps:
             await _update(db, task_id, status_message=message, progress=percent)
         made = ids.new_id(target.id_prefix)
         data["target_id"] = made
@@ -381,7 +384,12 @@ async def _fail(db: Any, task_id: str, message: str) -> None:
 async def _forget(db: Any, config: Any, target: ImportTarget, made: str | None) -> None:
     """Remove a folder the last step began whose row was never written."""
     if made and not await target.exists(db, made):
-        disks.remove_tree(target.folder(config, made))
+        path = target.folder(config, made)
+        if os.path.isdir(path):
+            disks.remove_tree(path)
+        else:                                       # a target whose resource is one file
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 # -- the operator's import of a local file (``nimbo image import``) ---------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 from ec2_api import (account_attributes, ebs_store, ebs_sweep, image_import, image_snapshots, images,
                      import_tasks, instance_actions, instance_types, instances, key_pairs, launch_templates,
-                     regions, snapshots, tags, volume_attachments, volumes, vpc)
+                     regions, snapshot_imports, snapshots, tags, volume_attachments, volumes, vpc)
 from ec2_api.lifecycle import Lifecycle
 from storage import parameters, usage
 from storage.ec2_schema import SCHEMA
@@ -46,6 +46,8 @@ OPERATIONS = {
     "ImportImage": import_tasks.import_image,
     "DescribeImportImageTasks": import_tasks.describe_import_image_tasks,
     "CancelImportTask": import_tasks.cancel_import_task,
+    "ImportSnapshot": snapshot_imports.import_snapshot,
+    "DescribeImportSnapshotTasks": snapshot_imports.describe_import_snapshot_tasks,
     # launch templates
     "CreateLaunchTemplate": launch_templates.create_launch_template,
     "CreateLaunchTemplateVersion": launch_templates.create_launch_template_version,

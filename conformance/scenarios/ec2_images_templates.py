@@ -1,12 +1,13 @@
-"""EC2 scenarios for bring-your-own-image (ImportImage from S3, DescribeImportImageTasks,
-CancelImportTask, RegisterImage from S3) and launch templates (versions, $Latest/$Default,
-RunInstances with a template and its tags)."""
+"""EC2 scenarios for bring-your-own-image (ImportImage and ImportSnapshot from S3,
+DescribeImportImageTasks, DescribeImportSnapshotTasks, CancelImportTask, RegisterImage from S3) and
+launch templates (versions, $Latest/$Default, RunInstances with a template and its tags)."""
 from __future__ import annotations
 
 import time
 
 from conformance import scenario
 from conformance.scenarios.ec2_instances import launchable_image, terminate_quietly
+from conformance.scenarios.ec2_storage import _delete_snapshot, _delete_volume, zone
 
 MiB = 1024 * 1024
 MISSING_TEMPLATE = "lt-0123456789abcdef0"
@@ -91,6 +92,67 @@ def import_image_cli(ctx):
     listed = ctx.aws("ec2", "describe-import-image-tasks", "--import-task-ids", out["ImportTaskId"])
     ctx.check_equal([t["ImportTaskId"] for t in listed["ImportImageTasks"]], [out["ImportTaskId"]],
                     "describe-import-image-tasks")
+
+
+# --- ImportSnapshot -----------------------------------------------------------------------------------
+def _wait_snapshot_task(ctx, task_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        (task,) = ctx.call("ec2", "DescribeImportSnapshotTasks",
+                           ImportTaskIds=[task_id])["ImportSnapshotTasks"]
+        if (task.get("SnapshotTaskDetail") or {}).get("Status") in ("completed", "deleted") \
+                or time.monotonic() > deadline:
+            return task
+        time.sleep(0.5)
+
+
+
+
+@scenario("ec2", ["ImportSnapshot", "DescribeImportSnapshotTasks"], client="boto3")
+def import_snapshot_from_s3(ctx):
+    """A raw disk uploaded to S3 becomes a completed snapshot (SnapshotTaskDetail active, then
+    completed with SnapshotId) from which CreateVolume makes a volume of the snapshot's size."""
+    bucket = ctx.bucket("import")
+    ctx.call("s3", "PutObject", Bucket=bucket, Key="disk.raw", Body=_raw_disk())
+    out = ctx.call("ec2", "ImportSnapshot", Description="conformance snapshot import", DiskContainer={
+        "Format": "RAW", "UserBucket": {"S3Bucket": bucket, "S3Key": "disk.raw"}})
+    task_id = out.get("ImportTaskId", "")
+    ctx.check(task_id.startswith("import-snap-"), f"ImportTaskId {task_id!r}")
+    ctx.check_equal((out.get("SnapshotTaskDetail") or {}).get("Status"), "active", "ImportSnapshot Status")
+    detail = _wait_snapshot_task(ctx, task_id).get("SnapshotTaskDetail") or {}
+    ctx.check_equal(detail.get("Status"), "completed", f"task status ({detail.get('StatusMessage')})")
+    snapshot_id = detail.get("SnapshotId", "")
+    ctx.check(snapshot_id.startswith("snap-"), f"SnapshotId {snapshot_id!r}")
+    ctx.defer(_delete_snapshot, ctx.client("ec2", validate=False), snapshot_id)
+    (snap,) = ctx.call("ec2", "DescribeSnapshots", SnapshotIds=[snapshot_id])["Snapshots"]
+    ctx.check_equal(snap.get("State"), "completed", "imported snapshot State")
+    ctx.check_equal(snap.get("VolumeSize"), 1, "imported snapshot VolumeSize (GiB, rounded up)")
+    volume = ctx.call("ec2", "CreateVolume", AvailabilityZone=zone(ctx), SnapshotId=snapshot_id)
+    ctx.defer(_delete_volume, ctx.client("ec2", validate=False), volume["VolumeId"])
+    ctx.check_equal(volume.get("Size"), 1, "volume from the imported snapshot: Size")
+
+
+@scenario("ec2", "ImportSnapshot", client="boto3", variant="not the declared format")
+def import_snapshot_wrong_format(ctx):
+    """A file declared VMDK that is not one ends its task as deleted with a ClientError message
+    and no snapshot."""
+    bucket = ctx.bucket("import")
+    ctx.call("s3", "PutObject", Bucket=bucket, Key="junk.vmdk", Body=b"not a disk image" * 4096)
+    out = ctx.call("ec2", "ImportSnapshot", DiskContainer={"Format": "VMDK", "Url": f"s3://{bucket}/junk.vmdk"})
+    detail = _wait_snapshot_task(ctx, out["ImportTaskId"]).get("SnapshotTaskDetail") or {}
+    ctx.check_equal(detail.get("Status"), "deleted", "task status")
+    ctx.check(str(detail.get("StatusMessage", "")).startswith("ClientError"),
+              f"StatusMessage {detail.get('StatusMessage')!r}")
+    ctx.check("SnapshotId" not in detail, "a failed import made a snapshot")
+
+
+@scenario("ec2", ["DescribeImportSnapshotTasks", "CancelImportTask"], client="boto3", variant="unknown snapshot task")
+def import_snapshot_task_not_found(ctx):
+    """A snapshot import task id that does not exist: InvalidConversionTaskId."""
+    with ctx.expect_error("InvalidConversionTaskId"):
+        ctx.call("ec2", "DescribeImportSnapshotTasks", ImportTaskIds=["import-snap-0123456789abcdef0"])
+    with ctx.expect_error("InvalidConversionTaskId"):
+        ctx.call("ec2", "CancelImportTask", ImportTaskId="import-snap-0123456789abcdef0")
 
 
 # --- launch templates -------------------------------------------------------------------------------

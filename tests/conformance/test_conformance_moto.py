@@ -99,12 +99,17 @@ EXPECTED_AGAINST_MOTO = {
     "ec2:RegisterImage (from a snapshot)": {"boto3": FAIL},
     "ec2:ResetSnapshotAttribute": {"boto3": FAIL},
     # bring your own image and launch templates (conformance/scenarios/ec2_images_templates.py):
-    # moto has no ImportImage tasks, and answers some launch template calls with unparsable XML
+    # moto has no ImportImage or ImportSnapshot tasks, and answers some launch template calls with unparsable XML
     "ec2:ImportImage": {"boto3": FAIL},
     "ec2:ImportImage (not the declared format)": {"boto3": FAIL},
     "ec2:DescribeImportImageTasks": {"boto3": FAIL},
     "ec2:DescribeImportImageTasks (unknown task)": {"boto3": FAIL},
     "ec2:CancelImportTask (unknown task)": {"boto3": FAIL},
+    "ec2:ImportSnapshot": {"boto3": FAIL},
+    "ec2:ImportSnapshot (not the declared format)": {"boto3": FAIL},
+    "ec2:DescribeImportSnapshotTasks": {"boto3": FAIL},
+    "ec2:DescribeImportSnapshotTasks (unknown snapshot task)": {"boto3": FAIL},
+    "ec2:CancelImportTask (unknown snapshot task)": {"boto3": FAIL},
     "ec2:CreateLaunchTemplate": {"boto3": FAIL},
     "ec2:CreateLaunchTemplate (errors)": {"boto3": PASS},
     "ec2:CreateLaunchTemplate (launch template)": {"boto3": PASS},
