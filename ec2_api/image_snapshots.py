@@ -72,7 +72,7 @@ async def _image_snapshot(db: Any, config: Any, image: Any) -> int:
     await asyncio.to_thread(snapshot_files.link_or_copy, image["disk_path"], path)
     data = images.data_of(image)
     boot = {k: v for k, v in (data.get("boot") or {}).items() if k in ("kernel", "initrd", "cmdline")}
-    stored = await asyncio.to_thread(snapshot_files._stored_bytes, path)   # noqa: SLF001
+    stored = await asyncio.to_thread(snapshot_files.stored_bytes, path)
     async with db.transaction() as tx:
         changed = await tx.execute(
             "INSERT OR IGNORE INTO ec2_snapshots (snapshot_id, account_id, region, volume_id, volume_size, state,"

@@ -186,7 +186,7 @@ async def _progress(db: Any, snapshot_id: str, percent: int) -> None:
 
 async def _finish(state: Any, snap: Any, parent: Any | None, error: str | None) -> None:
     at = max(state.now_us(), snap["started_us"])
-    stored = 0 if error else await asyncio.to_thread(_stored_bytes, snap["path"])
+    stored = 0 if error else await asyncio.to_thread(stored_bytes, snap["path"])
     async with state.db.transaction() as tx:
         if error:
             await tx.execute("UPDATE ec2_snapshots SET state = 'error', state_message = ? WHERE snapshot_id = ?"
@@ -200,7 +200,7 @@ async def _finish(state: Any, snap: Any, parent: Any | None, error: str | None) 
             await ebs_store.record_snapshot_bytes(tx, snap, stored, at, "stored")
 
 
-def _stored_bytes(path: str) -> int:
+def stored_bytes(path: str) -> int:
     st = os.stat(path)
     return min(st.st_size, st.st_blocks * 512) if st.st_blocks else st.st_size
 

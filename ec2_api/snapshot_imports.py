@@ -140,8 +140,8 @@ async def _snapshot_exists(db: Any, snapshot_id: str) -> bool:
 
 def _move_in(converted: str, path: str) -> int:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    snapshot_files._fsync_rename(converted, path)     # noqa: SLF001 (the same durable rename)
-    return snapshot_files._stored_bytes(path)          # noqa: SLF001
+    ebs_store.fsync_rename(converted, path)           # the same durable rename as every snapshot
+    return snapshot_files.stored_bytes(path)
 
 
 async def _publish_snapshot(app: Any, row: Any, data: dict, snapshot_id: str, converted: str,

@@ -234,7 +234,7 @@ async def finish_copy(state: Any, snapshot_id: str) -> None:
             await tx.execute("UPDATE ec2_snapshots SET state = 'error', state_message = ? WHERE snapshot_id = ?",
                              (f"Client.InternalError: the copy failed: {exc}"[:250], snapshot_id))
         return
-    stored = snapshot_files._stored_bytes(row["path"])   # noqa: SLF001
+    stored = snapshot_files.stored_bytes(row["path"])
     at = max(state.now_us(), row["started_us"])
     async with state.db.transaction() as tx:
         if await tx.execute("UPDATE ec2_snapshots SET state = 'completed', progress = 100, completed_us = ?,"
