@@ -16,6 +16,8 @@ directory in /tmp, driven by boto3 and aws-cli; three tiny guests (TCG here) boo
 - an Elastic IP associated to A reaches A from the edge (``nimbo net exec -- ssh root@EIP``);
   the bytes A sends to the internet land in the usage ledger as DataTransfer-Out-Bytes of its
   interface, and in the rated bill (a billing pass with a clock one hour later);
+- a second interface attached to the running B is hot-plugged (ssh to its address, in a second
+  subnet, shows both of B's addresses) and detached again;
 - revoking tcp/22 makes the next connection (private or public) fail within a second;
 - terminating everything and deleting the VPC resources leaves no VPC namespace, tap, dnsmasq or
   nft table; ``nimbo net destroy`` then removes the edge namespace.
@@ -263,6 +265,34 @@ def test_vpc_security_groups_elastic_ip_metadata_and_metering_on_real_guests(net
     metered = ledger_bytes(cloud.data_dir, "DataTransfer-Out-Bytes", a_eni)
     print(f"DataTransfer-Out-Bytes of {a_eni}: {metered} (sent {SENT_BYTES} bytes of payload)")
     assert metered < SENT_BYTES * 1.5
+
+    # -- a second interface hot-plugged into the running B, and out again --------------------------------
+    # (in a second subnet: with two interfaces in one subnet, the tiny guest would answer for the
+    # second one through the first, which anti-spoofing drops, as a guest without policy routing
+    # does on AWS)
+    subnet2 = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24",
+                                AvailabilityZone=a["Placement"]["AvailabilityZone"])["Subnet"]["SubnetId"]
+    eni = ec2.create_network_interface(SubnetId=subnet2, Groups=[sg])["NetworkInterface"]
+    eni_ip = eni["PrivateIpAddress"]
+    attachment = ec2.attach_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"], InstanceId=b_id,
+                                              DeviceIndex=1)["AttachmentId"]
+    deadline = time.monotonic() + 30
+    while True:   # the guest's eth1 appears and takes its address by DHCP
+        addrs = cloud.ssh(eni_ip, "ip -o -4 addr show", vpc, connect_timeout=2)
+        if addrs.returncode == 0:
+            break
+        assert time.monotonic() < deadline, (f"no ssh to B's hot-plugged interface {eni_ip}: {addrs}\n{cloud.server.log()}\n"
+                                                  f"{ec2.get_console_output(InstanceId=b_id).get('Output', '')[-2000:]}")
+        time.sleep(1)
+    assert f"inet {b_ip}/" in addrs.stdout and f"inet {eni_ip}/" in addrs.stdout, addrs.stdout
+    print(f"hot-plugged interface answered in {time.monotonic() - deadline + 30:.1f}s")
+    ec2.detach_network_interface(AttachmentId=attachment)
+    assert ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]]
+                                           )["NetworkInterfaces"][0]["Status"] == "available"
+    gone = cloud.ssh(b_ip, "ip -o -4 addr show", vpc)
+    assert gone.returncode == 0 and eni_ip not in gone.stdout, gone
+    ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
+    ec2.delete_subnet(SubnetId=subnet2)
 
     # -- revoking the rule stops the next connection within a second ------------------------------------
     cloud.aws("ec2", "revoke-security-group-ingress", "--group-id", sg, "--protocol", "tcp", "--port", "22",
