@@ -325,7 +325,7 @@ def test_vpc_security_groups_elastic_ip_metadata_and_metering_on_real_guests(net
     from backend.network.namespace import namespace_name, tap_name   # noqa: PLC0415
     edge = namespace_name(cloud.data_dir)
     deadline = time.monotonic() + 10
-    while namespaces_of(edge + "-") or dnsmasqs_of(edge):
+    while namespaces_of(edge + "-") or dnsmasqs_of(edge) or dnsmasqs_of(cloud.data_dir):
         assert time.monotonic() < deadline, (namespaces_of(edge), dnsmasqs_of(edge))
         time.sleep(0.2)
     assert namespaces_of(edge) == [edge]   # the edge stays while Nimbo runs
