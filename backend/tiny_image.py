@@ -265,8 +265,9 @@ def _recipe_hash() -> str:
 # -- the build -----------------------------------------------------------------------------
 def build_tiny_image(out_dir: str, *, force: bool = False) -> dict:
     """Build (or reuse) the tiny image in ``out_dir``; returns kernel, initrd, disk, cmdline
-    (paths absolute) plus kernel_version, pvh and build_seconds."""
-    out_dir = os.path.abspath(out_dir)
+    (paths absolute and real: a cache first built through a symlink stays valid once the link
+    is gone) plus kernel_version, pvh and build_seconds."""
+    out_dir = os.path.realpath(out_dir)
     debs = os.path.join(out_dir, "debs")
     os.makedirs(debs, exist_ok=True)
     manifest_path = os.path.join(out_dir, "manifest.json")
@@ -310,7 +311,13 @@ def _extract_kernel(out_dir: str, kernel_deb: str) -> dict:
     info_path = os.path.join(kdir, "kernel.json")
     if os.path.exists(info_path):
         with open(info_path) as f:
-            return json.load(f)
+            info = json.load(f)
+        # paths recorded by an older build may name a symlink that is gone: they are kdir's files
+        info["dir"] = kdir
+        info["kernel"] = os.path.join(kdir, os.path.basename(info.get("kernel") or "vmlinux"))
+        if os.path.exists(info["kernel"]) and all(
+                os.path.exists(os.path.join(kdir, "modules", n + ".ko")) for n in info.get("modules", [])):
+            return info
     for stale in glob.glob(os.path.join(out_dir, "kernel-*")):
         shutil.rmtree(stale, ignore_errors=True)
     os.makedirs(os.path.join(kdir, "modules"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import ipaddress
 import json
 import secrets
 import sqlite3
@@ -21,7 +20,7 @@ from ec2_api.account_attributes import max_instances
 from ec2_api.common import account_of, check_max_results, from_us, now_us
 from ec2_api.errors import (IdempotentParameterMismatch, InstanceLimitExceeded, InsufficientInstanceCapacity,
                             InvalidAMIIDUnavailable, InvalidKeyPairNotFound, InvalidParameterCombination,
-                            InvalidParameterValue, InvalidSubnetIDNotFound, MissingParameter, check_dry_run,
+                            InvalidParameterValue, MissingParameter, check_dry_run,
                             ec2_error)
 from ec2_api.filters import apply_filters, paginate
 from ec2_api.imds import hostname_of
@@ -70,40 +69,6 @@ def decode_user_data(value: str | None) -> str | None:
     if len(raw) > MAX_USER_DATA:
         raise InvalidParameterValue(f"User data is limited to {MAX_USER_DATA} bytes")
     return base64.b64encode(raw).decode()
-
-
-async def _placement(ctx: Any, params: dict, network: vpc.Network) -> tuple[Any, str | None, list[dict]]:
-    """(subnet row, requested private IP, security groups) of the launch."""
-    interface = next((n for n in params.get("NetworkInterfaces") or [] if n.get("DeviceIndex", 0) == 0), {})
-    subnet_id = params.get("SubnetId") or interface.get("SubnetId")
-    zone = (params.get("Placement") or {}).get("AvailabilityZone")
-    zones = list(ctx.app.config.regions[ctx.region])
-    if zone is not None and zone not in zones:
-        raise InvalidParameterValue(f"Invalid availability zone: [{zone}]")
-    if subnet_id:
-        subnet = network.subnet_by_id(subnet_id)
-        if subnet is None:
-            raise InvalidSubnetIDNotFound(f"The subnet ID '{subnet_id}' does not exist")
-        if zone is not None and zone != subnet["availability_zone"]:
-            raise InvalidParameterCombination(
-                f"The specified Availability Zone ({zone}) does not match the subnet's "
-                f"({subnet['availability_zone']})")
-    else:
-        subnet = network.subnets[zone or zones[0]]
-    address = params.get("PrivateIpAddress") or interface.get("PrivateIpAddress")
-    if address is not None:
-        if params.get("MaxCount", 1) > 1:
-            raise InvalidParameterCombination("Cannot specify a private IP address when launching more "
-                                              "than one instance")
-        try:
-            inside = ipaddress.ip_address(address) in ipaddress.ip_network(subnet["cidr_block"])
-        except ValueError:
-            inside = False
-        if not inside:
-            raise InvalidParameterValue(f"Address {address} does not fall within the subnet's address range")
-    group_ids = list(params.get("SecurityGroupIds") or []) + list(interface.get("Groups") or [])
-    groups = await vpc.resolve_security_groups(ctx, network, group_ids, list(params.get("SecurityGroups") or []))
-    return subnet, address, groups
 
 
 def params_hash(params: dict) -> str:

@@ -5,8 +5,9 @@ An interface lives in one subnet, holds a primary private address and maybe seco
 of ``net_interface_addresses``, unique per subnet), a MAC, up to five security groups, and is
 attached to at most one instance at a device index. Every instance has a primary interface
 (device 0, made by RunInstances, deleted with the instance). The data path gives each attached
-interface of a running instance a tap; interfaces attached to a running instance take effect in
-the guest at its next start (Nimbo does not hot-plug NICs).
+interface of a running instance a tap; an interface attached to (detached from) a running
+instance is hot-plugged into (out of) its guest where the data path is on
+(``ec2_api.interface_hotplug``), else it takes effect at the instance's next start.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import secrets
 import sqlite3
 from typing import Any
 
-from ec2_api import ids, tag_store
+from ec2_api import ids, interface_hotplug, tag_store
 from ec2_api.common import account_of, from_us, now_us
 from ec2_api.errors import (IncorrectInstanceState, InvalidInstanceIDNotFound, InvalidParameterCombination,
                             InvalidParameterValue, MissingParameter, OperationNotPermitted, check_dry_run,
@@ -363,6 +364,8 @@ async def attach_network_interface(ctx: Any, params: dict) -> dict:
             raise InvalidNetworkInterfaceInUse(f"Interface: [{row['network_interface_id']}] in use.")
         await bump_generation(tx)
     changed(ctx)
+    if instance["state"] == "running":
+        await interface_hotplug.plug(getattr(ctx, "state", None), instance_id, row["network_interface_id"])
     return {"AttachmentId": attachment_id, "NetworkCardIndex": 0}
 
 
@@ -379,6 +382,7 @@ async def detach_network_interface(ctx: Any, params: dict) -> dict:
     if row["device_index"] == 0:
         raise OperationNotPermitted(f"The network interface at device index 0 cannot be detached.")
     check_dry_run(params)
+    await interface_hotplug.unplug(getattr(ctx, "state", None), row["instance_id"], row["network_interface_id"])
     async with db.transaction() as tx:
         await tx.execute("UPDATE net_interfaces SET instance_id = NULL, device_index = NULL, attachment_id = NULL,"
                          " attach_time_us = NULL, delete_on_termination = 0 WHERE network_interface_id = ?",

@@ -7,6 +7,9 @@ data, and read on GetConsoleOutput that cloud-init found Nimbo's metadata servic
 datasource (SMBIOS uuid and serial starting with ``ec2``): it set the hostname from
 ``local-hostname``, installed the key pair's key for ``admin``, grew the root partition and
 filesystem (growpart + resize2fs), and ran the user data once (not again after a reboot).
+Where the namespace data path is on (root), the instance runs with a security group allowing
+tcp/22 and is reached with ``nimbo net exec --vpc VPC -- ssh -i KEY admin@PRIVATE_IP``: its host
+name answers and ``sudo -n true`` works; RunInstances-to-ssh is printed.
 
 Skipped when the build cannot run here (not root, mmdebstrap/sfdisk/QEMU missing, Debian's mirror
 unreachable) and no cached build exists; a build that fails otherwise fails the test.
@@ -16,11 +19,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 
 import pytest
 
+from tests.conftest import REPO as SERVER_REPO
+from tests.vm.test_network_e2e import ssh_argv
 from tests.vm.test_real_vm import VMCloud, _clean_up, console
 
 pytestmark = pytest.mark.vm
@@ -99,6 +107,29 @@ def _public_key(private_pem: str) -> str:
                                          serialization.PublicFormat.OpenSSH).decode()
 
 
+def _namespace_data_path() -> bool:
+    from backend.network import namespace   # noqa: PLC0415
+    return namespace.available()[0]
+
+
+def _probe_ssh(cloud: VMCloud, vpc: str, address: str, key: str, started: float, result: dict) -> None:
+    """Try ``ssh admin@address`` through ``nimbo net exec --vpc`` until it answers (or time is up)."""
+    deadline = started + BOOT_TIMEOUT
+    while time.monotonic() < deadline and not result.get("stop"):
+        argv = [sys.executable, "-m", "gateway.cli", "net", "exec", "--data-dir", cloud.data_dir, "--vpc", vpc,
+                "--", *ssh_argv(key, "admin", address, "hostname; sudo -n true && echo sudo-ok", 3)]
+        try:
+            out = subprocess.run(argv, cwd=SERVER_REPO, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired as exc:
+            result["last"] = repr(exc)
+            continue
+        if out.returncode == 0:
+            result.update(seconds=time.monotonic() - started, stdout=out.stdout)
+            return
+        result["last"] = f"{out.returncode}: {out.stdout} {out.stderr}"
+        time.sleep(2)
+
+
 def test_debian_image_runs_cloud_init_from_nimbo_metadata(debian_cloud):
     ec2 = debian_cloud.client()
     image = ec2.describe_images(ImageIds=[debian_cloud.image_id])["Images"][0]
@@ -107,13 +138,26 @@ def test_debian_image_runs_cloud_init_from_nimbo_metadata(debian_cloud):
                                )["Images"][0]["ImageId"] == debian_cloud.image_id
     key = ec2.create_key_pair(KeyName="deb-key")
     public_key = _public_key(key["KeyMaterial"])
+    key_path = os.path.join(debian_cloud.data_dir, "deb-key.pem")
+    with open(os.open(key_path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
+        fh.write(key["KeyMaterial"])
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    sg = ec2.create_security_group(GroupName="deb-ssh", Description="ssh", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     started = time.monotonic()
     out = ec2.run_instances(ImageId=debian_cloud.image_id, MinCount=1, MaxCount=1, InstanceType=INSTANCE_TYPE,
-                            KeyName="deb-key", UserData=USER_DATA,
+                            KeyName="deb-key", UserData=USER_DATA, SecurityGroupIds=[sg],
                             BlockDeviceMappings=[{"DeviceName": image["RootDeviceName"],
                                                   "Ebs": {"VolumeSize": ROOT_GIB}}])
     instance_id = out["Instances"][0]["InstanceId"]
     private_dns = out["Instances"][0]["PrivateDnsName"]
+    probe: dict = {}
+    prober = None
+    if _namespace_data_path():
+        prober = threading.Thread(target=_probe_ssh, daemon=True, args=(
+            debian_cloud, vpc, out["Instances"][0]["PrivateIpAddress"], key_path, started, probe))
+        prober.start()
 
     deadline = time.monotonic() + BOOT_TIMEOUT
     text, done_at = "", None
@@ -144,6 +188,16 @@ def test_debian_image_runs_cloud_init_from_nimbo_metadata(debian_cloud):
     assert int(lines["root-part-bytes"]) > 2.9 * 2**30
     assert int(lines["root-fs-bytes"]) > 2.7 * 2**30
     assert text.count(f"{PREFIX} done") == 1
+
+    # ssh admin@ADDRESS with the key pair's key, and passwordless sudo, as on Debian's cloud images
+    if prober is not None:
+        prober.join(max(0.0, started + BOOT_TIMEOUT - time.monotonic()))
+        probe["stop"] = True
+        assert "seconds" in probe, f"no ssh to admin@{out['Instances'][0]['PrivateIpAddress']}: {probe.get('last')}"
+        print(f"RunInstances -> ssh admin@{out['Instances'][0]['PrivateIpAddress']} answers {probe['seconds']:.1f}s")
+        assert probe["stdout"].split() == [private_dns.split(".")[0], "sudo-ok"], probe
+    else:
+        print("(user-mode networking: no ssh check)")
 
     # user data runs once per instance: not again after a reboot (the ext4 journal commits every
     # 5 s and RebootInstances is a hard reset here, so let cloud-init's semaphores reach the disk)
