@@ -146,6 +146,9 @@ class NimboProcess:
                 self.process.wait()
         self.process = None
         if self._own_dir and not self.keep_data:
+            if os.geteuid() == 0:   # the edge network namespace a root Nimbo keeps over restarts
+                from backend.network.namespace import net_destroy   # noqa: PLC0415
+                net_destroy(self.data_dir)
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def log_tail(self, limit: int = 3000) -> str:

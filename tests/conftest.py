@@ -32,6 +32,24 @@ def parse_exports(text: str) -> dict[str, str]:
     return env
 
 
+# Data directories of root servers on a real hypervisor: each made an edge network namespace that
+# Nimbo keeps across its own restarts (so guests keep their network); removed when the session ends.
+NETWORKED_DATA_DIRS: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_networks():
+    yield
+    # this file is loaded twice: as pytest's ``conftest`` and as ``tests.conftest`` by the test
+    # modules that import NimboServer: both registries count
+    dirs = set().union(*(getattr(sys.modules.get(name), "NETWORKED_DATA_DIRS", set())
+                         for name in ("conftest", "tests.conftest")))
+    if dirs:
+        from backend.network.namespace import net_destroy   # noqa: PLC0415
+        for data_dir in sorted(dirs):
+            net_destroy(data_dir)
+
+
 @dataclass
 class NimboServer:
     """A ``nimbo serve`` process on a free port over its own data directory."""
@@ -51,6 +69,8 @@ class NimboServer:
                               capture_output=True, check=check, timeout=120)
 
     def start(self, timeout: float = 30.0) -> "NimboServer":
+        if os.geteuid() == 0 and "fake" not in self.extra_args:
+            NETWORKED_DATA_DIRS.add(self.data_dir)   # a root Nimbo on a hypervisor makes its namespace
         self.log_path = os.path.join(self.data_dir, "server.log")
         os.makedirs(self.data_dir, exist_ok=True)
         log = open(self.log_path, "ab")

@@ -3,6 +3,7 @@ high-level ``aws s3 ls/cp/sync/rm/presign`` (checked by what they do)."""
 from __future__ import annotations
 
 import os
+import time
 import re
 
 from conformance import scenario
@@ -24,8 +25,13 @@ ODD_TREE = {
 
 
 def _write_tree(ctx, root: str, tree: dict[str, bytes]) -> str:
+    """The files get an mtime a minute ago, to the whole second: `aws s3 sync` uploads again a
+    file whose mtime is a later fraction of the second that the object's LastModified names, so
+    files written within the second of their upload would make a second sync flaky."""
+    written = int(time.time()) - 60
     for relpath, data in tree.items():
-        ctx.file(os.path.join(root, relpath), data)
+        path = ctx.file(os.path.join(root, relpath), data)
+        os.utime(path, (written, written))
     return os.path.join(ctx.workdir, root)
 
 
