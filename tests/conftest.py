@@ -40,10 +40,9 @@ NETWORKED_DATA_DIRS: set[str] = set()
 @pytest.fixture(scope="session", autouse=True)
 def _remove_test_networks():
     yield
-    # this file is loaded twice: as pytest's ``conftest`` and as ``tests.conftest`` by the test
-    # modules that import NimboServer: both registries count
-    dirs = set().union(*(getattr(sys.modules.get(name), "NETWORKED_DATA_DIRS", set())
-                         for name in ("conftest", "tests.conftest")))
+    # this file is loaded twice: by pytest (under a name other conftest files share) and as
+    # ``tests.conftest`` by the test modules that import NimboServer: both registries count
+    dirs = NETWORKED_DATA_DIRS | getattr(sys.modules.get("tests.conftest"), "NETWORKED_DATA_DIRS", set())
     if dirs:
         from backend.network.namespace import net_destroy   # noqa: PLC0415
         for data_dir in sorted(dirs):
