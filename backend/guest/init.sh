@@ -7,10 +7,14 @@ IMDS=169.254.169.254
 TOKEN=
 
 say() { echo "nimbo-init: $*"; }
+# The last line before a power-off goes through the kernel's log (level 2, shown despite
+# "quiet"): printk reaches the serial port at once, while a tty write may still sit in the
+# UART's buffer when the machine powers off.
+last() { echo "<2>nimbo-init: $*" >/dev/kmsg 2>/dev/null || say "$*"; }
 
 # busybox halt/poweroff/reboot without -f signal PID 1: USR1/USR2/TERM.
-trap 'say "power off"; sync; mount -o remount,ro / 2>/dev/null; poweroff -f' USR1 USR2
-trap 'say "reboot"; sync; mount -o remount,ro / 2>/dev/null; reboot -f' TERM INT
+trap 'last "power off"; sync; mount -o remount,ro / 2>/dev/null; poweroff -f' USR1 USR2
+trap 'last "reboot"; sync; mount -o remount,ro / 2>/dev/null; reboot -f' TERM INT
 
 if [ "$1" != stage2 ]; then
     mount -t proc proc /proc
