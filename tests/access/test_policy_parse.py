@@ -1,0 +1,238 @@
+"""PutBucketPolicy's validation: every refusal with S3's code, status and message.
+
+Each row is a policy document for bucket ``bkt`` and what S3 answers (the messages are the ones
+S3 returns, as quoted by people who met them against AWS)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from access.policy import MalformedPolicy, PolicyTooLarge, parse_policy
+
+BUCKET = "bkt"
+OWNER = "111122223333"
+OTHER = "444455556666"
+CANONICAL = "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"
+KNOWN = {OWNER, OTHER, CANONICAL, "arn:aws:iam::444455556666:user/alice",
+         "arn:aws:iam::444455556666:role/reader"}
+
+
+def known(value: str) -> bool:
+    return value in KNOWN
+
+
+def stmt(**fields):
+    base = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::bkt/*"}
+    base.update(fields)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def doc(*statements, **top):
+    d = {"Version": "2012-10-17", "Statement": list(statements)}
+    d.update(top)
+    return json.dumps({k: v for k, v in d.items() if v is not None})
+
+
+def refused(text) -> str:
+    with pytest.raises(MalformedPolicy) as info:
+        parse_policy(text, BUCKET, known)
+    assert info.value.code == "MalformedPolicy" and info.value.status == 400
+    return info.value.message
+
+
+# (name, document, S3's message)
+REFUSALS = [
+    ("empty body", "", "Policies must be valid JSON and the first byte must be '{'"),
+    ("array", "[]", "Policies must be valid JSON and the first byte must be '{'"),
+    ("leading space", " " + doc(stmt()), "Policies must be valid JSON and the first byte must be '{'"),
+    ("not json", "{Version: 1", "This policy contains invalid Json"),
+    ("trailing garbage", doc(stmt()) + "x", "This policy contains invalid Json"),
+    ("bad version", doc(stmt(), Version="2020-01-01"), "The policy must contain a valid version string"),
+    ("numeric version", doc(stmt(), Version=2012), "The policy must contain a valid version string"),
+    ("no statement", json.dumps({"Version": "2012-10-17"}), "Missing required field Statement"),
+    ("empty statement list", doc(), "Could not parse the policy: Statement is empty!"),
+    ("unknown top field", doc(stmt(), Foo="bar"), "Unknown field Foo"),
+    ("unknown statement field", doc(stmt(Foo="bar")), "Unknown field Foo"),
+    ("statement not an object", json.dumps({"Statement": ["x"]}), "This policy contains invalid Json"),
+    ("duplicate sid", doc(stmt(Sid="a"), stmt(Sid="a")), "Statement IDs (SID) in a single policy must be unique."),
+    ("no effect", doc(stmt(Effect=None)), "Missing required field Effect"),
+    ("bad effect", doc(stmt(Effect="hello")), "Invalid effect: hello"),
+    ("lower-case effect", doc(stmt(Effect="allow")), "Invalid effect: allow"),
+    ("no principal", doc(stmt(Principal=None)), "Missing required field Principal"),
+    ("principal word", doc(stmt(Principal="everyone")), "Invalid principal in policy"),
+    ("unknown account", doc(stmt(Principal={"AWS": "999999999999"})), "Invalid principal in policy"),
+    ("unknown account root arn", doc(stmt(Principal={"AWS": "arn:aws:iam::999999999999:root"})),
+     "Invalid principal in policy"),
+    ("access key as principal", doc(stmt(Principal={"AWS": "AKIAIOSFODNN7EXAMPLE"})), "Invalid principal in policy"),
+    ("wildcard account arn", doc(stmt(Principal={"AWS": "arn:aws:iam::*:root"})), "Invalid principal in policy"),
+    ("unknown user", doc(stmt(Principal={"AWS": "arn:aws:iam::444455556666:user/mallory"})),
+     "Invalid principal in policy"),
+    ("cloudfront OAI that does not exist",
+     doc(stmt(Principal={"AWS": "arn:aws:iam::cloudfront:user/CloudFront Origin Access Identity E1"})),
+     "Invalid principal in policy"),
+    ("unknown canonical id", doc(stmt(Principal={"CanonicalUser": "ab" * 32})), "Invalid principal in policy"),
+    ("malformed canonical id", doc(stmt(Principal={"CanonicalUser": "abc"})), "Invalid principal in policy"),
+    ("unknown principal type", doc(stmt(Principal={"Users": "*"})), "Invalid principal in policy"),
+    ("bad service", doc(stmt(Principal={"Service": "not a service"})), "Invalid principal in policy"),
+    ("empty principal", doc(stmt(Principal={})), "Missing required field Principal cannot be empty!"),
+    ("principal number", doc(stmt(Principal={"AWS": 111122223333})), "Invalid principal in policy"),
+    ("no action", doc(stmt(Action=None)), "Missing required field Action"),
+    ("action of another service", doc(stmt(Action="ec2:RunInstances")), "Policy has invalid action"),
+    ("action without service", doc(stmt(Action="GetObject")), "Policy has invalid action"),
+    ("no such s3 action", doc(stmt(Action="s3:GetObjectt")), "Policy has invalid action"),
+    ("wildcard matching nothing", doc(stmt(Action="s3:Frobnicate*")), "Policy has invalid action"),
+    ("empty action list", doc(stmt(Action=[])), "Policy has invalid action"),
+    ("no resource", doc(stmt(Resource=None)), "Missing required field Resource"),
+    ("resource star", doc(stmt(Resource="*")), "Policy has invalid resource"),
+    ("other bucket", doc(stmt(Resource="arn:aws:s3:::other/*")), "Policy has invalid resource"),
+    ("bucket name prefix", doc(stmt(Resource="arn:aws:s3:::bktx/*")), "Policy has invalid resource"),
+    ("not an arn", doc(stmt(Resource="bkt/*")), "Policy has invalid resource"),
+    ("all buckets", doc(stmt(Resource="arn:aws:s3:::*")), "Policy has invalid resource"),
+    ("not-resource elsewhere", doc(stmt(Resource=None, NotResource="arn:aws:s3:::other/*")),
+     "Policy has invalid resource"),
+    ("object action on the bucket", doc(stmt(Action="s3:PutObject", Resource="arn:aws:s3:::bkt")),
+     "Action does not apply to any resource(s) in statement"),
+    ("bucket action on objects", doc(stmt(Action="s3:ListBucket", Resource="arn:aws:s3:::bkt/*")),
+     "Action does not apply to any resource(s) in statement"),
+    ("account action", doc(stmt(Action="s3:ListAllMyBuckets", Resource="arn:aws:s3:::bkt")),
+     "Action does not apply to any resource(s) in statement"),
+    ("one of two actions applies to nothing",
+     doc(stmt(Action=["s3:GetObject", "s3:ListBucket"], Resource="arn:aws:s3:::bkt/*")),
+     "Action does not apply to any resource(s) in statement"),
+    ("unknown operator", doc(stmt(Condition={"StringEqualz": {"aws:Referer": "x"}})),
+     "Invalid Condition type : StringEqualz"),
+    ("operator case matters", doc(stmt(Condition={"stringequals": {"aws:Referer": "x"}})),
+     "Invalid Condition type : stringequals"),
+    ("Null has no IfExists", doc(stmt(Condition={"NullIfExists": {"aws:Referer": "true"}})),
+     "Invalid Condition type : NullIfExists"),
+    ("unknown qualifier", doc(stmt(Condition={"ForSomeValues:StringEquals": {"aws:Referer": "x"}})),
+     "Invalid Condition type : ForSomeValues:StringEquals"),
+    ("unknown s3 key", doc(stmt(Condition={"StringEquals": {"s3:FakeKeyDoesNotExist": "x"}})),
+     "Policy has an invalid condition key"),
+    ("key of another service", doc(stmt(Condition={"StringEquals": {"ec2:Region": "x"}})),
+     "Policy has an invalid condition key"),
+    ("prefix with GetObject", doc(stmt(Condition={"StringEquals": {"s3:prefix": "home/"}})),
+     "Conditions do not apply to combination of actions and resources in statement"),
+    ("x-amz-acl with GetObject and PutObject",
+     doc(stmt(Action=["s3:GetObject", "s3:PutObject"], Condition={"StringEquals": {"s3:x-amz-acl": "private"}})),
+     "Conditions do not apply to combination of actions and resources in statement"),
+    ("ExistingObjectTag with PutObject",
+     doc(stmt(Action="s3:PutObject", Condition={"StringEquals": {"s3:ExistingObjectTag/env": "prod"}})),
+     "Conditions do not apply to combination of actions and resources in statement"),
+    ("ExistingObjectTag with GetObjectRetention",
+     doc(stmt(Action="s3:GetObjectRetention", Condition={"StringEquals": {"s3:ExistingObjectTag/env": "prod"}})),
+     "Conditions do not apply to combination of actions and resources in statement"),
+    ("RequestObjectTag with PutObjectAcl",
+     doc(stmt(Action="s3:PutObjectAcl", Condition={"StringEquals": {"s3:RequestObjectTag/env": "prod"}})),
+     "Conditions do not apply to combination of actions and resources in statement"),
+    ("bad source ip", doc(stmt(Condition={"IpAddress": {"aws:SourceIp": "300.1.2.3/24"}})),
+     "Invalid IP address in Conditions"),
+    ("condition not an object", doc(stmt(Condition=["x"])), "This policy contains invalid Json"),
+    ("condition values an object", doc(stmt(Condition={"StringEquals": {"aws:Referer": {"a": 1}}})),
+     "This policy contains invalid Json"),
+]
+
+
+@pytest.mark.parametrize("name,text,message", REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_put_bucket_policy_refuses_with_s3_message(name, text, message):
+    assert refused(text) == message
+
+
+def test_policy_over_20_kb_is_policy_too_large():
+    padding = "x" * (20 * 1024)
+    text = doc(stmt(Sid=padding))
+    with pytest.raises(PolicyTooLarge) as info:
+        parse_policy(text, BUCKET, known)
+    assert (info.value.code, info.value.status) == ("PolicyTooLarge", 400)
+    assert info.value.message == "Policy exceeds the maximum allowed document size."
+
+
+def test_policy_of_exactly_20_kb_is_accepted():
+    text = doc(stmt(Sid=""))
+    text = doc(stmt(Sid="x" * (20 * 1024 - len(text))))
+    assert len(text.encode()) == 20 * 1024
+    assert parse_policy(text, BUCKET, known).statements[0].sid.startswith("x")
+
+
+ACCEPTED = [
+    ("statement as one object", json.dumps({"Version": "2012-10-17", "Statement": stmt()})),
+    ("no version: 2008-10-17", json.dumps({"Statement": [stmt()]})),
+    ("2008 version", doc(stmt(), Version="2008-10-17")),
+    ("id", doc(stmt(), Id="PolicyForCloudFront")),
+    ("account id", doc(stmt(Principal={"AWS": OTHER}))),
+    ("account root arn list", doc(stmt(Principal={"AWS": [f"arn:aws:iam::{OTHER}:root", OWNER]}))),
+    ("aws star", doc(stmt(Principal={"AWS": "*"}))),
+    ("aws star list", doc(stmt(Principal={"AWS": ["*"]}))),
+    ("user arn", doc(stmt(Principal={"AWS": "arn:aws:iam::444455556666:user/alice"}))),
+    ("role arn", doc(stmt(Principal={"AWS": "arn:aws:iam::444455556666:role/reader"}))),
+    ("canonical user", doc(stmt(Principal={"CanonicalUser": CANONICAL}))),
+    ("service", doc(stmt(Principal={"Service": "logging.s3.amazonaws.com"}, Action="s3:PutObject"))),
+    ("not principal", doc(stmt(Effect="Deny", Principal=None, NotPrincipal={"AWS": OWNER}))),
+    ("action case-insensitive", doc(stmt(Action="S3:getobject"))),
+    ("action wildcard", doc(stmt(Action="s3:Get*", Resource=["arn:aws:s3:::bkt", "arn:aws:s3:::bkt/*"]))),
+    ("action star", doc(stmt(Action="*", Resource="arn:aws:s3:::bkt/*"))),
+    ("s3 star on the bucket", doc(stmt(Action="s3:*", Resource="arn:aws:s3:::bkt"))),
+    ("not action", doc(stmt(Action=None, NotAction="s3:DeleteObject"))),
+    ("not resource", doc(stmt(Effect="Deny", Resource=None, NotResource="arn:aws:s3:::bkt/public/*"))),
+    ("object key pattern", doc(stmt(Resource="arn:aws:s3:::bkt/home/${aws:username}/*"))),
+    ("list bucket with prefix", doc(stmt(Action="s3:ListBucket", Resource="arn:aws:s3:::bkt",
+                                         Condition={"StringLike": {"s3:prefix": "home/*"}}))),
+    ("prefix with wildcard action", doc(stmt(Action="s3:List*", Resource="arn:aws:s3:::bkt",
+                                             Condition={"StringEquals": {"s3:prefix": ""}}))),
+    ("global keys", doc(stmt(Condition={"Bool": {"aws:SecureTransport": "true"},
+                                        "IpAddress": {"aws:SourceIp": ["192.0.2.0/24", "2001:DB8::/32"]},
+                                        "StringLike": {"aws:Referer": "https://example.com/*"},
+                                        "DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"},
+                                        "NumericLessThan": {"s3:TlsVersion": 1.2}}))),
+    ("any aws: key", doc(stmt(Condition={"Bool": {"aws:xyz": "true"}}))),
+    ("key case-insensitive", doc(stmt(Condition={"IpAddress": {"AWS:SOURCEIP": "10.0.0.1"}}))),
+    ("qualifiers", doc(stmt(Action="s3:PutObject",
+                            Condition={"ForAllValues:StringEquals": {"s3:RequestObjectTagKeys": ["a", "b"]},
+                                       "ForAnyValue:StringLikeIfExists": {"aws:TagKeys": "x*"}}))),
+    ("bool as json", doc(stmt(Condition={"Bool": {"aws:SecureTransport": False}}))),
+    ("existing tag on GetObject", doc(stmt(Condition={"StringEquals": {"s3:ExistingObjectTag/env": "prod"}}))),
+    ("x-amz-acl on PutObject", doc(stmt(Action="s3:PutObject",
+                                        Condition={"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}}))),
+    ("sse on PutObject", doc(stmt(Effect="Deny", Action="s3:PutObject",
+                                  Condition={"Null": {"s3:x-amz-server-side-encryption": "true"}}))),
+    ("empty sid twice", doc(stmt(Sid=""), stmt(Sid=""))),
+]
+
+
+@pytest.mark.parametrize("name,text", ACCEPTED, ids=[a[0] for a in ACCEPTED])
+def test_put_bucket_policy_accepts(name, text):
+    policy = parse_policy(text, BUCKET, known)
+    assert policy.text == text
+    assert policy.statements
+
+
+def test_bytes_are_accepted_and_text_is_kept_as_given():
+    text = doc(stmt())
+    policy = parse_policy(text.encode(), BUCKET)
+    assert policy.text == text and policy.version == "2012-10-17"
+
+
+def test_without_known_principal_any_well_formed_account_is_accepted():
+    assert parse_policy(doc(stmt(Principal={"AWS": "999999999999"})), BUCKET).statements
+    assert refused_without_lookup(doc(stmt(Principal={"AWS": "bob"}))) == "Invalid principal in policy"
+
+
+def refused_without_lookup(text):
+    with pytest.raises(MalformedPolicy) as info:
+        parse_policy(text, BUCKET)
+    return info.value.message
+
+
+def test_known_principal_is_asked_with_account_canonical_id_and_arn():
+    asked = []
+
+    def lookup(value):
+        asked.append(value)
+        return True
+
+    parse_policy(doc(stmt(Principal={"AWS": [OTHER, f"arn:aws:iam::{OWNER}:root",
+                                             "arn:aws:iam::444455556666:user/alice"],
+                                     "CanonicalUser": CANONICAL})), BUCKET, lookup)
+    assert asked == [OTHER, OWNER, OTHER, "arn:aws:iam::444455556666:user/alice", CANONICAL]
