@@ -246,6 +246,7 @@ class Policy:
 
     def evaluate(self, request: AccessRequest) -> str | None:
         """``"Deny"`` (an explicit deny matched), ``"Allow"``, or None (nothing applies)."""
+        request = with_principal_keys(request)
         result = None
         for statement in self.statements:
             if statement.matches(request, variables=self.variables):
@@ -256,6 +257,42 @@ class Policy:
 
     def is_public(self) -> bool:
         return any(s.is_public() for s in self.statements)
+
+
+def principal_keys(principal) -> dict[str, list[str]]:
+    """The global condition keys AWS derives from who asks: ``aws:PrincipalType``
+    (``Anonymous``, ``Account`` for an account's own keys, ``User``, ``AssumedRole``...),
+    ``aws:PrincipalAccount``, ``aws:PrincipalArn``, ``aws:userid`` and, for IAM users,
+    ``aws:username``."""
+    if principal.anonymous:
+        return {"aws:PrincipalType": ["Anonymous"]}
+    keys = {"aws:PrincipalAccount": [principal.account_id]}
+    arn = principal.arn or f"arn:aws:iam::{principal.account_id}:root"
+    keys["aws:PrincipalArn"] = [arn]
+    m = _IAM_ARN.match(arn)
+    rest = m.group(3) if m else "root"
+    if rest == "root":
+        keys["aws:PrincipalType"] = ["Account"]
+        keys["aws:userid"] = [principal.account_id]
+    elif rest.startswith("user/"):
+        keys["aws:PrincipalType"] = ["User"]
+        keys["aws:username"] = [rest.rsplit("/", 1)[-1]]
+    elif rest.startswith("assumed-role/"):
+        keys["aws:PrincipalType"] = ["AssumedRole"]
+    elif rest.startswith("federated-user/"):
+        keys["aws:PrincipalType"] = ["FederatedUser"]
+    return keys
+
+
+def with_principal_keys(request: AccessRequest) -> AccessRequest:
+    """``request`` with the principal's global keys added where its context lacks them."""
+    derived = principal_keys(request.principal)
+    present = {k.lower() for k in request.context}
+    missing = {k: v for k, v in derived.items() if k.lower() not in present}
+    if not missing:
+        return request
+    return AccessRequest(request.principal, request.action, request.resource,
+                         {**missing, **request.context})
 
 
 # ---- parsing -------------------------------------------------------------------------------

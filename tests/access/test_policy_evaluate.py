@@ -327,3 +327,24 @@ def test_all_conditions_must_hold():
                {"aws:SecureTransport": ["false"], "aws:SourceIp": ["10.1.2.3"]}) is None
     assert ask(pol, ANONYMOUS, "s3:GetObject", "k",
                {"aws:SecureTransport": ["true"], "aws:SourceIp": ["11.1.2.3"]}) is None
+
+
+def test_principal_keys_come_from_who_asks():
+    pol = policy({"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{B}/*",
+                  "Condition": {"StringEquals": {"aws:PrincipalAccount": "444455556666"}}},
+                 {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                  "Resource": f"arn:aws:s3:::{B}/anon/*",
+                  "Condition": {"StringEquals": {"aws:PrincipalType": "Anonymous"}}})
+    assert ask(pol, OTHER, "s3:GetObject", "k") == "Allow"
+    assert ask(pol, THIRD, "s3:GetObject", "k") is None
+    assert ask(pol, ANONYMOUS, "s3:GetObject", "k") is None
+    assert ask(pol, ANONYMOUS, "s3:GetObject", "anon/k") == "Allow"
+    assert ask(pol, THIRD, "s3:GetObject", "anon/k") is None
+
+
+def test_username_of_an_iam_user_fills_the_variable():
+    pol = policy({"Effect": "Allow", "Principal": {"AWS": "444455556666"}, "Action": "s3:GetObject",
+                  "Resource": f"arn:aws:s3:::{B}/home/${{aws:username}}/*"})
+    alice = Principal("444455556666", None, "arn:aws:iam::444455556666:user/team/alice")
+    assert ask(pol, alice, "s3:GetObject", "home/alice/x") == "Allow"
+    assert ask(pol, OTHER, "s3:GetObject", "home/alice/x") is None    # the account itself has no username
