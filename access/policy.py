@@ -509,19 +509,55 @@ def _parse_resources(value, bucket: str) -> list[str]:
 
 
 def _in_bucket(resource: str, bucket: str) -> bool:
-    """A resource a policy of ``bucket`` may name: the bucket's ARN or ARNs of its objects."""
-    if not resource.startswith(_S3_ARN_PREFIX):
-        return False
-    rest = resource[len(_S3_ARN_PREFIX):]
-    return rest == bucket or rest.startswith(bucket + "/")
+    """A resource a policy of ``bucket`` may name: an S3 ARN whose pattern can match the
+    bucket's ARN or the ARN of one of its objects (``arn:aws:s3:::bkt``, ``arn:aws:s3:::bkt/*``,
+    ``arn:aws:s3:::*``); another bucket, a bare ``*`` or another service's ARN is invalid."""
+    return bool(_resource_kinds([resource], bucket))
 
 
 def _resource_kinds(resources: list[str], bucket: str) -> set[str]:
+    """Which of "bucket" (the bucket's ARN) and "object" (its objects' ARNs) the resource
+    patterns can match."""
     kinds = set()
     for resource in resources:
+        if not resource.startswith(_S3_ARN_PREFIX):
+            continue
         rest = resource[len(_S3_ARN_PREFIX):]
-        kinds.add("bucket" if rest == bucket else "object")
+        if cond.wildcard_match(rest, bucket):
+            kinds.add("bucket")
+        if _glob_accepts_prefix(rest, bucket + "/"):
+            kinds.add("object")
     return kinds
+
+
+def _glob_accepts_prefix(pattern: str, prefix: str) -> bool:
+    """Whether some string starting with ``prefix`` matches the ``*``/``?`` pattern."""
+    def closure(states: set[int]) -> set[int]:
+        out, todo = set(), list(states)
+        while todo:
+            i = todo.pop()
+            if i in out:
+                continue
+            out.add(i)
+            if i < len(pattern) and pattern[i] == "*":
+                todo.append(i + 1)
+        return out
+
+    states = closure({0})
+    for ch in prefix:
+        nxt = set()
+        for i in states:
+            if i >= len(pattern):
+                continue
+            p = pattern[i]
+            if p == "*":
+                nxt.add(i)
+            elif p == "?" or p == ch:
+                nxt.add(i + 1)
+        states = closure(nxt)
+        if not states:
+            return False
+    return True
 
 
 def _check_actions_apply(actions: list[str], resources: list[str], bucket: str) -> None:
