@@ -14,8 +14,9 @@ operation (and IAM will later). Its parts:
 The policy language (``access.policy``, ``access.conditions``, ``access.s3_actions``):
 
 - ``parse_policy(text, bucket, known_principal=None) -> Policy`` validates as PutBucketPolicy
-  does and raises ``PolicyTooLarge`` (over 20 KB) or ``MalformedPolicy`` (S3's message); both
-  are ``PolicyError`` with ``.code``, ``.status`` (400) and ``.message``. ``known_principal``
+  does and raises ``MalformedPolicy`` with S3's message (``PolicyTooLarge``, its subclass, for
+  a document over 20 KB normalized); both carry ``.code`` ("MalformedPolicy"), ``.status``
+  (400) and ``.message``. ``known_principal``
   is asked with an account id, a canonical user id or an IAM user/role ARN.
 - ``Policy.text`` (the document as given), ``.version``, ``.id``, ``.statements``;
   ``Policy.evaluate(AccessRequest) -> "Deny" | "Allow" | None`` (the principal's global keys,

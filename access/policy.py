@@ -3,8 +3,9 @@ evaluating it for one request.
 
 ``parse_policy(text, bucket, known_principal)`` returns a ``Policy`` or raises:
 
-- ``PolicyTooLarge`` (400 ``PolicyTooLarge``, "Policy exceeds the maximum allowed document
-  size.") for a document over 20 KB (20,480 bytes);
+- ``PolicyTooLarge`` for a document over 20 KB (20,480 bytes) once normalized (whitespace
+  between tokens dropped): S3 answers it 400 ``MalformedPolicy``, "Normalized policy document
+  exceeds the maximum allowed size of 20480 bytes" (a subclass of ``MalformedPolicy``);
 - ``MalformedPolicy`` (400 ``MalformedPolicy``) with S3's message for everything else (see
   the ``M_*`` constants below).
 
@@ -35,7 +36,8 @@ from access import conditions as cond
 from access import s3_actions
 from access.model import AccessRequest
 
-MAX_POLICY_BYTES = 20 * 1024
+MAX_POLICY_BYTES = 20 * 1024          # of the normalized document (whitespace dropped)
+MAX_RAW_BYTES = 16 * MAX_POLICY_BYTES  # a body this big is refused before it is parsed
 VERSIONS = ("2012-10-17", "2008-10-17")
 DEFAULT_VERSION = "2008-10-17"
 
@@ -54,7 +56,8 @@ M_ACTION_RESOURCE = "Action does not apply to any resource(s) in statement"
 M_CONDITION_KEY = "Policy has an invalid condition key"
 M_CONDITION_COMBINATION = "Conditions do not apply to combination of actions and resources in statement"
 M_CONDITION_IP = "Invalid IP address in Conditions"
-M_TOO_LARGE = "Policy exceeds the maximum allowed document size."
+M_SYNTAX = "Invalid policy syntax."
+M_TOO_LARGE = "Normalized policy document exceeds the maximum allowed size of 20480 bytes"
 
 
 def m_missing(name: str) -> str:
@@ -88,8 +91,9 @@ class MalformedPolicy(PolicyError):
     status = 400
 
 
-class PolicyTooLarge(PolicyError):
-    code = "PolicyTooLarge"
+class PolicyTooLarge(MalformedPolicy):
+    """Over 20 KB once normalized (S3 answers it as a MalformedPolicy)."""
+    code = "MalformedPolicy"
     status = 400
 
     def __init__(self, message: str = M_TOO_LARGE):
@@ -259,6 +263,12 @@ class Policy:
         return any(s.is_public() for s in self.statements)
 
 
+def normalized_size(doc) -> int:
+    """The size S3 holds to the 20 KB limit: the document's UTF-8 bytes without whitespace
+    between its tokens."""
+    return len(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
 def principal_keys(principal) -> dict[str, list[str]]:
     """The global condition keys AWS derives from who asks: ``aws:PrincipalType``
     (``Anonymous``, ``Account`` for an account's own keys, ``User``, ``AssumedRole``...),
@@ -306,10 +316,10 @@ def parse_policy(text: str | bytes, bucket: str,
     canonical user id (``{"CanonicalUser": ...}``) and with a full IAM user/role ARN. None
     accepts every well-formed principal."""
     raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-    if len(raw) > MAX_POLICY_BYTES:
-        raise PolicyTooLarge()
     if not raw or raw[:1] != b"{":
         raise MalformedPolicy(M_FIRST_BYTE)
+    if len(raw) > MAX_RAW_BYTES:
+        raise PolicyTooLarge()
     try:
         decoded = raw.decode("utf-8")
         doc = json.loads(decoded)
@@ -317,6 +327,8 @@ def parse_policy(text: str | bytes, bucket: str,
         raise MalformedPolicy(M_INVALID_JSON) from None
     if not isinstance(doc, dict):
         raise MalformedPolicy(M_FIRST_BYTE)
+    if normalized_size(doc) > MAX_POLICY_BYTES:
+        raise PolicyTooLarge()
     for name in doc:
         if name not in _TOP_FIELDS:
             raise MalformedPolicy(m_unknown_field(name))
@@ -326,7 +338,7 @@ def parse_policy(text: str | bytes, bucket: str,
         raise MalformedPolicy(M_VERSION)
     policy_id = doc.get("Id")
     if policy_id is not None and not isinstance(policy_id, str):
-        raise MalformedPolicy(M_INVALID_JSON)
+        raise MalformedPolicy(M_SYNTAX)
 
     if "Statement" not in doc:
         raise MalformedPolicy(M_NO_STATEMENT)
@@ -334,7 +346,7 @@ def parse_policy(text: str | bytes, bucket: str,
     if isinstance(raw_statements, dict):
         raw_statements = [raw_statements]
     if not isinstance(raw_statements, list):
-        raise MalformedPolicy(M_INVALID_JSON)
+        raise MalformedPolicy(M_SYNTAX)
     if not raw_statements:
         raise MalformedPolicy(M_EMPTY_STATEMENT)
 
@@ -352,20 +364,22 @@ def parse_policy(text: str | bytes, bucket: str,
 
 def _parse_statement(raw, bucket: str, known_principal) -> Statement:
     if not isinstance(raw, dict):
-        raise MalformedPolicy(M_INVALID_JSON)
+        raise MalformedPolicy(M_SYNTAX)
     for name in raw:
         if name not in _STATEMENT_FIELDS:
             raise MalformedPolicy(m_unknown_field(name))
 
     sid = raw.get("Sid")
     if sid is not None and not isinstance(sid, str):
-        raise MalformedPolicy(M_INVALID_JSON)
+        raise MalformedPolicy(M_SYNTAX)
 
     if "Effect" not in raw:
         raise MalformedPolicy(m_missing("Effect"))
     effect = raw["Effect"]
+    if not isinstance(effect, str):
+        raise MalformedPolicy(M_SYNTAX)
     if effect not in ("Allow", "Deny"):
-        raise MalformedPolicy(m_effect(effect if isinstance(effect, str) else json.dumps(effect)))
+        raise MalformedPolicy(m_effect(effect))
 
     st = Statement(sid=sid, effect=effect)
 
@@ -376,6 +390,8 @@ def _parse_statement(raw, bucket: str, known_principal) -> Statement:
         st.principals = _parse_principal(raw["Principal"], known_principal)
     elif "NotPrincipal" in raw:
         st.not_principals = _parse_principal(raw["NotPrincipal"], known_principal)
+        if effect == "Allow":               # NotPrincipal must be used with "Effect": "Deny"
+            raise MalformedPolicy(M_PRINCIPAL)
     else:
         raise MalformedPolicy(m_missing("Principal"))
 
@@ -407,13 +423,16 @@ def _parse_statement(raw, bucket: str, known_principal) -> Statement:
     return st
 
 
-def _strings(value, message: str) -> list[str]:
-    """A JSON string or array of strings as a list (anything else: ``message``)."""
+def _strings(value, empty_message: str) -> list[str]:
+    """A JSON string or array of strings as a list: an empty array is ``empty_message``,
+    anything but strings (null, a number, an object) is "Invalid policy syntax."."""
     if isinstance(value, str):
         return [value]
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        if not value:
+            raise MalformedPolicy(empty_message)
         return list(value)
-    raise MalformedPolicy(message)
+    raise MalformedPolicy(M_SYNTAX)
 
 
 def _parse_principal(value, known_principal) -> list[PrincipalEntry]:
@@ -426,14 +445,14 @@ def _parse_principal(value, known_principal) -> list[PrincipalEntry]:
         for kind, ids in value.items():
             if kind not in ("AWS", "CanonicalUser", "Service", "Federated"):
                 raise MalformedPolicy(M_PRINCIPAL)
-            if isinstance(ids, list) and not ids:
-                raise MalformedPolicy(M_EMPTY_PRINCIPAL)
-            for one in _strings(ids, M_PRINCIPAL):
+            for one in _strings(ids, M_EMPTY_PRINCIPAL):
                 entries.append(_parse_principal_value(kind, one.strip(), known_principal))
         return entries
     if isinstance(value, (list, str)) and not value:
         raise MalformedPolicy(M_EMPTY_PRINCIPAL)
-    raise MalformedPolicy(M_PRINCIPAL)
+    if isinstance(value, str):
+        raise MalformedPolicy(M_PRINCIPAL)
+    raise MalformedPolicy(M_SYNTAX)
 
 
 def _parse_principal_value(kind: str, value: str, known) -> PrincipalEntry:
@@ -570,7 +589,7 @@ def _check_actions_apply(actions: list[str], resources: list[str], bucket: str) 
 
 def _parse_conditions(value, actions: list[str] | None) -> list[tuple[cond.Operator, str, list]]:
     if not isinstance(value, dict):
-        raise MalformedPolicy(M_INVALID_JSON)
+        raise MalformedPolicy(M_SYNTAX)
     concrete = []
     for action in actions or ():
         if "*" in action or "?" in action:
@@ -582,11 +601,11 @@ def _parse_conditions(value, actions: list[str] | None) -> list[tuple[cond.Opera
         if op is None:
             raise MalformedPolicy(m_condition_type(name))
         if not isinstance(block, dict):
-            raise MalformedPolicy(M_INVALID_JSON)
+            raise MalformedPolicy(M_SYNTAX)
         for key, raw_values in block.items():
             values = raw_values if isinstance(raw_values, list) else [raw_values]
             if any(cond.value_text(v) is None for v in values):
-                raise MalformedPolicy(M_INVALID_JSON)
+                raise MalformedPolicy(M_SYNTAX)
             known, applies_to = s3_actions.condition_key_actions(key)
             if not known:
                 raise MalformedPolicy(M_CONDITION_KEY)

@@ -55,11 +55,15 @@ REFUSALS = [
     ("empty statement list", doc(), "Could not parse the policy: Statement is empty!"),
     ("unknown top field", doc(stmt(), Foo="bar"), "Unknown field Foo"),
     ("unknown statement field", doc(stmt(Foo="bar")), "Unknown field Foo"),
-    ("statement not an object", json.dumps({"Statement": ["x"]}), "This policy contains invalid Json"),
+    ("statement not an object", json.dumps({"Statement": ["x"]}), "Invalid policy syntax."),
+    ("statement a string", json.dumps({"Statement": "x"}), "Invalid policy syntax."),
+    ("sid a number", doc(stmt(Sid=1)), "Invalid policy syntax."),
+    ("id a number", doc(stmt(), Id=1), "Invalid policy syntax."),
     ("duplicate sid", doc(stmt(Sid="a"), stmt(Sid="a")), "Statement IDs (SID) in a single policy must be unique."),
     ("no effect", doc(stmt(Effect=None)), "Missing required field Effect"),
     ("bad effect", doc(stmt(Effect="hello")), "Invalid effect: hello"),
     ("lower-case effect", doc(stmt(Effect="allow")), "Invalid effect: allow"),
+    ("effect not a string", doc(stmt(Effect=True)), "Invalid policy syntax."),
     ("no principal", doc(stmt(Principal=None)), "Missing required field Principal"),
     ("principal word", doc(stmt(Principal="everyone")), "Invalid principal in policy"),
     ("unknown account", doc(stmt(Principal={"AWS": "999999999999"})), "Invalid principal in policy"),
@@ -77,13 +81,24 @@ REFUSALS = [
     ("unknown principal type", doc(stmt(Principal={"Users": "*"})), "Invalid principal in policy"),
     ("bad service", doc(stmt(Principal={"Service": "not a service"})), "Invalid principal in policy"),
     ("empty principal", doc(stmt(Principal={})), "Missing required field Principal cannot be empty!"),
-    ("principal number", doc(stmt(Principal={"AWS": 111122223333})), "Invalid principal in policy"),
+    ("principal number", doc(stmt(Principal={"AWS": 111122223333})), "Invalid policy syntax."),
+    ("principal list", doc(stmt(Principal=["*"])), "Invalid policy syntax."),
+    ("empty principal list", doc(stmt(Principal={"AWS": []})), "Missing required field Principal cannot be empty!"),
+    ("allow with not-principal", doc(stmt(Principal=None, NotPrincipal={"AWS": OWNER})),
+     "Invalid principal in policy"),
+    ("both principal and not-principal", doc(stmt(Effect="Deny", NotPrincipal={"AWS": OWNER})),
+     "Invalid principal in policy"),
     ("no action", doc(stmt(Action=None)), "Missing required field Action"),
     ("action of another service", doc(stmt(Action="ec2:RunInstances")), "Policy has invalid action"),
     ("action without service", doc(stmt(Action="GetObject")), "Policy has invalid action"),
     ("no such s3 action", doc(stmt(Action="s3:GetObjectt")), "Policy has invalid action"),
     ("wildcard matching nothing", doc(stmt(Action="s3:Frobnicate*")), "Policy has invalid action"),
     ("empty action list", doc(stmt(Action=[])), "Policy has invalid action"),
+    ("null action", doc(stmt()).replace('"s3:GetObject"', "null"), "Invalid policy syntax."),
+    ("action a number", doc(stmt(Action=5)), "Invalid policy syntax."),
+    ("both action and not-action", doc(stmt(NotAction="s3:PutObject")), "Policy has invalid action"),
+    ("both resource and not-resource", doc(stmt(NotResource="arn:aws:s3:::bkt/x")), "Policy has invalid resource"),
+    ("resource a number", doc(stmt(Resource=5)), "Invalid policy syntax."),
     ("no resource", doc(stmt(Resource=None)), "Missing required field Resource"),
     ("resource star", doc(stmt(Resource="*")), "Policy has invalid resource"),
     ("other bucket", doc(stmt(Resource="arn:aws:s3:::other/*")), "Policy has invalid resource"),
@@ -131,9 +146,12 @@ REFUSALS = [
      "Conditions do not apply to combination of actions and resources in statement"),
     ("bad source ip", doc(stmt(Condition={"IpAddress": {"aws:SourceIp": "300.1.2.3/24"}})),
      "Invalid IP address in Conditions"),
-    ("condition not an object", doc(stmt(Condition=["x"])), "This policy contains invalid Json"),
+    ("condition not an object", doc(stmt(Condition=["x"])), "Invalid policy syntax."),
+    ("condition block not an object", doc(stmt(Condition={"StringEquals": "x"})), "Invalid policy syntax."),
     ("condition values an object", doc(stmt(Condition={"StringEquals": {"aws:Referer": {"a": 1}}})),
-     "This policy contains invalid Json"),
+     "Invalid policy syntax."),
+    ("condition value null", doc(stmt(Condition={"StringEquals": {"aws:Referer": None}})),
+     "Invalid policy syntax."),
 ]
 
 
@@ -142,20 +160,46 @@ def test_put_bucket_policy_refuses_with_s3_message(name, text, message):
     assert refused(text) == message
 
 
-def test_policy_over_20_kb_is_policy_too_large():
-    padding = "x" * (20 * 1024)
-    text = doc(stmt(Sid=padding))
+def compact(*statements) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, separators=(",", ":"))
+
+
+def test_policy_over_20_kb_normalized_is_refused():
+    base = compact(stmt(Sid=""))
+    text = compact(stmt(Sid="x" * (20 * 1024 - len(base) + 1)))
+    assert len(text.encode()) == 20 * 1024 + 1
     with pytest.raises(PolicyTooLarge) as info:
         parse_policy(text, BUCKET, known)
-    assert (info.value.code, info.value.status) == ("PolicyTooLarge", 400)
-    assert info.value.message == "Policy exceeds the maximum allowed document size."
+    assert isinstance(info.value, MalformedPolicy)
+    assert (info.value.code, info.value.status) == ("MalformedPolicy", 400)
+    assert info.value.message == "Normalized policy document exceeds the maximum allowed size of 20480 bytes"
 
 
-def test_policy_of_exactly_20_kb_is_accepted():
-    text = doc(stmt(Sid=""))
-    text = doc(stmt(Sid="x" * (20 * 1024 - len(text))))
+def test_policy_of_exactly_20_kb_normalized_is_accepted():
+    base = compact(stmt(Sid=""))
+    text = compact(stmt(Sid="x" * (20 * 1024 - len(base))))
     assert len(text.encode()) == 20 * 1024
     assert parse_policy(text, BUCKET, known).statements[0].sid.startswith("x")
+
+
+def test_whitespace_does_not_count_toward_20_kb():
+    statements = [stmt(Sid=f"s{i}", Resource=f"arn:aws:s3:::bkt/prefix-{i}/*") for i in range(60)]
+    text = json.dumps({"Version": "2012-10-17", "Statement": statements}, indent=12)
+    assert len(text.encode()) > 20 * 1024 > len(compact(*statements).encode())
+    assert len(parse_policy(text, BUCKET, known).statements) == 60
+
+
+def test_multibyte_characters_count_as_their_utf8_bytes():
+    base = compact(stmt(Sid=""))
+    room = 20 * 1024 - len(base)
+    parse_policy(compact(stmt(Sid="é" * (room // 2))), BUCKET, known)
+    with pytest.raises(PolicyTooLarge):
+        parse_policy(compact(stmt(Sid="é" * (room // 2 + 1))), BUCKET, known)
+
+
+def test_a_huge_body_is_refused_before_parsing():
+    with pytest.raises(PolicyTooLarge):
+        parse_policy("{" + " " * (1024 * 1024), BUCKET, known)
 
 
 ACCEPTED = [

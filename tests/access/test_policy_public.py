@@ -1,7 +1,6 @@
 """Policy.is_public: S3's meaning of "public" for Block Public Access and GetBucketPolicyStatus.
 
-A policy is public when some Allow statement grants to a wildcard principal (or to everyone but
-some, with NotPrincipal) and no condition pins it to fixed values of aws:SourceIp (a CIDR),
+A policy is public when some Allow statement grants to a wildcard principal and no condition pins it to fixed values of aws:SourceIp (a CIDR),
 aws:SourceArn, aws:SourceVpc, aws:SourceVpce, aws:SourceOwner, aws:SourceAccount,
 s3:x-amz-server-side-encryption-aws-kms-key-id, aws:userid (outside "AROLEID:*"),
 aws:PrincipalOrgID and the other keys the S3 User Guide names."""
@@ -28,7 +27,6 @@ PUBLIC = [
     ("star", pol("*")),
     ("aws star", pol({"AWS": "*"})),
     ("aws star in a list", pol({"AWS": ["111122223333", "*"]})),
-    ("not principal allow", pol({"AWS": "111122223333"}, not_principal=True)),
     ("referer only", pol(condition={"StringLike": {"aws:Referer": "https://example.com/*"}})),
     ("secure transport only", pol(condition={"Bool": {"aws:SecureTransport": "true"}})),
     ("source ip everything", pol(condition={"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}})),
