@@ -275,7 +275,7 @@ def principal_keys(principal) -> dict[str, list[str]]:
     ``aws:PrincipalAccount``, ``aws:PrincipalArn``, ``aws:userid`` and, for IAM users,
     ``aws:username``."""
     if principal.anonymous:
-        return {"aws:PrincipalType": ["Anonymous"]}
+        return {"aws:PrincipalType": ["Anonymous"], "aws:userid": ["anonymous"]}
     keys = {"aws:PrincipalAccount": [principal.account_id]}
     arn = principal.arn or f"arn:aws:iam::{principal.account_id}:root"
     keys["aws:PrincipalArn"] = [arn]
