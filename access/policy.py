@@ -49,7 +49,7 @@ M_NO_STATEMENT = "Missing required field Statement"
 M_EMPTY_STATEMENT = "Could not parse the policy: Statement is empty!"
 M_DUPLICATE_SID = "Statement IDs (SID) in a single policy must be unique."
 M_PRINCIPAL = "Invalid principal in policy"
-M_EMPTY_PRINCIPAL = "Missing required field Principal cannot be empty!"
+M_EMPTY_PRINCIPAL = "Missing required field Principal cannot be empty!"    # m_empty("Principal")
 M_ACTION = "Policy has invalid action"
 M_RESOURCE = "Policy has invalid resource"
 M_ACTION_RESOURCE = "Action does not apply to any resource(s) in statement"
@@ -62,6 +62,14 @@ M_TOO_LARGE = "Normalized policy document exceeds the maximum allowed size of 20
 
 def m_missing(name: str) -> str:
     return f"Missing required field {name}"
+
+
+def m_empty(name: str) -> str:
+    return f"Missing required field {name} cannot be empty!"
+
+
+def m_duplicate(name: str) -> str:
+    return f"Statement/policy already has instance of {name}"
 
 
 def m_unknown_field(name: str) -> str:
@@ -322,7 +330,9 @@ def parse_policy(text: str | bytes, bucket: str,
         raise PolicyTooLarge()
     try:
         decoded = raw.decode("utf-8")
-        doc = json.loads(decoded)
+        doc = json.loads(decoded, object_pairs_hook=_unique_names)
+    except _DuplicateName as dup:
+        raise MalformedPolicy(m_duplicate(dup.name)) from None
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedPolicy(M_INVALID_JSON) from None
     if not isinstance(doc, dict):
@@ -362,6 +372,22 @@ def parse_policy(text: str | bytes, bucket: str,
     return Policy(decoded, version, policy_id, statements)
 
 
+class _DuplicateName(Exception):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+def _unique_names(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose names are unique (a name given twice: "already has instance")."""
+    out: dict = {}
+    for name, value in pairs:
+        if name in out:
+            raise _DuplicateName(name)
+        out[name] = value
+    return out
+
+
 def _parse_statement(raw, bucket: str, known_principal) -> Statement:
     if not isinstance(raw, dict):
         raise MalformedPolicy(M_SYNTAX)
@@ -385,7 +411,7 @@ def _parse_statement(raw, bucket: str, known_principal) -> Statement:
 
     # Principal
     if "Principal" in raw and "NotPrincipal" in raw:
-        raise MalformedPolicy(M_PRINCIPAL)
+        raise MalformedPolicy(m_duplicate("Principal"))
     if "Principal" in raw:
         st.principals = _parse_principal(raw["Principal"], known_principal)
     elif "NotPrincipal" in raw:
@@ -397,7 +423,7 @@ def _parse_statement(raw, bucket: str, known_principal) -> Statement:
 
     # Action
     if "Action" in raw and "NotAction" in raw:
-        raise MalformedPolicy(M_ACTION)
+        raise MalformedPolicy(m_duplicate("Action"))
     if "Action" in raw:
         st.actions = _parse_actions(raw["Action"])
     elif "NotAction" in raw:
@@ -407,7 +433,7 @@ def _parse_statement(raw, bucket: str, known_principal) -> Statement:
 
     # Resource
     if "Resource" in raw and "NotResource" in raw:
-        raise MalformedPolicy(M_RESOURCE)
+        raise MalformedPolicy(m_duplicate("Resource"))
     if "Resource" in raw:
         st.resources = _parse_resources(raw["Resource"], bucket)
     elif "NotResource" in raw:
@@ -494,7 +520,7 @@ def _parse_principal_value(kind: str, value: str, known) -> PrincipalEntry:
 
 
 def _parse_actions(value) -> list[str]:
-    actions = _strings(value, M_ACTION)
+    actions = _strings(value, m_empty("Action"))
     for action in actions:
         if action == "*":
             continue
@@ -520,7 +546,7 @@ def _matching_actions(pattern: str) -> list[str]:
 
 
 def _parse_resources(value, bucket: str) -> list[str]:
-    resources = _strings(value, M_RESOURCE)
+    resources = _strings(value, m_empty("Resource"))
     for resource in resources:
         if not _in_bucket(resource, bucket):
             raise MalformedPolicy(M_RESOURCE)
