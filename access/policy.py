@@ -41,25 +41,29 @@ MAX_RAW_BYTES = 16 * MAX_POLICY_BYTES  # a body this big is refused before it is
 VERSIONS = ("2012-10-17", "2008-10-17")
 DEFAULT_VERSION = "2008-10-17"
 
-# S3's messages (the code is MalformedPolicy, the status 400, for all of them).
-M_FIRST_BYTE = "Policies must be valid JSON and the first byte must be '{'"
-M_INVALID_JSON = "This policy contains invalid Json"
-M_VERSION = "The policy must contain a valid version string"
-M_NO_STATEMENT = "Missing required field Statement"
-M_EMPTY_STATEMENT = "Could not parse the policy: Statement is empty!"
-M_DUPLICATE_SID = "Statement IDs (SID) in a single policy must be unique."
-M_PRINCIPAL = "Invalid principal in policy"
-M_EMPTY_PRINCIPAL = "Missing required field Principal cannot be empty!"    # m_empty("Principal")
-M_ACTION = "Policy has invalid action"
-M_RESOURCE = "Policy has invalid resource"
-M_ACTION_RESOURCE = "Action does not apply to any resource(s) in statement"
-M_CONDITION_KEY = "Policy has an invalid condition key"
-M_CONDITION_COMBINATION = "Conditions do not apply to combination of actions and resources in statement"
-M_CONDITION_IP = "Invalid IP address in Conditions"
-M_SYNTAX = "Invalid policy syntax."
-M_TOO_LARGE = "Normalized policy document exceeds the maximum allowed size of 20480 bytes"
+# S3's messages (the code is MalformedPolicy, the status 400, for all of them). Where each was
+# seen: [S3] quoted from S3's own answers (users' reports, recordings against S3);
+# [3p] another S3 implementation's claim of what S3 says, not confirmed against S3 here.
+M_FIRST_BYTE = "Policies must be valid JSON and the first byte must be '{'"                # [S3]
+M_INVALID_JSON = "This policy contains invalid Json"                                     # [3p]
+M_VERSION = "The policy must contain a valid version string"                             # [3p]
+M_NO_STATEMENT = "Missing required field Statement"                                      # [S3]
+M_EMPTY_STATEMENT = "Could not parse the policy: Statement is empty!"                    # [3p]
+M_DUPLICATE_SID = "Statement IDs (SID) in a single policy must be unique."               # IAM's
+M_PRINCIPAL = "Invalid principal in policy"                                              # [S3]
+M_EMPTY_PRINCIPAL = "Missing required field Principal cannot be empty!"                  # [S3]
+M_ACTION = "Policy has invalid action"                                                   # [S3]
+M_RESOURCE = "Policy has invalid resource"                                               # [S3]
+M_ACTION_RESOURCE = "Action does not apply to any resource(s) in statement"              # [S3]
+M_CONDITION_KEY = "Policy has an invalid condition key"                                  # [S3]
+M_CONDITION_COMBINATION = ("Conditions do not apply to combination of actions and resources "  # [S3]
+                           "in statement")
+M_CONDITION_IP = "Invalid IP address in Conditions"                                      # [3p]
+M_SYNTAX = "Invalid policy syntax."                                  # [S3] ("Action": null)
+M_TOO_LARGE = "Normalized policy document exceeds the maximum allowed size of 20480 bytes"  # [S3]
 
 
+# [S3] for Principal, Effect and Statement; [3p] for the other names; the rest below: [3p].
 def m_missing(name: str) -> str:
     return f"Missing required field {name}"
 

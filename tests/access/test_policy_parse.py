@@ -302,3 +302,59 @@ def test_known_principal_is_asked_with_account_canonical_id_and_arn():
                                              "arn:aws:iam::444455556666:user/alice"],
                                      "CanonicalUser": CANONICAL})), BUCKET, lookup)
     assert asked == [OTHER, OWNER, OTHER, "arn:aws:iam::444455556666:user/alice", CANONICAL]
+
+
+# ---- bad input never escapes as anything but MalformedPolicy -------------------------------
+
+_ODD_VALUES = [None, True, False, 0, -1, 1.5, "", "*", "x", "${aws:username}", [], [None], [""], ["*"],
+               {}, {"AWS": None}, {"a": {"b": []}}, "arn:aws:s3:::bkt/*", "s3:*", "\u00e9\ud7ff",
+               "10.0.0.0/8", "2024-01-01T00:00:00Z", [1, 2], {"StringEquals": {"aws:Referer": [None]}}]
+
+
+def _mutations(node, rng):
+    """Copies of a JSON document with one value somewhere replaced by an odd one."""
+    import copy
+    doc_ = copy.deepcopy(node)
+    paths = []
+
+    def walk(n, path):
+        paths.append(path)
+        if isinstance(n, dict):
+            for k, v in n.items():
+                walk(v, path + [k])
+        elif isinstance(n, list):
+            for i, v in enumerate(n):
+                walk(v, path + [i])
+    walk(doc_, [])
+    path = rng.choice(paths[1:])
+    target = doc_
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = rng.choice(_ODD_VALUES)
+    return doc_
+
+
+def test_mutated_policies_raise_only_malformed_policy_and_evaluate_safely():
+    import random
+
+    from access.model import ANONYMOUS, AccessRequest, Principal
+    rng = random.Random(11)
+    seeds = [json.loads(text) for _, text in ACCEPTED]
+    contexts = [{}, {"aws:SourceIp": ["not an ip"]}, {"aws:CurrentTime": ["yesterday"]},
+                {"s3:max-keys": ["many"]}, {"aws:username": ["*"]}, {"aws:SecureTransport": ["maybe"]}]
+    accepted = refused = 0
+    for _ in range(1500):
+        mutated = _mutations(rng.choice(seeds), rng)
+        try:
+            policy = parse_policy(json.dumps(mutated), BUCKET, known)
+        except MalformedPolicy as e:
+            assert e.code == "MalformedPolicy" and e.status == 400 and e.message
+            refused += 1
+            continue
+        accepted += 1
+        for ctx in contexts:
+            for who in (ANONYMOUS, Principal.account(OTHER, CANONICAL)):
+                assert policy.evaluate(AccessRequest(who, "s3:GetObject", "arn:aws:s3:::bkt/k", ctx)) in (
+                    "Allow", "Deny", None)
+        assert policy.is_public() in (True, False)
+    assert accepted > 50 and refused > 500
