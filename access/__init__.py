@@ -17,9 +17,11 @@ The policy language (``access.policy``, ``access.conditions``, ``access.s3_actio
   does and raises ``MalformedPolicy`` with S3's message (``PolicyTooLarge``, its subclass, for
   a document over 20 KB normalized); both carry ``.code`` ("MalformedPolicy"), ``.status``
   (400) and ``.message``. ``known_principal``
-  is asked with an account id, a canonical user id or an IAM user/role ARN.
+  is asked with an account id, a canonical user id or an IAM user/role ARN;
+  ``principal_lookups(text)`` lists those values beforehand for an asynchronous account store.
 - ``Policy.text`` (the document as given), ``.version``, ``.id``, ``.statements``;
-  ``Policy.evaluate(AccessRequest) -> "Deny" | "Allow" | None`` (the principal's global keys,
-  ``aws:PrincipalAccount``, ``aws:PrincipalType``..., are added to the context);
+  ``Policy.evaluate(AccessRequest, restrict_public_to=None) -> "Deny" | "Allow" | None`` (the
+  principal's global keys, ``aws:PrincipalAccount``, ``aws:PrincipalType``..., are added to the
+  context; ``restrict_public_to=<owner account>`` applies RestrictPublicBuckets);
   ``Policy.is_public()`` and ``Statement.is_public()``: S3's meaning of "public".
 """

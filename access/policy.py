@@ -260,15 +260,25 @@ class Policy:
     def variables(self) -> bool:
         return self.version == "2012-10-17"
 
-    def evaluate(self, request: AccessRequest) -> str | None:
-        """``"Deny"`` (an explicit deny matched), ``"Allow"``, or None (nothing applies)."""
+    def evaluate(self, request: AccessRequest, *, restrict_public_to: str | None = None) -> str | None:
+        """``"Deny"`` (an explicit deny matched), ``"Allow"``, or None (nothing applies).
+
+        ``restrict_public_to`` (the bucket owner's account id, when the bucket's
+        RestrictPublicBuckets is on): if this policy is public, its Allow statements grant
+        nothing to anyone outside that account, anonymous callers included ("public and
+        cross-account access within any public bucket policy, including non-public delegation
+        to specific accounts, is blocked"); its Deny statements still apply."""
         request = with_principal_keys(request)
+        allow_blocked = (restrict_public_to is not None
+                         and request.principal.account_id != restrict_public_to
+                         and self.is_public())
         result = None
         for statement in self.statements:
             if statement.matches(request, variables=self.variables):
                 if statement.effect == "Deny":
                     return "Deny"
-                result = "Allow"
+                if not allow_blocked:
+                    result = "Allow"
         return result
 
     def is_public(self) -> bool:
@@ -315,6 +325,42 @@ def with_principal_keys(request: AccessRequest) -> AccessRequest:
         return request
     return AccessRequest(request.principal, request.action, request.resource,
                          {**missing, **request.context})
+
+
+def principal_lookups(text: str | bytes) -> set[str]:
+    """What ``parse_policy`` would ask ``known_principal`` about this document (account ids,
+    lower-case canonical ids, IAM user/role ARNs), so that a caller whose account store is
+    asynchronous can look them up first and pass ``found.__contains__``. A document that does
+    not parse gives what could be read of it."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return set()
+    statements = doc.get("Statement") if isinstance(doc, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    found: set[str] = set()
+    for st in statements if isinstance(statements, list) else ():
+        if not isinstance(st, dict):
+            continue
+        for element in ("Principal", "NotPrincipal"):
+            value = st.get(element)
+            if not isinstance(value, dict):
+                continue
+            for kind, ids in value.items():
+                for one in ids if isinstance(ids, list) else [ids]:
+                    if not isinstance(one, str):
+                        continue
+                    one = one.strip()
+                    if kind == "CanonicalUser":
+                        found.add(one.lower())
+                    elif kind == "AWS" and _ACCOUNT_ID.match(one):
+                        found.add(one)
+                    elif kind == "AWS" and (m := _IAM_ARN.match(one)):
+                        found.add(m.group(2))
+                        if m.group(3) != "root":
+                            found.add(one)
+    return found
 
 
 # ---- parsing -------------------------------------------------------------------------------

@@ -348,3 +348,24 @@ def test_username_of_an_iam_user_fills_the_variable():
     alice = Principal("444455556666", None, "arn:aws:iam::444455556666:user/team/alice")
     assert ask(pol, alice, "s3:GetObject", "home/alice/x") == "Allow"
     assert ask(pol, OTHER, "s3:GetObject", "home/alice/x") is None    # the account itself has no username
+
+
+def test_restrict_public_buckets_blocks_every_outside_allow_of_a_public_policy():
+    pol = policy({"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{B}/*"},
+                 {"Effect": "Allow", "Principal": {"AWS": "444455556666"}, "Action": "s3:PutObject",
+                  "Resource": f"arn:aws:s3:::{B}/*"},
+                 {"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject", "Resource": f"arn:aws:s3:::{B}/*"})
+    owner = "111122223333"
+    assert pol.evaluate(AccessRequest(ANONYMOUS, "s3:GetObject", s3_arn(B, "k"))) == "Allow"
+    assert pol.evaluate(AccessRequest(ANONYMOUS, "s3:GetObject", s3_arn(B, "k")), restrict_public_to=owner) is None
+    # non-public delegation to a specific account is blocked too, while the policy is public
+    assert pol.evaluate(AccessRequest(OTHER, "s3:PutObject", s3_arn(B, "k")), restrict_public_to=owner) is None
+    assert pol.evaluate(AccessRequest(OWNER, "s3:GetObject", s3_arn(B, "k")), restrict_public_to=owner) == "Allow"
+    assert pol.evaluate(AccessRequest(OWNER, "s3:DeleteObject", s3_arn(B, "k")), restrict_public_to=owner) == "Deny"
+
+
+def test_restrict_public_buckets_leaves_a_non_public_policy_alone():
+    pol = policy({"Effect": "Allow", "Principal": {"AWS": "444455556666"}, "Action": "s3:GetObject",
+                  "Resource": f"arn:aws:s3:::{B}/*"})
+    assert pol.evaluate(AccessRequest(OTHER, "s3:GetObject", s3_arn(B, "k")),
+                        restrict_public_to="111122223333") == "Allow"

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from access.policy import MalformedPolicy, PolicyTooLarge, parse_policy
+from access.policy import MalformedPolicy, PolicyTooLarge, parse_policy, principal_lookups
 
 BUCKET = "bkt"
 OWNER = "111122223333"
@@ -358,3 +358,14 @@ def test_mutated_policies_raise_only_malformed_policy_and_evaluate_safely():
                     "Allow", "Deny", None)
         assert policy.is_public() in (True, False)
     assert accepted > 50 and refused > 500
+
+
+def test_principal_lookups_lists_what_known_principal_would_be_asked():
+    text = doc(stmt(Principal={"AWS": [OTHER, f"arn:aws:iam::{OWNER}:root", "arn:aws:iam::444455556666:user/alice", "*"],
+                               "CanonicalUser": CANONICAL.upper(), "Service": "s3.amazonaws.com"}))
+    found = principal_lookups(text)
+    assert found == {OTHER, OWNER, "arn:aws:iam::444455556666:user/alice", CANONICAL}
+    asked = []
+    parse_policy(text, BUCKET, lambda v: asked.append(v) or v in found)
+    assert set(asked) <= found
+    assert principal_lookups("not json") == set() and principal_lookups('{"Statement": 5}') == set()
