@@ -230,11 +230,7 @@ def _pins(op: cond.Operator, key: str, values: list) -> bool:
         return op.family == "ip" and all(_narrow_cidr(v) for v in values)
     if lowered not in _PINNING_KEYS or op.family not in _PINNING_FAMILIES:
         return False
-    if not all(_fixed(v) for v in values):
-        return False
-    if lowered == "aws:userid":
-        return not any(str(v).upper().startswith("AROLEID:") for v in values)
-    return True
+    return all(_fixed(v) for v in values)       # "AROLEID:*" (any session of a role) is not
 
 
 def _narrow_cidr(value) -> bool:
@@ -380,7 +376,7 @@ def parse_policy(text: str | bytes, bucket: str,
         raise PolicyTooLarge()
     try:
         decoded = raw.decode("utf-8")
-        doc = json.loads(decoded, object_pairs_hook=_unique_names)
+        doc = json.loads(decoded, object_pairs_hook=_unique_names, parse_constant=_not_json)
     except _DuplicateName as dup:
         raise MalformedPolicy(m_duplicate(dup.name)) from None
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -420,6 +416,10 @@ def parse_policy(text: str | bytes, bucket: str,
             sids.add(statement.sid)
         statements.append(statement)
     return Policy(decoded, version, policy_id, statements)
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not JSON")       # NaN, Infinity: Python's extensions
 
 
 class _DuplicateName(Exception):
