@@ -41,13 +41,17 @@ class AccountService:
         # lookups under way: the requests that miss the cache together share one
         self._loading: dict[str, asyncio.Future] = {}
 
-    async def create_account(self, name: str, admin: bool = False, account_id: str | None = None) -> Account:
+    async def create_account(self, name: str, admin: bool = False, account_id: str | None = None,
+                             email: str | None = None) -> Account:
         if not ACCOUNT_NAME_RE.match(name):
             raise ValueError(f"invalid account name {name!r}: letters, digits and ._@+=,- only")
         if account_id is not None and not re.fullmatch(r"\d{12}", account_id):
             raise ValueError("an account id is 12 digits")
+        if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+", email):
+            raise ValueError(f"invalid email address {email!r}")
         canonical = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
-        return await self.store.create_account(account_id or new_account_id(), name, canonical, admin)
+        return await self.store.create_account(account_id or new_account_id(), name, canonical, admin,
+                                               email)
 
     async def create_key(self, account_id: str, access_key_id: str | None = None,
                          secret_access_key: str | None = None) -> AccessKey:

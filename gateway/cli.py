@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "canonical user id)")
     account.add_argument("name", help="the account's name (unique)")
     account.add_argument("--account-id", default=None, help="a given 12-digit id (default: a new one)")
+    account.add_argument("--email", default=None, help="the account's email address (S3 ACL grants"
+                         " by email)")
     admin_command("list-accounts", "list the accounts: id, name, role (admin or tenant), canonical "
                   "user id")
     key = admin_command("create-key", "create an access key for an account (prints the key id and "
@@ -234,7 +236,8 @@ async def admin(accounts: AccountService, args: argparse.Namespace) -> int:
     command = args.admin_command
     if command == "create-account":
         try:
-            account = await accounts.create_account(args.name, account_id=args.account_id)
+            account = await accounts.create_account(args.name, account_id=args.account_id,
+                                                    email=args.email)
         except account_rows.AccountExists as exc:
             raise ValueError(str(exc)) from exc
         print(f"{account.account_id}\t{account.name}\t{account.canonical_user_id}")

@@ -1,9 +1,10 @@
-"""Buckets: CreateBucket, DeleteBucket, HeadBucket, ListBuckets, GetBucketLocation, and the
-read-only GetBucketAcl that tools ask for (versioning: ``s3_api.versioning``).
+"""Buckets: CreateBucket, DeleteBucket, HeadBucket, ListBuckets, GetBucketLocation (versioning:
+``s3_api.versioning``; ACLs: ``s3_api.acls``).
 
-Bucket names are global: CreateBucket of another account's name is BucketAlreadyExists; every other
-operation on another account's bucket, and every anonymous request, is AccessDenied (Nimbo has no
-ACLs or bucket policies: an account sees its own buckets only).
+Bucket names are global: CreateBucket of another account's name is BucketAlreadyExists. Every
+other operation asks the access decision (``s3_api.access_control``): another account's bucket
+is AccessDenied unless its ACL or policy grants the request. CreateBucket stores the new
+bucket's ownership, ACL and public access block with the bucket row (``s3_api.bucket_access``).
 """
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import base64
 import binascii
 import re
 
+from s3_api import access_control
+from s3_api.bucket_access import new_bucket_access
 from s3_api.errors import (AccessDenied, BucketAlreadyExists, BucketAlreadyOwnedByYou,
                            BucketNotEmpty, IllegalLocationConstraintException, InvalidArgument,
-                           InvalidBucketAclWithObjectOwnership, InvalidBucketName,
-                           InvalidLocationConstraint, NoSuchBucket,
-                           NotImplementedOperation)
-from s3_api.metadata import GRANTS, last_modified, now_us
+                           InvalidBucketName, InvalidLocationConstraint, NoSuchBucket)
+from s3_api.metadata import last_modified, now_us
+from storage import s3_access
 from storage.objects import Batch, Bucket
 
 US_EAST_1 = "us-east-1"
@@ -37,23 +39,9 @@ def owner(ctx) -> dict:
 
 
 def owned_bucket(ctx, params: dict) -> Bucket:
-    """The request's bucket, when it exists and belongs to the signer; else the AWS error."""
-    name = params.get("Bucket")
-    if ctx.account is None:
-        raise AccessDenied()
-    bucket = ctx.state.store.bucket(name) if name else None
-    if bucket is None:
-        raise NoSuchBucket(BucketName=name)
-    check_owner(ctx, params, bucket)
-    return bucket
-
-
-def check_owner(ctx, params: dict, bucket: Bucket, expected_member: str = "ExpectedBucketOwner"):
-    if bucket.account_id != ctx.account.account_id:
-        raise AccessDenied()
-    expected = params.get(expected_member)
-    if expected and expected != bucket.account_id:
-        raise AccessDenied()
+    """The request's bucket (NoSuchBucket when there is none) once the access decision allows
+    the request's operation on it (``s3_api.access_control``)."""
+    return access_control.authorized_bucket(ctx, params)
 
 
 async def create_bucket(ctx, params: dict) -> dict:
@@ -62,10 +50,7 @@ async def create_bucket(ctx, params: dict) -> dict:
         raise AccessDenied()
     if not valid_bucket_name(name):
         raise InvalidBucketName(BucketName=name)
-    if params.get("ACL") not in (None, "private") or any(params.get(g) for g in GRANTS):
-        raise InvalidBucketAclWithObjectOwnership()
-    if params.get("ObjectOwnership") not in (None, "BucketOwnerEnforced"):
-        raise NotImplementedOperation(Header="x-amz-object-ownership")
+    access = new_bucket_access(ctx, params)     # ownership, ACL, public access block
     lock = bool(params.get("ObjectLockEnabledForBucket"))
     region = ctx.region
     constraint = (params.get("CreateBucketConfiguration") or {}).get("LocationConstraint")
@@ -99,6 +84,7 @@ async def create_bucket(ctx, params: dict) -> dict:
             " VALUES (?, ?, ?, ?, ?, ?)", (name, account_id, region, created,
                                           "Enabled" if lock else None,
                                           '{"enabled": true}' if lock else None))
+        await access.save(batch.tx, name)
         batch.forget_bucket(name)
 
     await ctx.state.store.write_alone(create)
@@ -127,6 +113,7 @@ async def delete_bucket(ctx, params: dict) -> dict:
             " (SELECT upload_id FROM s3_uploads WHERE bucket = ?)", (bucket.name,))
         await batch.tx.execute("DELETE FROM s3_uploads WHERE bucket = ?", (bucket.name,))
         await batch.tx.execute("DELETE FROM s3_buckets WHERE name = ?", (bucket.name,))
+        await s3_access.delete_bucket_settings(batch.tx, bucket.name)
 
     await store.write_alone(delete)
     return {"__status__": 204}
@@ -140,16 +127,6 @@ async def head_bucket(ctx, params: dict) -> dict:
 async def get_bucket_location(ctx, params: dict) -> dict:
     bucket = owned_bucket(ctx, params)
     return {"LocationConstraint": None if bucket.region == US_EAST_1 else bucket.region}
-
-
-async def get_bucket_acl(ctx, params: dict) -> dict:
-    owned_bucket(ctx, params)
-    return owner_acl(ctx)
-
-
-def owner_acl(ctx) -> dict:
-    grantee = {"Type": "CanonicalUser", **owner(ctx)}
-    return {"Owner": owner(ctx), "Grants": [{"Grantee": grantee, "Permission": "FULL_CONTROL"}]}
 
 
 def encode_token(value: str) -> str:

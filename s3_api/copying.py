@@ -9,7 +9,7 @@ import os
 import urllib.parse
 
 from s3_api import checksums
-from s3_api.buckets import check_owner
+from s3_api import access_control
 from s3_api.errors import (AccessDenied, InvalidArgument, InvalidRange, InvalidRequest, NoSuchBucket,
                            NoSuchKey, NoSuchVersion)
 from s3_api.metadata import check_key
@@ -42,15 +42,32 @@ def parse_copy_source(value: str | None) -> tuple[str, str, str | None]:
 
 
 def source_version(ctx, params: dict) -> tuple[Bucket, ObjectVersion, str | None]:
+    """The copy source's bucket and version, once the access decision allows reading it
+    (s3:GetObject, or s3:GetObjectVersion for a version; ExpectedSourceBucketOwner)."""
     name, key, version_id = parse_copy_source(params.get("CopySource"))
-    if ctx.account is None:
-        raise AccessDenied()
     bucket, version = ctx.state.store.bucket_and_object(name, key)
     if bucket is None:
         raise NoSuchBucket(BucketName=name)
-    check_owner(ctx, params, bucket, "ExpectedSourceBucketOwner")
+    action = "s3:GetObjectVersion" if version_id is not None else "s3:GetObject"
+    source_params = {"ExpectedSourceBucketOwner": params.get("ExpectedSourceBucketOwner"),
+                     "VersionId": version_id}
+    try:
+        found = _find_source(ctx, bucket, name, key, version, version_id)
+    except (NoSuchKey, NoSuchVersion):
+        access = access_control.authorize(ctx, source_params, bucket, action, key,
+                                          expected_member="ExpectedSourceBucketOwner")
+        if access_control.list_denied_as_missing(ctx, {}, bucket, access):
+            raise AccessDenied() from None
+        raise
+    access_control.authorize(ctx, source_params, bucket, action, key, found,
+                             expected_member="ExpectedSourceBucketOwner")
+    return bucket, found, version_id
+
+
+def _find_source(ctx, bucket: Bucket, name: str, key: str, version: ObjectVersion | None,
+                 version_id: str | None) -> ObjectVersion:
     if version is not None and version_id is None:
-        return bucket, version, version_id
+        return version
     if version_id is not None:
         if not well_formed_vid(version_id):
             raise InvalidArgument("Invalid version id specified", ArgumentName="x-amz-copy-source",
@@ -62,7 +79,7 @@ def source_version(ctx, params: dict) -> tuple[Bucket, ObjectVersion, str | None
         if found.delete_marker:
             raise InvalidRequest("The source of a copy request may not specifically refer to a"
                                  " delete marker by version id.")
-        return bucket, found, version_id
+        return found
     error = NoSuchKey(Key=key)
     if bucket.versioning is not None and ctx.state.store.latest_marker(name, key) is not None:
         error.headers = {"x-amz-delete-marker": "true"}

@@ -8,10 +8,12 @@ greater than the marker / start-after / continuation point.
 """
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from typing import Callable
 
-from s3_api.buckets import decode_token, encode_token, owned_bucket, owner
+from s3_api import access_control
+from s3_api.buckets import decode_token, encode_token, owned_bucket
 from s3_api.errors import InvalidArgument
 from s3_api.metadata import last_modified, storage_class
 from storage.objects import prefix_end
@@ -137,17 +139,23 @@ def add_checksum_algorithm(item: dict, algorithm: str | None, checksum_type: str
             item["ChecksumType"] = checksum_type
 
 
-def _contents(rows, encode, with_owner: dict | None) -> list[dict]:
+def _owners(ctx):
+    """owner_id -> Owner members (each account looked up once)."""
+    return functools.lru_cache(maxsize=64)(lambda owner_id: access_control.display(ctx, owner_id))
+
+
+def _contents(rows, encode, with_owner) -> list[dict]:
+    """``with_owner``: owner_id -> the Owner members (None: no Owner)."""
     out = []
     times: dict[int, object] = {}
-    for key, size, etag, modified_us, _, algorithm, checksum_type, headers in rows:
+    for key, size, etag, modified_us, owner_id, algorithm, checksum_type, headers in rows:
         item = {"Key": encode(key), "LastModified": listed_last_modified(times, modified_us),
                 "ETag": f'"{etag}"', "Size": size, "StorageClass": "STANDARD"}
         if headers and '"sc"' in headers:
             item["StorageClass"] = storage_class(headers)
         add_checksum_algorithm(item, algorithm, checksum_type)
         if with_owner is not None:
-            item["Owner"] = with_owner
+            item["Owner"] = with_owner(owner_id)
         out.append(item)
     return out
 
@@ -170,7 +178,7 @@ async def list_objects_v2(ctx, params: dict) -> dict:
     out: dict = {
         "Name": bucket.name, "Prefix": encode(prefix), "MaxKeys": limit,
         "KeyCount": len(result.rows) + len(result.prefixes), "IsTruncated": result.truncated,
-        "Contents": _contents(result.rows, encode, owner(ctx) if params.get("FetchOwner") else None),
+        "Contents": _contents(result.rows, encode, _owners(ctx) if params.get("FetchOwner") else None),
         "CommonPrefixes": [{"Prefix": encode(p)} for p in result.prefixes],
     }
     if delimiter:
@@ -199,7 +207,7 @@ async def list_objects(ctx, params: dict) -> dict:
         # Delimiter, Marker, NextMarker and the keys; botocore decodes exactly those)
         "Name": bucket.name, "Prefix": prefix, "Marker": encode(marker or ""),
         "MaxKeys": limit, "IsTruncated": result.truncated,
-        "Contents": _contents(result.rows, encode, owner(ctx)),
+        "Contents": _contents(result.rows, encode, _owners(ctx)),
         "CommonPrefixes": [{"Prefix": encode(p)} for p in result.prefixes],
     }
     if delimiter:

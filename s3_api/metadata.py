@@ -17,7 +17,7 @@ import json
 import quopri
 import re
 
-from s3_api.errors import (AccessControlListNotSupported, InvalidArgument, InvalidStorageClass, KeyTooLongError,
+from s3_api.errors import (InvalidArgument, InvalidStorageClass, KeyTooLongError,
                            MetadataTooLarge, NotImplementedOperation)
 from s3_api.payload import stored_content_encoding
 
@@ -47,20 +47,9 @@ def check_key(key: str | None) -> str:
     return key
 
 
-OWNER_ONLY_ACLS = (None, "", "private", "bucket-owner-full-control")  # "": an empty x-amz-acl header
-GRANTS = ("GrantFullControl", "GrantRead", "GrantReadACP", "GrantWriteACP", "GrantWrite")
-
-
-def check_acl(params: dict) -> None:
-    """Buckets are BucketOwnerEnforced (S3's default since 2023): no ACL but the owner's."""
-    if params.get("ACL") not in OWNER_ONLY_ACLS or any(params.get(g) for g in GRANTS):
-        raise AccessControlListNotSupported()
-
-
 def check_unsupported(params: dict) -> None:
-    """Refuse what would silently not happen: ACLs, KMS or customer-key encryption (object lock:
-    ``s3_api.object_lock``)."""
-    check_acl(params)
+    """Refuse what would silently not happen: KMS or customer-key encryption (object lock:
+    ``s3_api.object_lock``; ACLs: ``s3_api.acls``)."""
     sse = params.get("ServerSideEncryption")
     if sse and sse != "AES256":
         raise NotImplementedOperation(Header="x-amz-server-side-encryption")

@@ -14,7 +14,7 @@ import json
 import secrets
 import urllib.parse
 
-from s3_api import checksums, conditions, objects, payload
+from s3_api import access_control, acls, checksums, conditions, objects, payload
 from s3_api.versioning import version_header  # noqa: I001 (versions: s3_api.versioning)
 from s3_api.buckets import owned_bucket, owner
 from s3_api.copying import (close_sources, copy_into, open_sources, parse_copy_range, segments,
@@ -38,7 +38,17 @@ _AFTER_ANY_UPLOAD_ID = "\x7f"   # sorts after every upload id (hex digits)
 def upload_extras(store, upload_id: str) -> dict:
     """The tags and object lock an upload's version gets (set when the upload was created)."""
     rows = store.query("SELECT extras FROM s3_uploads WHERE upload_id = ?", (upload_id,))
-    return json.loads(rows[0][0]) if rows and rows[0][0] else {}
+    extras = json.loads(rows[0][0]) if rows and rows[0][0] else {}
+    extras.pop(ACL_EXTRA, None)
+    return extras
+
+
+ACL_EXTRA = "acl"       # the ACL the completed object gets (s3_api.acls), kept with the upload
+
+
+def upload_acl(store, upload_id: str) -> str | None:
+    rows = store.query("SELECT extras FROM s3_uploads WHERE upload_id = ?", (upload_id,))
+    return json.loads(rows[0][0]).get(ACL_EXTRA) if rows and rows[0][0] else None
 
 
 def _upload_for(ctx, bucket: str, key: str, upload_id: str | None) -> tuple:
@@ -63,9 +73,13 @@ def _part_number(params: dict) -> int:
 # --- CreateMultipartUpload ---------------------------------------------------------------------
 
 async def create_multipart_upload(ctx, params: dict) -> dict:
-    bucket, key = target_bucket(ctx, params)
+    bucket, key, access = objects.write_target(ctx, params)
+    account_id = access_control.object_owner(ctx, bucket, access, params)   # the object's owner
+    acl = acls.write_acl(ctx, params, bucket, access, account_id)
     headers = stored_headers(params)
     extras = objects.new_version_extras(ctx, params, bucket)   # tags and object lock of the version
+    if acl is not None:
+        extras[ACL_EXTRA] = acl
     algorithm = checksums.algorithm_named(params.get("ChecksumAlgorithm"))
     checksum_type = None
     if algorithm:
@@ -75,7 +89,6 @@ async def create_multipart_upload(ctx, params: dict) -> dict:
                              " x-amz-checksum-algorithm header.")
     initiated = now_us(ctx)
     upload_id = f"{initiated:014x}{secrets.token_hex(16)}"
-    account_id = ctx.account.account_id
 
     async def create(batch: Batch) -> None:
         if batch.bucket(bucket.name) is None:
@@ -267,12 +280,12 @@ async def _complete(ctx, params: dict, bucket, key: str, upload_id: str, request
                     numbers: list[int]) -> dict:
     store = ctx.state.store
     modified = now_us(ctx)
-    account_id = ctx.account.account_id
 
     async def complete(batch: Batch) -> ObjectVersion:
         upload = store.upload(upload_id)
         if upload is None or upload[1] != bucket.name or upload[2] != key:
             raise NoSuchUpload(UploadId=upload_id)
+        account_id = upload[4]      # the owner the object gets, chosen at CreateMultipartUpload
         stored = {r[0]: r for r in store.upload_parts(upload_id)}
         chosen = []
         for i, (part, number) in enumerate(zip(requested, numbers)):
@@ -321,6 +334,9 @@ async def _complete(ctx, params: dict, bucket, key: str, upload_id: str, request
                                 value or None, upload[7], None, None, part_rows,
                                 **upload_extras(store, upload_id))
         batch.put(version)
+        acl = upload_acl(store, upload_id)
+        if acl is not None:
+            batch.set_acl(version.version_id, acl)
         used = {c[2] for c in chosen}
         batch.discard_blobs([r[5] for r in stored.values() if r[5] not in used])
         batch.add_usage(bucket.name, -sum(r[1] for r in stored.values()))
@@ -391,7 +407,7 @@ async def list_parts(ctx, params: dict) -> dict:
             if value:
                 part[checksums.member(algorithm)] = value
         parts.append(part)
-    who = owner(ctx)
+    who = access_control.display(ctx, upload[4])
     out = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id, "PartNumberMarker": marker,
            "MaxParts": limit, "IsTruncated": len(rows) > limit, "Parts": parts,
            "Initiator": who, "Owner": who, "StorageClass": storage_class(upload[7])}
@@ -422,9 +438,9 @@ async def list_multipart_uploads(ctx, params: dict) -> dict:
         after_id = upload_marker or _AFTER_ANY_UPLOAD_ID
         first_scan = (lambda n: store.scan_uploads(bucket.name, key_marker, after_id, end, n))
     result = walk(scan, prefix, delimiter, key_marker, limit, first_scan)
-    who = owner(ctx)
     uploads = []
-    for key, upload_id, initiated_us, _, algorithm, checksum_type in result.rows:
+    for key, upload_id, initiated_us, owner_id, algorithm, checksum_type in result.rows:
+        who = access_control.display(ctx, owner_id)
         item = {"UploadId": upload_id, "Key": encode(key), "Initiated": last_modified(initiated_us),
                 "StorageClass": "STANDARD", "Owner": who, "Initiator": who}
         if algorithm:

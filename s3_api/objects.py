@@ -1,5 +1,5 @@
 """Objects: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects, CopyObject,
-GetObjectAttributes, GetObjectAcl.
+GetObjectAttributes (ACLs: ``s3_api.acls``; who may: ``s3_api.access_control``).
 
 A write stores its bytes first (inline or as a durable blob), then commits the metadata row in the
 next group commit, where its conditions (If-Match, If-None-Match) are checked against the key's
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 
-from s3_api import checksums, conditions, lifecycle, object_lock, payload, tagging, versioning
-from s3_api.buckets import check_owner, owned_bucket, owner, owner_acl
+from s3_api import (access_control, acls, checksums, conditions, lifecycle, object_lock, payload,
+                    tagging, versioning)
+from s3_api.buckets import owned_bucket, owner
 from s3_api.copying import (close_sources, copy_into, open_sources, parse_copy_source, segments,
                             source_version)
 from s3_api.errors import (AccessDenied, InvalidArgument, InvalidPartNumber, InvalidRequest,
@@ -32,32 +33,42 @@ _OVERRIDES = (("ResponseContentType", "ContentType"), ("ResponseContentLanguage"
 
 
 def target_bucket(ctx, params: dict) -> tuple[Bucket, str]:
-    """The signer's bucket and the checked key of an object request."""
-    if ctx.account is None:
-        raise AccessDenied()
+    """The bucket and the checked key of an object request the access decision allows."""
+    bucket, key, _ = write_target(ctx, params)
+    return bucket, key
+
+
+def write_target(ctx, params: dict) -> tuple[Bucket, str, object]:
+    """``target_bucket`` with the bucket's access settings (for the owner and ACL of a write)."""
     key = check_key(params.get("Key"))
     bucket = ctx.state.store.bucket(params.get("Bucket"))
     if bucket is None:
         raise NoSuchBucket(BucketName=params.get("Bucket"))
-    check_owner(ctx, params, bucket)
-    return bucket, key
+    access = access_control.authorize(ctx, params, bucket, key=key)
+    return bucket, key, access
 
 
 def read_target(ctx, params: dict, method: str = "GET") -> tuple[Bucket, ObjectVersion]:
     """The bucket and the object version a read names (``VersionId``: a version; else the
-    current one), or S3's error (NoSuchKey with the delete marker's headers, NoSuchVersion, 405
-    for a delete marker named by version id)."""
-    if ctx.account is None:
-        raise AccessDenied()
+    current one), once the access decision allows the request on it; or S3's error (NoSuchKey
+    with the delete marker's headers, NoSuchVersion, 405 for a delete marker named by version
+    id; AccessDenied instead of a 404 for those who may not list the bucket)."""
     key = check_key(params.get("Key"))
     bucket, version = ctx.state.store.bucket_and_object(params.get("Bucket"), key)
     if bucket is None:
         raise NoSuchBucket(BucketName=params.get("Bucket"))
-    check_owner(ctx, params, bucket)
-    if version is not None and params.get("VersionId") is None:
-        return bucket, version
-    return bucket, versioning.find_version(ctx, bucket, key, version, params.get("VersionId"),
-                                           method)
+    if version is None or params.get("VersionId") is not None:
+        try:
+            version = versioning.find_version(ctx, bucket, key, version, params.get("VersionId"),
+                                              method)
+        except S3Error as exc:
+            access = access_control.authorize(ctx, params, bucket, key=key)
+            if exc.status == 404 and access_control.list_denied_as_missing(ctx, params, bucket,
+                                                                           access):
+                raise AccessDenied() from None
+            raise
+    access_control.authorize(ctx, params, bucket, key=key, version=version)
+    return bucket, version
 
 
 def new_version_extras(ctx, params: dict, bucket: Bucket) -> dict:
@@ -108,8 +119,9 @@ def checksum_members(algorithm: str | None, value: str | None, checksum_type: st
     return out
 
 
-async def commit_version(ctx, version: ObjectVersion, params: dict) -> None:
-    """Make ``version`` current in the next group commit, or unlink its blob and raise."""
+async def commit_version(ctx, version: ObjectVersion, params: dict, acl: str | None = None) -> None:
+    """Make ``version`` current in the next group commit (with its ACL, when not the default),
+    or unlink its blob and raise."""
     store = ctx.state.store
 
     def commit(batch: Batch) -> None:
@@ -118,6 +130,8 @@ async def commit_version(ctx, version: ObjectVersion, params: dict) -> None:
         current = batch.get(version.bucket, version.key)
         conditions.check_write(params, current.etag if current else None)
         batch.put(version)
+        if acl is not None:
+            batch.set_acl(version.version_id, acl)
 
     try:
         await store.write(commit)
@@ -130,7 +144,9 @@ async def commit_version(ctx, version: ObjectVersion, params: dict) -> None:
 # --- PutObject ---------------------------------------------------------------------------------
 
 async def put_object(ctx, params: dict) -> dict:
-    bucket, key = target_bucket(ctx, params)
+    bucket, key, access = write_target(ctx, params)
+    owner_id = access_control.object_owner(ctx, bucket, access, params)
+    acl = acls.write_acl(ctx, params, bucket, access, owner_id)
     conditions.validate_write(params)
     if params.get("WriteOffsetBytes") is not None:
         raise NotImplementedOperation(Header="x-amz-write-offset-bytes")
@@ -144,9 +160,9 @@ async def put_object(ctx, params: dict) -> dict:
     received = await payload.receive(ctx, ctx.state, params, inline_ok=True, declared=declared)
     value = received.checksums[declared.algorithm]
     version = ObjectVersion(bucket.name, key, new_id(), received.size, received.etag, now_us(ctx),
-                            ctx.account.account_id, 0, declared.algorithm, checksums.FULL_OBJECT,
+                            owner_id, 0, declared.algorithm, checksums.FULL_OBJECT,
                             value, headers, received.blob_id, received.data, **extras)
-    await commit_version(ctx, version, params)
+    await commit_version(ctx, version, params, acl)
     out = {"ETag": quoted(received.etag), **versioning.version_header(bucket, version),
            **checksum_members(declared.algorithm, value, checksums.FULL_OBJECT)}
     if bucket.lifecycle:
@@ -268,7 +284,7 @@ def _check_delete(item: dict, current: ObjectVersion | None) -> None:
 async def delete_object(ctx, params: dict) -> dict:
     bucket, key = target_bucket(ctx, params)
     vid = versioning.check_version_id(params.get("VersionId"))
-    owner_id = ctx.account.account_id
+    owner_id = ctx.account.account_id if ctx.account is not None else bucket.account_id
     now = now_us(ctx)
 
     def delete(batch: Batch) -> dict:
@@ -305,14 +321,18 @@ def _delete_one(batch: Batch, bucket: str, key: str, vid: str | None, item: dict
 
 
 async def delete_objects(ctx, params: dict) -> dict:
-    bucket = owned_bucket(ctx, params)
+    bucket = ctx.state.store.bucket(params.get("Bucket")) if params.get("Bucket") else None
+    if bucket is None:
+        raise NoSuchBucket(BucketName=params.get("Bucket"))
+    access_control.check_expected_owner(params, bucket)
     spec = params.get("Delete") or {}
     items = spec.get("Objects") or []
     if not items or len(items) > MAX_DELETE_KEYS:
         raise MalformedXML()
     quiet = bool(spec.get("Quiet"))
     bypass = bool(params.get("BypassGovernanceRetention"))
-    owner_id = ctx.account.account_id
+    owner_id = ctx.account.account_id if ctx.account is not None else bucket.account_id
+    denied = _denied_keys(ctx, params, bucket, items)
     now = now_us(ctx)
 
     def delete(batch: Batch) -> list[tuple[dict, dict | S3Error]]:
@@ -323,6 +343,8 @@ async def delete_objects(ctx, params: dict) -> dict:
             key = item.get("Key")
             try:
                 check_key(key)
+                if id(item) in denied:
+                    raise AccessDenied()
                 vid = item.get("VersionId")
                 if vid is not None and not well_formed_vid(vid):
                     raise NoSuchVersion(Key=key, VersionId=vid)   # S3's answer in a multi-delete
@@ -365,8 +387,29 @@ async def delete_objects(ctx, params: dict) -> dict:
 
 # --- CopyObject --------------------------------------------------------------------------------
 
+def _denied_keys(ctx, params: dict, bucket: Bucket, items: list) -> set[int]:
+    """The entries of a DeleteObjects the decision refuses (s3:DeleteObject, or
+    s3:DeleteObjectVersion for a version); all of them refused is AccessDenied for the request."""
+    access = access_control.bucket_access(ctx, bucket)
+    denied = set()
+    for item in items:
+        key = item.get("Key")
+        action = "s3:DeleteObjectVersion" if item.get("VersionId") else "s3:DeleteObject"
+        if isinstance(key, str) and not access_control.allowed(
+                ctx, {"VersionId": item.get("VersionId")} if item.get("VersionId") else {},
+                bucket, action, key, access=access):
+            denied.add(id(item))
+    if denied and len(denied) == len(items):
+        raise AccessDenied()
+    if ctx.account is None or ctx.account.account_id != bucket.account_id:
+        ctx.bill_to = bucket.account_id
+    return denied
+
+
 async def copy_object(ctx, params: dict) -> dict:
-    bucket, key = target_bucket(ctx, params)
+    bucket, key, access = write_target(ctx, params)
+    owner_id = access_control.object_owner(ctx, bucket, access, params)
+    acl = acls.write_acl(ctx, params, bucket, access, owner_id)
     conditions.validate_write(params)
     check_unsupported(params)
     directive = (params.get("MetadataDirective") or "COPY").upper()
@@ -395,7 +438,8 @@ async def copy_object(ctx, params: dict) -> dict:
                                  f" size for a copy source: {MAX_COPY_SIZE}")
         headers = stored_headers(params) if directive == "REPLACE" else _copied_headers(params, source)
         try:
-            version = await _copy_data(ctx, source, bucket.name, key, headers, wanted_algorithm)
+            version = await _copy_data(ctx, source, bucket.name, key, headers, wanted_algorithm,
+                                       owner_id)
             break
         except FileNotFoundError:
             continue   # the source was replaced while we opened it: look again
@@ -404,7 +448,7 @@ async def copy_object(ctx, params: dict) -> dict:
     version.tags = source.tags if tag_directive == "COPY" else replaced_tags
     for name, value in lock.items():
         setattr(version, name, value)
-    await commit_version(ctx, version, params)
+    await commit_version(ctx, version, params, acl)
     result = {"ETag": quoted(version.etag), "LastModified": last_modified(version.modified_us)}
     result.update(checksum_members(version.checksum_algorithm, version.checksum_value,
                                    version.checksum_type))
@@ -424,7 +468,7 @@ def _copied_headers(params: dict, source: ObjectVersion) -> str | None:
 
 
 async def _copy_data(ctx, source: ObjectVersion, bucket: str, key: str, headers: str | None,
-                     wanted: str | None) -> ObjectVersion:
+                     wanted: str | None, owner_id: str) -> ObjectVersion:
     state = ctx.state
     algorithm = wanted or source.checksum_algorithm or checksums.DEFAULT_ALGORITHM
     reuse_md5 = not source.parts
@@ -455,7 +499,7 @@ async def _copy_data(ctx, source: ObjectVersion, bucket: str, key: str, headers:
         value = value or sums[algorithm]
         blob_id = writer.blob_id
     return ObjectVersion(bucket, key, new_id(), source.size, etag, now_us(ctx),
-                         ctx.account.account_id, 0, algorithm, checksums.FULL_OBJECT, value,
+                         owner_id, 0, algorithm, checksums.FULL_OBJECT, value,
                          headers, blob_id, data)
 
 
@@ -490,10 +534,5 @@ async def get_object_attributes(ctx, params: dict) -> dict:
     return out
 
 
-async def get_object_acl(ctx, params: dict) -> dict:
-    read_target(ctx, params)
-    return owner_acl(ctx)
-
-
 __all__ = ["put_object", "get_object", "head_object", "delete_object", "delete_objects",
-           "copy_object", "get_object_attributes", "get_object_acl", "owner", "unquote"]
+           "copy_object", "get_object_attributes", "owner", "unquote"]

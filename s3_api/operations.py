@@ -4,8 +4,8 @@ Anything the router resolves to that is not in this table answers ``NotImplement
 """
 from __future__ import annotations
 
-from s3_api import (bucket_config, buckets, lifecycle, listing, multipart, object_lock, objects,
-                    tagging, versioning)
+from s3_api import (acls, bucket_config, bucket_policy, buckets, lifecycle, listing, multipart,
+                    object_lock, objects, ownership, public_access_block, tagging, versioning)
 
 OPERATIONS = {
     # buckets
@@ -14,7 +14,6 @@ OPERATIONS = {
     "HeadBucket": buckets.head_bucket,
     "ListBuckets": buckets.list_buckets,
     "GetBucketLocation": buckets.get_bucket_location,
-    "GetBucketAcl": buckets.get_bucket_acl,
     # objects
     "PutObject": objects.put_object,
     "GetObject": objects.get_object,
@@ -23,7 +22,6 @@ OPERATIONS = {
     "DeleteObjects": objects.delete_objects,
     "CopyObject": objects.copy_object,
     "GetObjectAttributes": objects.get_object_attributes,
-    "GetObjectAcl": objects.get_object_acl,
     # listing
     "ListObjects": listing.list_objects,
     "ListObjectsV2": listing.list_objects_v2,
@@ -42,4 +40,9 @@ OPERATIONS = {
     **tagging.OPERATIONS,
     **object_lock.OPERATIONS,
     **lifecycle.OPERATIONS,
+    # access control: ACLs, ownership, bucket policies, public access block
+    **acls.OPERATIONS,
+    **ownership.OPERATIONS,
+    **bucket_policy.OPERATIONS,
+    **public_access_block.OPERATIONS,
 }

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s3_api import checksums, payload
-from s3_api.buckets import owned_bucket
+from s3_api import access_control, acls
 from s3_api.errors import (EntityTooLarge, EntityTooSmall, IncompleteBody, InvalidArgument,
                            MalformedPOSTRequest, MaxPostPreDataLengthExceededError,
-                           NotImplementedOperation)
+                           NoSuchBucket, NotImplementedOperation)
 from s3_api.metadata import check_key, now_us, quoted, stored_headers
 from s3_api.objects import checksum_members, commit_version, form_extras
 from storage.objects import ObjectVersion, new_id
@@ -198,9 +198,14 @@ def object_params(form: PostForm) -> dict:
 async def post_object(ctx, bucket_name: str, form: PostForm,
                       length_range: tuple[int, int] | None) -> dict:
     """Store the form's file as the object its key names; the answer's members."""
-    bucket = owned_bucket(ctx, {"Bucket": bucket_name})
+    bucket = ctx.state.store.bucket(bucket_name)
+    if bucket is None:
+        raise NoSuchBucket(BucketName=bucket_name)
     key = object_key(form)
     params = object_params(form)
+    access = access_control.authorize(ctx, params, bucket, "s3:PutObject", key)
+    owner_id = access_control.object_owner(ctx, bucket, access, params)
+    acl = acls.write_acl(ctx, {**params, "Key": key}, bucket, access, owner_id)
     headers = stored_headers(params)
     extras = form_extras(ctx, params, bucket, form.fields.get("tagging"))   # tags, object lock
     declared = checksums.declared(params, None)
@@ -228,9 +233,9 @@ async def post_object(ctx, bucket_name: str, form: PostForm,
                              ProposedSize=received.size, MinSizeAllowed=low)
     value = received.checksums[declared.algorithm]
     version = ObjectVersion(bucket.name, key, new_id(), received.size, received.etag, now_us(ctx),
-                            ctx.account.account_id, 0, declared.algorithm, checksums.FULL_OBJECT,
+                            owner_id, 0, declared.algorithm, checksums.FULL_OBJECT,
                             value, headers, received.blob_id, received.data, **extras)
-    await commit_version(ctx, version, {"Key": key})
+    await commit_version(ctx, version, {"Key": key}, acl)
     return {"Bucket": bucket.name, "Key": key, "ETag": quoted(received.etag),
             **checksum_members(declared.algorithm, value, checksums.FULL_OBJECT)}
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import email.utils
 
-from s3_api.buckets import decode_token, owned_bucket, owner
+from s3_api import access_control
+from s3_api.buckets import decode_token, owned_bucket
 from s3_api.errors import (AccessDenied, InvalidArgument, InvalidBucketState, MalformedXML,
                            MethodNotAllowed, NoSuchKey, NoSuchVersion, NotImplementedOperation)
 from s3_api.listing import Walk, add_checksum_algorithm, encoder, listed_last_modified, max_keys, walk
@@ -188,19 +189,19 @@ async def list_object_versions(ctx, params: dict) -> dict:
                                       ArgumentName="version-id-marker", ArgumentValue=vid_marker)
             after_seq = found.seq
     page, latest_flags = _walk_versions(store, bucket.name, prefix, delimiter, key_marker, after_seq, limit)
-    who = owner(ctx)
+    who = access_control.display      # each version's owner (s3_api.access_control)
     versions, markers = [], []
     times: dict[int, object] = {}
     for row, latest in zip(page.rows, latest_flags):
-        key, _, vid, dm, size, etag, modified_us, _, algorithm, checksum_type, headers = row
+        key, _, vid, dm, size, etag, modified_us, owner_id, algorithm, checksum_type, headers = row
         when = listed_last_modified(times, modified_us)
         if dm:
-            markers.append({"Owner": who, "Key": encode(key), "VersionId": vid,
+            markers.append({"Owner": who(ctx, owner_id), "Key": encode(key), "VersionId": vid,
                             "IsLatest": latest, "LastModified": when})
             continue
         item = {"ETag": f'"{etag}"', "Size": size, "StorageClass": storage_class(headers),
                 "Key": encode(key), "VersionId": vid, "IsLatest": latest, "LastModified": when,
-                "Owner": who}
+                "Owner": who(ctx, owner_id)}
         add_checksum_algorithm(item, algorithm, checksum_type)
         versions.append(item)
     out: dict = {"Name": bucket.name, "Prefix": encode(prefix), "KeyMarker": encode(key_marker or ""),

@@ -34,6 +34,19 @@ SCHEMA = Schema(
 )
 
 
+# An account's email address (S3 ACL grants by email: x-amz-grant-*: emailAddress=...). Its own
+# schema, migrated with SCHEMA (``AccountStore.setup``, the server's start-up).
+EMAIL_SCHEMA = Schema(
+    "account_emails",
+    [
+        """
+        ALTER TABLE accounts ADD COLUMN email TEXT;
+        CREATE UNIQUE INDEX accounts_by_email ON accounts(email COLLATE NOCASE)
+        """
+    ],
+)
+
+
 @dataclass(frozen=True)
 class Account:
     account_id: str
@@ -92,19 +105,22 @@ class AccountStore:
 
     async def setup(self) -> None:
         await self.db.migrate(SCHEMA)
+        await self.db.migrate(EMAIL_SCHEMA)
 
     async def create_account(self, account_id: str, name: str, canonical_user_id: str,
-                             is_admin: bool = False) -> Account:
+                             is_admin: bool = False, email: str | None = None) -> Account:
         async with self.db.transaction() as tx:
             clash = await tx.fetchone(
-                "SELECT 1 FROM accounts WHERE account_id = ? OR name = ?", (account_id, name))
+                "SELECT 1 FROM accounts WHERE account_id = ? OR name = ? OR (? IS NOT NULL AND"
+                " email = ? COLLATE NOCASE)", (account_id, name, email, email))
             if clash:
-                raise AccountExists(f"an account with id {account_id} or name {name!r} exists")
+                raise AccountExists(f"an account with id {account_id}, name {name!r} or that"
+                                    " email address exists")
             created = time.time()
             await tx.execute(
-                "INSERT INTO accounts (account_id, name, canonical_user_id, is_admin, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (account_id, name, canonical_user_id, int(is_admin), created))
+                "INSERT INTO accounts (account_id, name, canonical_user_id, is_admin, created_at,"
+                " email) VALUES (?, ?, ?, ?, ?, ?)",
+                (account_id, name, canonical_user_id, int(is_admin), created, email))
         return Account(account_id, name, canonical_user_id, is_admin, created)
 
     async def list_accounts(self) -> list[Account]:

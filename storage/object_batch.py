@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import collections
 
-from storage import usage
+from storage import s3_access, usage
 from storage.db import Transaction
 from storage.object_rows import (_UPSERT, _VERSION_INSERT, Bucket, ObjectVersion, new_id)
 from storage.object_versions import NULL_VERSION, new_vid
@@ -50,6 +50,7 @@ class Batch:
         self._deltas: dict[str, int] = collections.defaultdict(int)
         self._created: dict[str, ObjectVersion] = {}
         self.garbage: list[str] = []
+        self.acls: list[tuple[str, str | None]] = []   # object ACLs set (storage.s3_access)
 
     # --- reads ---------------------------------------------------------------------------
     def bucket(self, name: str) -> Bucket | None:
@@ -212,12 +213,18 @@ class Batch:
         """Unlink these blobs once the transaction has committed."""
         self.garbage.extend(blob_ids)
 
-    def mark(self) -> tuple[int, int, dict]:
-        return len(self._journal), len(self.garbage), dict(self._deltas)
+    def set_acl(self, version_id: str, acl: str | None) -> None:
+        """Give a version (made or found in this batch) its ACL (None: the default), written
+        with the version rows."""
+        self.acls.append((version_id, acl))
 
-    def undo(self, mark: tuple[int, int, dict]) -> None:
+    def mark(self) -> tuple[int, int, dict, int]:
+        return len(self._journal), len(self.garbage), dict(self._deltas), len(self.acls)
+
+    def undo(self, mark: tuple[int, int, dict, int]) -> None:
         """Forget overlay changes made since ``mark`` (by an operation that raised)."""
-        journal_len, garbage_len, deltas = mark
+        journal_len, garbage_len, deltas, acls_len = mark
+        del self.acls[acls_len:]
         while len(self._journal) > journal_len:
             bucket, key, (current, added, removed) = self._journal.pop()
             entry = self._objects[(bucket, key)]
@@ -231,6 +238,7 @@ class Batch:
         inline_deletes, inline_inserts = [], []
         version_deletes, version_inserts = [], []
         kept: set[str] = set()
+        gone: list[str] = []
         for (bucket, key), entry in self._objects.items():
             if entry.original is not entry.current:
                 if entry.current is None:
@@ -248,6 +256,7 @@ class Batch:
             for version in before:
                 if version.version_id in after_ids:
                     continue     # moved between the tables, or changed in place
+                gone.append(version.version_id)
                 self._deltas[bucket] -= version.size
                 self.garbage.extend(self.store.version_blobs(version))
                 if version.parts:
@@ -266,6 +275,7 @@ class Batch:
         for version_id, version in self._created.items():
             if version_id not in kept:
                 self.garbage.extend(self.store.version_blobs(version))
+                gone.append(version_id)
         if inline_deletes:
             await self.tx.executemany("DELETE FROM s3_inline WHERE id = ?", inline_deletes)
         if inline_inserts:
@@ -286,6 +296,8 @@ class Batch:
             await self.tx.executemany(
                 "INSERT INTO s3_object_parts (version_id, part_number, start, size, etag, checksum,"
                 " blob) VALUES (?, ?, ?, ?, ?, ?, ?)", part_inserts)
+        if self.acls or gone:
+            await s3_access.flush_object_acls(self.tx, self.acls, gone)
         batch_id = new_id()
         for bucket, delta in self._deltas.items():
             if not delta:

@@ -12,7 +12,7 @@ from multidict import CIMultiDict
 from s3_api.operations import OPERATIONS
 from s3_api.service import close_state, open_state
 from storage import usage
-from storage.accounts import Account
+from storage.accounts import Account, AccountStore
 from storage.db import Database
 
 ALICE = Account("111111111111", "alice", "a" * 64, False, 0.0)
@@ -67,7 +67,9 @@ class Harness:
                                app=self.app, operation=operation, request_id="req")
 
     async def call(self, operation: str, ctx=None, **params):
-        return await OPERATIONS[operation](ctx or self.ctx(), params)
+        ctx = ctx or self.ctx()
+        ctx.operation = operation      # as the gateway sets it: the access decision's action
+        return await OPERATIONS[operation](ctx, params)
 
     async def put(self, bucket: str, key: str, data: bytes, ctx=None, **params):
         params.setdefault("ContentLength", len(data))
@@ -97,6 +99,12 @@ class Harness:
 async def make_harness(data_dir: str, clock: Clock | None = None) -> Harness:
     db = await Database.open(os.path.join(data_dir, "nimbo.db"))
     await db.migrate(usage.SCHEMA)
+    store = AccountStore(db)
+    await store.setup()
+    for account in (ALICE, BOB):    # the accounts the tests act as (grantees, owners)
+        if await store.get_account(account.account_id) is None:
+            await store.create_account(account.account_id, account.name, account.canonical_user_id,
+                                       email=f"{account.name}@example.com")
     clock = clock or Clock()
     app = SimpleNamespace(config=SimpleNamespace(data_dir=data_dir), db=db, clock=clock)
     state = await open_state(app)
