@@ -12,6 +12,8 @@ A config file looks like::
     network = "auto"                      # EC2 data path: auto (taps in Nimbo's namespace when root), user, fake
     public_ip_pool = "198.18.0.0/24"      # EC2 public addresses (Elastic IPs, MapPublicIpOnLaunch): CIDRs, comma-separated
     network_host_access = false           # single host: route the pool from the host's shell into Nimbo's namespace
+    s3_default_object_ownership = "BucketOwnerEnforced"   # new buckets: or BucketOwnerPreferred, ObjectWriter
+    s3_default_block_public_access = true # new buckets: all four public access block settings on
     storage_min_free_mib = 128            # refuse new data below this much free disk space
     storage_reserve_mib = 16              # a file kept so deletes can commit on a full disk
     http_header_timeout = 20              # seconds for a request's headers (gateway.connection_limits)
@@ -67,6 +69,8 @@ class Config:
     network_host_access: bool = False  # single host: route the public pool from the host into the namespace
     public_ip_pool: str = "198.18.0.0/24"   # public IPv4 addresses (CIDRs, comma-separated)
     max_elastic_ips: int = 5           # Elastic IPs per account and region: EC2's default quota
+    s3_default_object_ownership: str = "BucketOwnerEnforced"   # new buckets' (s3_api.bucket_access)
+    s3_default_block_public_access: bool = True
     storage_min_free_mib: float = 128.0   # new data refused below this free space (storage.space)
     storage_reserve_mib: float = 16.0     # released when the disk fills, so deletes still commit
     http_header_timeout: float = 20.0     # connection limits: gateway.connection_limits

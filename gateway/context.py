@@ -67,6 +67,8 @@ class RequestContext:
     meter: Any = None
     chunk_chain: Any = None
     bill_to: str | None = None   # an S3 handler may name the bucket owner as the payer
+    peer: str = ""               # the client's address (aws:SourceIp)
+    secure: bool = False         # over TLS (aws:SecureTransport)
     bucket: str | None = None
     _host_id: str | None = field(default=None, repr=False, compare=False)
 

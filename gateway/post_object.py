@@ -40,17 +40,18 @@ async def serve_post_object(request: web.Request, ctx: Any, service: Any,
     form = await forms.read_form(reader)
     auth = await verify_post_form(form.fields, app.accounts.secret_for,
                                   accepted_regions(ctx.service, list(app.config.regions)))
-    if auth is None:
-        raise AccessDenied()    # anonymous: Nimbo has no publicly writable buckets
-    ctx.access_key_id = auth.access_key_id
-    if auth.region in app.config.regions:
-        ctx.region = ctx.meter.region = auth.region
-    _, ctx.account = await app.accounts.lookup(auth.access_key_id)
-    if ctx.account is None:
-        raise AccessDenied()
-    ctx.meter.account_id = ctx.account.account_id
-    check_policy(auth.policy, forms.policy_fields(form), bucket, app.clock())
-    result = await forms.post_object(ctx, bucket, form, auth.policy.length_range)
+    if auth is not None:
+        ctx.access_key_id = auth.access_key_id
+        if auth.region in app.config.regions:
+            ctx.region = ctx.meter.region = auth.region
+        _, ctx.account = await app.accounts.lookup(auth.access_key_id)
+        if ctx.account is None:
+            raise AccessDenied()
+        ctx.meter.account_id = ctx.account.account_id
+        check_policy(auth.policy, forms.policy_fields(form), bucket, app.clock())
+    # anonymous (no signature): the bucket's ACL or policy decides (s3_api.access_control)
+    result = await forms.post_object(ctx, bucket, form,
+                                     auth.policy.length_range if auth is not None else None)
     return _answer(request, ctx, form, result)
 
 

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 from access import acl as acls
 from access.decision import ENFORCED, PublicAccessBlock
-from s3_api import access_control as ac
 from s3_api.acls import request_grants, stored
 from s3_api.errors import InvalidBucketAclWithObjectOwnership, _error
-from s3_api.ownership import check_create
+from s3_api.ownership import OWNERSHIPS, check_create
 from storage import s3_access
 
 InvalidBucketAclWithBlockPublicAccessError = _error(
@@ -37,7 +36,11 @@ class NewBucketAccess:
 
 
 def defaults(config) -> tuple[str, bool]:
+    """(object ownership, block public access) of new buckets, from the config file."""
     ownership = getattr(config, "s3_default_object_ownership", None) or ENFORCED
+    if ownership not in OWNERSHIPS:
+        raise ValueError(f"s3_default_object_ownership must be one of {', '.join(OWNERSHIPS)},"
+                         f" not {ownership!r}")
     block = getattr(config, "s3_default_block_public_access", True)
     return ownership, bool(True if block is None else block)
 
@@ -56,5 +59,3 @@ def new_bucket_access(ctx, params: dict) -> NewBucketAccess:
     block = ALL_BLOCKED.members() if block_public else None
     return NewBucketAccess(ownership, stored(grants, owner_canonical), block)
 
-
-__all__ = ["new_bucket_access", "ac"]

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 
 from storage import completed_uploads
+from storage.s3_access import sweep_object_acls
 from storage.blobs import BlobStore
 from storage.objects import ObjectStore
 
@@ -50,12 +51,16 @@ async def open_state(app) -> S3State:
     blobs = BlobStore(os.path.join(data_dir, "blobs"))
     blobs.space = getattr(app.db, "space", None)   # new data is checked against the watermark
     await blobs.run(blobs.setup)
+    from s3_api.bucket_access import defaults  # noqa: PLC0415
+    defaults(config)       # a wrong s3_default_object_ownership stops start-up, not CreateBucket
     store = ObjectStore(app.db, blobs, _microseconds(app.clock))
     await store.open()
     await app.db.migrate(completed_uploads.SCHEMA)
     if blobs.try_exclusive():
         try:
             temps, orphans = await blobs.run(blobs.collect, store.referenced_blobs())
+            async with app.db.transaction() as tx:      # ACLs of versions that went away
+                await sweep_object_acls(tx)
             if temps or orphans:
                 log.info("collected %d temp files and %d unreferenced blobs", temps, orphans)
         finally:
