@@ -13,12 +13,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import urllib.parse
 
 from access import acl as acls
-from access.decision import ALLOW, ENFORCED, BucketAccess, ObjectAccess, PublicAccessBlock, decide
+from access.decision import ALLOW, BUCKET_GOVERNED, ENFORCED, BucketAccess, ObjectAccess, PublicAccessBlock, decide
 from access.model import AccessRequest, Principal, s3_arn
 from s3_api.errors import AccessDenied, NoSuchBucket
 from storage import s3_access
@@ -174,7 +173,9 @@ def account_names(ctx, account_id: str) -> tuple[str, str]:
             found = (account.canonical_user_id, account.display_name)
         else:
             row = _account_row(ctx.state.store, "account_id", account_id)
-            found = (row[1], row[2]) if row else (account_id, account_id)
+            if row is None:         # an account this server does not know (not cached)
+                return account_id, account_id
+            found = (row[1], row[2])
         if len(_ACCOUNTS) > 10_000:
             _ACCOUNTS.clear()
         _ACCOUNTS[account_id] = found
@@ -307,12 +308,25 @@ def _policy(bucket: str, text: str | None):
     return found
 
 
+_ACCESS: dict[tuple, BucketAccess] = {}
+
+
 def bucket_access(ctx, bucket) -> BucketAccess:
-    settings = s3_access.bucket_settings(ctx.state.store, bucket.name)
-    canonical, _ = account_names(ctx, bucket.account_id)
-    return BucketAccess(bucket.account_id, canonical, settings.ownership,
-                        acls.from_json(settings.acl), _policy(bucket.name, settings.policy),
-                        PublicAccessBlock.from_members(settings.block()))
+    """The bucket's access settings as the decision takes them (one point query; the parsed
+    form is kept per settings row, never changed: a changed row is another key)."""
+    row = s3_access.settings_row(ctx.state.store, bucket.name)
+    key = (bucket.name, bucket.account_id, row)
+    found = _ACCESS.get(key)
+    if found is None:
+        settings = s3_access.BucketSettings(*row)
+        canonical, _ = account_names(ctx, bucket.account_id)
+        found = BucketAccess(bucket.account_id, canonical, settings.ownership,
+                             acls.from_json(settings.acl), _policy(bucket.name, settings.policy),
+                             PublicAccessBlock.from_members(settings.block()))
+        if len(_ACCESS) > 4096:
+            _ACCESS.clear()
+        _ACCESS[key] = found
+    return found
 
 
 def check_expected_owner(params: dict, bucket, member: str = "ExpectedBucketOwner") -> None:
@@ -333,10 +347,18 @@ def object_access(ctx, version) -> ObjectAccess | None:
 def allowed(ctx, params: dict, bucket, action: str, key: str | None = None, version=None,
             access: BucketAccess | None = None, request_tags: list | None = None) -> bool:
     """Whether the decision allows ``action`` on the bucket (``key``: on that object)."""
-    principal = principal_of(ctx)
     access = access or bucket_access(ctx, bucket)
-    request = AccessRequest(principal, action, s3_arn(bucket.name, key),
-                            condition_context(ctx, params, version, request_tags))
+    account = getattr(ctx, "account", None)
+    if access.policy is None and account is not None and account.account_id == bucket.account_id:
+        # the owner's hot path, what ``decide`` answers without a policy: the bucket owner may
+        # do anything to the bucket and to the objects it owns (all of them when enforced)
+        if key is None or action in BUCKET_GOVERNED or not access.acls_enabled or \
+                version is None or version.owner_id == account.account_id:
+            return True
+    principal = principal_of(ctx)
+    # condition keys matter to a policy only: none, none to build (the owner's hot path)
+    context = condition_context(ctx, params, version, request_tags) if access.policy else {}
+    request = AccessRequest(principal, action, s3_arn(bucket.name, key), context)
     return decide(request, access, object_access(ctx, version),
                   on_object=key is not None) == ALLOW
 
@@ -389,6 +411,3 @@ def list_denied_as_missing(ctx, params: dict, bucket, access: BucketAccess | Non
         return False
     return not allowed(ctx, {}, bucket, "s3:ListBucket", access=access)
 
-
-def stored_tags_json(tags: list | None) -> str | None:
-    return json.dumps(tags) if tags else None

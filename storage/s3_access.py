@@ -75,11 +75,18 @@ class BucketSettings:
         return json.loads(self.public_access_block) if self.public_access_block else None
 
 
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM s3_bucket_access WHERE bucket = ?"
+
+
+def settings_row(store, bucket: str) -> tuple:
+    """The settings of ``bucket`` as a tuple of ``COLUMNS`` (read through the store's reader;
+    all None without a row)."""
+    rows = store.query(_SELECT, (bucket,))
+    return tuple(rows[0]) if rows else (None, None, None, None)
+
+
 def bucket_settings(store, bucket: str) -> BucketSettings:
-    """The settings of ``bucket`` (read through the store's reader; all None without a row)."""
-    rows = store.query(f"SELECT {', '.join(COLUMNS)} FROM s3_bucket_access WHERE bucket = ?",
-                       (bucket,))
-    return BucketSettings(*rows[0]) if rows else BucketSettings()
+    return BucketSettings(*settings_row(store, bucket))
 
 
 async def create_bucket_settings(tx: Transaction, bucket: str, ownership: str | None,
