@@ -153,15 +153,18 @@ def stored(grants: list[acls.Grant] | None, owner_canonical: str) -> str | None:
 
 
 def write_acl(ctx, params: dict, bucket, access: BucketAccess, owner_account: str) -> str | None:
-    """The stored ACL of a version a write makes (checked against the bucket; the writer needs
-    s3:PutObjectAcl too when it sets one). None: the default."""
+    """The stored ACL of a version a write makes (checked against the bucket; a writer that
+    will not own the version needs s3:PutObjectAcl to set more than the owner's full control).
+    None: the default."""
     owner_canonical, _ = ac.account_names(ctx, owner_account)
     grants = request_grants(ctx, params, owner_canonical, access.owner_canonical)
     if grants is None:
         return None
     check_settable(access, grants, owner_canonical)
-    if params.get("ACL") not in (None, "private", "bucket-owner-full-control") or any(
-            params.get(m) is not None for m in acls.GRANT_MEMBERS):
+    account = getattr(ctx, "account", None)
+    writer = account.account_id if account is not None else None
+    if writer != owner_account and not acls.owner_full_control_only(
+            grants, owner_canonical, access.owner_canonical):
         ac.authorize(ctx, params, bucket, "s3:PutObjectAcl", params.get("Key"), access=access)
     return stored(grants, owner_canonical)
 

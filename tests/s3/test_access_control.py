@@ -404,3 +404,17 @@ async def test_a_write_refused_at_commit_leaves_no_acl(s3):
     current = s3.state.store.object_meta(name, "k")
     public_won = not isinstance(results[0], Exception)
     assert [r[0] for r in rows] == ([current.version_id] if public_won else [])
+
+
+async def test_writers_set_acls_on_what_they_own_and_anonymous_writes(s3):
+    name = await open_bucket(s3)
+    await s3.call("PutBucketAcl", Bucket=name, ACL="public-read-write")
+    await s3.put(name, "bobs-public", b"b", bob(s3), ACL="public-read")    # bob owns it: may
+    assert (await s3.get(name, "bobs-public", anon(s3)))[1] == b"b"
+    await s3.put(name, "dropped", b"anonymous", anon(s3))                  # public write
+    listing = await s3.call("ListObjectsV2", anon(s3), Bucket=name, FetchOwner=True)
+    owners = {c["Key"]: c["Owner"]["ID"] for c in listing["Contents"]}
+    assert owners == {"bobs-public": BOB.canonical_user_id, "dropped": ALICE.canonical_user_id}
+    await s3.call("PutBucketAcl", Bucket=name, ACL="private")
+    with pytest.raises(errors.AccessDenied):
+        await s3.put(name, "again", b"x", anon(s3))
