@@ -16,7 +16,7 @@ import urllib.parse
 
 from s3_api import access_control, acls, checksums, conditions, objects, payload
 from s3_api.versioning import version_header  # noqa: I001 (versions: s3_api.versioning)
-from s3_api.buckets import owned_bucket, owner
+from s3_api.buckets import owned_bucket
 from s3_api.copying import (close_sources, copy_into, open_sources, parse_copy_range, segments,
                             source_version)
 from s3_api.errors import (BadDigest, EntityTooSmall, InvalidArgument, InvalidPart,

@@ -12,7 +12,7 @@ import hashlib
 
 from s3_api import (access_control, acls, checksums, conditions, lifecycle, object_lock, payload,
                     tagging, versioning)
-from s3_api.buckets import owned_bucket, owner
+from s3_api.buckets import owner
 from s3_api.copying import (close_sources, copy_into, open_sources, parse_copy_source, segments,
                             source_version)
 from s3_api.errors import (AccessDenied, InvalidArgument, InvalidPartNumber, InvalidRequest,

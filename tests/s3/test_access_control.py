@@ -418,3 +418,41 @@ async def test_writers_set_acls_on_what_they_own_and_anonymous_writes(s3):
     await s3.call("PutBucketAcl", Bucket=name, ACL="private")
     with pytest.raises(errors.AccessDenied):
         await s3.put(name, "again", b"x", anon(s3))
+
+
+def test_condition_keys_of_a_request(s3):
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from s3_api.access_control import action_for, condition_context
+    ctx = s3.ctx(headers={"Referer": "https://example.com/page", "User-Agent": "curl/8",
+                          "x-amz-acl": "public-read", "x-amz-server-side-encryption": "aws:kms",
+                          "x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+    ctx.peer, ctx.secure = "10.1.2.3", True
+    ctx.auth = SimpleNamespace(signature_version="v4", presigned=True, amz_date="20260501T115959Z",
+                               payload_hash="UNSIGNED-PAYLOAD")
+    version = SimpleNamespace(tags='[["team", "blue"]]',
+                              tag_list=lambda: [("team", "blue")])
+    keys = condition_context(ctx, {"Prefix": "home/", "MaxKeys": 10, "VersionId": "v1",
+                                   "Tagging": "a=1&b=2", "ObjectLockMode": "GOVERNANCE",
+                                   "ObjectLockRetainUntilDate": dt.datetime(2026, 5, 3, 12,
+                                                                            tzinfo=dt.timezone.utc)},
+                             version)
+    expected = {
+        "aws:SourceIp": ["10.1.2.3"], "aws:SecureTransport": ["true"],
+        "aws:Referer": ["https://example.com/page"], "aws:UserAgent": ["curl/8"],
+        "aws:CurrentTime": ["2026-05-01T12:00:00Z"], "aws:EpochTime": ["1777636800"],
+        "s3:x-amz-acl": ["public-read"], "s3:x-amz-server-side-encryption": ["aws:kms"],
+        "s3:x-amz-content-sha256": ["UNSIGNED-PAYLOAD"], "s3:signatureversion": ["AWS4-HMAC-SHA256"],
+        "s3:authType": ["REST-QUERY-STRING"], "s3:signatureAge": ["1000"], "s3:prefix": ["home/"],
+        "s3:max-keys": ["10"], "s3:VersionId": ["v1"], "s3:object-lock-mode": ["GOVERNANCE"],
+        "s3:object-lock-retain-until-date": ["2026-05-03T12:00:00Z"],
+        "s3:object-lock-remaining-retention-days": ["2"], "s3:ExistingObjectTag/team": ["blue"],
+        "s3:RequestObjectTag/a": ["1"], "s3:RequestObjectTag/b": ["2"],
+        "s3:RequestObjectTagKeys": ["a", "b"]}
+    assert keys == expected
+    assert action_for("GetObject", {"VersionId": "v"}) == "s3:GetObjectVersion"
+    assert action_for("HeadObject", {}) == "s3:GetObject"
+    assert action_for("ListObjectVersions") == "s3:ListBucketVersions"
+    assert action_for("DeletePublicAccessBlock") == "s3:PutBucketPublicAccessBlock"
+    assert action_for("ListParts") == "s3:ListMultipartUploadParts"
