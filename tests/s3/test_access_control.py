@@ -456,3 +456,24 @@ def test_condition_keys_of_a_request(s3):
     assert action_for("ListObjectVersions") == "s3:ListBucketVersions"
     assert action_for("DeletePublicAccessBlock") == "s3:PutBucketPublicAccessBlock"
     assert action_for("ListParts") == "s3:ListMultipartUploadParts"
+
+
+async def test_acls_of_copies_and_multipart_uploads(s3):
+    from tests.s3.helpers import Body
+    name = await open_bucket(s3)
+    await s3.put(name, "src", b"source")
+    await s3.call("CopyObject", Bucket=name, Key="copy", CopySource=f"{name}/src",
+                  ACL="public-read")
+    assert (await s3.get(name, "copy", anon(s3)))[1] == b"source"
+    await s3.call("CopyObject", Bucket=name, Key="copy2", CopySource=f"{name}/copy")
+    with pytest.raises(errors.AccessDenied):             # a copy does not take the source's ACL
+        await s3.get(name, "copy2", anon(s3))
+    up = await s3.call("CreateMultipartUpload", Bucket=name, Key="mp", ACL="public-read")
+    part = await s3.call("UploadPart", Bucket=name, Key="mp", UploadId=up["UploadId"],
+                         PartNumber=1, Body=Body(b"parts"), ContentLength=5)
+    await s3.call("CompleteMultipartUpload", Bucket=name, Key="mp", UploadId=up["UploadId"],
+                  MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    assert (await s3.get(name, "mp", anon(s3)))[1] == b"parts"
+    with pytest.raises(errors.InvalidRequest):
+        await s3.call("CreateMultipartUpload", Bucket=name, Key="mp2", ACL="private",
+                      GrantRead=f'id="{BOB.canonical_user_id}"')
