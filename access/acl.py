@@ -143,6 +143,7 @@ def to_json(grants: list[Grant]) -> str:
 
 
 def from_json(text: str | None) -> list[Grant] | None:
-    if not text:
+    """The stored grants (None: none stored, the default; ``[]``: every grant revoked)."""
+    if text is None:
         return None
     return [Grant(kind, value, permission) for kind, value, permission in json.loads(text)]

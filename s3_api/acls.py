@@ -205,7 +205,9 @@ async def get_bucket_acl(ctx, params: dict) -> dict:
     bucket = ac.authorized_bucket(ctx, params)
     settings = s3_access.bucket_settings(ctx.state.store, bucket.name)
     canonical, _ = ac.account_names(ctx, bucket.account_id)
-    grants = acls.from_json(settings.acl) or acls.owner_grants(canonical)
+    grants = acls.from_json(settings.acl)
+    if grants is None:
+        grants = acls.owner_grants(canonical)
     return _answer(ctx, bucket.account_id, grants)
 
 
@@ -240,7 +242,7 @@ async def get_object_acl(ctx, params: dict) -> dict:
     canonical, _ = ac.account_names(ctx, owner)
     grants = acls.from_json(s3_access.object_acl(ctx.state.store, version.version_id)) \
         if access.acls_enabled else None
-    out = _answer(ctx, owner, grants or acls.owner_grants(canonical))
+    out = _answer(ctx, owner, grants if grants is not None else acls.owner_grants(canonical))
     if params.get("VersionId") is not None:
         out["VersionId"] = version.vid
     return out

@@ -477,3 +477,16 @@ async def test_acls_of_copies_and_multipart_uploads(s3):
     with pytest.raises(errors.InvalidRequest):
         await s3.call("CreateMultipartUpload", Bucket=name, Key="mp2", ACL="private",
                       GrantRead=f'id="{BOB.canonical_user_id}"')
+
+
+async def test_every_grant_revoked(s3):
+    """An AccessControlPolicy without grants leaves an empty ACL (the owners keep their rights)."""
+    name = await open_bucket(s3)
+    await s3.put(name, "k", b"x")
+    owner = {"ID": ALICE.canonical_user_id}
+    await s3.call("PutBucketAcl", Bucket=name, AccessControlPolicy={"Owner": owner, "Grants": []})
+    await s3.call("PutObjectAcl", Bucket=name, Key="k",
+                  AccessControlPolicy={"Owner": owner, "Grants": []})
+    assert (await s3.call("GetBucketAcl", Bucket=name))["Grants"] == []
+    assert (await s3.call("GetObjectAcl", Bucket=name, Key="k"))["Grants"] == []
+    assert (await s3.get(name, "k"))[1] == b"x"
