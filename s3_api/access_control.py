@@ -249,7 +249,7 @@ def condition_context(ctx, params: dict, version=None, request_tags: list | None
                 out["s3:signatureAge"] = [str(max(0, int((now - signed).total_seconds() * 1000)))]
             except ValueError:
                 pass
-    if getattr(ctx, "post_form", False):
+    if getattr(ctx, "operation", "") == "PostObject":     # a browser form's signature
         out["s3:authType"] = ["POST"]
     for member, key in (("Prefix", "s3:prefix"), ("Delimiter", "s3:delimiter"),
                         ("MaxKeys", "s3:max-keys"), ("VersionId", "s3:VersionId"),
