@@ -44,3 +44,5 @@ UnsupportedOperationException = _error("UnsupportedOperationException",
 DryRunOperationException = _error("DryRunOperationException",
                                   "The request would have succeeded, but the DryRun option is set.", 412)
 InvalidGrantTokenException = _error("InvalidGrantTokenException", "The grant token is not valid.")
+CustomKeyStoreNotFoundException = _error("CustomKeyStoreNotFoundException",
+                                         "The specified custom key store does not exist.")

@@ -117,14 +117,18 @@ async def describe_key(ctx: Any, params: dict) -> dict:
 
 
 def marker(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode()
+    return base64.urlsafe_b64encode(b"kms:" + value.encode()).decode()
 
 
 def after_marker(text: str | None) -> str | None:
+    """Where a page continues (what ``marker`` made); InvalidMarkerException for anything else."""
     if text is None:
         return None
     try:
-        return base64.urlsafe_b64decode(text.encode("ascii")).decode()
+        raw = base64.b64decode(text.encode("ascii"), altchars=b"-_", validate=True)
+        if not raw.startswith(b"kms:"):
+            raise ValueError
+        return raw[4:].decode()
     except (binascii.Error, ValueError, UnicodeError):
         raise errors.InvalidMarkerException("Invalid marker") from None
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from kms_api import keys, tagging, validation
+from kms_api import aliases, crypto, key_policies, keys, rotation, tagging, validation
 from kms_api.state import close_state, open_state  # noqa: F401  (the gateway's hooks)
 
 SERVICE_MODEL = "kms"
@@ -46,6 +46,22 @@ _HANDLERS = {
     "TagResource": tagging.tag_resource,
     "UntagResource": tagging.untag_resource,
     "ListResourceTags": tagging.list_resource_tags,
+    "CreateAlias": aliases.create_alias,
+    "UpdateAlias": aliases.update_alias,
+    "DeleteAlias": aliases.delete_alias,
+    "ListAliases": aliases.list_aliases,
+    "Encrypt": crypto.encrypt,
+    "Decrypt": crypto.decrypt,
+    "ReEncrypt": crypto.re_encrypt,
+    "GenerateDataKey": crypto.generate_data_key,
+    "GenerateDataKeyWithoutPlaintext": crypto.generate_data_key_without_plaintext,
+    "GenerateRandom": crypto.generate_random,
+    "GetKeyPolicy": key_policies.get_key_policy,
+    "PutKeyPolicy": key_policies.put_key_policy,
+    "ListKeyPolicies": key_policies.list_key_policies,
+    "GetKeyRotationStatus": rotation.get_key_rotation_status,
+    "EnableKeyRotation": rotation.enable_key_rotation,
+    "DisableKeyRotation": rotation.disable_key_rotation,
 }
 
 OPERATIONS = {name: _wrapped(name, handler) for name, handler in _HANDLERS.items()}
