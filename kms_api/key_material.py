@@ -8,9 +8,9 @@ memory only (a small cache, cleared at shutdown).
 
 A ciphertext blob, as Encrypt and GenerateDataKey return it and Decrypt takes it::
 
-    version (1 byte, 0x01) | key id (16 bytes, the key's UUID) | nonce (12 bytes) | AES-256-GCM ciphertext + tag
+    version (1 byte, 0x01) | "nkms" | key id (16 bytes, the key's UUID) | nonce (12 bytes) | AES-256-GCM ciphertext + tag
 
-The associated data is the blob's header (version and key id) followed by the encryption
+The associated data is the blob's header (version, marker and key id) followed by the encryption
 context, serialized canonically (the pairs sorted by key, as JSON): a blob decrypts only under
 the key it names and with exactly the context it was made with (order of the pairs aside), as
 AWS documents. Anything else (a truncated or altered blob, another context) is
@@ -32,7 +32,8 @@ MATERIAL_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
 BLOB_VERSION = 1
-_HEADER = 1 + 16
+_MARKER = b"nkms"
+_HEADER = 1 + len(_MARKER) + 16
 MIN_BLOB = _HEADER + NONCE_BYTES + TAG_BYTES
 _WRAP_VERSION = b"\x01"
 
@@ -69,7 +70,7 @@ def canonical_context(context: dict[str, str] | None) -> bytes:
 
 
 def seal(material: bytes, key_id: str, plaintext: bytes, context: dict[str, str] | None) -> bytes:
-    header = bytes([BLOB_VERSION]) + uuid.UUID(key_id).bytes
+    header = bytes([BLOB_VERSION]) + _MARKER + uuid.UUID(key_id).bytes
     nonce = secrets.token_bytes(NONCE_BYTES)
     return header + nonce + AESGCM(material).encrypt(nonce, plaintext, header + canonical_context(context))
 
@@ -84,9 +85,9 @@ class Blob:
 
 def parse_blob(blob: bytes) -> Blob:
     """The parts of a ciphertext blob; InvalidCiphertextException for what is not one."""
-    if len(blob) < MIN_BLOB or blob[0] != BLOB_VERSION:
+    if len(blob) < MIN_BLOB or blob[0] != BLOB_VERSION or blob[1:1 + len(_MARKER)] != _MARKER:
         raise errors.InvalidCiphertextException()
-    key_id = str(uuid.UUID(bytes=bytes(blob[1:_HEADER])))
+    key_id = str(uuid.UUID(bytes=bytes(blob[1 + len(_MARKER):_HEADER])))
     return Blob(key_id, bytes(blob[:_HEADER]), bytes(blob[_HEADER:_HEADER + NONCE_BYTES]),
                 bytes(blob[_HEADER + NONCE_BYTES:]))
 
