@@ -7,6 +7,7 @@
   encryption context). ``key_id`` None means the account's AWS managed key ``alias/aws/s3``, made
   on first use; otherwise a key id, key ARN, alias name or alias ARN of the account.
 - ``decrypt_data_key(app, account_id, blob, context)``: (key ARN, plaintext data key).
+- ``key_arn(app, account_id, key_id)``: the ARN a key name resolves to (a configuration's check).
 
 Errors are ``kms_api.errors`` classes (``.code``, ``.status``, ``.message``), as the KMS API renders
 them: NotFoundException (no such key in the account, or another account's key id),
@@ -65,3 +66,11 @@ async def decrypt_data_key(app: Any, account_id: str, blob: bytes, context: dict
     caller = Caller(account_id, _region(app, region), "Decrypt")
     key, plaintext = await unseal(app, caller, bytes(blob), _context(context), any_region=region is None)
     return arn_of(key), plaintext
+
+
+async def key_arn(app: Any, account_id: str, key_id: str | None, *, region: str | None = None) -> str:
+    """The ARN of the key ``key_id`` names (None: the account's ``alias/aws/s3``, made on first use),
+    whatever its state: for checking a key named in a configuration (a bucket's default
+    encryption) before any data key is made. NotFoundException / AccessDeniedException as above."""
+    caller = Caller(account_id, _region(app, region), "DescribeKey")
+    return arn_of(await find_key(app, caller, key_id or DEFAULT_ALIAS, create_managed=True))

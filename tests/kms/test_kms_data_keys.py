@@ -132,3 +132,18 @@ async def test_key_material_is_never_on_disk_in_plaintext(app, alice, tmp_path):
                     secret.hex().encode() not in data, name
     app.db = await Database.open(os.path.join(tmp_path, "nimbo.db"))
     assert oct(os.stat(tmp_path / "master.key").st_mode & 0o777) == "0o600"
+
+
+async def test_key_arn_resolves_names_and_makes_the_default_key(app, alice):
+    from kms_api.data_keys import key_arn
+    key = (await alice("CreateKey"))["KeyMetadata"]
+    await alice("CreateAlias", AliasName="alias/cfg", TargetKeyId=key["KeyId"])
+    assert await key_arn(app, ALICE, "alias/cfg") == key["Arn"]
+    await alice("DisableKey", KeyId=key["KeyId"])
+    assert await key_arn(app, ALICE, key["KeyId"]) == key["Arn"]       # any state: a configuration check
+    default = await key_arn(app, ALICE, None)
+    assert default == (await generate_data_key(app, ALICE, None, CONTEXT)).key_arn
+    with pytest.raises(errors.NotFoundException):
+        await key_arn(app, BOB, key["KeyId"])
+    with pytest.raises(errors.AccessDeniedException):
+        await key_arn(app, BOB, key["Arn"])
