@@ -147,3 +147,13 @@ async def test_key_arn_resolves_names_and_makes_the_default_key(app, alice):
         await key_arn(app, BOB, key["KeyId"])
     with pytest.raises(errors.AccessDeniedException):
         await key_arn(app, BOB, key["Arn"])
+
+
+async def test_data_key_requests_are_metered_to_the_account(app):
+    counted = []
+    app.meter_buffer = type("Buffer", (), {"add": lambda self, *row: counted.append(row)})()
+    made = await generate_data_key(app, ALICE, None, CONTEXT)
+    await decrypt_data_key(app, ALICE, made.blob, CONTEXT)
+    assert [(r[0], r[1], r[2], r[3], r[4], r[7]) for r in counted] == [
+        (ALICE, "us-east-1", "awskms", "KMS-Requests", "GenerateDataKey", 1),
+        (ALICE, "us-east-1", "awskms", "KMS-Requests", "Decrypt", 1)]
