@@ -85,12 +85,12 @@ def parse(caller: Caller, name: str | None, *, arn_error: type[errors.KMSError] 
             if not KEY_ID.match(key_id):
                 raise errors.NotFoundException(f"Invalid keyId {name}")
             if region != caller.region:
-                raise errors.NotFoundException(f"Key '{name}' does not exist")
+                raise errors.NotFoundException(f"Invalid arn {region}")
             return KeyName("key", key_id.lower(), name)
         if not aliases:
             raise errors.NotFoundException(f"Invalid keyId {name}")
         if region != caller.region:
-            raise errors.NotFoundException(f"Alias {name} is not found.")
+            raise errors.NotFoundException(f"Invalid arn {region}")
         return KeyName("alias", resource, name)
     if name.startswith("arn:"):
         raise arn_error(f"Invalid arn {name}")
