@@ -2,8 +2,9 @@
 
 ``open_state`` migrates the tables, opens the blob store under ``<data_dir>/blobs`` and, when no
 other process has the store open, collects what a crash left behind (temp files, blobs no row
-points to) *before* the first request is served. It starts the lifecycle runner (stopped first
-at shut-down).
+points to) *before* the first request is served. It loads (or makes) the data directory's master
+key, which wraps the data keys of encrypted objects (``s3_api.encryption``), and starts the
+lifecycle runner (stopped first at shut-down).
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import logging
 import os
 from dataclasses import dataclass
 
-from storage import completed_uploads
+from storage import completed_uploads, master_key
+from storage.key_wrap import KeyRing
 from storage.blobs import BlobStore
 from storage.objects import ObjectStore
 
@@ -29,6 +31,7 @@ class S3State:
     inline_max: int = INLINE_MAX
     day_us: int = DAY_SECONDS * 1_000_000      # a lifecycle day (shortened in tests)
     lifecycle: object = None                   # the LifecycleRunner
+    keys: object = None                        # storage.key_wrap.KeyRing (encryption at rest)
 
 
 def _microseconds(clock):
@@ -66,6 +69,9 @@ async def open_state(app) -> S3State:
     day = float(getattr(config, "s3_lifecycle_day_seconds", None) or DAY_SECONDS)
     state = S3State(store, blobs, INLINE_MAX if inline_max is None else int(inline_max),
                     int(day * 1_000_000))
+    state.keys = KeyRing(master_key.load_or_create(data_dir))    # never logged
+    from s3_api import sealed_reads  # noqa: PLC0415 (EC2's reads of objects decrypt through it)
+    sealed_reads.install(state, app)
     # lifecycle rules run in the background, a pass per day (s3_api.lifecycle_runner)
     from s3_api.lifecycle_runner import LifecycleRunner  # noqa: PLC0415 (it imports the handlers)
     state.lifecycle = LifecycleRunner(state, os.path.join(data_dir, "s3-lifecycle.lock"), day)
