@@ -26,6 +26,11 @@ SSE-C over plain HTTP: S3 refuses customer keys on connections without TLS. Nimb
 over TLS, and over plain HTTP only from a loopback client (the key never crosses a network: a
 local client, or a TLS-terminating proxy on the same host); ``s3_sse_c_over_http = true`` in the
 configuration accepts them from anywhere. Other requests get S3's InvalidRequest.
+
+``NIMBO_S3_PLAINTEXT_WRITES=1`` in the server's environment makes writes that ask for no
+encryption store plaintext rows as Nimbo did before encryption at rest (``PLAINTEXT``: no header,
+the MD5 ETag). It exists for the benchmark's baseline (``bench.s3_encryption``) and the tests of
+such rows; never set it on a server that holds real data.
 """
 from __future__ import annotations
 
@@ -63,8 +68,8 @@ class Encryption:
     customer_md5: str | None = None     # SSE-C: the request's key MD5 (answers echo it)
 
     @property
-    def sse_text(self) -> str:
-        return json.dumps(self.stored, separators=(",", ":"))
+    def sse_text(self) -> str | None:
+        return json.dumps(self.stored, separators=(",", ":")) if self.stored else None
 
     def etag(self, md5: bytes) -> str:
         """The ETag of data whose MD5 is ``md5``: that MD5 for SSE-S3, else opaque."""
@@ -75,6 +80,8 @@ class Encryption:
     def members(self, write: bool = False) -> dict:
         """The output members S3 answers with for this object (``write``: a PUT, COPY or
         CreateMultipartUpload answer, which also carries the KMS encryption context)."""
+        if not self.algorithm:
+            return {}
         if self.algorithm == SSE_C:
             out = {"SSECustomerAlgorithm": AES256}
             if self.customer_md5:
@@ -88,6 +95,9 @@ class Encryption:
             if write and self.stored.get("uc") and self.stored.get("c"):
                 out["SSEKMSEncryptionContext"] = _b64_json(self.stored["c"])
         return out
+
+
+PLAINTEXT = Encryption("")      # a plaintext row (NIMBO_S3_PLAINTEXT_WRITES): no key, MD5 ETag
 
 
 def parse(sse: str | None) -> Encryption | None:
@@ -237,6 +247,8 @@ async def for_write(ctx, params: dict, bucket: Bucket, key: str) -> Encryption:
         sse, key_id = config["a"], config.get("k")
     if bucket_key is None and config is not None and config["a"] in KMS_ALGORITHMS:
         bucket_key = bool(config.get("bk"))
+    if sse is None and getattr(ctx.state, "plaintext_writes", False):
+        return PLAINTEXT
     if sse is None or sse == AES256:
         return Encryption(AES256, {"a": AES256, "k": _b64(keys.wrap_s3(data_key))}, data_key)
     user_context = _context(params.get("SSEKMSEncryptionContext"))

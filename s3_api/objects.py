@@ -466,7 +466,7 @@ async def _copy_data(ctx, source: ObjectVersion, bucket: str, key: str, headers:
             sealed.unseal(source_key, source.data, source.size)
         md5 = hashlib.md5(plain).digest()
         value = value or checksums.compute(algorithm, plain)
-        data = sealed.seal(sse.data_key, plain)
+        data = sealed.seal(sse.data_key, plain) if sse.data_key is not None else plain
     else:
         fds = sealed_io.open_pieces(state.store, sealed_io.pieces(state.store, source, 0,
                                                                   source.size - 1))
@@ -489,8 +489,9 @@ async def _copy_data(ctx, source: ObjectVersion, bucket: str, key: str, headers:
                          headers, blob_id, data, sse=sse.sse_text)
 
 
-def _sealing_writer(blobs, data_key: bytes):
-    return sealed.SealingWriter(blobs.create(), data_key)
+def _sealing_writer(blobs, data_key: bytes | None):
+    writer = blobs.create()
+    return writer if data_key is None else sealed.SealingWriter(writer, data_key)
 
 
 # --- GetObjectAttributes, GetObjectAcl ---------------------------------------------------------

@@ -32,6 +32,7 @@ class S3State:
     day_us: int = DAY_SECONDS * 1_000_000      # a lifecycle day (shortened in tests)
     lifecycle: object = None                   # the LifecycleRunner
     keys: object = None                        # storage.key_wrap.KeyRing (encryption at rest)
+    plaintext_writes: bool = False             # NIMBO_S3_PLAINTEXT_WRITES (benchmarks only)
 
 
 def _microseconds(clock):
@@ -70,6 +71,10 @@ async def open_state(app) -> S3State:
     state = S3State(store, blobs, INLINE_MAX if inline_max is None else int(inline_max),
                     int(day * 1_000_000))
     state.keys = KeyRing(master_key.load_or_create(data_dir))    # never logged
+    # the benchmark's plaintext baseline (s3_api.encryption): never on a server with real data
+    state.plaintext_writes = os.environ.get("NIMBO_S3_PLAINTEXT_WRITES") == "1"
+    if state.plaintext_writes:
+        log.warning("NIMBO_S3_PLAINTEXT_WRITES=1: new objects are NOT encrypted at rest")
     from s3_api import sealed_reads  # noqa: PLC0415 (EC2's reads of objects decrypt through it)
     sealed_reads.install(state, app)
     # lifecycle rules run in the background, a pass per day (s3_api.lifecycle_runner)
