@@ -256,7 +256,8 @@ async def for_write(ctx, params: dict, bucket: Bucket, key: str) -> Encryption:
     context = dict(user_context)
     context.setdefault("aws:s3:arn", f"arn:aws:s3:::{bucket.name}" if bucket_key
                        else f"arn:aws:s3:::{bucket.name}/{key}")
-    made = await _kms_call("generate_data_key", ctx, key_id or None, context)
+    made = await _kms_call("generate_data_key", ctx, key_id or None, context,
+                           region=bucket.region)
     stored = {"a": sse, "k": _b64(made.blob), "id": made.key_arn, "c": context}
     if user_context:
         stored["uc"] = True
@@ -323,13 +324,13 @@ async def for_part(ctx, params: dict, upload_sse: str | None) -> Encryption | No
 
 # --- KMS -------------------------------------------------------------------------------------
 
-async def _kms_call(name: str, ctx, *args):
+async def _kms_call(name: str, ctx, *args, **kwargs):
     try:
         from kms_api import data_keys  # noqa: PLC0415 (the KMS service, when it is installed)
     except ImportError:
         raise NotImplementedOperation(Header=_SSE_HEADER) from None
     try:
-        return await getattr(data_keys, name)(ctx.app, ctx.account.account_id, *args)
+        return await getattr(data_keys, name)(ctx.app, ctx.account.account_id, *args, **kwargs)
     except S3Error:
         raise
     except Exception as exc:

@@ -183,3 +183,47 @@ def test_no_plaintext_on_disk_and_restart_safe(fresh_server):
     got = s3.get_object(Bucket=bucket, Key="ssec", SSECustomerAlgorithm="AES256",
                         SSECustomerKey=key)
     assert got["Body"].read() == small
+
+
+def test_sse_kms_with_nimbos_kms(server, s3, bucket):
+    kms = server.client("kms")
+    key = kms.create_key(Description="sse e2e")["KeyMetadata"]
+    kms.create_alias(AliasName="alias/sse-e2e", TargetKeyId=key["KeyId"])
+    data = marked(200 * 1024)
+    put = s3.put_object(Bucket=bucket, Key="kms", Body=data, ServerSideEncryption="aws:kms",
+                        SSEKMSKeyId="alias/sse-e2e", BucketKeyEnabled=True)
+    assert put["ServerSideEncryption"] == "aws:kms" and put["SSEKMSKeyId"] == key["Arn"]
+    assert put["BucketKeyEnabled"] is True
+    assert put["ETag"] != f'"{hashlib.md5(data).hexdigest()}"'
+    head = s3.head_object(Bucket=bucket, Key="kms")
+    assert head["SSEKMSKeyId"] == key["Arn"] and head["BucketKeyEnabled"] is True
+    assert s3.get_object(Bucket=bucket, Key="kms", Range="bytes=65530-65545")["Body"].read() == \
+        data[65530:65546]
+    default = s3.put_object(Bucket=bucket, Key="kms-default", Body=b"x",
+                            ServerSideEncryption="aws:kms")
+    managed = kms.describe_key(KeyId="alias/aws/s3")["KeyMetadata"]
+    assert default["SSEKMSKeyId"] == managed["Arn"] and managed["KeyManager"] == "AWS"
+    err = fails(s3.put_object, Bucket=bucket, Key="nokey", Body=b"x",
+                ServerSideEncryption="aws:kms", SSEKMSKeyId="alias/does-not-exist")
+    assert code_of(err) == ("KMS.NotFoundException", 400)
+    kms.disable_key(KeyId=key["KeyId"])
+    assert code_of(fails(s3.get_object, Bucket=bucket, Key="kms")) == ("KMS.DisabledException", 400)
+    kms.enable_key(KeyId=key["KeyId"])
+    assert s3.get_object(Bucket=bucket, Key="kms")["Body"].read() == data
+    other = name("kms-default")
+    s3.create_bucket(Bucket=other)
+    s3.put_bucket_encryption(Bucket=other, ServerSideEncryptionConfiguration={"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
+                                               "KMSMasterKeyID": key["Arn"]}}]})
+    put = s3.put_object(Bucket=other, Key="k", Body=b"by default")
+    assert put["ServerSideEncryption"] == "aws:kms" and put["SSEKMSKeyId"] == key["Arn"]
+    assert s3.get_object(Bucket=other, Key="k")["Body"].read() == b"by default"
+
+
+def test_tenants_cannot_touch_bucket_encryption(server, s3, bucket, tenant):
+    theirs = server.client("s3", account=tenant)
+    for call, extra in ((theirs.get_bucket_encryption, {}), (theirs.delete_bucket_encryption, {}),
+                        (theirs.put_bucket_encryption, {"ServerSideEncryptionConfiguration": {
+                            "Rules": [{"ApplyServerSideEncryptionByDefault": {
+                                "SSEAlgorithm": "AES256"}}]}})):
+        assert code_of(fails(call, Bucket=bucket, **extra)) == ("AccessDenied", 403)

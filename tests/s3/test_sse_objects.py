@@ -378,7 +378,7 @@ def kms(monkeypatch):
             "1234abcd": "arn:aws:kms:us-east-1:111111111111:key/1234abcd"}
     disabled = set()
 
-    async def generate_data_key(app, account_id, key_id, context):
+    async def generate_data_key(app, account_id, key_id, context, region=None):
         calls.append(("generate", account_id, key_id, dict(context)))
         arn = keys.get(key_id or "alias/aws/s3") or (key_id if key_id in keys.values() else None)
         if arn is None:
@@ -389,7 +389,7 @@ def kms(monkeypatch):
         blob = json.dumps({"arn": arn, "k": plaintext.hex(), "c": context}).encode()
         return types.SimpleNamespace(key_arn=arn, plaintext=plaintext, blob=blob)
 
-    async def decrypt_data_key(app, account_id, blob, context):
+    async def decrypt_data_key(app, account_id, blob, context, region=None):
         calls.append(("decrypt", account_id, dict(context)))
         found = json.loads(blob)
         if found["c"] != context:
