@@ -227,3 +227,16 @@ def test_tenants_cannot_touch_bucket_encryption(server, s3, bucket, tenant):
                             "Rules": [{"ApplyServerSideEncryptionByDefault": {
                                 "SSEAlgorithm": "AES256"}}]}})):
         assert code_of(fails(call, Bucket=bucket, **extra)) == ("AccessDenied", 403)
+
+
+def test_malformed_encryption_configuration_is_malformed_xml(server, bucket):
+    import base64
+
+    from tests.e2e.test_client_errors_not_500 import s3_send
+    for body in (b"<ServerSideEncryptionConfiguration><Rule>", b"not xml at all",
+                 b'<ServerSideEncryptionConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                 b"<Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>ROT13</SSEAlgorithm>"
+                 b"</ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>"):
+        md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+        status, answer = s3_send(server, "PUT", f"/{bucket}?encryption", body, {"Content-MD5": md5})
+        assert status == 400 and b"<Code>MalformedXML</Code>" in answer, answer
