@@ -33,16 +33,18 @@ def derive(master_key: bytes, label: str) -> bytes:
     return hmac.new(master_key, b"nimbo key:" + label.encode(), hashlib.sha256).digest()
 
 
-def wrap(key: bytes, data_key: bytes, context: bytes) -> bytes:
+def wrap(key: bytes | AESGCM, data_key: bytes, context: bytes) -> bytes:
     nonce = secrets.token_bytes(NONCE)
-    return nonce + AESGCM(key).encrypt(nonce, data_key, context)
+    aead = key if isinstance(key, AESGCM) else AESGCM(key)
+    return nonce + aead.encrypt(nonce, data_key, context)
 
 
-def unwrap(key: bytes, wrapped: bytes, context: bytes) -> bytes:
+def unwrap(key: bytes | AESGCM, wrapped: bytes, context: bytes) -> bytes:
     if len(wrapped) <= NONCE:
         raise UnwrapFailed("wrapped key too short")
+    aead = key if isinstance(key, AESGCM) else AESGCM(key)
     try:
-        return AESGCM(key).decrypt(wrapped[:NONCE], wrapped[NONCE:], context)
+        return aead.decrypt(wrapped[:NONCE], wrapped[NONCE:], context)
     except InvalidTag:
         raise UnwrapFailed("the key does not unwrap") from None
 
@@ -51,7 +53,7 @@ class KeyRing:
     """The keys the object store derives from the master key."""
 
     def __init__(self, master_key: bytes) -> None:
-        self._sse_s3 = derive(master_key, "s3 sse-s3 data keys")
+        self._sse_s3 = AESGCM(derive(master_key, "s3 sse-s3 data keys"))   # made once
         self._verifier = derive(master_key, "s3 sse-c key verifier")
 
     def wrap_s3(self, data_key: bytes) -> bytes:

@@ -465,3 +465,24 @@ async def test_bucket_default_sse_kms_applies_to_puts_copies_and_uploads(s3, buc
     _, got = await s3.get(bucket, "d3")
     assert got == b"explicit s3"
     assert [c[0] for c in kms.calls].count("decrypt") >= 2
+
+
+async def test_post_object_with_customer_key_fields(s3, bucket):
+    from s3_api import post_object
+    from tests.s3.test_post_object import form_reader
+    key = os.urandom(32)
+    fields = {k.lower(): v for k, v in {
+        "x-amz-server-side-encryption-customer-algorithm": "AES256",
+        "x-amz-server-side-encryption-customer-key": base64.b64encode(key).decode(),
+        "x-amz-server-side-encryption-customer-key-MD5": ssec(key)["SSECustomerKeyMD5"]}.items()}
+    data = body_of(100 * 1024)
+    form = await post_object.read_form(form_reader(data, key="posted", **fields))
+    out = await post_object.post_object(s3.ctx(), bucket, form, None)
+    assert out["headers"]["x-amz-server-side-encryption-customer-algorithm"] == "AES256"
+    err = await fails(s3.get(bucket, "posted"))
+    assert err.code == "InvalidRequest"
+    _, got = await s3.get(bucket, "posted", **ssec(key))
+    assert got == data
+    form = await post_object.read_form(form_reader(b"plain", key="posted-s3"))
+    out = await post_object.post_object(s3.ctx(), bucket, form, None)
+    assert out["headers"] == {"x-amz-server-side-encryption": "AES256"}
