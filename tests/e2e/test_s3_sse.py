@@ -240,3 +240,30 @@ def test_malformed_encryption_configuration_is_malformed_xml(server, bucket):
         md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
         status, answer = s3_send(server, "PUT", f"/{bucket}?encryption", body, {"Content-MD5": md5})
         assert status == 400 and b"<Code>MalformedXML</Code>" in answer, answer
+
+
+def test_plaintext_objects_from_before_stay_readable(fresh_server, monkeypatch):
+    """Objects stored before encryption at rest (made here with NIMBO_S3_PLAINTEXT_WRITES) are
+    read back as they were after a restart without it, next to new encrypted ones."""
+    monkeypatch.setenv("NIMBO_S3_PLAINTEXT_WRITES", "1")
+    server = fresh_server.start()
+    s3 = server.client("s3")
+    bucket = name("legacy")
+    s3.create_bucket(Bucket=bucket)
+    small, large = marked(3000), marked(2 * MiB)
+    put = s3.put_object(Bucket=bucket, Key="old-small", Body=small)
+    assert "ServerSideEncryption" not in put
+    s3.put_object(Bucket=bucket, Key="old-large", Body=large)
+    assert grep(server.data_dir, MARKER)          # they really are plaintext on disk
+    server.stop()
+    monkeypatch.delenv("NIMBO_S3_PLAINTEXT_WRITES")
+    server.start()
+    s3 = server.client("s3")
+    got = s3.get_object(Bucket=bucket, Key="old-small")
+    assert got["Body"].read() == small and "ServerSideEncryption" not in got
+    assert s3.get_object(Bucket=bucket, Key="old-large", Range="bytes=100-200000")["Body"].read() \
+        == large[100:200001]
+    copy = s3.copy_object(Bucket=bucket, Key="new-large", CopySource=f"{bucket}/old-large")
+    assert copy["ServerSideEncryption"] == "AES256"
+    assert s3.get_object(Bucket=bucket, Key="new-large")["Body"].read() == large
+    assert s3.put_object(Bucket=bucket, Key="new", Body=b"x")["ServerSideEncryption"] == "AES256"
