@@ -325,6 +325,10 @@ async def for_part(ctx, params: dict, upload_sse: str | None) -> Encryption | No
 # --- KMS -------------------------------------------------------------------------------------
 
 async def _kms_call(name: str, ctx, *args, **kwargs):
+    if getattr(getattr(ctx, "auth", None), "signature_version", "v4") == "v2":
+        raise InvalidArgument("Requests specifying Server Side Encryption with AWS KMS managed keys"
+                              " require AWS Signature Version 4.", ArgumentName="Authorization",
+                              ArgumentValue="null")
     try:
         from kms_api import data_keys  # noqa: PLC0415 (the KMS service, when it is installed)
     except ImportError:

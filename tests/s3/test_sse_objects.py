@@ -429,6 +429,10 @@ async def test_sse_kms_headers_and_keys(s3, bucket, kms):
     err = await fails(s3.put(bucket, "nokey", b"x", ServerSideEncryption="aws:kms",
                              SSEKMSKeyId="alias/none"))
     assert (err.code, err.status) == ("KMS.NotFoundException", 400)
+    v2 = s3.ctx()
+    v2.auth.signature_version = "v2"
+    err = await fails(s3.get(bucket, "kms", ctx=v2))
+    assert err.code == "InvalidArgument" and "Signature Version 4" in err.message
     kms.disabled.add(arn)
     err = await fails(s3.get(bucket, "kms"))
     assert (err.code, err.status) == ("KMS.DisabledException", 400)
