@@ -67,7 +67,25 @@ async def encrypt(ctx: Any, params: dict) -> dict:
     return {"CiphertextBlob": blob, "KeyId": arn_of(key), "EncryptionAlgorithm": ALGORITHM}
 
 
-async def _open(ctx: Any, who: Caller, blob: bytes, context: dict | None, key_id: str | None) -> tuple[KeyRow, bytes]:
+def _ciphertext(params: dict, who: Caller, key_id: str | None) -> bytes | None:
+    """The request's CiphertextBlob (the model leaves it optional for DryRun's IGNORE_CIPHERTEXT);
+    None only for such a dry run, which then needs a KeyId."""
+    blob = params.get("CiphertextBlob")
+    if blob is not None:
+        return blob
+    if params.get("DryRun") and "IGNORE_CIPHERTEXT" in (params.get("DryRunModifiers") or []):
+        if not key_id:
+            raise errors.ValidationException("A dry run that ignores the ciphertext needs a KeyId.")
+        return None
+    raise errors.ValidationException("1 validation error detected: Value null at 'ciphertextBlob' failed to "
+                                     "satisfy constraint: Member must not be null")
+
+
+async def _open(ctx: Any, who: Caller, blob: bytes | None, context: dict | None,
+                key_id: str | None) -> tuple[KeyRow, bytes]:
+    if blob is None:     # a dry run that ignores the ciphertext: the key is all there is to check
+        await _usable_key(ctx, who, key_id)
+        _dry_run({"DryRun": True}, who)
     expected = await find_key(ctx.app, who, key_id) if key_id else None
     if expected is not None:
         _direct_use(who, expected)
@@ -80,8 +98,8 @@ async def decrypt(ctx: Any, params: dict) -> dict:
     who = caller(ctx, "Decrypt")
     _algorithm(params)
     _no_recipient(params)
-    key, plaintext = await _open(ctx, who, params["CiphertextBlob"], params.get("EncryptionContext"),
-                                 params.get("KeyId"))
+    key, plaintext = await _open(ctx, who, _ciphertext(params, who, params.get("KeyId")),
+                                 params.get("EncryptionContext"), params.get("KeyId"))
     _dry_run(params, who)
     return {"KeyId": arn_of(key), "Plaintext": plaintext, "EncryptionAlgorithm": ALGORITHM}
 
@@ -91,8 +109,8 @@ async def re_encrypt(ctx: Any, params: dict) -> dict:
     _algorithm(params, "SourceEncryptionAlgorithm")
     _algorithm(params, "DestinationEncryptionAlgorithm")
     destination = await _usable_key(ctx, who, params.get("DestinationKeyId"))
-    source, plaintext = await _open(ctx, who, params["CiphertextBlob"], params.get("SourceEncryptionContext"),
-                                    params.get("SourceKeyId"))
+    source, plaintext = await _open(ctx, who, _ciphertext(params, who, params.get("SourceKeyId")),
+                                    params.get("SourceEncryptionContext"), params.get("SourceKeyId"))
     _dry_run(params, who)
     blob = await seal(ctx.app, destination, plaintext, params.get("DestinationEncryptionContext"))
     return {"CiphertextBlob": blob, "SourceKeyId": arn_of(source), "KeyId": arn_of(destination),

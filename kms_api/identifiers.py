@@ -23,13 +23,18 @@ _ARN = re.compile(r"^arn:(aws[a-z-]*):kms:([a-z0-9-]*):([^:]*):(.*)$")
 ALIAS_PREFIX = "alias/"
 AWS_ALIAS_PREFIX = "alias/aws/"
 
-# The AWS managed keys this endpoint can make, by alias: the services that would use them. S3's
-# SSE-KMS makes ``alias/aws/s3``; DescribeKey makes any of them, as AWS documents.
-MANAGED_ALIASES = {
-    "alias/aws/s3": "Default key that protects my S3 objects when no other key is defined",
-    "alias/aws/ebs": "Default key that protects my EBS volumes when no other key is defined",
-    "alias/aws/ssm": "Default key that protects my SSM parameters when no other key is defined",
+# The AWS managed keys, by alias (AWS's predefined aliases), and what each protects. S3's SSE-KMS
+# makes ``alias/aws/s3``; DescribeKey makes any of them, as AWS documents; ListAliases lists them
+# all, without a TargetKeyId until their key exists.
+_PROTECTS = {
+    "acm": "ACM private keys", "dynamodb": "DynamoDB tables", "ebs": "EBS volumes",
+    "elasticfilesystem": "EFS file systems", "es": "Elasticsearch domains", "glue": "Glue data",
+    "kinesisvideo": "Kinesis Video streams", "lambda": "Lambda functions", "rds": "RDS databases",
+    "redshift": "Redshift clusters", "s3": "S3 objects", "secretsmanager": "Secrets Manager secrets",
+    "ssm": "SSM parameters", "xray": "X-Ray traces",
 }
+MANAGED_ALIASES = {f"alias/aws/{service}": f"Default key that protects my {what} when no other key is defined"
+                   for service, what in _PROTECTS.items()}
 
 
 def key_arn(region: str, account_id: str, key_id: str) -> str:
@@ -85,12 +90,12 @@ def parse(caller: Caller, name: str | None, *, arn_error: type[errors.KMSError] 
             if not KEY_ID.match(key_id):
                 raise errors.NotFoundException(f"Invalid keyId {name}")
             if region != caller.region:
-                raise errors.NotFoundException(f"Key '{name}' does not exist")
+                raise errors.NotFoundException(f"Invalid arn {region}")
             return KeyName("key", key_id.lower(), name)
         if not aliases:
             raise errors.NotFoundException(f"Invalid keyId {name}")
         if region != caller.region:
-            raise errors.NotFoundException(f"Alias {name} is not found.")
+            raise errors.NotFoundException(f"Invalid arn {region}")
         return KeyName("alias", resource, name)
     if name.startswith("arn:"):
         raise arn_error(f"Invalid arn {name}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -18,7 +19,7 @@ from storage.kms_keys import KeyRow
 SERVICE = "kms"
 _CACHE = 1024
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_opening = asyncio.Lock()
+_opening: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # event loop -> its lock
 
 
 class KmsState:
@@ -86,7 +87,8 @@ async def state_of(app: Any) -> KmsState:
     found = states.get(SERVICE)
     if found is not None:
         return found
-    async with _opening:
+    lock = _opening.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock:
         found = states.get(SERVICE)
         if found is None:
             await app.db.migrate(store.SCHEMA)

@@ -6,11 +6,15 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
+import threading
+import time
 import urllib.request
 
 import botocore.exceptions
 import pytest
 
+from tests.conftest import NimboServer
 from tests.e2e.test_foundation import aws_cli, signed
 
 
@@ -136,3 +140,44 @@ def test_no_data_key_plaintext_in_the_data_directory(server, kms):
                 data = fh.read()
             for secret in (*secrets_made, marker):
                 assert secret not in data and base64.b64encode(secret) not in data, path
+
+
+def test_kill_9_keeps_every_acknowledged_key_and_ciphertext(tmp_path):
+    """Crash story: a key (and its wrapped material) is one transaction; after kill -9 every key
+    CreateKey acknowledged is there and decrypts what Encrypt acknowledged."""
+    server = NimboServer(str(tmp_path / "data"), extra_args=["--backend", "fake"]).start()
+    made: list[tuple[str, bytes, bytes]] = []
+    stop = threading.Event()
+
+    def work():
+        kms = server.client("kms")
+        for n in range(200):
+            if stop.is_set():
+                return
+            try:
+                key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+                plaintext = f"record {n}".encode()
+                blob = kms.encrypt(KeyId=key_id, Plaintext=plaintext)["CiphertextBlob"]
+            except Exception:   # noqa: BLE001 - the server was killed mid-request
+                return
+            made.append((key_id, plaintext, blob))
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(made) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.stop(signal.SIGKILL)
+        stop.set()
+        worker.join(30)
+        assert len(made) >= 5
+        server.start()
+        kms = server.client("kms")
+        listed = {k["KeyId"] for page in kms.get_paginator("list_keys").paginate() for k in page["Keys"]}
+        for key_id, plaintext, blob in made:
+            assert key_id in listed
+            assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == plaintext
+    finally:
+        stop.set()
+        server.stop(signal.SIGKILL)

@@ -116,3 +116,15 @@ async def test_generate_random(alice):
     await alice.fails("GenerateRandom", "ValidationException", NumberOfBytes=1025)
     await alice.fails("GenerateRandom", "CustomKeyStoreNotFoundException", NumberOfBytes=1,
                       CustomKeyStoreId="cks-1234567890abcdef0")
+
+
+async def test_a_missing_ciphertext_and_dry_runs_that_ignore_it(alice):
+    key_id = await _key(alice)
+    await alice.fails("Decrypt", "ValidationException")
+    await alice.fails("ReEncrypt", "ValidationException", DestinationKeyId=key_id)
+    await alice.fails("Decrypt", "DryRunOperationException", KeyId=key_id, DryRun=True,
+                      DryRunModifiers=["IGNORE_CIPHERTEXT"])
+    await alice.fails("Decrypt", "ValidationException", DryRun=True, DryRunModifiers=["IGNORE_CIPHERTEXT"])
+    await alice("DisableKey", KeyId=key_id)
+    await alice.fails("Decrypt", "DisabledException", KeyId=key_id, DryRun=True,
+                      DryRunModifiers=["IGNORE_CIPHERTEXT"])

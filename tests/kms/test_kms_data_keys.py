@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import datetime as dt
 
 import pytest
 
@@ -132,3 +131,28 @@ async def test_key_material_is_never_on_disk_in_plaintext(app, alice, tmp_path):
                     secret.hex().encode() not in data, name
     app.db = await Database.open(os.path.join(tmp_path, "nimbo.db"))
     assert oct(os.stat(tmp_path / "master.key").st_mode & 0o777) == "0o600"
+
+
+async def test_key_arn_resolves_names_and_makes_the_default_key(app, alice):
+    from kms_api.data_keys import key_arn
+    key = (await alice("CreateKey"))["KeyMetadata"]
+    await alice("CreateAlias", AliasName="alias/cfg", TargetKeyId=key["KeyId"])
+    assert await key_arn(app, ALICE, "alias/cfg") == key["Arn"]
+    await alice("DisableKey", KeyId=key["KeyId"])
+    assert await key_arn(app, ALICE, key["KeyId"]) == key["Arn"]       # any state: a configuration check
+    default = await key_arn(app, ALICE, None)
+    assert default == (await generate_data_key(app, ALICE, None, CONTEXT)).key_arn
+    with pytest.raises(errors.NotFoundException):
+        await key_arn(app, BOB, key["KeyId"])
+    with pytest.raises(errors.AccessDeniedException):
+        await key_arn(app, BOB, key["Arn"])
+
+
+async def test_data_key_requests_are_metered_to_the_account(app):
+    counted = []
+    app.meter_buffer = type("Buffer", (), {"add": lambda self, *row: counted.append(row)})()
+    made = await generate_data_key(app, ALICE, None, CONTEXT)
+    await decrypt_data_key(app, ALICE, made.blob, CONTEXT)
+    assert [(r[0], r[1], r[2], r[3], r[4], r[7]) for r in counted] == [
+        (ALICE, "us-east-1", "awskms", "KMS-Requests", "GenerateDataKey", 1),
+        (ALICE, "us-east-1", "awskms", "KMS-Requests", "Decrypt", 1)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from _kms_testkit import ALICE, BOB
+from _kms_testkit import ALICE
 from kms_api.operations import OPERATIONS
 
 POLICY = '{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:*"}]}'
