@@ -1,4 +1,4 @@
-"""The S3 service's answer to ``storage.object_files.data_key_of``: the data key of an encrypted
+"""The S3 service's ``data_key_of`` for ``storage.object_files`` (set on its store): the data key of an encrypted
 version that another service (EC2's ImportImage, RegisterImage) reads for an account.
 
 SSE-S3 keys unwrap with the master key; SSE-KMS keys through Nimbo's KMS as the requesting
@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 
 from s3_api import encryption
-from storage import object_files
 from storage.objects import ObjectVersion
 
 
@@ -31,4 +30,4 @@ def install(state, app=None) -> None:
             raise LookupError(str(exc)) from exc
         return key
 
-    object_files.data_key_of = data_key_of
+    state.store.data_key_of = data_key_of

@@ -13,8 +13,8 @@ object or a multipart object made of several part blobs is written (off the even
 MiBs left as holes) into a temporary file. Both live in a work folder the caller names and
 removes; ``sweep_work`` removes what a crash left there.
 
-Encrypted objects (``storage.sealed``) are handed out as plaintext: ``data_key_of`` (installed
-by the S3 service) finds the data key of a version the requester may read (SSE-S3, SSE-KMS); a
+Encrypted objects (``storage.sealed``) are handed out as plaintext: the store's ``data_key_of``
+(installed by the S3 service that opened it) finds the data key of a version the requester may read (SSE-S3, SSE-KMS); a
 version it cannot open for them (SSE-C: only the customer has the key) is ``AccessDenied``. Such
 an object's file is always a plaintext copy, never a link to the sealed blob.
 
@@ -63,9 +63,9 @@ def owner_only(bucket: Bucket, version: ObjectVersion | None, account_id: str) -
 # replaces this with its own (ACLs, bucket policies, public access block); callers never decide.
 read_access: Callable[[Bucket, ObjectVersion | None, str], bool] = owner_only
 
-# The data key of an encrypted version as ``account_id`` may use it (raises ``LookupError`` when
-# it cannot be had); installed by the S3 service, which knows the modes and the keys.
-data_key_of: Callable[[ObjectVersion, str], Awaitable[bytes]] | None = None
+# An ObjectStore's ``data_key_of(version, account_id) -> data key`` (raises ``LookupError`` when it
+# cannot be had) is installed by the S3 service that opened it, which knows the modes and keys.
+DataKeyOf = Callable[[ObjectVersion, str], Awaitable[bytes]]
 
 
 def check_read_access(bucket: Bucket, version: ObjectVersion | None, account_id: str, key: str) -> None:
@@ -226,17 +226,18 @@ async def open_object(store: ObjectStore, bucket: str, key: str, account_id: str
     if found is None:
         raise NoSuchObject("NoSuchKey", bucket, key)
     try:
-        await _unseal(found, account_id)
+        await _unseal(store, found, account_id)
         yield found
     finally:
         found.close()
 
 
-async def _unseal(found: StoredObject, account_id: str) -> None:
+async def _unseal(store: ObjectStore, found: StoredObject, account_id: str) -> None:
     """Give an encrypted snapshot its data key (inline bytes: decrypted at once)."""
     version = found.__dict__.pop("version", None)
     if version is None or not getattr(version, "sse", None):
         return
+    data_key_of: DataKeyOf | None = getattr(store, "data_key_of", None)
     if data_key_of is None:
         raise ObjectAccessDenied("AccessDenied", found.bucket, found.key)
     try:

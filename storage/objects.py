@@ -115,6 +115,7 @@ class ObjectStore:
         self._task: asyncio.Task | None = None
         self._closing = False
         self._unlinks: set[asyncio.Task] = set()
+        self.data_key_of = None     # storage.object_files.DataKeyOf, set by the S3 service
 
     # --- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
