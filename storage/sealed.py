@@ -53,7 +53,7 @@ VERSION = 1
 SALT = 16
 HEADER = len(MAGIC) + 1 + 1 + 3 + SALT   # 24
 DATA_KEY_BYTES = 32
-READ_SEGMENTS = 32                    # segments per read of a stream: 2 MiB of plaintext
+READ_SEGMENTS = 16                    # segments per read of a stream: 1 MiB of plaintext
 
 # the ``sse`` columns: the object's (or upload's) encryption, as JSON; NULL: plaintext (a row
 # written before encryption at rest existed)
