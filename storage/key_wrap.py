@@ -55,6 +55,12 @@ class KeyRing:
     def __init__(self, master_key: bytes) -> None:
         self._sse_s3 = AESGCM(derive(master_key, "s3 sse-s3 data keys"))   # made once
         self._verifier = derive(master_key, "s3 sse-c key verifier")
+        self._master_check = derive(master_key, "s3 master key check")
+
+    def check_value(self) -> bytes:
+        """16 bytes that tell this master key from another without revealing it: stored once,
+        compared at every start (a replaced ``master.key`` would make every object unreadable)."""
+        return derive(self._master_check, "check")[:16]
 
     def wrap_s3(self, data_key: bytes) -> bytes:
         return wrap(self._sse_s3, data_key, b"sse-s3")

@@ -67,6 +67,13 @@ SCHEMA = Schema("s3_sse", [
         config TEXT NOT NULL
     ) WITHOUT ROWID
     """,
+    # which master key the data keys are wrapped with (storage.key_wrap.KeyRing.check_value)
+    """
+    CREATE TABLE s3_master_key_check (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        value BLOB NOT NULL
+    )
+    """,
 ])
 
 
