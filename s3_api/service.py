@@ -3,8 +3,9 @@
 ``open_state`` migrates the tables, opens the blob store under ``<data_dir>/blobs`` and, when no
 other process has the store open, collects what a crash left behind (temp files, blobs no row
 points to) *before* the first request is served. It loads (or makes) the data directory's master
-key, which wraps the data keys of encrypted objects (``s3_api.encryption``), and starts the
-lifecycle runner (stopped first at shut-down).
+key, which wraps the data keys of encrypted objects (``s3_api.encryption``), refusing one that
+is not the key those objects were written with (``check_master_key``), and starts the lifecycle
+runner (stopped first at shut-down).
 """
 from __future__ import annotations
 
