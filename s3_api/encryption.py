@@ -16,7 +16,8 @@ Modes (every new object is encrypted, as in S3 since January 2023):
 An object's encryption is the JSON text of its ``sse`` column (``storage.sealed``): ``a`` the
 mode (``AES256``, ``SSE-C``, ``aws:kms``, ``aws:kms:dsse``), ``k`` the wrapped data key (base64),
 ``v`` the customer key's verifier, ``id`` the KMS key ARN, ``c`` the KMS encryption context,
-``uc`` whether the request gave a context, ``bk`` the bucket key flag. No ``sse``: a row written
+``uc`` whether the request gave a context, ``bk`` the bucket key flag, ``w`` (after
+UpdateObjectEncryption) the object's own data key wrapped by the KMS data key. No ``sse``: a row written
 before encryption at rest, stored and read as plaintext (and shown without an encryption header).
 
 ETags: the MD5 of the plaintext for SSE-S3 (and plaintext rows); for SSE-C and SSE-KMS, as in
@@ -54,6 +55,7 @@ _SSE_HEADER = "x-amz-server-side-encryption"
 _NOT_APPLICABLE = "The encryption parameters are not applicable to this object."
 _NEEDS_KEY = ("The object was stored using a form of Server Side Encryption. The correct"
               " parameters must be provided to retrieve the object.")
+ENVELOPE = b"sse-envelope"      # the associated data of ``w``
 _KMS_CIPHERTEXT = ("The ciphertext refers to a customer master key that does not exist, does not"
                    " exist in this region, or you are not allowed to access.")
 
@@ -304,7 +306,15 @@ async def for_read(ctx, params: dict, sse: str | None, *, prefix: str = "",
     else:
         _, found.data_key = await _kms_call("decrypt_data_key", ctx, wrapped,
                                             found.stored.get("c") or {})
+        if found.stored.get("w"):      # UpdateObjectEncryption: the KMS key wraps the data key
+            found.data_key = key_wrap.unwrap(found.data_key,
+                                             base64.b64decode(found.stored["w"]), ENVELOPE)
     return found
+
+
+async def kms_data_key(ctx, key_id: str | None, context: dict, region: str):
+    """A fresh KMS data key (``.key_arn``, ``.plaintext``, ``.blob``), S3's errors on failure."""
+    return await _kms_call("generate_data_key", ctx, key_id, context, region=region)
 
 
 async def for_part(ctx, params: dict, upload_sse: str | None) -> Encryption | None:

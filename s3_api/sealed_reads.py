@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 
 from s3_api import encryption
+from storage import key_wrap
 from storage.objects import ObjectVersion
 
 
@@ -26,6 +27,9 @@ def install(state, app=None) -> None:
             from kms_api import data_keys  # noqa: PLC0415
             _, key = await data_keys.decrypt_data_key(
                 app, account_id, base64.b64decode(found.stored["k"]), found.stored.get("c") or {})
+            if found.stored.get("w"):
+                key = key_wrap.unwrap(key, base64.b64decode(found.stored["w"]),
+                                      encryption.ENVELOPE)
         except Exception as exc:  # any KMS refusal: the object is not available to them
             raise LookupError(str(exc)) from exc
         return key

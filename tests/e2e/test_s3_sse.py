@@ -267,3 +267,21 @@ def test_plaintext_objects_from_before_stay_readable(fresh_server, monkeypatch):
     assert copy["ServerSideEncryption"] == "AES256"
     assert s3.get_object(Bucket=bucket, Key="new-large")["Body"].read() == large
     assert s3.put_object(Bucket=bucket, Key="new", Body=b"x")["ServerSideEncryption"] == "AES256"
+
+
+def test_update_object_encryption_through_boto3(server, s3, bucket):
+    kms = server.client("kms")
+    key = kms.create_key(Description="rewrap")["KeyMetadata"]
+    data = marked(300 * 1024)
+    put = s3.put_object(Bucket=bucket, Key="rewrap", Body=data)
+    assert put["ServerSideEncryption"] == "AES256"
+    s3.update_object_encryption(Bucket=bucket, Key="rewrap",
+                                ObjectEncryption={"SSEKMS": {"KMSKeyArn": key["Arn"]}})
+    head = s3.head_object(Bucket=bucket, Key="rewrap")
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key["Arn"]
+    assert head["ETag"] == put["ETag"]
+    assert s3.get_object(Bucket=bucket, Key="rewrap")["Body"].read() == data
+    kms.disable_key(KeyId=key["KeyId"])       # the object now depends on that key
+    assert code_of(fails(s3.get_object, Bucket=bucket, Key="rewrap")) == \
+        ("KMS.DisabledException", 400)
+    kms.enable_key(KeyId=key["KeyId"])

@@ -519,3 +519,41 @@ async def test_a_replaced_master_key_is_refused_at_start(tmp_path):
         assert got == b"sealed with the second key"
     finally:
         await close_harness(h)
+
+
+async def test_update_object_encryption_rewraps_the_data_key_only(s3, bucket, kms):
+    data = body_of(150 * 1024)
+    put = await s3.put(bucket, "upd", data)
+    blob_before = s3.state.store.object(bucket, "upd").blob
+    checksum = s3.ctx(headers={"Content-MD5": "x"})
+    arn = kms.keys["alias/mine"]
+
+    def update(ctx=checksum, key="upd", **spec):
+        return s3.call("UpdateObjectEncryption", ctx, Bucket=bucket, Key=key,
+                       ObjectEncryption={"SSEKMS": spec} if spec is not None else {})
+
+    assert await update(KMSKeyArn=arn, BucketKeyEnabled=True) == {}
+    head = await s3.call("HeadObject", Bucket=bucket, Key="upd")
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == arn
+    assert head["BucketKeyEnabled"] is True and head["ETag"] == put["ETag"]
+    after = s3.state.store.object(bucket, "upd")
+    assert after.blob == blob_before          # no data moved
+    _, got = await s3.get(bucket, "upd", Range=f"bytes={SEG - 2}-{SEG + 2}")
+    assert got == data[SEG - 2:SEG + 3]
+    other = kms.keys["alias/aws/s3"]
+    await update(KMSKeyArn=other)            # KMS to another KMS key
+    _, got = await s3.get(bucket, "upd")
+    assert got == data
+    assert (await s3.call("HeadObject", Bucket=bucket, Key="upd"))["SSEKMSKeyId"] == other
+    await s3.put(bucket, "upd-c", b"customer", **ssec(os.urandom(32)))
+    for call, code, text in (
+            (update(key="upd-c", KMSKeyArn=arn), "InvalidRequest", "DSSE-KMS or SSE-C"),
+            (s3.call("UpdateObjectEncryption", checksum, Bucket=bucket, Key="upd",
+                     ObjectEncryption={}), "InvalidRequest", "Valid values are SSEKMS"),
+            (update(KMSKeyArn="alias/mine"), "InvalidRequest", "correctly formatted KMS key ARN"),
+            (update(KMSKeyArn="arn:aws:kms:us-east-1:222222222222:key/abc"), "AccessDenied",
+             "owned by the same account as the bucket"),
+            (update(ctx=s3.ctx(), KMSKeyArn=arn), "InvalidRequest", "Content-MD5"),
+            (update(key="none", KMSKeyArn=arn), "NoSuchKey", "")):
+        err = await fails(call)
+        assert err.code == code and text in err.message, (code, err.message)
