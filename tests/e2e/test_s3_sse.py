@@ -4,6 +4,7 @@ encryption, the data directory (blobs, SQLite file and WAL) holding no plaintext
 objects surviving a restart and a kill -9."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -173,6 +174,7 @@ def test_no_plaintext_on_disk_and_restart_safe(fresh_server):
     s3.put_object(Bucket=bucket, Key="ssec", Body=small, SSECustomerAlgorithm="AES256",
                   SSECustomerKey=key)
     assert grep(server.data_dir, MARKER) == []           # blobs, nimbo.db, nimbo.db-wal ...
+    assert grep(server.data_dir, key) == [] and grep(server.data_dir, base64.b64encode(key)) == []
     assert any(f.endswith("-wal") for _, _, files in os.walk(server.data_dir) for f in files)
     assert oct(os.stat(os.path.join(server.data_dir, "master.key")).st_mode & 0o777) == "0o600"
     server.stop(signal.SIGKILL)                           # acknowledged writes survive kill -9
@@ -230,8 +232,6 @@ def test_tenants_cannot_touch_bucket_encryption(server, s3, bucket, tenant):
 
 
 def test_malformed_encryption_configuration_is_malformed_xml(server, bucket):
-    import base64
-
     from tests.e2e.test_client_errors_not_500 import s3_send
     for body in (b"<ServerSideEncryptionConfiguration><Rule>", b"not xml at all",
                  b'<ServerSideEncryptionConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'

@@ -101,6 +101,7 @@ async def test_no_plaintext_in_the_data_directory(s3, bucket):
     await s3.state.store.settled()
     assert grep_data_dir(s3.data_dir, MARKER) == []
     assert grep_data_dir(s3.data_dir, key) == []          # the customer key is never stored
+    assert grep_data_dir(s3.data_dir, base64.b64encode(key)) == []
     _, got = await s3.get(bucket, "mp")
     assert got.startswith(MARKER)                          # and everything reads back
 
