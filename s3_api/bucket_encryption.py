@@ -9,8 +9,9 @@ with 403 AccessDenied (``s3_api.encryption``); existing SSE-C objects stay reada
 
 CHOICE: S3 blocks SSE-C on buckets created since April 2026 unless the configuration unblocks it;
 Nimbo allows SSE-C on a bucket whose configuration does not block it (tools and test suites
-written before that change upload with SSE-C into fresh buckets). A configuration that names
-``SSE-C`` blocks it exactly as S3 does.
+written before that change upload with SSE-C into fresh buckets), unless the server's
+``s3_block_sse_c_by_default`` is set: then a bucket without a configuration blocks SSE-C and shows
+it, as S3's new buckets do. A configuration that names ``SSE-C`` blocks it exactly as S3 does.
 
 A bucket's configuration is one row of ``s3_bucket_encryption`` (JSON: algorithm ``a``, KMS key
 ``k``, bucket key ``bk``, blocked types ``b``), deleted with the bucket. Crash story: one row,
@@ -36,12 +37,19 @@ def default_of(store: ObjectStore, bucket: str) -> dict | None:
     return json.loads(rows[0][0]) if rows else None
 
 
-def customer_keys_blocked(config: dict | None) -> bool:
-    return bool(config) and "SSE-C" in (config.get("b") or ())
+def blocked_by_default(ctx) -> bool:
+    return bool(getattr(getattr(getattr(ctx, "app", None), "config", None),
+                        "s3_block_sse_c_by_default", False))
 
 
-def _rule(config: dict | None) -> dict:
-    config = config or {"a": "AES256"}
+def customer_keys_blocked(config: dict | None, by_default: bool = False) -> bool:
+    if config is None:
+        return by_default
+    return "SSE-C" in (config.get("b") or ())
+
+
+def _rule(config: dict | None, by_default: bool = False) -> dict:
+    config = config or ({"a": "AES256", "b": ["SSE-C"]} if by_default else {"a": "AES256"})
     default = {"SSEAlgorithm": config["a"]}
     if config.get("k"):
         default["KMSMasterKeyID"] = config["k"]
@@ -55,7 +63,8 @@ def _rule(config: dict | None) -> dict:
 async def get_bucket_encryption(ctx, params: dict) -> dict:
     bucket = owned_bucket(ctx, params)
     config = default_of(ctx.state.store, bucket.name)
-    return {"ServerSideEncryptionConfiguration": {"Rules": [_rule(config)]}}
+    return {"ServerSideEncryptionConfiguration": {
+        "Rules": [_rule(config, blocked_by_default(ctx))]}}
 
 
 def parse_configuration(value) -> dict:

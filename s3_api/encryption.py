@@ -43,7 +43,8 @@ import ipaddress
 import json
 from dataclasses import dataclass, field
 
-from s3_api.bucket_encryption import KMS_ALGORITHMS, customer_keys_blocked, default_of
+from s3_api.bucket_encryption import (KMS_ALGORITHMS, blocked_by_default, customer_keys_blocked,
+                                     default_of)
 from s3_api.errors import (AccessDenied, InvalidArgument, InvalidEncryptionAlgorithmError,
                            InvalidRequest, NotImplementedOperation, S3Error)
 from storage import key_wrap, sealed
@@ -237,7 +238,7 @@ async def for_write(ctx, params: dict, bucket: Bucket, key: str) -> Encryption:
     keys: key_wrap.KeyRing = ctx.state.keys
     data_key = sealed.new_data_key()
     if customer is not None:
-        if customer_keys_blocked(config):
+        if customer_keys_blocked(config, blocked_by_default(ctx)):
             raise AccessDenied()
         raw, md5 = customer
         stored = {"a": SSE_C, "k": _b64(key_wrap.wrap_customer(raw, data_key)),

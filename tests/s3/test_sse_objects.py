@@ -558,3 +558,21 @@ async def test_update_object_encryption_rewraps_the_data_key_only(s3, bucket, km
             (update(key="none", KMSKeyArn=arn), "NoSuchKey", "")):
         err = await fails(call)
         assert err.code == code and text in err.message, (code, err.message)
+
+
+async def test_sse_c_blocked_by_default_when_the_server_says_so(s3, bucket):
+    s3.app.config.s3_block_sse_c_by_default = True      # S3's setting for new buckets (2026)
+    try:
+        rule = (await s3.call("GetBucketEncryption", Bucket=bucket))[
+            "ServerSideEncryptionConfiguration"]["Rules"][0]
+        assert rule["BlockedEncryptionTypes"] == {"EncryptionType": ["SSE-C"]}
+        key = os.urandom(32)
+        err = await fails(s3.put(bucket, "c", b"x", **ssec(key)))
+        assert (err.code, err.status) == ("AccessDenied", 403)
+        await s3.call("PutBucketEncryption", s3.ctx(headers={"Content-MD5": "x"}), Bucket=bucket,
+                      ServerSideEncryptionConfiguration={"Rules": [{
+                          "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+                          "BlockedEncryptionTypes": {"EncryptionType": ["NONE"]}}]})
+        await s3.put(bucket, "c", b"x", **ssec(key))      # unblocked by its configuration
+    finally:
+        s3.app.config.s3_block_sse_c_by_default = False
