@@ -87,7 +87,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     service_name = signing_service(request) or unsigned_service(request)
     ctx = RequestContext(app=app, request_id=new_request_id(service_name), service=service_name,
                          region=app.config.default_region, headers=request.headers,
-                         host=request.headers.get("Host", ""))
+                         host=request.headers.get("Host", ""), remote=request.remote,
+                         secure=request.secure)
     try:
         response = await _serve(request, ctx, services)
     except Exception as exc:  # every failure becomes the service's own error document

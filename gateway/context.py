@@ -14,6 +14,8 @@ never import the gateway; they use these attributes only:
 - ``headers``: the request headers (case-insensitive multidict), for what no model member carries
   (``Expect``, ``x-amz-decoded-content-length``, ``Content-Encoding: aws-chunked`` ...).
 - ``auth``: ``gateway.auth.request.AuthResult`` or None (payload hash mode, chunk-signing chain).
+- ``remote``: the client's address (None when there is no connection); ``secure``: whether the
+  request came over TLS (S3's SSE-C refuses keys sent in the clear: ``s3_api.encryption``).
 - ``host``: the Host header; ``now()``: the current time (aware UTC datetime; tests inject a clock).
 - ``meter``: ``gateway.metering.Meter`` bound to this request: ``ctx.meter.count(usage_type,
   operation, amount, resource_id='')`` for counted usage (bytes in/out, requests).
@@ -68,6 +70,8 @@ class RequestContext:
     chunk_chain: Any = None
     bill_to: str | None = None   # an S3 handler may name the bucket owner as the payer
     bucket: str | None = None
+    remote: str | None = None
+    secure: bool = False
     _host_id: str | None = field(default=None, repr=False, compare=False)
 
     def now(self) -> dt.datetime:

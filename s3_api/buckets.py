@@ -127,6 +127,8 @@ async def delete_bucket(ctx, params: dict) -> dict:
             " (SELECT upload_id FROM s3_uploads WHERE bucket = ?)", (bucket.name,))
         await batch.tx.execute("DELETE FROM s3_uploads WHERE bucket = ?", (bucket.name,))
         await batch.tx.execute("DELETE FROM s3_buckets WHERE name = ?", (bucket.name,))
+        # its default encryption goes with it (s3_api.bucket_encryption)
+        await batch.tx.execute("DELETE FROM s3_bucket_encryption WHERE bucket = ?", (bucket.name,))
 
     await store.write_alone(delete)
     return {"__status__": 204}

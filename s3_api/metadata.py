@@ -18,7 +18,7 @@ import quopri
 import re
 
 from s3_api.errors import (AccessControlListNotSupported, InvalidArgument, InvalidStorageClass, KeyTooLongError,
-                           MetadataTooLarge, NotImplementedOperation)
+                           MetadataTooLarge)
 from s3_api.payload import stored_content_encoding
 
 MAX_KEY_BYTES = 1024
@@ -58,14 +58,9 @@ def check_acl(params: dict) -> None:
 
 
 def check_unsupported(params: dict) -> None:
-    """Refuse what would silently not happen: ACLs, KMS or customer-key encryption (object lock:
-    ``s3_api.object_lock``)."""
+    """Refuse what would silently not happen: ACLs (object lock: ``s3_api.object_lock``;
+    encryption: ``s3_api.encryption``)."""
     check_acl(params)
-    sse = params.get("ServerSideEncryption")
-    if sse and sse != "AES256":
-        raise NotImplementedOperation(Header="x-amz-server-side-encryption")
-    if params.get("SSECustomerAlgorithm") or params.get("SSECustomerKey"):
-        raise NotImplementedOperation(Header="x-amz-server-side-encryption-customer-algorithm")
 
 
 def stored_headers(params: dict) -> str | None:

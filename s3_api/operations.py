@@ -4,8 +4,8 @@ Anything the router resolves to that is not in this table answers ``NotImplement
 """
 from __future__ import annotations
 
-from s3_api import (bucket_config, buckets, lifecycle, listing, multipart, object_lock, objects,
-                    tagging, versioning)
+from s3_api import (bucket_config, bucket_encryption, buckets, lifecycle, listing, multipart,
+                    object_encryption, object_lock, objects, tagging, versioning)
 
 OPERATIONS = {
     # buckets
@@ -42,4 +42,6 @@ OPERATIONS = {
     **tagging.OPERATIONS,
     **object_lock.OPERATIONS,
     **lifecycle.OPERATIONS,
+    **bucket_encryption.OPERATIONS,
+    **object_encryption.OPERATIONS,
 }

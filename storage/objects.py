@@ -34,6 +34,7 @@ from storage.object_rows import (_OBJECT_FROM, _OBJECT_SELECT, _UPSERT,  # noqa:
                                  VERSION_LIST_COLUMNS, Bucket, ObjectVersion, new_id, prefix_end)
 from storage.object_versions import SCHEMA as VERSIONS_SCHEMA
 from storage.object_versions import STORED_VERSION_COLUMNS
+from storage.sealed import SCHEMA as SEALED_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +115,13 @@ class ObjectStore:
         self._task: asyncio.Task | None = None
         self._closing = False
         self._unlinks: set[asyncio.Task] = set()
+        self.data_key_of = None     # storage.object_files.DataKeyOf, set by the S3 service
 
     # --- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
         await self.db.migrate(SCHEMA)
         await self.db.migrate(VERSIONS_SCHEMA)
+        await self.db.migrate(SEALED_SCHEMA)
         self.reader = sqlite3.connect(self.db.path, isolation_level=None, check_same_thread=False)
         self.reader.execute("PRAGMA busy_timeout=2000")
         self.reader.execute("PRAGMA query_only=1")
