@@ -68,6 +68,7 @@ class RequestContext:
     chunk_chain: Any = None
     bill_to: str | None = None   # an S3 handler may name the bucket owner as the payer
     bucket: str | None = None
+    cors_headers: dict[str, str] | None = None   # S3: Access-Control-* of a cross-origin request
     _host_id: str | None = field(default=None, repr=False, compare=False)
 
     def now(self) -> dt.datetime:
@@ -82,5 +83,9 @@ class RequestContext:
     def response_headers(self) -> dict[str, str]:
         """The request-id headers every response of this request carries."""
         if self.service == "s3":
-            return {"x-amz-request-id": self.request_id, "x-amz-id-2": self.host_id, "Server": "Nimbo"}
+            headers = {"x-amz-request-id": self.request_id, "x-amz-id-2": self.host_id,
+                       "Server": "Nimbo"}
+            if self.cors_headers:
+                headers.update(self.cors_headers)
+            return headers
         return {"x-amzn-RequestId": self.request_id}

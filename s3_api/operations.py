@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from s3_api import (bucket_config, buckets, lifecycle, listing, multipart, object_lock, objects,
                     tagging, versioning)
+from s3_api import cors
 
 OPERATIONS = {
     # buckets
@@ -42,4 +43,5 @@ OPERATIONS = {
     **tagging.OPERATIONS,
     **object_lock.OPERATIONS,
     **lifecycle.OPERATIONS,
+    **cors.OPERATIONS,
 }

@@ -12,6 +12,7 @@ import logging
 import os
 from dataclasses import dataclass
 
+from storage import bucket_cors
 from storage import completed_uploads
 from storage.blobs import BlobStore
 from storage.objects import ObjectStore
@@ -53,6 +54,7 @@ async def open_state(app) -> S3State:
     store = ObjectStore(app.db, blobs, _microseconds(app.clock))
     await store.open()
     await app.db.migrate(completed_uploads.SCHEMA)
+    await app.db.migrate(bucket_cors.SCHEMA)
     if blobs.try_exclusive():
         try:
             temps, orphans = await blobs.run(blobs.collect, store.referenced_blobs())
