@@ -321,6 +321,13 @@ async def test_refused_preflights(server, s3, style):
         "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket.", "PUT", "BUCKET"]
     assert list(error)[:4] == ["Code", "Message", "Method", "ResourceType"]
     assert error["RequestId"] == headers["x-amz-request-id"]
+    # a presigned URL's signature is not what a preflight is judged by (nor a bad Authorization)
+    status, _, body = await site.send("OPTIONS", site.presign("put_object", Key="k"))
+    assert status == 400 and error_of(body)["Code"] == "BadRequest"
+    status, _, body = await site.send("OPTIONS", site.path("k"), {
+        **ask, "Authorization": "AWS4-HMAC-SHA256 Credential=AKIANOPE/20260101/us-east-1/s3/"
+        "aws4_request, SignedHeaders=host, Signature=00"})
+    assert status == 403 and error_of(body)["Code"] == "AccessForbidden"
     # a missing bucket
     missing = Addressing(server, style, "absent-" + bucket)
     status, _, body = await missing.send("OPTIONS", missing.path("k"), ask)
@@ -345,3 +352,29 @@ async def test_refused_preflights(server, s3, style):
     assert status == 403 and error_of(body)["ResourceType"] == "BUCKET"
     status, headers, _ = await site.send("OPTIONS", site.path(), ask)
     assert status == 200 and headers["Access-Control-Allow-Origin"] == APP
+
+
+async def test_browser_form_upload_and_streamed_download(server, s3):
+    """A page's POST form upload (no preflight: a simple request) and a GET of an object large
+    enough to be streamed from disk both carry the CORS headers."""
+    bucket = new_bucket(s3, "form")
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [
+        {"AllowedOrigins": [APP], "AllowedMethods": ["POST", "GET"], "ExposeHeaders": ["ETag"]}]})
+    site = Addressing(server, "path", bucket)
+    post = site.signer.generate_presigned_post(bucket, "form/${filename}", ExpiresIn=600)
+    form = aiohttp.FormData()
+    for name, value in post["fields"].items():
+        form.add_field(name, value)
+    big = bytes(range(256)) * 1024            # 256 KiB: above the inline limit, streamed
+    form.add_field("file", big, filename="big.bin", content_type="application/octet-stream")
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{server.endpoint}/{bucket}", data=form,
+                                headers={**BROWSER, "Origin": APP}) as response:
+            assert response.status == 204, await response.text()
+            assert response.headers["Access-Control-Allow-Origin"] == APP
+            assert response.headers["Access-Control-Expose-Headers"] == "ETag"
+    status, headers, body = await site.send("GET", site.presign("get_object", Key="form/big.bin"),
+                                            {**BROWSER, "Origin": APP})
+    assert status == 200 and body == big
+    assert headers["Access-Control-Allow-Origin"] == APP and headers["Vary"] == VARY
+    assert headers["Access-Control-Allow-Methods"] == "POST, GET"
