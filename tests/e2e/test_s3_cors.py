@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
@@ -219,6 +220,16 @@ def test_configuration_through_aws_cli(server, s3):
     done = aws_cli(server, "s3api", "get-bucket-cors", "--bucket", bucket)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["CORSRules"] == RULES
+    # what a user then tries: a browser-style preflight with curl, no credentials
+    curl = subprocess.run(
+        ["curl", "-sS", "-i", "--noproxy", "*", "-X", "OPTIONS", "-H", f"Origin: {APP}",
+         "-H", "Access-Control-Request-Method: PUT",
+         "-H", "Access-Control-Request-Headers: content-type",
+         f"{server.endpoint}/{bucket}/upload.bin"], capture_output=True, text=True, timeout=60)
+    lines = curl.stdout.lower().splitlines()
+    assert lines[0].startswith("http/1.1 200"), curl.stdout
+    assert f"access-control-allow-origin: {APP}" in lines
+    assert "access-control-allow-headers: content-type" in lines
     done = aws_cli(server, "s3api", "delete-bucket-cors", "--bucket", bucket)
     assert done.returncode == 0, done.stderr
     done = aws_cli(server, "s3api", "get-bucket-cors", "--bucket", bucket)
