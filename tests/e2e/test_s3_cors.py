@@ -6,7 +6,10 @@ virtual-hosted-style addressing."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
+import os
+import signal
 import subprocess
 import urllib.parse
 import uuid
@@ -160,7 +163,6 @@ def test_bad_configurations_through_boto3(s3, rules, code, message):
 
 
 def signed_put_cors(server, creds, bucket: str, body: bytes, checksum: bool = True):
-    import http.client
     url = f"{server.endpoint}/{bucket}?cors"
     headers = {"Content-MD5": "1B2M2Y8AsgTpgAmY7PhCfg=="} if checksum else {}
     request = AWSRequest(method="PUT", url=url, data=body, headers=headers)
@@ -322,7 +324,8 @@ async def test_refused_preflights(server, s3, style):
     ask = {**BROWSER, "Origin": APP, "Access-Control-Request-Method": "PUT"}
     # no Origin: 400, whatever the bucket
     for target in (site.path("k"), Addressing(server, style, "absent-" + bucket).path("k")):
-        status, headers, body = await site.send("OPTIONS", target, {"Access-Control-Request-Method": "GET"})
+        status, _, body = await site.send("OPTIONS", target,
+                                          {"Access-Control-Request-Method": "GET"})
         assert status == 400 and error_of(body)["Code"] == "BadRequest"
     # no configuration: 403 AccessForbidden naming the method and the bucket
     status, headers, body = await site.send("OPTIONS", site.path("k"), ask)
@@ -352,14 +355,16 @@ async def test_refused_preflights(server, s3, style):
     for headers_asked in ({"Origin": "https://evil.test"},
                           {"Access-Control-Request-Method": "DELETE"},
                           {"Access-Control-Request-Headers": "content-type,authorization"}):
-        status, headers, body = await site.send("OPTIONS", site.path("k"), {**ask, **headers_asked})
+        status, headers, body = await site.send("OPTIONS", site.path("k"),
+                                                {**ask, **headers_asked})
         error = error_of(body)
         assert status == 403 and cors_of(headers) == {}, headers_asked
         assert error["Code"] == "AccessForbidden" and error["ResourceType"] == "OBJECT"
         assert error["Message"].startswith("CORSResponse: This CORS request is not allowed.")
         assert error["Method"] == headers_asked.get("Access-Control-Request-Method", "PUT")
     # a preflight on the bucket itself (a browser POST form upload)
-    status, _, body = await site.send("OPTIONS", site.path(), {**ask, "Access-Control-Request-Method": "POST"})
+    status, _, body = await site.send("OPTIONS", site.path(),
+                                      {**ask, "Access-Control-Request-Method": "POST"})
     assert status == 403 and error_of(body)["ResourceType"] == "BUCKET"
     status, headers, _ = await site.send("OPTIONS", site.path(), ask)
     assert status == 200 and headers["Access-Control-Allow-Origin"] == APP
@@ -389,3 +394,30 @@ async def test_browser_form_upload_and_streamed_download(server, s3):
     assert status == 200 and body == big
     assert headers["Access-Control-Allow-Origin"] == APP and headers["Vary"] == VARY
     assert headers["Access-Control-Allow-Methods"] == "POST, GET"
+
+
+def test_configuration_survives_kill_9(fresh_server):
+    """An acknowledged PutBucketCors is there after a kill -9, and so is the preflight it
+    answers; an acknowledged DeleteBucketCors stays done."""
+    srv = fresh_server.start()
+    s3 = srv.client("s3")
+    for name in ("kept", "dropped"):
+        s3.create_bucket(Bucket=name)
+        s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": RULES})
+    s3.delete_bucket_cors(Bucket="dropped")
+    srv.stop(signal.SIGKILL)
+    os.unlink(os.path.join(srv.data_dir, "endpoint"))
+    srv.start()
+    s3 = srv.client("s3")
+    assert s3.get_bucket_cors(Bucket="kept")["CORSRules"] == RULES
+    with pytest.raises(ClientError) as caught:
+        s3.get_bucket_cors(Bucket="dropped")
+    assert caught.value.response["Error"]["Code"] == "NoSuchCORSConfiguration"
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    try:
+        conn.request("OPTIONS", "/kept/k", headers={"Origin": APP,
+                                                    "Access-Control-Request-Method": "GET"})
+        response = conn.getresponse()
+        assert response.status == 200 and response.getheader("Access-Control-Allow-Origin") == APP
+    finally:
+        conn.close()
