@@ -81,7 +81,8 @@ class RequestContext:
         return self._host_id
 
     def response_headers(self) -> dict[str, str]:
-        """The request-id headers every response of this request carries."""
+        """The request-id headers every response of this request carries (and an S3
+        cross-origin request's ``Access-Control-*`` headers, ``s3_api.preflight``)."""
         if self.service == "s3":
             headers = {"x-amz-request-id": self.request_id, "x-amz-id-2": self.host_id,
                        "Server": "Nimbo"}
