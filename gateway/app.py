@@ -140,6 +140,12 @@ async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, 
     if service.protocol == "rest-xml":
         bucket, key, virtual_hosted = _s3_target(raw_path, request.headers.get("Host"),
                                                  app.config.s3_domain)
+        from s3_api import preflight  # noqa: PLC0415 (CORS: s3_api's, before authentication)
+        if preflight.is_preflight(request.method):
+            ctx.requested_operation = "PreflightRequest"
+            return web.Response(headers=preflight.answer(ctx, bucket, key))
+        ctx.cors_headers = preflight.response_headers(ctx.state, bucket, request.method,
+                                                      request.headers)
     else:
         body = await dispatch.read_body(request, app.config.max_request_body)
     if (service.protocol == "rest-xml" and request.method == "POST" and bucket and not key

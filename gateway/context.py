@@ -72,6 +72,7 @@ class RequestContext:
     bucket: str | None = None
     remote: str | None = None
     secure: bool = False
+    cors_headers: dict[str, str] | None = None   # S3: Access-Control-* of a cross-origin request
     _host_id: str | None = field(default=None, repr=False, compare=False)
 
     def now(self) -> dt.datetime:
@@ -84,7 +85,12 @@ class RequestContext:
         return self._host_id
 
     def response_headers(self) -> dict[str, str]:
-        """The request-id headers every response of this request carries."""
+        """The request-id headers every response of this request carries (and an S3
+        cross-origin request's ``Access-Control-*`` headers, ``s3_api.preflight``)."""
         if self.service == "s3":
-            return {"x-amz-request-id": self.request_id, "x-amz-id-2": self.host_id, "Server": "Nimbo"}
+            headers = {"x-amz-request-id": self.request_id, "x-amz-id-2": self.host_id,
+                       "Server": "Nimbo"}
+            if self.cors_headers:
+                headers.update(self.cors_headers)
+            return headers
         return {"x-amzn-RequestId": self.request_id}

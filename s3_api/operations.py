@@ -4,7 +4,7 @@ Anything the router resolves to that is not in this table answers ``NotImplement
 """
 from __future__ import annotations
 
-from s3_api import (bucket_config, bucket_encryption, buckets, lifecycle, listing, multipart,
+from s3_api import (bucket_config, bucket_encryption, buckets, cors, lifecycle, listing, multipart,
                     object_encryption, object_lock, objects, tagging, versioning)
 
 OPERATIONS = {
@@ -44,4 +44,5 @@ OPERATIONS = {
     **lifecycle.OPERATIONS,
     **bucket_encryption.OPERATIONS,
     **object_encryption.OPERATIONS,
+    **cors.OPERATIONS,
 }

@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from storage import completed_uploads, master_key
+from storage import bucket_cors, completed_uploads, master_key
 from storage.key_wrap import KeyRing
 from storage.blobs import BlobStore
 from storage.objects import ObjectStore
@@ -58,6 +58,7 @@ async def open_state(app) -> S3State:
     store = ObjectStore(app.db, blobs, _microseconds(app.clock))
     await store.open()
     await app.db.migrate(completed_uploads.SCHEMA)
+    await app.db.migrate(bucket_cors.SCHEMA)
     if blobs.try_exclusive():
         try:
             temps, orphans = await blobs.run(blobs.collect, store.referenced_blobs())
