@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "csv and json give exact amounts."))
     report.add_argument("--period", required=True, help="a month, e.g. 2026-11")
     report.add_argument("--account", default=None, help="account id or name (default: all)")
-    report.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    report.add_argument("--format", default="table", choices=("table", "csv", "json", "focus"),
+                        help="focus: the FOCUS 1.2 cost and usage CSV (FinOps tools' import)")
     report.add_argument("--config", default=None, help="a TOML config file (for the price list)")
     return parser
 
