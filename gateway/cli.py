@@ -347,8 +347,9 @@ async def run_server(config, ready: asyncio.Event | None = None, *, sock: socket
         site = GuardedSite(runner, config.host, config.port, limits=Limits.from_config(config),
                            ssl_context=ssl_context, sock=sock)   # timeouts and a connection cap
         await site.start()
-        log.info("Nimbo serving %s (data in %s, regions %s)", config.endpoint_url, config.data_dir,
-                 ", ".join(config.regions))
+        log.info("Nimbo serving %s (data in %s, regions %s); web console: %s/console/",
+                 config.endpoint_url, config.data_dir, ", ".join(config.regions),
+                 config.endpoint_url.rstrip("/"))
         if lock is not None:
             lock.announce(config.endpoint_url)
         stop = asyncio.Event()
