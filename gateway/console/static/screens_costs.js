@@ -21,7 +21,7 @@ function monthStart(offset) {
 
 function usd(amount) {
   const value = Number(amount);
-  if (value > 0 && value < 0.01) return "<$0.01";
+  if (value > 0 && value < 0.01) return `$${value.toPrecision(3)}`;   // small amounts stay readable
   return `$${value.toFixed(2)}`;
 }
 
