@@ -27,7 +27,8 @@ null is an empty CSV field.
 Not filled (Nimbo has no such thing): commitment discounts, capacity reservations, invoices,
 credits, taxes, pricing currencies other than the billing currency, SKU price details.
 
-Delivery (``build_focus_export``) follows AWS Data Exports' layout beside the CUR's::
+Delivery (``build_focus_export``, driven by ``billing.data_exports``: the ``bcm-data-exports``
+API) follows AWS Data Exports' layout beside the CUR's::
 
     <prefix>/<export>/data/BILLING_PERIOD=YYYY-MM/<export>-00001.csv.gz
     <prefix>/<export>/metadata/BILLING_PERIOD=YYYY-MM/<export>-Manifest.json   (written last)
@@ -153,14 +154,16 @@ def focus_row(line: LineItem, *, payer: str, names: dict[str, str]) -> dict[str,
     }
 
 
-def focus_csv(lines: Iterable[LineItem], *, payer: str, names: dict[str, str]) -> str:
-    """The FOCUS dataset of ``lines`` as CSV text (header: ``COLUMNS``)."""
+def focus_csv(lines: Iterable[LineItem], *, payer: str, names: dict[str, str],
+              columns: list[str] | None = None) -> str:
+    """The FOCUS dataset of ``lines`` as CSV text (header: ``columns``, default all of ``COLUMNS``)."""
+    columns = columns or COLUMNS
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for line in lines:
         row = focus_row(line, payer=payer, names=names)
-        writer.writerow([row[c] for c in COLUMNS])
+        writer.writerow([row[c] for c in columns])
     return out.getvalue()
 
 
@@ -169,7 +172,7 @@ def total_billed(csv_text: str) -> Decimal:
     return sum((Decimal(r["BilledCost"]) for r in csv.DictReader(io.StringIO(csv_text))), Decimal(0))
 
 
-def column_types() -> list[dict[str, str]]:
+def column_types(columns: list[str] | None = None) -> list[dict[str, str]]:
     def kind(name: str) -> str:
         if name in DECIMAL_COLUMNS:
             return "DECIMAL"
@@ -178,25 +181,26 @@ def column_types() -> list[dict[str, str]]:
         if name in JSON_COLUMNS:
             return "MAP"
         return "STRING"
-    return [{"name": c, "type": kind(c)} for c in COLUMNS]
+    return [{"name": c, "type": kind(c)} for c in columns or COLUMNS]
 
 
 def build_focus_export(lines: list[LineItem], *, account_id: str, payer: str, names: dict[str, str],
                        export_name: str, bucket: str, prefix: str, period_start: int,
-                       period_end: int, execution_id: str) -> list[tuple[str, bytes]]:
+                       period_end: int, execution_id: str, columns: list[str] | None = None,
+                       folder: str = "") -> list[tuple[str, bytes]]:
     """The files of one delivery of one month (the data file first, the manifest last), in AWS
-    Data Exports' layout."""
-    folder = "/".join(p for p in (prefix.strip("/"), export_name) if p)
-    partition = f"BILLING_PERIOD={period_name(period_start)}"
-    data_key = f"{folder}/data/{partition}/{export_name}-00001.csv.gz"
-    data = gzip.compress(focus_csv(lines, payer=payer, names=names).encode("utf-8"), mtime=0)
+    Data Exports' layout; ``folder`` (an execution's id) keeps each delivery apart."""
+    root = "/".join(p for p in (prefix.strip("/"), export_name) if p)
+    partition = f"BILLING_PERIOD={period_name(period_start)}" + (f"/{folder}" if folder else "")
+    data_key = f"{root}/data/{partition}/{export_name}-00001.csv.gz"
+    data = gzip.compress(focus_csv(lines, payer=payer, names=names, columns=columns).encode("utf-8"), mtime=0)
     manifest = {
         "executionId": execution_id,
         "account": account_id,
         "exportName": export_name,
         "table": "FOCUS_1_2_AWS",
         "focusVersion": FOCUS_VERSION,
-        "columns": column_types(),
+        "columns": column_types(columns),
         "charset": "UTF-8",
         "compression": "GZIP",
         "contentType": "text/csv",
@@ -204,5 +208,5 @@ def build_focus_export(lines: list[LineItem], *, account_id: str, payer: str, na
         "bucket": bucket,
         "dataFiles": [data_key],
     }
-    manifest_key = f"{folder}/metadata/{partition}/{export_name}-Manifest.json"
+    manifest_key = f"{root}/metadata/{partition}/{export_name}-Manifest.json"
     return [(data_key, data), (manifest_key, json.dumps(manifest, indent=2).encode("utf-8"))]

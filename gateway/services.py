@@ -17,6 +17,7 @@ PROTOCOLS = {
     "ce": ("ce", "json"),
     "cur": ("cur", "json"),
     "ssm": ("ssm", "json"),
+    "bcm-data-exports": ("bcm-data-exports", "json"),   # FOCUS exports (billing.data_exports)
 }
 
 _SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
@@ -26,7 +27,7 @@ _QUERY_SCOPE = re.compile(r"(?:^|&)X-Amz-Credential=[^&/]+(?:/|%2F)\d{8}(?:/|%2F
 
 # Services whose endpoint is global: clients sign with whatever region they are configured for,
 # and AWS accepts it (Cost Explorer and CUR live in us-east-1 only; STS has a global endpoint).
-GLOBAL_SERVICES = frozenset({"sts", "ce", "cur"})
+GLOBAL_SERVICES = frozenset({"sts", "ce", "cur", "bcm-data-exports"})
 
 
 class AnyRegion(tuple):
@@ -88,6 +89,8 @@ def unsigned_service(request: web.Request) -> str:
         return "cur"
     if target.startswith("AmazonSSM."):
         return "ssm"
+    if target.startswith("AWSBillingAndCostManagementDataExports."):
+        return "bcm-data-exports"
     raw_query = request.raw_path.partition("?")[2]
     content_type = request.headers.get("Content-Type", "")
     if re.search(r"(?:^|&)Action=", raw_query) or (
