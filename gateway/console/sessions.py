@@ -10,7 +10,7 @@ sign-out, at its expiry (``SESSION_SECONDS`` after sign-in), or as soon as its k
 deleted (checked on every request, through the accounts' one-second cache).
 
 Crash story: a session is one row written in one transaction; a crash loses at most a sign-in in
-progress (the user signs in again). Expired rows are swept at start-up and at each sign-in.
+progress (the user signs in again). Expired rows are swept when the console is first used after start-up and at each sign-in.
 """
 from __future__ import annotations
 
