@@ -108,7 +108,9 @@ def text_in(selector: str, text: str):
 def sign_in(driver, server: NimboServer) -> None:
     creds = server.credentials()     # what `nimbo credentials` prints
     driver.get(f"{server.endpoint}/console/")
-    wait_for(driver, lambda d: d.find_elements(*by_css("#sign-in input[name=accessKeyId]")))
+    wait_for(driver, lambda d: d.find_elements(*by_css("#sign-in input[name=accessKeyId], #signed-in-as")))
+    if driver.find_elements(*by_css("#signed-in-as")):
+        return      # still signed in (the session cookie)
     driver.find_element(*by_css("#sign-in input[name=accessKeyId]")).send_keys(creds["AWS_ACCESS_KEY_ID"])
     driver.find_element(*by_css("#sign-in input[name=secretAccessKey]")).send_keys(creds["AWS_SECRET_ACCESS_KEY"])
     driver.find_element(*by_css("#sign-in button[type=submit]")).click()
@@ -186,6 +188,7 @@ def test_upload_a_file_and_download_it_back(site, browser, shots, downloads, tmp
     assert target.read_bytes() == payload               # the same bytes came back
     browser.find_element(*by_css("button[data-action='presign:docs/report.bin']")).click()
     wait_for(browser, text_in("#presigned .secret", "X-Amz-Signature="))
+    assert "null" not in browser.find_element(*by_css("main")).text.split()
     snap(browser, shots, "06-presigned-link")
 
 
@@ -209,3 +212,51 @@ def test_a_cost_line_and_the_daily_chart(site, browser, shots):
     browser.find_element(*by_css("#sign-out")).click()
     wait_for(browser, lambda d: d.find_elements(*by_css("#sign-in")))
     snap(browser, shots, "08-signed-out")
+
+
+def test_every_screen_renders_and_a_key_pair_downloads_once(site, browser, shots, downloads):
+    server, _ = site
+    sign_in(browser, server)
+    for screen, heading in (("images", "Images"), ("key-pairs", "Key pairs"), ("volumes", "Volumes and snapshots"),
+                            ("security-groups", "Security groups"), ("addresses", "Addresses"),
+                            ("account", "Account")):
+        browser.get(f"{server.endpoint}/console/#{screen}")
+        wait_for(browser, text_in("main h1", heading))
+        wait_for(browser, lambda d: not d.find_elements(*by_css("main p.error")) and d.find_elements(*by_css("main table, main p.muted")))
+        snap(browser, shots, f"10-{screen}")
+    browser.get(f"{server.endpoint}/console/#key-pairs")
+    wait_for(browser, lambda d: d.find_elements(*by_css("#create-key-pair input[name=KeyName]")))
+    browser.find_element(*by_css("#create-key-pair input[name=KeyName]")).send_keys("laptop")
+    browser.find_element(*by_css("#create-key-pair button[type=submit]")).click()
+    wait_for(browser, text_in("main table", "laptop"))
+    pem = downloads / "laptop.pem"
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline and not (pem.exists() and pem.stat().st_size > 0):
+        time.sleep(0.1)
+    assert "PRIVATE KEY" in pem.read_text()
+    pairs = server.client("ec2").describe_key_pairs()["KeyPairs"]
+    assert "laptop" in [k["KeyName"] for k in pairs]
+
+
+def test_the_focus_file_downloads_and_reads_as_a_table(site, browser, shots, downloads):
+    """What the issue's new user does last: download this month's FOCUS file and open it."""
+    import csv  # noqa: PLC0415
+    from decimal import Decimal  # noqa: PLC0415
+
+    from billing import focus  # noqa: PLC0415
+    server, _ = site
+    sign_in(browser, server)
+    browser.get(f"{server.endpoint}/console/#costs")
+    wait_for(browser, lambda d: d.find_elements(*by_css("#download-focus")))
+    link = browser.find_element(*by_css("#download-focus"))
+    name = link.get_attribute("download")
+    link.click()
+    target = downloads / name
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline and not (target.exists() and target.stat().st_size > 0):
+        time.sleep(0.1)
+    with open(target, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and set(focus.MANDATORY) <= set(rows[0])
+    assert sum(Decimal(r["BilledCost"]) for r in rows) > 0
+    assert {r["ServiceName"] for r in rows} >= {"Amazon Elastic Compute Cloud", "Amazon Simple Storage Service"}

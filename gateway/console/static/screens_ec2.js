@@ -82,7 +82,7 @@ Nimbo.screens.instances = async function (main) {
           details.replaceChildren(h("h2", {}, `Connect to ${i.InstanceId}`),
             h("p", {}, "From a machine that reaches the instance's address (on the Nimbo host as root: `nimbo net exec -- …` runs the command inside Nimbo's network):"),
             h("pre", {}, `chmod 600 ${key}\nssh -i ${key} ${user}@${address}`),
-            i.KeyName ? null : h("p", {class: "muted"}, "This instance was launched without a key pair."));
+            i.KeyName ? "" : h("p", {class: "muted"}, "This instance was launched without a key pair."));
         }, {keep: true, name: `connect:${i.InstanceId}`}),
         act("Terminate", "TerminateInstances", i.InstanceId, {danger: true, confirm: `Terminate ${i.InstanceId}?`}));
     }},

@@ -113,9 +113,10 @@ async function bucketScreen(main, arg) {
              {danger: true, confirm: `Delete ${r.object.Key}?`}))},
   ], rows, "This prefix holds no objects.");
 
-  main.replaceChildren(h("h1", {}, `Bucket ${bucket}`), h("div", {class: "crumbs"}, ...crumbs), upload, listingTable,
+  const parts = [h("h1", {}, `Bucket ${bucket}`), h("div", {class: "crumbs"}, ...crumbs), upload, listingTable,
     listing.IsTruncated ? h("p", {class: "muted"}, "Showing the first 1000 keys.") : null, links,
-    h("h2", {}, "Settings"), await bucketSettings(bucket));
+    h("h2", {}, "Settings"), await bucketSettings(bucket)];
+  main.replaceChildren(...parts.filter(Boolean));
 }
 
 /* The bucket's settings as S3's Get* operations answer (those Nimbo has); versioning can be
