@@ -332,3 +332,15 @@ def _totals(server: NimboServer, a: Browser) -> dict[str, str]:
     return {"console Cost Explorer": str(Decimal(console_ce)), "boto3 Cost Explorer": str(Decimal(boto_ce)),
             "console CSV": str(Decimal(rows[-1][-1])), "console FOCUS": str(focus_sum),
             "nimbo billing report": str(Decimal(report["total"])), "nimbo billing report --format focus": str(cli_focus_sum)}
+
+
+def test_an_expired_session_is_refused_and_sign_out_needs_the_token(live):
+    server, _ = live
+    browser = signed_in(server, TENANT_B)
+    refused = browser.http.post(f"{server.endpoint}/console/api/sign-out")      # no CSRF token
+    assert refused.status_code == 403
+    assert browser.http.get(f"{server.endpoint}/console/api/session").status_code == 200   # still signed in
+    with sqlite3.connect(os.path.join(server.data_dir, "nimbo.db")) as db:
+        db.execute("UPDATE console_sessions SET expires_at = ?", (time.time() - 1,))
+    expired = browser.http.get(f"{server.endpoint}/console/api/session")
+    assert expired.status_code == 401 and expired.json()["Error"]["Code"] == "NotSignedIn"
