@@ -29,7 +29,8 @@ from gateway.protocols.models import service_model
 log = logging.getLogger("nimbo.console")
 
 # The services the console may call, and their names on the bill.
-BILLING_SERVICES = {"ec2": "AmazonEC2", "s3": S3_SERVICE, "ce": "ce", "sts": "sts", "ssm": "ssm"}
+BILLING_SERVICES = {"ec2": "AmazonEC2", "s3": S3_SERVICE, "ce": "ce", "sts": "sts", "ssm": "ssm",
+                    "bcm-data-exports": "bcm-data-exports"}
 
 
 class ConsoleError(Exception):

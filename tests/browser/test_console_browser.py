@@ -105,6 +105,35 @@ def text_in(selector: str, text: str):
     return check
 
 
+def click_until(driver, selector: str, condition, timeout: float = WAIT):
+    """Click ``selector`` until ``condition`` holds: a screen may redraw itself (instances
+    refresh while they change state), and a click on the element it replaced is lost."""
+    from selenium.common.exceptions import (  # noqa: PLC0415
+        NoSuchElementException, StaleElementReferenceException, TimeoutException)
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition(driver):
+            return True
+        try:
+            driver.find_element(*by_css(selector)).click()
+            return wait_for(driver, condition, timeout=min(3.0, max(deadline - time.monotonic(), 0.1)))
+        except (StaleElementReferenceException, NoSuchElementException, TimeoutException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def row_text(driver, selector: str, needle: str) -> str:
+    """The text of the first row holding ``needle`` (read again if the screen redrew)."""
+    from selenium.common.exceptions import StaleElementReferenceException  # noqa: PLC0415
+    for _ in range(50):
+        try:
+            return next(r.text for r in driver.find_elements(*by_css(selector)) if needle in r.text)
+        except (StaleElementReferenceException, StopIteration):
+            time.sleep(0.1)
+    raise AssertionError(f"no row with {needle!r}")
+
+
 def sign_in(driver, server: NimboServer) -> None:
     creds = server.credentials()     # what `nimbo credentials` prints
     driver.get(f"{server.endpoint}/console/")
@@ -143,19 +172,18 @@ def test_launch_an_instance_see_it_running_and_stop_it(site, browser, shots):
     browser.find_element(*by_css("#launch-form button[type=submit]")).click()
     wait_for(browser, text_in("main table", "web-1"))
     wait_for(browser, text_in("main table .state-running", "running"))
-    row = next(r for r in browser.find_elements(*by_css("main tbody tr")) if "web-1" in r.text)
-    instance_id = row.find_element(*by_css("td")).text
+    instance_id = row_text(browser, "main tbody tr", "web-1").split()[0]
     assert instance_id.startswith("i-")
     ec2 = server.client("ec2")
     states = {i["InstanceId"]: i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
     assert states[instance_id] == "running"            # what the API says
     snap(browser, shots, "03-instance-running")
-    browser.find_element(*by_css(f"button[data-action='StopInstances:{instance_id}']")).click()
+    click_until(browser, f"button[data-action='StopInstances:{instance_id}']",
+                text_in("main table .state-stopped, main table .state-stopping", "stop"))
     wait_for(browser, text_in("main table .state-stopped", "stopped"))
     states = {i["InstanceId"]: i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
     assert states[instance_id] == "stopped"
-    browser.find_element(*by_css(f"button[data-action='connect:{instance_id}']")).click()
-    wait_for(browser, text_in("#instance-details pre", "ssh -i"))
+    click_until(browser, f"button[data-action='connect:{instance_id}']", text_in("#instance-details pre", "ssh -i"))
     snap(browser, shots, "04-instance-stopped")
 
 
@@ -186,8 +214,7 @@ def test_upload_a_file_and_download_it_back(site, browser, shots, downloads, tmp
     while time.monotonic() < deadline and not (target.exists() and target.stat().st_size == len(payload)):
         time.sleep(0.1)
     assert target.read_bytes() == payload               # the same bytes came back
-    browser.find_element(*by_css("button[data-action='presign:docs/report.bin']")).click()
-    wait_for(browser, text_in("#presigned .secret", "X-Amz-Signature="))
+    click_until(browser, "button[data-action='presign:docs/report.bin']", text_in("#presigned .secret", "X-Amz-Signature="))
     assert "null" not in browser.find_element(*by_css("main")).text.split()
     snap(browser, shots, "06-presigned-link")
 
@@ -198,12 +225,12 @@ def test_a_cost_line_and_the_daily_chart(site, browser, shots):
     wait_for(browser, text_in("main", "By service"))
     deadline = time.monotonic() + WAIT     # the meter flushes within a fifth of a second here
     while time.monotonic() < deadline:
-        if any("Amazon Simple Storage Service" in t.text for t in browser.find_elements(*by_css("main table"))):
+        if "Amazon Simple Storage Service" in browser.find_element(*by_css("main")).text:
             break
         time.sleep(0.5)
         browser.refresh()
         wait_for(browser, text_in("main", "By service"))
-    tables = " ".join(t.text for t in browser.find_elements(*by_css("main table")))
+    tables = browser.find_element(*by_css("main")).text
     assert "Amazon Simple Storage Service" in tables and "Amazon Elastic Compute Cloud - Compute" in tables
     exact = browser.find_element(*by_css("#cost-total")).get_attribute("data-exact")
     assert float(exact) > 0

@@ -344,3 +344,22 @@ def test_an_expired_session_is_refused_and_sign_out_needs_the_token(live):
         db.execute("UPDATE console_sessions SET expires_at = ?", (time.time() - 1,))
     expired = browser.http.get(f"{server.endpoint}/console/api/session")
     assert expired.status_code == 401 and expired.json()["Error"]["Code"] == "NotSignedIn"
+
+
+def test_focus_exports_through_the_console_are_the_accounts_own(live):
+    server, _ = live
+    a, b = signed_in(server, TENANT_A), signed_in(server, TENANT_B)
+    spec = {"Name": "console-focus", "DataQuery": {"QueryStatement": "SELECT * FROM FOCUS_1_2_AWS"},
+            "DestinationConfigurations": {"S3Destination": {
+                "S3Bucket": "console-a-reports", "S3Prefix": "focus", "S3Region": "us-east-1",
+                "S3OutputConfigurations": {"OutputType": "CUSTOM", "Format": "TEXT_OR_CSV", "Compression": "GZIP",
+                                           "Overwrite": "OVERWRITE_REPORT"}}},
+            "RefreshCadence": {"Frequency": "SYNCHRONOUS"}}
+    arn = a.ok("bcm-data-exports", "CreateExport", {"Export": spec})["ExportArn"]
+    assert [e["ExportArn"] for e in a.ok("bcm-data-exports", "ListExports")["Exports"]] == [arn]
+    assert b.ok("bcm-data-exports", "ListExports")["Exports"] == []
+    status, error = b.call("bcm-data-exports", "DeleteExport", {"ExportArn": arn})
+    assert status == 400 and error["Error"]["Code"] == "ResourceNotFoundException"
+    # the same export as boto3 sees it with A's key
+    assert server.client("bcm-data-exports", TENANT_A).get_export(ExportArn=arn)["Export"]["Name"] == "console-focus"
+    a.ok("bcm-data-exports", "DeleteExport", {"ExportArn": arn})

@@ -149,6 +149,8 @@ function onSubmit(form, run) {
 /* ---- sign-in, the header, routing ---- */
 function showSignIn(message) {
   Nimbo.session = null;
+  Nimbo.shown = null;
+  Nimbo.draws = (Nimbo.draws || 0) + 1;   // a draw under way is not shown over the form
   document.getElementById("nav").hidden = true;
   document.getElementById("who").replaceChildren();
   const main = document.getElementById("main");
@@ -199,11 +201,18 @@ async function drawHeader() {
   who.replaceChildren(...parts);
 }
 
+function currentHash() {
+  return decodeURIComponent(location.hash.replace(/^#/, "")) || "instances";
+}
+
+/* Draw the screen the address names. A screen draws into a detached container that replaces the
+   page only if no later draw started meanwhile, so two draws never interleave. */
 async function route() {
   for (const timer of Nimbo.timers) clearTimeout(timer);
   Nimbo.timers = [];
   if (!Nimbo.session) return;
-  const hash = decodeURIComponent(location.hash.replace(/^#/, "")) || "instances";
+  const hash = currentHash();
+  const draw = (Nimbo.draws = (Nimbo.draws || 0) + 1);
   const [name, ...rest] = hash.split("/");
   const screen = Nimbo.screens[name] || Nimbo.screens.instances;
   for (const link of document.querySelectorAll("nav a")) {
@@ -211,11 +220,16 @@ async function route() {
     else link.removeAttribute("aria-current");
   }
   const main = document.getElementById("main");
+  const view = document.createElement("div");
   try {
-    await screen(main, rest.join("/"));
+    await screen(view, rest.join("/"));
   } catch (error) {
-    if (error.status !== 401) main.replaceChildren(h("p", {class: "error", role: "alert"}, error.message));
+    if (error.status === 401) return;
+    view.replaceChildren(h("p", {class: "error", role: "alert"}, error.message));
   }
+  if (draw !== Nimbo.draws) return;       // a later draw wins
+  main.replaceChildren(...view.childNodes);
+  Nimbo.shown = hash;
 }
 
 /* Redraw the current screen after a while (instances changing state). */
@@ -236,5 +250,5 @@ async function start() {
   await route();
 }
 
-window.addEventListener("hashchange", route);
+window.addEventListener("hashchange", () => { if (currentHash() !== Nimbo.shown) route(); });
 window.addEventListener("DOMContentLoaded", start);

@@ -129,6 +129,7 @@ Nimbo.screens.costs = async function (main, arg) {
     ...(byAccount ? groupedTable("By account", byAccount, "Account") : []),
     ...groupedTable("By usage type", byUsage, "Usage type"),
     ...groupedTable("By resource (instances, volumes, buckets)", byResource, "Resource"),
+    await focusExports(),
     h("h2", {}, "Previous months"),
     table([
       {title: "Month", value: r => r.TimePeriod.Start.slice(0, 7)},
@@ -136,3 +137,35 @@ Nimbo.screens.costs = async function (main, arg) {
       {title: "", value: r => (r.Estimated ? "estimated" : "")},
     ], history.ResultsByTime.slice().reverse()));
 };
+
+/* FOCUS 1.2 exports (AWS Data Exports' API): delivered into a bucket once per change of a month. */
+async function focusExports() {
+  const [exports, buckets] = await Promise.all([
+    api("bcm-data-exports", "ListExports").then(o => o.Exports || []),
+    api("s3", "ListBuckets").then(o => o.Buckets || []),
+  ]);
+  const form = h("form", {class: "inline", id: "create-focus-export"},
+    h("label", {}, "Export name", h("input", {name: "Name", required: true, pattern: "[0-9A-Za-z_\\-]+", value: "focus"})),
+    h("label", {}, "Bucket", h("select", {name: "Bucket", required: true}, buckets.map(b => h("option", {value: b.Name}, b.Name)))),
+    h("label", {}, "Prefix", h("input", {name: "Prefix", value: "focus"})),
+    h("button", {type: "submit", disabled: !buckets.length}, "Create FOCUS export"));
+  onSubmit(form, async v => {
+    await api("bcm-data-exports", "CreateExport", {Export: {
+      Name: v.Name, DataQuery: {QueryStatement: "SELECT * FROM FOCUS_1_2_AWS"},
+      DestinationConfigurations: {S3Destination: {S3Bucket: v.Bucket, S3Prefix: v.Prefix, S3Region: Nimbo.region || "us-east-1",
+        S3OutputConfigurations: {OutputType: "CUSTOM", Format: "TEXT_OR_CSV", Compression: "GZIP", Overwrite: "OVERWRITE_REPORT"}}},
+      RefreshCadence: {Frequency: "SYNCHRONOUS"}}});
+    toast(`FOCUS export ${v.Name} created: each month is delivered to ${v.Bucket}/${v.Prefix}/ when its final costs change.`);
+    route();
+  });
+  return h("section", {id: "focus-exports"}, h("h2", {}, "FOCUS exports"),
+    h("p", {class: "muted"}, "Delivered as AWS Data Exports delivers FOCUS 1.2: gzip CSV under <prefix>/<export>/data/BILLING_PERIOD=YYYY-MM/, hours once they are final."),
+    form, table([
+      {title: "Export", value: e => e.ExportName},
+      {title: "Status", value: e => h("span", {class: `state state-${e.ExportStatus.StatusCode === "HEALTHY" ? "Active" : "Inactive"}`},
+                                       e.ExportStatus.StatusCode + (e.ExportStatus.StatusReason ? ` (${e.ExportStatus.StatusReason})` : ""))},
+      {title: "Last delivered", value: e => e.ExportStatus.LastRefreshedAt || "not yet"},
+      {title: "Actions", value: e => action("Delete", () => api("bcm-data-exports", "DeleteExport", {ExportArn: e.ExportArn}),
+                                           {danger: true, confirm: `Delete the export ${e.ExportName}?`})},
+    ], exports, "No FOCUS exports."));
+}
