@@ -79,7 +79,10 @@ SCHEMA = Schema(
         );
         CREATE INDEX billing_data_export_executions_by_export
             ON billing_data_export_executions (export_arn, period, created_us)
-        """
+        """,
+        # the month's revision (billing_periods) an execution was made from: an unchanged month
+        # of an unchanged export is skipped without building its rows
+        "ALTER TABLE billing_data_export_executions ADD COLUMN revision INTEGER NOT NULL DEFAULT -1",
     ],
 )
 
@@ -318,22 +321,29 @@ async def deliver_exports(db: Database, deliver: Any, now_us: int) -> list[dict]
         return []
     payer = await payer_account(db)
     names = await account_names(db)
-    periods = [r["period"] for r in await db.fetchall("SELECT period FROM billing_periods ORDER BY period")]
+    periods = [(r["period"], r["revision"])
+               for r in await db.fetchall("SELECT period, revision FROM billing_periods ORDER BY period")]
     attempts = []
     for export in exports:
         earliest = month_start(month_start(export["created_us"]) - 1)
-        for period in periods:
+        for period, revision in periods:
             start, end = parse_period(period)
             if start < earliest or start > now_us:
                 continue
-            attempt = await _deliver_month(db, deliver, export, period, start, end, payer, names, now_us)
+            attempt = await _deliver_month(db, deliver, export, period, revision, start, end, payer, names,
+                                           now_us)
             if attempt is not None:
                 attempts.append(attempt)
     return attempts
 
 
-async def _deliver_month(db: Database, deliver: Any, export: Any, period: str, start: int, end: int,
-                         payer: str | None, names: dict, now_us: int) -> dict | None:
+async def _deliver_month(db: Database, deliver: Any, export: Any, period: str, revision: int, start: int,
+                         end: int, payer: str | None, names: dict, now_us: int) -> dict | None:
+    done = await db.fetchone(
+        "SELECT 1 FROM billing_data_export_executions WHERE export_arn = ? AND period = ? AND revision = ?"
+        " AND spec = ? AND status = 'DELIVERY_SUCCESS'", (export["export_arn"], period, revision, export["spec"]))
+    if done is not None:
+        return None
     spec = json.loads(export["spec"])
     lines = await fetch_lines(db, start, end, None if export["scope_all"] else export["account_id"])
     if not lines:
@@ -343,10 +353,14 @@ async def _deliver_month(db: Database, deliver: Any, export: Any, period: str, s
     text = focus.focus_csv(lines, payer=payer or export["account_id"], names=names, columns=columns)
     digest = hashlib.sha256(json.dumps([destination, columns]).encode() + text.encode()).hexdigest()
     last = await db.fetchone(
-        "SELECT digest, status, created_us FROM billing_data_export_executions WHERE export_arn = ? AND period = ?"
-        " ORDER BY created_us DESC LIMIT 1", (export["export_arn"], period))
-    if last is not None and last["digest"] == digest and (
-            last["status"] == "DELIVERY_SUCCESS" or now_us < last["created_us"] + RETRY_US):
+        "SELECT execution_id, digest, status, created_us FROM billing_data_export_executions"
+        " WHERE export_arn = ? AND period = ? ORDER BY created_us DESC LIMIT 1", (export["export_arn"], period))
+    if last is not None and last["digest"] == digest and last["status"] == "DELIVERY_SUCCESS":
+        async with db.transaction() as tx:     # the month changed elsewhere (another account): seen
+            await tx.execute("UPDATE billing_data_export_executions SET revision = ?, spec = ?"
+                             " WHERE execution_id = ?", (revision, export["spec"], last["execution_id"]))
+        return None
+    if last is not None and last["digest"] == digest and now_us < last["created_us"] + RETRY_US:
         return None
     execution_id = str(uuid.uuid5(EXECUTION_NAMESPACE, f"{export['export_arn']}/{period}/{digest}"))
     files = focus.build_focus_export(
@@ -367,11 +381,11 @@ async def _deliver_month(db: Database, deliver: Any, export: Any, period: str, s
     async with db.transaction() as tx:
         await tx.execute(
             "INSERT INTO billing_data_export_executions (execution_id, export_arn, period, digest, status, reason,"
-            " spec, keys, created_us, completed_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " spec, keys, created_us, completed_us, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(execution_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,"
-            " created_us = excluded.created_us, completed_us = excluded.completed_us",
+            " created_us = excluded.created_us, completed_us = excluded.completed_us, revision = excluded.revision",
             (execution_id, export["export_arn"], period, digest, status, reason, export["spec"],
-             json.dumps([k for k, _ in files]), now_us, now_us))
+             json.dumps([k for k, _ in files]), now_us, now_us, revision))
         if status == "DELIVERY_SUCCESS":
             await tx.execute("UPDATE billing_data_exports SET refreshed_us = ? WHERE export_arn = ?",
                              (now_us, export["export_arn"]))

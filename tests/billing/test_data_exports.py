@@ -184,3 +184,37 @@ def test_through_boto3_against_a_live_server():
     finally:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def test_an_unchanged_month_is_not_rebuilt_and_a_change_is_delivered(month, config, monkeypatch):
+    """November's delivery is made again only when November's rows of this export change (the
+    stored bytes go on into December, which is delivered on its own)."""
+    from billing.periods import period_name  # noqa: PLC0415
+    db = month
+    await dx(db, "CreateExport", {"Export": export_spec()})
+    store = Buckets(reports=ACCOUNT)
+    assert len(await data_exports.deliver_exports(db, store.deliver, T("2026-12-01T00:15:00Z"))) == 1
+    built = []
+    real = data_exports.focus.focus_csv
+
+    def counting(lines, **kwargs):
+        built.append(period_name(lines[0].start_us))
+        return real(lines, **kwargs)
+    monkeypatch.setattr(data_exports.focus, "focus_csv", counting)
+
+    def november(attempts):
+        return [a["status"] for a in attempts if a["period"] == "2026-11"]
+    assert await data_exports.deliver_exports(db, store.deliver, T("2026-12-01T00:16:00Z")) == []
+    assert built == []                       # the month's revision did not move: nothing rebuilt
+    # another account's late usage changes November, not this tenant's rows: rebuilt once, not sent
+    await counts(db, "Requests-Tier1", "PutObject", 5, "2026-11-20T13:00:00Z", account=OTHER, resource="b")
+    await billing_report(db, config, "2026-11", None, "json", now=from_us(T("2026-12-01T00:20:00Z")))
+    assert november(await data_exports.deliver_exports(db, store.deliver, T("2026-12-01T00:25:00Z"))) == []
+    assert built.count("2026-11") == 1
+    assert november(await data_exports.deliver_exports(db, store.deliver, T("2026-12-01T00:26:00Z"))) == []
+    assert built.count("2026-11") == 1
+    # the tenant's own late usage: delivered again
+    await counts(db, "Requests-Tier1", "PutObject", 7, "2026-11-21T13:00:00Z", resource="photos")
+    await billing_report(db, config, "2026-11", None, "json", now=from_us(T("2026-12-01T00:30:00Z")))
+    again = await data_exports.deliver_exports(db, store.deliver, T("2026-12-01T00:35:00Z"))
+    assert november(again) == ["DELIVERY_SUCCESS"] and store.writes.count(FOCUS_KEY) == 2
