@@ -1,9 +1,9 @@
 """The bill of a month as a table, CSV or JSON: totals per service and usage type, of one account
 or (for the admin) of every account.
 
-``nimbo billing report --period 2026-11 [--account ID] --format table|csv|json --data-dir DIR``
-calls ``billing_report`` (``--format focus``: the month's FOCUS 1.2 CSV, ``billing.focus``). It first rates every complete hour not rated yet (the server's
-scheduler may be stopped) and estimates the open hour (``billing.estimates``: month-to-date
+``nimbo billing report --period 2026-11 [--account ID] --format table|csv|json|focus --data-dir DIR``
+calls ``billing_report`` (``focus``: the month's FOCUS 1.2 CSV of the same lines, ``billing.focus``).
+It first rates every complete hour not rated yet (the server's scheduler may be stopped) and estimates the open hour (``billing.estimates``: month-to-date
 includes the last minutes' usage, marked as estimated), then sums the line items: the report's total is the exact sum
 of the line items, the same Decimal that Cost Explorer and the CUR export give.
 """
