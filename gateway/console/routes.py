@@ -175,10 +175,17 @@ async def _as_s3(awaitable):
 async def _sign_in(request: web.Request, app: Any) -> web.Response:
     csrf.check_origin(request)
     data = await _body(request)
+    key_id = str(data.get("accessKeyId", ""))[:128]
+    remote = request.remote or ""
     try:
-        token, session = await sessions.sign_in(app.db, app.accounts, str(data.get("accessKeyId", "")),
+        sessions.check_attempts(remote, key_id)
+        token, session = await sessions.sign_in(app.db, app.accounts, key_id,
                                                 str(data.get("secretAccessKey", "")))
+    except sessions.TooManyAttempts:
+        raise ConsoleError("TooManySignInAttempts", "Too many failed sign-ins with this key from this "
+                           "address; try again in a few minutes.", 429) from None
     except sessions.SignInFailed:
+        sessions.record_failure(remote, key_id)
         raise ConsoleError("SignInFailed", "The access key id or secret is not right, or the key is "
                            "disabled.", 403) from None
     return _json({"AccountId": session.account_id, "CsrfToken": session.csrf_token},

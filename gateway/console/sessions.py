@@ -7,7 +7,9 @@ browser gets a random session token in a cookie (``HttpOnly; SameSite=Strict; Pa
 ``Secure`` over TLS, ``Max-Age`` the session's life); the database keeps only the token's SHA-256,
 never the secret. Each session has its CSRF token (``gateway.console.csrf``). A session ends at
 sign-out, at its expiry (``SESSION_SECONDS`` after sign-in), or as soon as its key is disabled or
-deleted (checked on every request, through the accounts' one-second cache).
+deleted (checked on every request, through the accounts' one-second cache). Ten failed sign-ins
+from one address for one key id within five minutes make the next ones wait (429), in each
+server process.
 
 Crash story: a session is one row written in one transaction; a crash loses at most a sign-in in
 progress (the user signs in again). Expired rows are swept when the console is first used after start-up and at each sign-in.
@@ -44,6 +46,34 @@ SCHEMA = Schema(
 
 class SignInFailed(Exception):
     """The key id or the secret is wrong, or the key is disabled (one answer for all: no oracle)."""
+
+
+class TooManyAttempts(Exception):
+    """Too many failed sign-ins from one address for one key id: refused for a while."""
+
+
+# Failed sign-ins per (client address, key id), in this process: MAX_FAILURES within
+# FAILURE_WINDOW seconds make further tries wait until the oldest failure is that old.
+MAX_FAILURES = 10
+FAILURE_WINDOW = 300.0
+_failures: dict[tuple[str, str], list[float]] = {}
+
+
+def check_attempts(remote: str, access_key_id: str) -> None:
+    now = time.monotonic()
+    recent = [t for t in _failures.get((remote, access_key_id), []) if now - t < FAILURE_WINDOW]
+    if recent:
+        _failures[(remote, access_key_id)] = recent
+    else:
+        _failures.pop((remote, access_key_id), None)
+    if len(recent) >= MAX_FAILURES:
+        raise TooManyAttempts()
+
+
+def record_failure(remote: str, access_key_id: str) -> None:
+    if len(_failures) > 10_000:
+        _failures.clear()
+    _failures.setdefault((remote, access_key_id), []).append(time.monotonic())
 
 
 @dataclass(frozen=True)

@@ -363,3 +363,18 @@ def test_focus_exports_through_the_console_are_the_accounts_own(live):
     # the same export as boto3 sees it with A's key
     assert server.client("bcm-data-exports", TENANT_A).get_export(ExportArn=arn)["Export"]["Name"] == "console-focus"
     a.ok("bcm-data-exports", "DeleteExport", {"ExportArn": arn})
+
+
+def test_repeated_failed_sign_ins_are_slowed_down(live):
+    """Guessing secrets: after MAX_FAILURES failures from one address for one key id, even the
+    right secret waits (429); other keys are not affected."""
+    from gateway.console.sessions import MAX_FAILURES  # noqa: PLC0415
+    server, _ = live
+    server.nimbo("admin", "--data-dir", server.data_dir, "create-account", "console-guessed")
+    victim = Browser(server, "console-guessed")
+    for _ in range(MAX_FAILURES):
+        assert victim.sign_in(secret="wrong-secret-guess-0000").status_code == 403
+    blocked = victim.sign_in()
+    assert blocked.status_code == 429 and blocked.json()["Error"]["Code"] == "TooManySignInAttempts"
+    assert "Set-Cookie" not in blocked.headers
+    assert signed_in(server, TENANT_A).csrf     # another key signs in as before
