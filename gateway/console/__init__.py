@@ -42,5 +42,15 @@ def is_console_request(request: Any, s3_domain: str) -> bool:
 
 
 async def serve(request: Any, app: Any, services: dict) -> Any:
+    """The console's answer; one access-log line when the server logs requests (the path only:
+    never a query's values nor a body)."""
+    import time  # noqa: PLC0415
     from gateway.console.routes import serve as serve_route  # noqa: PLC0415 (loaded on first use)
-    return await serve_route(request, app, services)
+    started = time.monotonic()
+    response = await serve_route(request, app, services)
+    if getattr(app.config, "access_log", False):
+        import logging  # noqa: PLC0415
+        logging.getLogger("nimbo.access").info(
+            "%s %s %s console - -> %d %.1fms -", request.remote, request.method, request.path,
+            response.status, (time.monotonic() - started) * 1000)
+    return response
