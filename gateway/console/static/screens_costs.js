@@ -25,6 +25,11 @@ function usd(amount) {
   return `$${value.toFixed(2)}`;
 }
 
+function axisUsd(value) {
+  if (!value) return "$0";
+  return value < 0.01 ? `$${value.toPrecision(2)}` : `$${value.toFixed(2)}`;
+}
+
 function metric(group, name) {
   return (group.Metrics || group.Total || {})[name] || {Amount: "0", Unit: ""};
 }
@@ -34,7 +39,7 @@ function dailyChart(days, series) {
   const names = Object.keys(series);
   const totals = days.map((_, d) => names.reduce((sum, n) => sum + series[n][d], 0));
   const top = Math.max(...totals, 0.000001);
-  const width = 760, height = 240, left = 64, bottom = 28, right = 8, topPad = 10;
+  const width = 760, height = 240, left = 84, bottom = 28, right = 8, topPad = 10;
   const plotW = width - left - right, plotH = height - bottom - topPad;
   const barW = plotW / Math.max(days.length, 1);
   const chart = svg("svg", {viewBox: `0 0 ${width} ${height}`, role: "img", id: "daily-chart",
@@ -42,7 +47,7 @@ function dailyChart(days, series) {
   for (let t = 0; t <= 4; t++) {
     const y = topPad + plotH - (plotH * t) / 4;
     chart.append(svg("line", {x1: left, x2: width - right, y1: y, y2: y, stroke: "#e3e7ed"}),
-                 svg("text", {x: left - 6, y: y + 4, "text-anchor": "end", "font-size": 11, fill: "#5b6573"}, usd((top * t) / 4)));
+                 svg("text", {x: left - 6, y: y + 4, "text-anchor": "end", "font-size": 11, fill: "#5b6573"}, axisUsd((top * t) / 4)));
   }
   days.forEach((day, d) => {
     let y = topPad + plotH;
