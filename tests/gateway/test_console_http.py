@@ -378,3 +378,45 @@ def test_repeated_failed_sign_ins_are_slowed_down(live):
     assert blocked.status_code == 429 and blocked.json()["Error"]["Code"] == "TooManySignInAttempts"
     assert "Set-Cookie" not in blocked.headers
     assert signed_in(server, TENANT_A).csrf     # another key signs in as before
+
+
+def test_the_screens_operations_with_the_parameters_the_page_sends(live):
+    """The requests the EC2 screens make (as their JavaScript shapes them) do what the API does."""
+    import base64  # noqa: PLC0415
+
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: PLC0415
+    server, _ = live
+    a = signed_in(server, TENANT_A)
+    public = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    a.ok("ec2", "ImportKeyPair", {"KeyName": "imported", "PublicKeyMaterial": base64.b64encode(public).decode()})
+    pairs = {k["KeyName"]: k for k in a.ok("ec2", "DescribeKeyPairs")["KeyPairs"]}
+    assert pairs["imported"]["KeyType"] == "ed25519"
+    status, error = a.call("ec2", "ImportKeyPair", {"KeyName": "bad", "PublicKeyMaterial": "%%%not base64"})
+    assert status == 400 and error["Error"]["Code"] == "ValidationError"
+    created = a.ok("ec2", "CreateKeyPair", {"KeyName": "made-here", "KeyType": "ed25519"})
+    assert "PRIVATE KEY" in created["KeyMaterial"]
+    a.ok("ec2", "DeleteKeyPair", {"KeyName": "made-here"})
+
+    zone = a.ok("ec2", "DescribeAvailabilityZones")["AvailabilityZones"][0]["ZoneName"]
+    volume = a.ok("ec2", "CreateVolume", {"Size": 1, "AvailabilityZone": zone, "VolumeType": "gp3"})["VolumeId"]
+    status, error = a.call("ec2", "CreateSnapshot", {"VolumeId": volume})
+    if status != 200:       # while it is created, as the API says (the screen offers no button then)
+        assert error["Error"]["Code"] == "IncorrectState"
+    deadline = time.monotonic() + 20
+    while a.ok("ec2", "DescribeVolumes", {"VolumeIds": [volume]})["Volumes"][0]["State"] != "available":
+        assert time.monotonic() < deadline, "the volume did not become available"
+        time.sleep(0.2)
+    snapshot = a.ok("ec2", "CreateSnapshot", {"VolumeId": volume})["SnapshotId"]
+    owned = a.ok("ec2", "DescribeSnapshots", {"OwnerIds": ["self"]})["Snapshots"]
+    assert snapshot in [s["SnapshotId"] for s in owned]
+
+    group = a.ok("ec2", "CreateSecurityGroup", {"GroupName": "web", "Description": "web servers"})["GroupId"]
+    rule = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+    a.ok("ec2", "AuthorizeSecurityGroupIngress", {"GroupId": group, "IpPermissions": [rule]})
+    described = a.ok("ec2", "DescribeSecurityGroups", {"GroupIds": [group]})["SecurityGroups"][0]
+    assert [(p["FromPort"], p["IpRanges"][0]["CidrIp"]) for p in described["IpPermissions"]] == [(22, "10.0.0.0/8")]
+    a.ok("ec2", "RevokeSecurityGroupIngress", {"GroupId": group, "IpPermissions": described["IpPermissions"]})
+    assert a.ok("ec2", "DescribeSecurityGroups", {"GroupIds": [group]})["SecurityGroups"][0]["IpPermissions"] == []
+    a.ok("ec2", "DeleteSecurityGroup", {"GroupId": group})

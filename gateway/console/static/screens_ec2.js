@@ -176,7 +176,7 @@ Nimbo.screens.volumes = async function (main) {
     {title: "Actions", value: v => h("div", {class: "actions"},
       v.State === "available" ? attachTo(v) : null,
       (v.Attachments || []).length ? action("Detach", () => api("ec2", "DetachVolume", {VolumeId: v.VolumeId})) : null,
-      action("Snapshot", () => api("ec2", "CreateSnapshot", {VolumeId: v.VolumeId}), {done: "Snapshot started"}),
+      ["available", "in-use"].includes(v.State) ? action("Snapshot", () => api("ec2", "CreateSnapshot", {VolumeId: v.VolumeId}), {done: "Snapshot started"}) : null,
       v.State === "available" ? action("Delete", () => api("ec2", "DeleteVolume", {VolumeId: v.VolumeId}), {danger: true, confirm: `Delete ${v.VolumeId}?`}) : null)},
   ], volumes, "No volumes."),
   h("h2", {}, "Snapshots"), table([
