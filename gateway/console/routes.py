@@ -13,6 +13,7 @@ POST     /console/api/presign        {bucket, key, expires}: a presigned GetObje
 GET      /console/api/costs.csv      ?period=YYYY-MM: the billing report's CSV
 GET      /console/api/focus.csv      ?period=YYYY-MM: the month's FOCUS 1.2 CSV
 GET      /console/api/accounts       accounts (the admin: all; a tenant: its own)
+GET      /console/api/overview       the admin: each account's instances, volumes, buckets
 POST     /console/api/accounts       {name}: a new account (admin)
 GET      /console/api/keys           ?account=: access keys, never their secrets
 POST     /console/api/keys           {account?}: a new key (its secret shown once)
@@ -140,6 +141,8 @@ async def _api(request, app, services, name, account, actor, session, key_id, re
         return _json(await _as_s3(objects.presign(request, app, actor, region, await _body(request))))
     if name in ("costs.csv", "focus.csv") and method == "GET":
         return await _costs_file(request, app, account, actor, name)
+    if name == "overview" and method == "GET":
+        return _json(await _overview(app, services, account, region))
     if name == "accounts":
         if method == "GET":
             return _json(await keys.list_accounts(accounts, account))
@@ -159,6 +162,23 @@ async def _api(request, app, services, name, account, actor, session, key_id, re
         return _json(await keys.delete_key(accounts, account, session.access_key_id,
                                            str(data.get("accessKeyId", ""))))
     raise ConsoleError("NotFound", f"No console route {method} {name}.", 404)
+
+
+async def _overview(app: Any, services: dict, account: Any, region: str) -> dict:
+    """Each account's resources as that account's own Describe and List calls answer (the admin's
+    view of every account)."""
+    if not account.is_admin:
+        raise ConsoleError("AccessDenied", "Only the admin account sees every account.", 403)
+    rows = []
+    for other in await app.accounts.store.list_accounts():
+        reservations = (await call(app, services, other, None, "ec2", "DescribeInstances", {}, region))["Reservations"]
+        states = [i["State"]["Name"] for r in reservations for i in r["Instances"]]
+        volumes = (await call(app, services, other, None, "ec2", "DescribeVolumes", {}, region))["Volumes"]
+        buckets = (await call(app, services, other, None, "s3", "ListBuckets", {}, region)).get("Buckets") or []
+        rows.append({"AccountId": other.account_id, "Name": other.name,
+                     "Instances": sum(1 for s in states if s != "terminated"),
+                     "Running": states.count("running"), "Volumes": len(volumes), "Buckets": len(buckets)})
+    return {"Accounts": rows}
 
 
 async def _as_s3(awaitable):

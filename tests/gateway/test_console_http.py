@@ -234,6 +234,10 @@ def test_tenants_see_only_their_own_and_the_admin_sees_all(live):
     assert {TENANT_A, TENANT_B, "admin"} <= names
     assert instance in instance_ids(admin.ok("ec2", "DescribeInstances", **{"X-Nimbo-Account": a_id}))
     assert instance not in instance_ids(admin.ok("ec2", "DescribeInstances"))
+    overview = {x["Name"]: x for x in admin.http.get(f"{server.endpoint}/console/api/overview").json()["Accounts"]}
+    assert overview[TENANT_A]["Instances"] >= 1 and overview[TENANT_A]["Buckets"] >= 1
+    assert overview[TENANT_B]["Instances"] == 0 and overview[TENANT_B]["Buckets"] == 0
+    assert b.http.get(f"{server.endpoint}/console/api/overview").status_code == 403
     got = admin.http.get(f"{server.endpoint}/console/api/object",
                          params={"bucket": "console-a-only", "key": "secret.txt", "as": a_id})
     assert got.status_code == 200 and got.content == b"for A's eyes"

@@ -37,6 +37,7 @@ Nimbo.screens.account = async function (main) {
     ], keyRows, "No access keys."),
   ];
   if (s.IsAdmin) {
+    const overview = Object.fromEntries((await request("GET", "overview")).Accounts.map(a => [a.AccountId, a]));
     const create = h("form", {class: "inline", id: "create-account"},
       h("label", {}, "New account name", h("input", {name: "name", required: true})),
       h("button", {type: "submit", class: "primary"}, "Create account"));
@@ -50,6 +51,9 @@ Nimbo.screens.account = async function (main) {
       {title: "Account", value: a => a.AccountId},
       {title: "Name", value: a => a.Name},
       {title: "Role", value: a => (a.IsAdmin ? "admin" : "tenant")},
+      {title: "Instances (running)", num: true, value: a => overview[a.AccountId] ? `${overview[a.AccountId].Instances} (${overview[a.AccountId].Running})` : ""},
+      {title: "Volumes", num: true, value: a => (overview[a.AccountId] || {}).Volumes},
+      {title: "Buckets", num: true, value: a => (overview[a.AccountId] || {}).Buckets},
       {title: "", value: a => a.AccountId === managed ? h("span", {class: "muted"}, "shown") :
         action("Manage", async () => { Nimbo.actAs = a.AccountId === s.AccountId ? "" : a.AccountId; await drawHeader(); }, {name: `manage:${a.AccountId}`})},
     ], accountsOut.Accounts));
