@@ -83,6 +83,10 @@ def _unquote(text: str) -> str:
 async def handle(request: web.Request) -> web.StreamResponse:
     app: AppContext = request.app[APP_CONTEXT]
     services: dict[str, Service] = request.app[SERVICES]
+    if request.raw_path.startswith("/console") or request.raw_path == "/":
+        from gateway import console  # noqa: PLC0415 (the web console: its rule in its docstring)
+        if console.is_console_request(request, app.config.s3_domain):
+            return await console.serve(request, app, services)
     started = time.monotonic()
     service_name = signing_service(request) or unsigned_service(request)
     ctx = RequestContext(app=app, request_id=new_request_id(service_name), service=service_name,

@@ -19,6 +19,7 @@ PROTOCOLS = {
     "cur": ("cur", "json"),
     "ssm": ("ssm", "json"),
     "kms": ("kms", "json"),
+    "bcm-data-exports": ("bcm-data-exports", "json"),   # FOCUS exports (billing.data_exports)
 }
 
 _SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
@@ -28,7 +29,7 @@ _QUERY_SCOPE = re.compile(r"(?:^|&)X-Amz-Credential=[^&/]+(?:/|%2F)\d{8}(?:/|%2F
 
 # Services whose endpoint is global: clients sign with whatever region they are configured for,
 # and AWS accepts it (Cost Explorer and CUR live in us-east-1 only; STS has a global endpoint).
-GLOBAL_SERVICES = frozenset({"sts", "ce", "cur"})
+GLOBAL_SERVICES = frozenset({"sts", "ce", "cur", "bcm-data-exports"})
 
 
 class AnyRegion(tuple):
