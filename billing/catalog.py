@@ -33,7 +33,8 @@ REGION_CODES = {
 NO_PREFIX_REGION = "us-east-1"
 
 # CUR product/ProductName and Cost Explorer's SERVICE dimension values.
-PRODUCT_NAMES = {EC2: "Amazon Elastic Compute Cloud", S3: "Amazon Simple Storage Service"}
+PRODUCT_NAMES = {EC2: "Amazon Elastic Compute Cloud", S3: "Amazon Simple Storage Service",
+                 "awskms": "AWS Key Management Service"}
 CE_EC2_COMPUTE = "Amazon Elastic Compute Cloud - Compute"
 CE_EC2_OTHER = "EC2 - Other"
 CE_S3 = "Amazon Simple Storage Service"
@@ -123,7 +124,7 @@ def unit_of(product_code: str, base: str) -> str:
         return UNIT_GB_MONTH
     if base.startswith("DataTransfer"):
         return UNIT_GB
-    if base.startswith("Requests"):
+    if base.startswith("Requests") or base.endswith("-Requests"):    # KMS-Requests too
         return UNIT_REQUESTS
     return "Units"
 

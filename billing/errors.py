@@ -51,3 +51,7 @@ ResourceNotFoundException = _error("ResourceNotFoundException", 400,
 InternalErrorException = _error("InternalErrorException", 500,
                                 "An error on the server occurred during the processing of your request. "
                                 "Try again later.")
+
+# Data Exports (bcm-data-exports)
+ServiceQuotaExceededException = _error("ServiceQuotaExceededException", 400,
+                                       "You've reached the limit on the number of resources you can create.")

@@ -42,7 +42,7 @@ log = logging.getLogger("nimbo.billing")
 
 DEFAULT_PRICE_LIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_prices.toml")
 LAST_GOOD_NAME = "last-good-prices.toml"
-PRODUCTS = ("AmazonEC2", "AmazonS3")
+PRODUCTS = ("AmazonEC2", "AmazonS3", "awskms")
 
 Rates = dict[str, dict[str, Decimal]]              # product -> base usage type -> USD
 

@@ -1,9 +1,9 @@
 """The bill of a month as a table, CSV or JSON: totals per service and usage type, of one account
 or (for the admin) of every account.
 
-``nimbo billing report --period 2026-11 [--account ID] --format table|csv|json --data-dir DIR``
-calls ``billing_report``. It first rates every complete hour not rated yet (the server's
-scheduler may be stopped) and estimates the open hour (``billing.estimates``: month-to-date
+``nimbo billing report --period 2026-11 [--account ID] --format table|csv|json|focus --data-dir DIR``
+calls ``billing_report`` (``focus``: the month's FOCUS 1.2 CSV of the same lines, ``billing.focus``).
+It first rates every complete hour not rated yet (the server's scheduler may be stopped) and estimates the open hour (``billing.estimates``: month-to-date
 includes the last minutes' usage, marked as estimated), then sums the line items: the report's total is the exact sum
 of the line items, the same Decimal that Cost Explorer and the CUR export give.
 """
@@ -27,7 +27,7 @@ from billing.rating import rate_pending, rated_until, refresh_prices
 from billing.schema import ensure_schema
 from storage.db import Database
 
-FORMATS = ("table", "csv", "json")
+FORMATS = ("table", "csv", "json", "focus")
 
 
 async def billing_report(db: Database, config: Any, period: str, account_id: str | None, fmt: str,
@@ -47,6 +47,10 @@ async def billing_report(db: Database, config: Any, period: str, account_id: str
         await refresh_estimates(db, prices, now_us)
     lines = await fetch_lines(db, start, end, account_id, estimated=True)
     names = await account_names(db)
+    if fmt == "focus":    # the FOCUS 1.2 dataset of the same lines (billing.focus)
+        from billing.focus import focus_csv  # noqa: PLC0415
+        from billing.lines import payer_account  # noqa: PLC0415
+        return focus_csv(lines, payer=await payer_account(db) or account_id or "", names=names)
     summary = summarize(lines, per_account=account_id is None, names=names)
     estimated = [line for line in lines if line.estimated]
     summary.update(period=period, account=account_id, accountName=names.get(account_id) if account_id else None,

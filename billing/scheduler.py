@@ -60,6 +60,8 @@ class BillingService:
         await self.bring_up_to_date(now_us)
         if self.deliver is not None:
             self.last_deliveries = await deliver_due(db, self.deliver, now_us)
+            from billing.data_exports import deliver_exports  # noqa: PLC0415 (FOCUS, beside the CUR)
+            self.last_deliveries += await deliver_exports(db, self.deliver, now_us)
         return self.last_rating
 
     async def bring_up_to_date(self, now_us: int | None = None) -> RateResult:

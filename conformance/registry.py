@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 CLIENT_ORDER = ("boto3", "awscli", "awscli2", "rclone", "s3cmd", "pyarrow", "s3fs", "curl", "raw")
-SERVICE_ORDER = ("sts", "ec2", "s3", "ssm")
+SERVICE_ORDER = ("sts", "ec2", "s3", "ssm", "kms")
 
 
 @dataclass(frozen=True)

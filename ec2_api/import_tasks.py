@@ -125,6 +125,27 @@ def split_location(location: str) -> tuple[str, str]:
 
 # -- ImportImage --------------------------------------------------------------------------------
 
+def disk_source(container: dict, formats: str) -> tuple[str, str, str | None]:
+    """A DiskContainer's declared format and its S3 object (bucket, key), from a UserBucket or a
+    Url (one of the two); ``formats`` names the valid formats in the error (ImportImage also
+    takes OVA)."""
+    try:
+        declared = disk_conversion.declared_format(container.get("Format"))
+    except ValueError:
+        raise InvalidParameter(f"Invalid value for format: {container.get('Format')}. "
+                               f"Valid values are {formats}") from None
+    bucket_spec = container.get("UserBucket") or {}
+    if bucket_spec.get("S3Bucket") or bucket_spec.get("S3Key"):
+        if not (bucket_spec.get("S3Bucket") and bucket_spec.get("S3Key")):
+            raise MissingParameter("A UserBucket needs both S3Bucket and S3Key")
+        if container.get("Url"):
+            raise InvalidParameter("Specify either a UserBucket or a Url for the disk container, not both")
+        return bucket_spec["S3Bucket"], bucket_spec["S3Key"], declared
+    if container.get("Url"):
+        return (*split_location(container["Url"]), declared)
+    raise MissingParameter("A disk container needs a UserBucket (S3Bucket, S3Key) or a Url")
+
+
 def _container(params: dict) -> tuple[str, str, str | None, dict]:
     containers = params.get("DiskContainers") or []
     if not containers:
@@ -135,20 +156,7 @@ def _container(params: dict) -> tuple[str, str, str | None, dict]:
     if container.get("SnapshotId"):
         raise InvalidParameter("Importing an image from a snapshot is not supported here: use "
                                "RegisterImage with BlockDeviceMappings")
-    try:
-        declared = disk_conversion.declared_format(container.get("Format"))
-    except ValueError:
-        raise InvalidParameter(f"Invalid value for format: {container.get('Format')}. "
-                               f"Valid values are OVA, VHD, VHDX, VMDK, RAW, QCOW2, VDI") from None
-    bucket_spec = container.get("UserBucket") or {}
-    if bucket_spec.get("S3Bucket") or bucket_spec.get("S3Key"):
-        if not (bucket_spec.get("S3Bucket") and bucket_spec.get("S3Key")):
-            raise MissingParameter("A UserBucket needs both S3Bucket and S3Key")
-        bucket, key = bucket_spec["S3Bucket"], bucket_spec["S3Key"]
-    elif container.get("Url"):
-        bucket, key = split_location(container["Url"])
-    else:
-        raise MissingParameter("A disk container needs a UserBucket (S3Bucket, S3Key) or a Url")
+    bucket, key, declared = disk_source(container, "OVA, VHD, VHDX, VMDK, RAW, QCOW2, VDI")
     return bucket, key, declared, container
 
 

@@ -28,12 +28,11 @@ import math
 import os
 from typing import Any
 
-from ec2_api import disk_conversion, ebs_store, ids, import_tasks, snapshot_files, tag_store
+from ec2_api import ebs_store, ids, import_tasks, snapshot_files, tag_store
 from ec2_api.common import account_of, check_max_results, now_us, to_us
 from ec2_api.errors import InvalidParameter, MissingParameter, check_dry_run
 from ec2_api.filters import apply_filters, paginate
-from ec2_api.import_tasks import (RUNNER, ImportTarget, InvalidConversionTaskId, InvalidConversionTaskIdMalformed,
-                                  split_location)
+from ec2_api.import_tasks import RUNNER, ImportTarget, InvalidConversionTaskId, InvalidConversionTaskIdMalformed
 from ec2_api.tags import Taggable, register_taggable
 
 TASK_PREFIX = "import-snap"
@@ -48,22 +47,7 @@ def _container(params: dict) -> tuple[str, str, str | None, dict]:
     container = params.get("DiskContainer")
     if not container:
         raise MissingParameter("The request must contain the parameter DiskContainer")
-    try:
-        declared = disk_conversion.declared_format(container.get("Format"))
-    except ValueError:
-        raise InvalidParameter(f"Invalid value for format: {container.get('Format')}. "
-                               f"Valid values are VHD, VHDX, VMDK, RAW, QCOW2, VDI") from None
-    bucket_spec = container.get("UserBucket") or {}
-    if bucket_spec.get("S3Bucket") or bucket_spec.get("S3Key"):
-        if not (bucket_spec.get("S3Bucket") and bucket_spec.get("S3Key")):
-            raise MissingParameter("A UserBucket needs both S3Bucket and S3Key")
-        if container.get("Url"):
-            raise InvalidParameter("Specify either a UserBucket or a Url for the disk container, not both")
-        bucket, key = bucket_spec["S3Bucket"], bucket_spec["S3Key"]
-    elif container.get("Url"):
-        bucket, key = split_location(container["Url"])
-    else:
-        raise MissingParameter("A disk container needs a UserBucket (S3Bucket, S3Key) or a Url")
+    bucket, key, declared = import_tasks.disk_source(container, "VHD, VHDX, VMDK, RAW, QCOW2, VDI")
     return bucket, key, declared, container
 
 

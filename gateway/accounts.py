@@ -116,6 +116,10 @@ class AccountService:
             self._loading.pop(access_key_id, None)
         return key, account
 
+    def forget_key(self, access_key_id: str) -> None:
+        """Drop a key from the cache (its status changed here: seen by the next request)."""
+        self._keys.pop(access_key_id, None)
+
     async def secret_for(self, access_key_id: str) -> str | None:
         """The secret of an active key; None for an unknown key; a disabled key is refused."""
         key, account = await self.lookup(access_key_id)

@@ -83,11 +83,15 @@ def _unquote(text: str) -> str:
 async def handle(request: web.Request) -> web.StreamResponse:
     app: AppContext = request.app[APP_CONTEXT]
     services: dict[str, Service] = request.app[SERVICES]
+    if request.raw_path.startswith("/console") or request.raw_path == "/":
+        from gateway import console  # noqa: PLC0415 (the web console: its rule in its docstring)
+        if console.is_console_request(request, app.config.s3_domain):
+            return await console.serve(request, app, services)
     started = time.monotonic()
     service_name = signing_service(request) or unsigned_service(request)
     ctx = RequestContext(app=app, request_id=new_request_id(service_name), service=service_name,
                          region=app.config.default_region, headers=request.headers,
-                         host=request.headers.get("Host", ""), peer=request.remote or "",
+                         host=request.headers.get("Host", ""), remote=request.remote,
                          secure=request.secure)
     try:
         response = await _serve(request, ctx, services)
@@ -140,6 +144,12 @@ async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, 
     if service.protocol == "rest-xml":
         bucket, key, virtual_hosted = _s3_target(raw_path, request.headers.get("Host"),
                                                  app.config.s3_domain)
+        from s3_api import preflight  # noqa: PLC0415 (CORS: s3_api's, before authentication)
+        if preflight.is_preflight(request.method):
+            ctx.requested_operation = "PreflightRequest"
+            return web.Response(headers=preflight.answer(ctx, bucket, key))
+        ctx.cors_headers = preflight.response_headers(ctx.state, bucket, request.method,
+                                                      request.headers)
     else:
         body = await dispatch.read_body(request, app.config.max_request_body)
     if (service.protocol == "rest-xml" and request.method == "POST" and bucket and not key

@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "csv and json give exact amounts."))
     report.add_argument("--period", required=True, help="a month, e.g. 2026-11")
     report.add_argument("--account", default=None, help="account id or name (default: all)")
-    report.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    report.add_argument("--format", default="table", choices=("table", "csv", "json", "focus"),
+                        help="focus: the FOCUS 1.2 cost and usage CSV (FinOps tools' import)")
     report.add_argument("--config", default=None, help="a TOML config file (for the price list)")
     return parser
 
@@ -349,8 +350,9 @@ async def run_server(config, ready: asyncio.Event | None = None, *, sock: socket
         site = GuardedSite(runner, config.host, config.port, limits=Limits.from_config(config),
                            ssl_context=ssl_context, sock=sock)   # timeouts and a connection cap
         await site.start()
-        log.info("Nimbo serving %s (data in %s, regions %s)", config.endpoint_url, config.data_dir,
-                 ", ".join(config.regions))
+        log.info("Nimbo serving %s (data in %s, regions %s); web console: %s/console/",
+                 config.endpoint_url, config.data_dir, ", ".join(config.regions),
+                 config.endpoint_url.rstrip("/"))
         if lock is not None:
             lock.announce(config.endpoint_url)
         stop = asyncio.Event()

@@ -54,6 +54,8 @@ class Config:
     public_endpoint: str | None = None
     max_request_body: int = 16 * 1024 * 1024
     s3_lifecycle_day_seconds: float = 86400.0   # S3 lifecycle: a pass per day; tests shorten the day
+    s3_sse_c_over_http: bool = False   # SSE-C keys over plain HTTP from non-loopback clients
+    s3_block_sse_c_by_default: bool = False   # S3 since April 2026: SSE-C only where unblocked
     meter_flush_seconds: float = 5.0
     access_log: bool = False           # one INFO line per request on the nimbo.access logger
     backend: str = "qemu"              # hypervisor driver: qemu, libvirt, or fake (tests)

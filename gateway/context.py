@@ -14,6 +14,8 @@ never import the gateway; they use these attributes only:
 - ``headers``: the request headers (case-insensitive multidict), for what no model member carries
   (``Expect``, ``x-amz-decoded-content-length``, ``Content-Encoding: aws-chunked`` ...).
 - ``auth``: ``gateway.auth.request.AuthResult`` or None (payload hash mode, chunk-signing chain).
+- ``remote``: the client's address (None when there is no connection); ``secure``: whether the
+  request came over TLS (S3's SSE-C refuses keys sent in the clear: ``s3_api.encryption``).
 - ``host``: the Host header; ``now()``: the current time (aware UTC datetime; tests inject a clock).
 - ``meter``: ``gateway.metering.Meter`` bound to this request: ``ctx.meter.count(usage_type,
   operation, amount, resource_id='')`` for counted usage (bytes in/out, requests).
@@ -67,9 +69,10 @@ class RequestContext:
     meter: Any = None
     chunk_chain: Any = None
     bill_to: str | None = None   # an S3 handler may name the bucket owner as the payer
-    peer: str = ""               # the client's address (aws:SourceIp)
-    secure: bool = False         # over TLS (aws:SecureTransport)
     bucket: str | None = None
+    remote: str | None = None
+    secure: bool = False
+    cors_headers: dict[str, str] | None = None   # S3: Access-Control-* of a cross-origin request
     _host_id: str | None = field(default=None, repr=False, compare=False)
 
     def now(self) -> dt.datetime:
@@ -82,7 +85,12 @@ class RequestContext:
         return self._host_id
 
     def response_headers(self) -> dict[str, str]:
-        """The request-id headers every response of this request carries."""
+        """The request-id headers every response of this request carries (and an S3
+        cross-origin request's ``Access-Control-*`` headers, ``s3_api.preflight``)."""
         if self.service == "s3":
-            return {"x-amz-request-id": self.request_id, "x-amz-id-2": self.host_id, "Server": "Nimbo"}
+            headers = {"x-amz-request-id": self.request_id, "x-amz-id-2": self.host_id,
+                       "Server": "Nimbo"}
+            if self.cors_headers:
+                headers.update(self.cors_headers)
+            return headers
         return {"x-amzn-RequestId": self.request_id}

@@ -76,7 +76,8 @@ def post_response(location: str, result: dict) -> bytes:
 def _answer(request: web.Request, ctx: Any, form: forms.PostForm, result: dict) -> web.Response:
     status, redirect = forms.success_answer(form, result)
     location = object_location(request, ctx, result["Bucket"], result["Key"])
-    headers = {"ETag": result["ETag"], "Location": redirect or location}
+    headers = {"ETag": result["ETag"], "Location": redirect or location,
+               **result.get("headers", {})}     # e.g. the object's encryption headers
     if status == 201:
         return web.Response(status=201, body=post_response(location, result),
                             headers={**headers, "Content-Type": "application/xml"})

@@ -14,14 +14,17 @@ def default_services() -> dict[str, Service]:
     import ec2_api.operations as ec2  # noqa: PLC0415
     import s3_api.operations as s3  # noqa: PLC0415
     import s3_api.service as s3_service  # noqa: PLC0415
-    from billing import cost_explorer, report_definitions  # noqa: PLC0415
+    from billing import cost_explorer, data_exports, report_definitions  # noqa: PLC0415
     import ssm_api.operations as ssm  # noqa: PLC0415
+    import kms_api.operations as kms  # noqa: PLC0415
     services = [
         _service("sts", sts.OPERATIONS),
         _service("ec2", ec2.OPERATIONS, getattr(ec2, "open_state", None), getattr(ec2, "close_state", None)),
         _service("s3", s3.OPERATIONS, s3_service.open_state, s3_service.close_state),
         _service("ce", cost_explorer.OPERATIONS),
         _service("cur", report_definitions.OPERATIONS),
+        _service("bcm-data-exports", data_exports.OPERATIONS),
         _service("ssm", ssm.OPERATIONS, ssm.open_state),
+        _service("kms", kms.OPERATIONS, kms.open_state, kms.close_state),
     ]
     return {service.name: service for service in services}

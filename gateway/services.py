@@ -1,6 +1,7 @@
 """The services one endpoint serves, and how a request is matched to one of them."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -17,6 +18,8 @@ PROTOCOLS = {
     "ce": ("ce", "json"),
     "cur": ("cur", "json"),
     "ssm": ("ssm", "json"),
+    "kms": ("kms", "json"),
+    "bcm-data-exports": ("bcm-data-exports", "json"),   # FOCUS exports (billing.data_exports)
 }
 
 _SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
@@ -26,7 +29,7 @@ _QUERY_SCOPE = re.compile(r"(?:^|&)X-Amz-Credential=[^&/]+(?:/|%2F)\d{8}(?:/|%2F
 
 # Services whose endpoint is global: clients sign with whatever region they are configured for,
 # and AWS accepts it (Cost Explorer and CUR live in us-east-1 only; STS has a global endpoint).
-GLOBAL_SERVICES = frozenset({"sts", "ce", "cur"})
+GLOBAL_SERVICES = frozenset({"sts", "ce", "cur", "bcm-data-exports"})
 
 
 class AnyRegion(tuple):
@@ -78,16 +81,22 @@ def signing_service(request: web.Request) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1)
+def json_target_services() -> dict[str, str]:
+    """The JSON services by their models' ``targetPrefix`` (``TrentService`` -> kms ...)."""
+    from gateway.protocols.models import service_model  # noqa: PLC0415
+    return {service_model(model).metadata["targetPrefix"]: name
+            for name, (model, protocol) in PROTOCOLS.items() if protocol == "json"}
+
+
 def unsigned_service(request: web.Request) -> str:
     """Where an unsigned request goes: a JSON target or a Query action names its service (which
     will then refuse it for want of a signature); everything else is anonymous S3."""
     target = request.headers.get("X-Amz-Target", "")
-    if target.startswith("AWSInsightsIndexService."):
-        return "ce"
-    if target.startswith("AWSOrigamiServiceGatewayService."):
-        return "cur"
-    if target.startswith("AmazonSSM."):
-        return "ssm"
+    if target:
+        named = json_target_services().get(target.partition(".")[0])
+        if named:
+            return named
     raw_query = request.raw_path.partition("?")[2]
     content_type = request.headers.get("Content-Type", "")
     if re.search(r"(?:^|&)Action=", raw_query) or (

@@ -226,7 +226,7 @@ def condition_context(ctx, params: dict, version=None, request_tags: list | None
         "aws:EpochTime": [str(int(now.timestamp()))],
         "aws:SecureTransport": ["true" if getattr(ctx, "secure", False) else "false"],
     }
-    peer = getattr(ctx, "peer", "")
+    peer = getattr(ctx, "remote", None)
     if peer:
         out["aws:SourceIp"] = [peer]
     for header, key in (("Referer", "aws:Referer"), ("User-Agent", "aws:UserAgent")):

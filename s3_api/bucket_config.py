@@ -2,9 +2,8 @@
 
 Tools (aws-cli, terraform, rclone, s3fs ...) ask for these; S3 answers a bucket without one with
 its own 404 (NoSuchBucketPolicy, NoSuchCORSConfiguration, NoSuchWebsiteConfiguration; tags,
-object lock and lifecycle have their own modules), and reports the defaults every bucket has
-had since 2023:
-SSE-S3 (AES256) encryption, BucketOwnerEnforced ownership and all public access blocked. The
+object lock, lifecycle and encryption have their own modules), and reports the defaults every
+bucket has had since 2023: BucketOwnerEnforced ownership and all public access blocked. The
 ownership checks are those of every other bucket operation (``owned_bucket``).
 """
 from __future__ import annotations
@@ -28,13 +27,6 @@ get_bucket_policy = _none_of(NoSuchBucketPolicy)
 get_bucket_policy_status = _none_of(NoSuchBucketPolicy)
 get_bucket_cors = _none_of(NoSuchCORSConfiguration)
 get_bucket_website = _none_of(NoSuchWebsiteConfiguration)
-
-
-async def get_bucket_encryption(ctx, params: dict) -> dict:
-    owned_bucket(ctx, params)
-    rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
-            "BucketKeyEnabled": False}
-    return {"ServerSideEncryptionConfiguration": {"Rules": [rule]}}
 
 
 async def get_bucket_ownership_controls(ctx, params: dict) -> dict:
@@ -74,7 +66,6 @@ OPERATIONS = {
     "GetBucketPolicyStatus": get_bucket_policy_status,
     "GetBucketCors": get_bucket_cors,
     "GetBucketWebsite": get_bucket_website,
-    "GetBucketEncryption": get_bucket_encryption,
     "GetBucketOwnershipControls": get_bucket_ownership_controls,
     "GetPublicAccessBlock": get_public_access_block,
     "GetBucketLogging": get_bucket_logging,

@@ -113,6 +113,9 @@ async def delete_bucket(ctx, params: dict) -> dict:
             " (SELECT upload_id FROM s3_uploads WHERE bucket = ?)", (bucket.name,))
         await batch.tx.execute("DELETE FROM s3_uploads WHERE bucket = ?", (bucket.name,))
         await batch.tx.execute("DELETE FROM s3_buckets WHERE name = ?", (bucket.name,))
+        # its default encryption and access settings go with it (s3_api.bucket_encryption,
+        # storage.s3_access)
+        await batch.tx.execute("DELETE FROM s3_bucket_encryption WHERE bucket = ?", (bucket.name,))
         await s3_access.delete_bucket_settings(batch.tx, bucket.name)
 
     await store.write_alone(delete)

@@ -1,22 +1,17 @@
 """Copy sources (CopyObject, UploadPartCopy): parsing x-amz-copy-source, finding the source
-version, and copying its bytes into a new blob on a worker thread, without passing them through
-the event loop (``copy_file_range`` when no digest needs the bytes; 1 MiB reads otherwise).
+version and the blob ranges that hold a span of it (the copy itself, which decrypts and seals on
+a worker thread: ``s3_api.sealed_io``).
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import urllib.parse
 
-from s3_api import checksums
 from s3_api import access_control
 from s3_api.errors import (AccessDenied, InvalidArgument, InvalidRange, InvalidRequest, NoSuchBucket,
                            NoSuchKey, NoSuchVersion)
 from s3_api.metadata import check_key
 from storage.object_versions import well_formed_vid
 from storage.objects import Bucket, ObjectStore, ObjectVersion
-
-CHUNK = 1 << 20
 
 
 def parse_copy_source(value: str | None) -> tuple[str, str, str | None]:
@@ -130,51 +125,3 @@ def _bad_range(value: str) -> InvalidArgument:
                            " where first and last are the zero-based offsets of the first and last"
                            " bytes to copy", ArgumentName="x-amz-copy-source-range",
                            ArgumentValue=value)
-
-
-def open_sources(store: ObjectStore, pieces: list[tuple[str, int, int]]) -> list[tuple[int, int, int]]:
-    fds = []
-    try:
-        for blob_id, offset, length in pieces:
-            fds.append((store.blobs.open(blob_id), offset, length))
-    except BaseException:
-        close_sources(fds)
-        raise
-    return fds
-
-
-def close_sources(fds) -> None:
-    for fd, _, _ in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
-def copy_into(writer, sources: list[tuple[int, int, int]], md5: bool,
-              algorithms: list[str]) -> tuple[bytes | None, dict[str, str]]:
-    """Append the source ranges to ``writer`` (blocking; run it on a worker thread). Returns the
-    MD5 (when asked) and the checksums of the copied bytes."""
-    digest = hashlib.md5() if md5 else None
-    sums = [checksums.Checksum(a) for a in algorithms]
-    for fd, offset, length in sources:
-        end = offset + length
-        if digest is None and not sums:
-            while offset < end:
-                n = os.copy_file_range(fd, writer.fd, end - offset, offset)
-                if n <= 0:
-                    raise OSError("copy source is shorter than its metadata says")
-                offset += n
-                writer.size += n
-            continue
-        while offset < end:
-            data = os.pread(fd, min(CHUNK, end - offset), offset)
-            if not data:
-                raise OSError("copy source is shorter than its metadata says")
-            offset += len(data)
-            if digest is not None:
-                digest.update(data)
-            for c in sums:
-                c.update(data)
-            writer.write(data)
-    return (digest.digest() if digest else None), {c.algorithm: c.b64() for c in sums}

@@ -113,6 +113,11 @@ MalformedXML = _error("MalformedXML", 400,
                       " published schema")
 InvalidToken = _error("InvalidToken", 400, "The provided token is malformed or otherwise invalid.")
 
+# --- server-side encryption (s3_api.encryption) ----------------------------------------------
+InvalidEncryptionAlgorithmError = _error(
+    "InvalidEncryptionAlgorithmError", 400,
+    "The Encryption request you specified is not valid. Supported value: AES256.")
+
 
 class NotModified(S3Error):
     """304: the gateway renders a bare status line, with the ``ETag`` and ``Last-Modified`` of

@@ -17,8 +17,7 @@ import json
 import quopri
 import re
 
-from s3_api.errors import (InvalidArgument, InvalidStorageClass, KeyTooLongError,
-                           MetadataTooLarge, NotImplementedOperation)
+from s3_api.errors import InvalidArgument, InvalidStorageClass, KeyTooLongError, MetadataTooLarge
 from s3_api.payload import stored_content_encoding
 
 MAX_KEY_BYTES = 1024
@@ -47,19 +46,8 @@ def check_key(key: str | None) -> str:
     return key
 
 
-def check_unsupported(params: dict) -> None:
-    """Refuse what would silently not happen: KMS or customer-key encryption (object lock:
-    ``s3_api.object_lock``; ACLs: ``s3_api.acls``)."""
-    sse = params.get("ServerSideEncryption")
-    if sse and sse != "AES256":
-        raise NotImplementedOperation(Header="x-amz-server-side-encryption")
-    if params.get("SSECustomerAlgorithm") or params.get("SSECustomerKey"):
-        raise NotImplementedOperation(Header="x-amz-server-side-encryption-customer-algorithm")
-
-
 def stored_headers(params: dict) -> str | None:
     """The JSON text of a new version's content headers and metadata (None: all defaults)."""
-    check_unsupported(params)
     doc: dict = {}
     for short, name in _FIELDS.items():
         value = params.get(name)

@@ -5,7 +5,10 @@ Each part is its own blob. Completing an upload copies no data: the object becom
 list of its parts' blobs (``s3_object_parts``) and GetObject streams them one after the other.
 The whole completion (validation included) runs inside one exclusive transaction, so a part
 re-uploaded or an upload aborted concurrently cannot slip in between the check and the commit.
-Parts of uploads in progress count as stored bytes, as S3 bills them.
+Parts of uploads in progress count as stored bytes, as S3 bills them. An upload's encryption
+(``s3_api.encryption``) is chosen when it is created (``s3_uploads.sse``: one data key for the
+object); every part is sealed with it (``storage.sealed``: each part blob with its own salt) and
+an SSE-C upload needs its customer key on every part.
 """
 from __future__ import annotations
 
@@ -14,18 +17,17 @@ import json
 import secrets
 import urllib.parse
 
-from s3_api import access_control, acls, checksums, conditions, objects, payload
+from s3_api import access_control, acls, checksums, conditions, encryption, objects, payload, sealed_io
 from s3_api.versioning import version_header  # noqa: I001 (versions: s3_api.versioning)
 from s3_api.buckets import owned_bucket
-from s3_api.copying import (close_sources, copy_into, open_sources, parse_copy_range, segments,
-                            source_version)
+from s3_api.copying import parse_copy_range, source_version
 from s3_api.errors import (BadDigest, EntityTooSmall, InvalidArgument, InvalidPart,
                            InvalidPartOrder, InvalidRequest, MalformedXML, NoSuchBucket,
                            NoSuchUpload)
 from s3_api.listing import encoder, walk
 from s3_api.metadata import last_modified, now_us, quoted, storage_class, stored_headers, unquote
 from s3_api.objects import checksum_members, target_bucket
-from storage import completed_uploads
+from storage import completed_uploads, sealed
 from storage.objects import Batch, ObjectVersion, new_id, prefix_end
 
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -49,6 +51,12 @@ ACL_EXTRA = "acl"       # the ACL the completed object gets (s3_api.acls), kept 
 def upload_acl(store, upload_id: str) -> str | None:
     rows = store.query("SELECT extras FROM s3_uploads WHERE upload_id = ?", (upload_id,))
     return json.loads(rows[0][0]).get(ACL_EXTRA) if rows and rows[0][0] else None
+
+
+def upload_sse(store, upload_id: str) -> str | None:
+    """The encryption of an upload's object (None: an upload begun before encryption at rest)."""
+    rows = store.query("SELECT sse FROM s3_uploads WHERE upload_id = ?", (upload_id,))
+    return rows[0][0] if rows else None
 
 
 def _upload_for(ctx, bucket: str, key: str, upload_id: str | None) -> tuple:
@@ -87,6 +95,7 @@ async def create_multipart_upload(ctx, params: dict) -> dict:
     elif params.get("ChecksumType"):
         raise InvalidRequest("The x-amz-checksum-type header can only be used with the"
                              " x-amz-checksum-algorithm header.")
+    sse = await encryption.for_write(ctx, params, bucket, key)
     initiated = now_us(ctx)
     upload_id = f"{initiated:014x}{secrets.token_hex(16)}"
 
@@ -95,12 +104,13 @@ async def create_multipart_upload(ctx, params: dict) -> dict:
             raise NoSuchBucket(BucketName=bucket.name)
         await batch.tx.execute(
             "INSERT INTO s3_uploads (upload_id, bucket, key, initiated_us, owner_id,"
-            " checksum_algorithm, checksum_type, headers, extras) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " checksum_algorithm, checksum_type, headers, extras, sse)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (upload_id, bucket.name, key, initiated, account_id, algorithm, checksum_type, headers,
-             json.dumps(extras) if extras else None))
+             json.dumps(extras) if extras else None, sse.sse_text))
 
     await ctx.state.store.write_alone(create)
-    out = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id}
+    out = {"Bucket": bucket.name, "Key": key, "UploadId": upload_id, **sse.members(write=True)}
     if algorithm:
         out.update({"ChecksumAlgorithm": algorithm, "ChecksumType": checksum_type})
     return out
@@ -152,11 +162,14 @@ async def upload_part(ctx, params: dict) -> dict:
         raise InvalidRequest(f"Checksum Type mismatch occurred, expected checksum Type:"
                              f" {algorithm.lower()}, actual checksum Type:"
                              f" {declared.algorithm.lower()}")
+    sse = await encryption.for_part(ctx, params, upload_sse(ctx.state.store, upload_id))
     received = await payload.receive(ctx, ctx.state, params, inline_ok=False, declared=declared,
-                                     also=_part_algorithms(upload), max_size=MAX_PART_SIZE)
-    await _commit_part(ctx, bucket.name, upload_id, number, received.size, received.etag,
+                                     also=_part_algorithms(upload), max_size=MAX_PART_SIZE,
+                                     seal=sse.data_key if sse is not None else None)
+    etag = sse.etag(received.md5) if sse is not None else received.etag
+    await _commit_part(ctx, bucket.name, upload_id, number, received.size, etag,
                        received.checksums, received.blob_id)
-    out = {"ETag": quoted(received.etag)}
+    out = {"ETag": quoted(etag), **(sse.members() if sse is not None else {})}
     if declared.explicit:
         out[checksums.member(declared.algorithm)] = received.checksums[declared.algorithm]
     return out
@@ -169,8 +182,12 @@ async def upload_part_copy(ctx, params: dict) -> dict:
     upload = _upload_for(ctx, bucket.name, key, upload_id)
     state = ctx.state
     algorithms = list(_part_algorithms(upload))
+    sse = await encryption.for_part(ctx, params, upload_sse(state.store, upload_id))
+    seal = sse.data_key if sse is not None else None
     for _ in range(3):
         source_bucket, source, source_vid = source_version(ctx, params)
+        source_sse = await encryption.for_read(ctx, params, source.sse, prefix="CopySource")
+        source_key = source_sse.data_key if source_sse is not None else None
         conditions.check_copy_source(params, source.etag, source.modified_us // 1_000_000)
         first, last = parse_copy_range(params.get("CopySourceRange"), source.size)
         if last - first + 1 > MAX_COPY_PART:
@@ -178,18 +195,21 @@ async def upload_part_copy(ctx, params: dict) -> dict:
                                  f" size for a part: {MAX_COPY_PART}")
         writer = None
         try:
-            writer = await state.blobs.run(state.blobs.create)
+            writer = await state.blobs.run(_part_writer, state.blobs, seal)
             if source.data is not None:
-                data = source.data[first:last + 1]
+                data = source.data[first:last + 1] if source_key is None else \
+                    sealed.unseal_range(source_key, source.data, source.size, first, last)
                 sums = {a: checksums.compute(a, data) for a in algorithms}
                 md5 = hashlib.md5(data).digest()
                 await state.blobs.run(writer.write, data)
             else:
-                fds = open_sources(state.store, segments(state.store, source, first, last))
+                fds = sealed_io.open_pieces(state.store,
+                                            sealed_io.pieces(state.store, source, first, last))
                 try:
-                    md5, sums = await state.blobs.run(copy_into, writer, fds, True, algorithms)
+                    md5, sums = await state.blobs.run(sealed_io.copy_plain, writer, fds,
+                                                      source_key, algorithms)
                 finally:
-                    close_sources(fds)
+                    sealed_io.close_pieces(fds)
             await state.blobs.run(writer.commit)
             break
         except FileNotFoundError:
@@ -202,19 +222,24 @@ async def upload_part_copy(ctx, params: dict) -> dict:
             raise
     else:
         raise InvalidRequest("The copy source changed while it was being read; please retry.")
-    etag = md5.hex()
+    etag = sse.etag(md5) if sse is not None else md5.hex()
     await _commit_part(ctx, bucket.name, upload_id, number, last - first + 1, etag, sums,
                        writer.blob_id)
     result = {"ETag": quoted(etag), "LastModified": last_modified(now_us(ctx))}
     if upload[5]:
         result[checksums.member(upload[5])] = sums[upload[5]]
-    out = {"CopyPartResult": result}
+    out = {"CopyPartResult": result, **(sse.members() if sse is not None else {})}
     if source_bucket.versioning is not None or source_vid is not None:
         out["CopySourceVersionId"] = source.vid
     return out
 
 
 # --- CompleteMultipartUpload, AbortMultipartUpload ---------------------------------------------
+
+def _part_writer(blobs, seal: bytes | None):
+    writer = blobs.create()
+    return writer if seal is None else sealed.SealingWriter(writer, seal)
+
 
 def _object_checksum(upload: tuple, chosen: list[tuple[int, int, str, dict]]) -> tuple[str, str, str]:
     """(algorithm, type, value) of the completed object from its parts' checksums."""
@@ -332,7 +357,8 @@ async def _complete(ctx, params: dict, bucket, key: str, upload_id: str, request
         version = ObjectVersion(bucket.name, key, new_id(), size, f"{etag}-{len(chosen)}",
                                 modified, account_id, len(chosen), algorithm, checksum_type,
                                 value or None, upload[7], None, None, part_rows,
-                                **upload_extras(store, upload_id))
+                                **upload_extras(store, upload_id),
+                                sse=upload_sse(store, upload_id))
         batch.put(version)
         acl = upload_acl(store, upload_id)
         if acl is not None:
@@ -354,6 +380,8 @@ async def _complete(ctx, params: dict, bucket, key: str, upload_id: str, request
 def _answer(bucket, version: ObjectVersion) -> dict:
     """The members of a completion's answer that a retry repeats (its version id included)."""
     out = {"ETag": quoted(version.etag), **version_header(bucket, version)}
+    out.update((k, v) for k, v in encryption.members_of(version.sse).items()
+               if not k.startswith("SSECustomer"))      # S3's Complete answer names no SSE-C key
     out.update(checksum_members(version.checksum_algorithm, version.checksum_value,
                                 version.checksum_type))
     return out

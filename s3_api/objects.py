@@ -4,23 +4,25 @@ GetObjectAttributes (ACLs: ``s3_api.acls``; who may: ``s3_api.access_control``).
 A write stores its bytes first (inline or as a durable blob), then commits the metadata row in the
 next group commit, where its conditions (If-Match, If-None-Match) are checked against the key's
 current version; concurrent PUTs of one key therefore leave exactly one complete version, and the
-previous version's blob is unlinked only after the commit.
+previous version's blob is unlinked only after the commit. Every new version is encrypted
+(``s3_api.encryption``: the mode and keys; ``storage.sealed``: the bytes on disk); reads decrypt
+only the segments they send.
 """
 from __future__ import annotations
 
 import hashlib
 
-from s3_api import (access_control, acls, checksums, conditions, lifecycle, object_lock, payload,
-                    tagging, versioning)
+from s3_api import (access_control, acls, checksums, conditions, encryption, lifecycle,
+                    object_lock, payload, sealed_io, tagging, versioning)
 from s3_api.buckets import owner
-from s3_api.copying import (close_sources, copy_into, open_sources, parse_copy_source, segments,
-                            source_version)
+from s3_api.copying import parse_copy_source, segments, source_version
 from s3_api.errors import (AccessDenied, InvalidArgument, InvalidPartNumber, InvalidRequest,
                            MalformedXML, NoSuchBucket, NoSuchKey, NoSuchVersion,
                            NotImplementedOperation, PreconditionFailed, S3Error)
-from s3_api.metadata import (check_key, check_unsupported, last_modified, now_us, output_headers, quoted,
+from s3_api.metadata import (check_key, last_modified, now_us, output_headers, quoted,
                              storage_class, stored_headers, unquote)
 from s3_api.streaming import ObjectBody
+from storage import sealed
 from storage.object_versions import well_formed_vid
 from storage.objects import Batch, Bucket, ObjectVersion, new_id
 
@@ -157,14 +159,19 @@ async def put_object(ctx, params: dict) -> dict:
         current = store.object(bucket.name, key)        # fail before reading the body
         conditions.check_write(params, current.etag if current else None)
     declared = checksums.declared(params, ctx.headers)
-    received = await payload.receive(ctx, ctx.state, params, inline_ok=True, declared=declared)
+    sse = await encryption.for_write(ctx, params, bucket, key)
+    received = await payload.receive(ctx, ctx.state, params, inline_ok=True, declared=declared,
+                                     seal=sse.data_key)
     value = received.checksums[declared.algorithm]
-    version = ObjectVersion(bucket.name, key, new_id(), received.size, received.etag, now_us(ctx),
+    etag = sse.etag(received.md5)
+    version = ObjectVersion(bucket.name, key, new_id(), received.size, etag, now_us(ctx),
                             owner_id, 0, declared.algorithm, checksums.FULL_OBJECT,
-                            value, headers, received.blob_id, received.data, **extras)
+                            value, headers, received.blob_id, received.data, **extras,
+                            sse=sse.sse_text)
     await commit_version(ctx, version, params, acl)
-    out = {"ETag": quoted(received.etag), **versioning.version_header(bucket, version),
-           **checksum_members(declared.algorithm, value, checksums.FULL_OBJECT)}
+    out = {"ETag": quoted(etag), **versioning.version_header(bucket, version),
+           **checksum_members(declared.algorithm, value, checksums.FULL_OBJECT),
+           **sse.members(write=True)}
     if bucket.lifecycle:
         expiration = lifecycle.expiration_header(bucket, version, ctx.state.day_us)
         if expiration:
@@ -177,12 +184,22 @@ async def put_object(ctx, params: dict) -> dict:
 async def get_object(ctx, params: dict) -> dict:
     for _ in range(3):
         bucket, version = read_target(ctx, params)
+        sse = await encryption.for_read(ctx, params, version.sse)
         out = _describe(ctx, params, version, bucket)
         start, end = out.pop("__range__")
+        if sse is not None:
+            out.update(sse.members())
         if version.data is not None:
-            out["Body"] = ObjectBody(ctx.state.blobs, data=version.data[start:end + 1])
+            data = version.data[start:end + 1] if sse is None else \
+                sealed.unseal_range(sse.data_key, version.data, version.size, start, end)
+            out["Body"] = ObjectBody(ctx.state.blobs, data=data)
             return out
-        body = ObjectBody(ctx.state.blobs, segments=segments(ctx.state.store, version, start, end))
+        if sse is not None:
+            body = sealed_io.SealedBody(ctx.state.blobs, sse.data_key,
+                                        sealed_io.pieces(ctx.state.store, version, start, end))
+        else:
+            body = ObjectBody(ctx.state.blobs,
+                              segments=segments(ctx.state.store, version, start, end))
         try:
             body.open()
         except FileNotFoundError:
@@ -194,8 +211,11 @@ async def get_object(ctx, params: dict) -> dict:
 
 async def head_object(ctx, params: dict) -> dict:
     bucket, version = read_target(ctx, params, "HEAD")
+    sse = await encryption.for_read(ctx, params, version.sse, need_key=False)
     out = _describe(ctx, params, version, bucket)
     out.pop("__range__")
+    if sse is not None:
+        out.update(sse.members())
     return out
 
 
@@ -411,7 +431,6 @@ async def copy_object(ctx, params: dict) -> dict:
     owner_id = access_control.object_owner(ctx, bucket, access, params)
     acl = acls.write_acl(ctx, params, bucket, access, owner_id)
     conditions.validate_write(params)
-    check_unsupported(params)
     directive = (params.get("MetadataDirective") or "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise InvalidArgument("Unknown metadata directive.", ArgumentName="x-amz-metadata-directive",
@@ -426,20 +445,24 @@ async def copy_object(ctx, params: dict) -> dict:
     wanted_algorithm = checksums.algorithm_named(params.get("ChecksumAlgorithm"))
     if (src_name, src_key) == (bucket.name, key) and directive == "COPY" and src_vid is None and not (
             params.get("StorageClass") or params.get("WebsiteRedirectLocation")
-            or params.get("ServerSideEncryption") or wanted_algorithm):
+            or params.get("ServerSideEncryption") or params.get("SSECustomerAlgorithm")
+            or params.get("SSEKMSKeyId") or wanted_algorithm):
         raise InvalidRequest("This copy request is illegal because it is trying to copy an object to"
                              " itself without changing the object's metadata, storage class,"
                              " website redirect location or encryption attributes.")
+    encryption.requested(ctx, params)       # the target's headers: checked before the source
     for _ in range(3):
         source_bucket, source, _ = source_version(ctx, params)
+        source_sse = await encryption.for_read(ctx, params, source.sse, prefix="CopySource")
         conditions.check_copy_source(params, source.etag, source.modified_us // 1_000_000)
         if source.size > MAX_COPY_SIZE:
             raise InvalidRequest("The specified copy source is larger than the maximum allowable"
                                  f" size for a copy source: {MAX_COPY_SIZE}")
         headers = stored_headers(params) if directive == "REPLACE" else _copied_headers(params, source)
+        sse = await encryption.for_write(ctx, params, bucket, key)
         try:
             version = await _copy_data(ctx, source, bucket.name, key, headers, wanted_algorithm,
-                                       owner_id)
+                                       source_sse, sse, owner_id)
             break
         except FileNotFoundError:
             continue   # the source was replaced while we opened it: look again
@@ -452,7 +475,8 @@ async def copy_object(ctx, params: dict) -> dict:
     result = {"ETag": quoted(version.etag), "LastModified": last_modified(version.modified_us)}
     result.update(checksum_members(version.checksum_algorithm, version.checksum_value,
                                    version.checksum_type))
-    out = {"CopyObjectResult": result, **versioning.version_header(bucket, version)}
+    out = {"CopyObjectResult": result, **versioning.version_header(bucket, version),
+           **sse.members(write=True)}
     if source_bucket.versioning is not None or src_vid is not None:
         out["CopySourceVersionId"] = source.vid
     return out
@@ -468,25 +492,29 @@ def _copied_headers(params: dict, source: ObjectVersion) -> str | None:
 
 
 async def _copy_data(ctx, source: ObjectVersion, bucket: str, key: str, headers: str | None,
-                     wanted: str | None, owner_id: str) -> ObjectVersion:
+                     wanted: str | None, source_sse, sse, owner_id: str) -> ObjectVersion:
+    """The copy's new version: the source's plaintext (decrypted with ``source_sse``'s key)
+    sealed with the target's new data key (``sse``), hashed on the way."""
     state = ctx.state
     algorithm = wanted or source.checksum_algorithm or checksums.DEFAULT_ALGORITHM
-    reuse_md5 = not source.parts
     reuse_sum = (algorithm == source.checksum_algorithm and not source.parts
                  and source.checksum_value is not None)
-    etag, value = (source.etag if reuse_md5 else None), (source.checksum_value if reuse_sum else None)
+    value = source.checksum_value if reuse_sum else None
+    source_key = source_sse.data_key if source_sse is not None else None
     blob_id = data = None
     if source.data is not None:
-        data = source.data
-        etag = etag or hashlib.md5(data).hexdigest()
-        value = value or checksums.compute(algorithm, data)
+        plain = source.data if source_key is None else \
+            sealed.unseal(source_key, source.data, source.size)
+        md5 = hashlib.md5(plain).digest()
+        value = value or checksums.compute(algorithm, plain)
+        data = sealed.seal(sse.data_key, plain) if sse.data_key is not None else plain
     else:
-        pieces = segments(state.store, source, 0, source.size - 1)
-        fds = open_sources(state.store, pieces)
+        fds = sealed_io.open_pieces(state.store, sealed_io.pieces(state.store, source, 0,
+                                                                  source.size - 1))
         writer = None
         try:
-            writer = await state.blobs.run(state.blobs.create)
-            md5, sums = await state.blobs.run(copy_into, writer, fds, etag is None,
+            writer = await state.blobs.run(_sealing_writer, state.blobs, sse.data_key)
+            md5, sums = await state.blobs.run(sealed_io.copy_plain, writer, fds, source_key,
                                               [] if value else [algorithm])
             await state.blobs.run(writer.commit)
         except BaseException:
@@ -494,19 +522,24 @@ async def _copy_data(ctx, source: ObjectVersion, bucket: str, key: str, headers:
                 await state.blobs.run(writer.abort)
             raise
         finally:
-            close_sources(fds)
-        etag = etag or md5.hex()
+            sealed_io.close_pieces(fds)
         value = value or sums[algorithm]
         blob_id = writer.blob_id
-    return ObjectVersion(bucket, key, new_id(), source.size, etag, now_us(ctx),
+    return ObjectVersion(bucket, key, new_id(), source.size, sse.etag(md5), now_us(ctx),
                          owner_id, 0, algorithm, checksums.FULL_OBJECT, value,
-                         headers, blob_id, data)
+                         headers, blob_id, data, sse=sse.sse_text)
+
+
+def _sealing_writer(blobs, data_key: bytes | None):
+    writer = blobs.create()
+    return writer if data_key is None else sealed.SealingWriter(writer, data_key)
 
 
 # --- GetObjectAttributes, GetObjectAcl ---------------------------------------------------------
 
 async def get_object_attributes(ctx, params: dict) -> dict:
     bucket, version = read_target(ctx, params)
+    await encryption.for_read(ctx, params, version.sse, need_key=False)   # SSE-C: the key
     wanted = {a.strip() for item in params.get("ObjectAttributes") or [] for a in str(item).split(",")}
     out: dict = {"LastModified": last_modified(version.modified_us),
                  **versioning.version_header(bucket, version, params.get("VersionId"))}

@@ -4,8 +4,9 @@ Anything the router resolves to that is not in this table answers ``NotImplement
 """
 from __future__ import annotations
 
-from s3_api import (acls, bucket_config, bucket_policy, buckets, lifecycle, listing, multipart,
-                    object_lock, objects, ownership, public_access_block, tagging, versioning)
+from s3_api import (acls, bucket_config, bucket_encryption, bucket_policy, buckets, cors,
+                    lifecycle, listing, multipart, object_encryption, object_lock, objects,
+                    ownership, public_access_block, tagging, versioning)
 
 OPERATIONS = {
     # buckets
@@ -40,6 +41,9 @@ OPERATIONS = {
     **tagging.OPERATIONS,
     **object_lock.OPERATIONS,
     **lifecycle.OPERATIONS,
+    **bucket_encryption.OPERATIONS,
+    **object_encryption.OPERATIONS,
+    **cors.OPERATIONS,
     # access control: ACLs, ownership, bucket policies, public access block
     **acls.OPERATIONS,
     **ownership.OPERATIONS,

@@ -5,7 +5,9 @@ The body arrives as ``async read(n)`` (aiohttp's StreamReader), aws-chunked or n
 ones are written to a blob. Blocks of ~1 MiB go to two worker lanes while the next block is being
 read: one computes MD5 (the ETag), the other the SHA-256 of the signature, the flexible checksum and
 writes the file. Memory stays at two blocks whatever the size. Every digest is checked before the
-blob is fsynced and renamed into place; on any failure the temp file goes.
+blob is fsynced and renamed into place; on any failure the temp file goes. With a data key
+(``seal``) the bytes are encrypted on their way to disk (``storage.sealed``: in the writing lane
+for blobs, in memory for inline objects); digests are always of the plaintext.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from s3_api import checksums
 from s3_api.chunked import AwsChunkedReader
 from s3_api.errors import (BadDigest, EntityTooLarge, IncompleteBody, InvalidArgument,
                            InvalidRequest, MissingContentLength, XAmzContentSHA256Mismatch)
+from storage import sealed
 from storage.space import StorageFull, is_out_of_space
 
 BLOCK = 1 << 20
@@ -161,7 +164,7 @@ async def _read(body, n: int) -> bytes:
 
 async def receive(ctx, state, params: dict, *, inline_ok: bool,
                   declared: checksums.Declared, also: tuple[str, ...] = (),
-                  max_size: int = MAX_PUT_SIZE) -> Received:
+                  max_size: int = MAX_PUT_SIZE, seal: bytes | None = None) -> Received:
     """Read, verify and store the body of ``params['Body']``."""
     size = expected_size(ctx, params)
     if size is not None and size > max_size:
@@ -182,18 +185,18 @@ async def receive(ctx, state, params: dict, *, inline_ok: bool,
 
     return await store(state, body, size=size, inline_ok=inline_ok, declared=declared, also=also,
                        extra=(sha,) if sha is not None else (), verify=verify,
-                       max_size=max_size)
+                       max_size=max_size, seal=seal)
 
 
 async def store(state, body, *, size: int | None, inline_ok: bool, declared: checksums.Declared,
                 also: tuple[str, ...] = (), extra: tuple = (), verify=None,
-                max_size: int | None = None) -> Received:
+                max_size: int | None = None, seal: bytes | None = None) -> Received:
     """Read ``body`` (``async read(n)``) to its end, hash it and store it: inline when small,
     else as a durable blob. ``size`` is the declared length (IncompleteBody when the body is
     shorter or longer), or None when it is unknown (a POST form's file): then the first
     ``inline_max`` bytes are kept in memory and a blob is started only when more arrive.
     ``verify(md5, declared_checksum)`` runs before the blob is committed; ``extra`` are more
-    digests (``update``) fed alongside."""
+    digests (``update``) fed alongside; ``seal``: the data key the stored bytes are sealed with."""
     if body is None:
         body = _Empty()
     md5 = hashlib.md5()
@@ -211,7 +214,7 @@ async def store(state, body, *, size: int | None, inline_ok: bool, declared: che
         space.check_room(size or 0)    # new data: refused below the free-space watermark
     try:
         if not inline:
-            writer = blobs.create(expected_size=size or 0)
+            writer = _create(blobs, size or 0, seal)
             lanes = _Lanes(blobs, md5, others, writer)
         while True:
             data = await _read(body, BLOCK)
@@ -226,7 +229,7 @@ async def store(state, body, *, size: int | None, inline_ok: bool, declared: che
             if lanes is None:
                 if size is not None or total <= state.inline_max:
                     continue
-                writer = blobs.create()     # an unsized body outgrew the inline limit
+                writer = _create(blobs, 0, seal)     # an unsized body outgrew the inline limit
                 lanes = _Lanes(blobs, md5, others, writer)
                 buffered = total
             else:
@@ -265,10 +268,15 @@ async def store(state, body, *, size: int | None, inline_ok: bool, declared: che
         raise
     received = Received(total, md5.digest(), {c.algorithm: c.b64() for c in sums})
     if writer is None:
-        received.data = data
+        received.data = data if seal is None else sealed.seal(seal, data)
     else:
         received.blob_id = writer.blob_id
     return received
+
+
+def _create(blobs, expected: int, seal: bytes | None):
+    writer = blobs.create(expected_size=expected)
+    return writer if seal is None else sealed.SealingWriter(writer, seal)
 
 
 def _verify(md5, md5_expected, sha, sha_expected, declared_sum, declared, chunked) -> None:

@@ -19,11 +19,9 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from s3_api import checksums, payload
-from s3_api import access_control, acls
+from s3_api import access_control, acls, checksums, encryption, payload
 from s3_api.errors import (EntityTooLarge, EntityTooSmall, IncompleteBody, InvalidArgument,
-                           MalformedPOSTRequest, MaxPostPreDataLengthExceededError,
-                           NoSuchBucket, NotImplementedOperation)
+                           MalformedPOSTRequest, MaxPostPreDataLengthExceededError, NoSuchBucket)
 from s3_api.metadata import check_key, now_us, quoted, stored_headers
 from s3_api.objects import checksum_members, commit_version, form_extras
 from storage.objects import ObjectVersion, new_id
@@ -39,12 +37,14 @@ _CONTENT_FIELDS = {"content-type": "ContentType", "cache-control": "CacheControl
                    "x-amz-website-redirect-location": "WebsiteRedirectLocation",
                    "acl": "ACL", "x-amz-server-side-encryption": "ServerSideEncryption",
                    "x-amz-server-side-encryption-customer-algorithm": "SSECustomerAlgorithm",
+                   "x-amz-server-side-encryption-customer-key": "SSECustomerKey",
+                   "x-amz-server-side-encryption-customer-key-md5": "SSECustomerKeyMD5",
+                   "x-amz-server-side-encryption-aws-kms-key-id": "SSEKMSKeyId",
+                   "x-amz-server-side-encryption-context": "SSEKMSEncryptionContext",
                    "x-amz-object-lock-mode": "ObjectLockMode",
                    "x-amz-object-lock-legal-hold": "ObjectLockLegalHoldStatus",
                    "x-amz-object-lock-retain-until-date": "ObjectLockRetainUntilDate",
                    "x-amz-checksum-algorithm": "ChecksumAlgorithm"}
-_REFUSED = {"x-amz-server-side-encryption-aws-kms-key-id":
-                "x-amz-server-side-encryption-aws-kms-key-id"}
 _META = "x-amz-meta-"
 
 
@@ -173,11 +173,11 @@ def object_params(form: PostForm) -> dict:
     """The PutObject-style members the form's fields give (content headers, metadata,
     checksums), checked as PutObject checks them."""
     fields = form.fields
-    for name, header in _REFUSED.items():
-        if fields.get(name):
-            raise NotImplementedOperation(Header=header)
     params: dict = {member: fields[name] for name, member in _CONTENT_FIELDS.items()
                     if fields.get(name)}
+    bucket_key = fields.get("x-amz-server-side-encryption-bucket-key-enabled")
+    if bucket_key:
+        params["BucketKeyEnabled"] = bucket_key.strip().lower() == "true"
     expires = fields.get("expires")
     if expires:
         try:
@@ -213,6 +213,7 @@ async def post_object(ctx, bucket_name: str, form: PostForm,
     high = min(high, MAX_POST_SIZE)
     body = FormFile(form.file, high)
     state = ctx.state
+    sse = await encryption.for_write(ctx, params, bucket, key)
 
     def verify(md5, declared_sum) -> None:
         if declared.expected is not None and declared_sum.digest() != declared.expected:
@@ -220,7 +221,7 @@ async def post_object(ctx, bucket_name: str, form: PostForm,
 
     try:
         received = await payload.store(state, body, size=None, inline_ok=True,
-                                       declared=declared, verify=verify)
+                                       declared=declared, verify=verify, seal=sse.data_key)
     except _TooLarge:
         ended = await body.drain(DRAIN_AFTER_LIMIT)
         raise EntityTooLarge("Your proposed upload exceeds the maximum allowed size",
@@ -232,12 +233,15 @@ async def post_object(ctx, bucket_name: str, form: PostForm,
         raise EntityTooSmall("Your proposed upload is smaller than the minimum allowed size",
                              ProposedSize=received.size, MinSizeAllowed=low)
     value = received.checksums[declared.algorithm]
-    version = ObjectVersion(bucket.name, key, new_id(), received.size, received.etag, now_us(ctx),
+    etag = sse.etag(received.md5)
+    version = ObjectVersion(bucket.name, key, new_id(), received.size, etag, now_us(ctx),
                             owner_id, 0, declared.algorithm, checksums.FULL_OBJECT,
-                            value, headers, received.blob_id, received.data, **extras)
+                            value, headers, received.blob_id, received.data, **extras,
+                            sse=sse.sse_text)
     await commit_version(ctx, version, {"Key": key}, acl)
-    return {"Bucket": bucket.name, "Key": key, "ETag": quoted(received.etag),
-            **checksum_members(declared.algorithm, value, checksums.FULL_OBJECT)}
+    return {"Bucket": bucket.name, "Key": key, "ETag": quoted(etag),
+            **checksum_members(declared.algorithm, value, checksums.FULL_OBJECT),
+            "headers": encryption.response_headers(sse.members(write=True))}
 
 
 def success_answer(form: PostForm, result: dict) -> tuple[int, str | None]:

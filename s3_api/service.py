@@ -2,8 +2,10 @@
 
 ``open_state`` migrates the tables, opens the blob store under ``<data_dir>/blobs`` and, when no
 other process has the store open, collects what a crash left behind (temp files, blobs no row
-points to) *before* the first request is served. It starts the lifecycle runner (stopped first
-at shut-down).
+points to) *before* the first request is served. It loads (or makes) the data directory's master
+key, which wraps the data keys of encrypted objects (``s3_api.encryption``), refusing one that
+is not the key those objects were written with (``check_master_key``), and starts the lifecycle
+runner (stopped first at shut-down).
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import logging
 import os
 from dataclasses import dataclass
 
-from storage import completed_uploads
+from storage import bucket_cors, completed_uploads, master_key
+from storage.key_wrap import KeyRing
 from storage.s3_access import sweep_object_acls
 from storage.blobs import BlobStore
 from storage.objects import ObjectStore
@@ -30,6 +33,8 @@ class S3State:
     inline_max: int = INLINE_MAX
     day_us: int = DAY_SECONDS * 1_000_000      # a lifecycle day (shortened in tests)
     lifecycle: object = None                   # the LifecycleRunner
+    keys: object = None                        # storage.key_wrap.KeyRing (encryption at rest)
+    plaintext_writes: bool = False             # NIMBO_S3_PLAINTEXT_WRITES (benchmarks only)
 
 
 def _microseconds(clock):
@@ -56,6 +61,7 @@ async def open_state(app) -> S3State:
     store = ObjectStore(app.db, blobs, _microseconds(app.clock))
     await store.open()
     await app.db.migrate(completed_uploads.SCHEMA)
+    await app.db.migrate(bucket_cors.SCHEMA)
     if blobs.try_exclusive():
         try:
             temps, orphans = await blobs.run(blobs.collect, store.referenced_blobs())
@@ -71,11 +77,53 @@ async def open_state(app) -> S3State:
     day = float(getattr(config, "s3_lifecycle_day_seconds", None) or DAY_SECONDS)
     state = S3State(store, blobs, INLINE_MAX if inline_max is None else int(inline_max),
                     int(day * 1_000_000))
+    try:
+        state.keys = KeyRing(master_key.load_or_create(data_dir))    # never logged
+        await check_master_key(app.db, state.keys, data_dir)
+    except BaseException:
+        await store.close()
+        blobs.close()
+        raise
+    # the benchmark's plaintext baseline (s3_api.encryption): never on a server with real data
+    state.plaintext_writes = os.environ.get("NIMBO_S3_PLAINTEXT_WRITES") == "1"
+    if state.plaintext_writes:
+        log.warning("NIMBO_S3_PLAINTEXT_WRITES=1: new objects are NOT encrypted at rest")
+    from s3_api import sealed_reads  # noqa: PLC0415 (EC2's reads of objects decrypt through it)
+    sealed_reads.install(state, app)
     # lifecycle rules run in the background, a pass per day (s3_api.lifecycle_runner)
     from s3_api.lifecycle_runner import LifecycleRunner  # noqa: PLC0415 (it imports the handlers)
     state.lifecycle = LifecycleRunner(state, os.path.join(data_dir, "s3-lifecycle.lock"), day)
     state.lifecycle.start()
     return state
+
+
+class WrongMasterKey(master_key.MasterKeyError):
+    """``master.key`` is not the key this data directory's objects were encrypted with."""
+
+
+async def check_master_key(db, keys: KeyRing, data_dir: str) -> None:
+    """Refuse to serve with a master key other than the one the stored data keys are wrapped
+    with (a ``master.key`` lost and made anew, or copied from another data directory): every
+    encrypted object would fail to read. The first start records the key's check value."""
+    check = keys.check_value()
+    async with db.transaction() as tx:
+        await tx.execute("INSERT OR IGNORE INTO s3_master_key_check (id, value) VALUES (1, ?)",
+                         (check,))
+    row = await db.fetchone("SELECT value FROM s3_master_key_check WHERE id = 1")
+    if bytes(row["value"]) == check:
+        return
+    encrypted = await db.fetchone(
+        "SELECT 1 AS found FROM s3_objects WHERE sse IS NOT NULL UNION ALL SELECT 1 FROM"
+        " s3_versions WHERE sse IS NOT NULL UNION ALL SELECT 1 FROM s3_uploads WHERE sse IS NOT"
+        " NULL LIMIT 1")
+    if encrypted is None:      # nothing was encrypted with the old key: the new one takes over
+        async with db.transaction() as tx:
+            await tx.execute("UPDATE s3_master_key_check SET value = ? WHERE id = 1", (check,))
+        return
+    raise WrongMasterKey(
+        f"{os.path.join(data_dir, master_key.FILE_NAME)} is not the master key this data"
+        " directory's objects were encrypted with: restore it from this data directory's"
+        " backup (Nimbo will not serve with another key)")
 
 
 async def close_state(state: S3State) -> None:

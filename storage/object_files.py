@@ -13,6 +13,11 @@ object or a multipart object made of several part blobs is written (off the even
 MiBs left as holes) into a temporary file. Both live in a work folder the caller names and
 removes; ``sweep_work`` removes what a crash left there.
 
+Encrypted objects (``storage.sealed``) are handed out as plaintext: the store's ``data_key_of``
+(installed by the S3 service that opened it) finds the data key of a version the requester may read (SSE-S3, SSE-KMS); a
+version it cannot open for them (SSE-C: only the customer has the key) is ``AccessDenied``. Such
+an object's file is always a plaintext copy, never a link to the sealed blob.
+
 Crash story: nothing here writes the object store. A crash leaves at most a link or a temporary
 file inside the caller's work folder, which the caller's start-up sweep removes (see
 ``ec2_api.import_tasks``). Nothing here knows about HTTP or AWS wire formats.
@@ -25,8 +30,9 @@ import errno
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
+from storage import sealed
 from storage.objects import Bucket, ObjectStore, ObjectVersion
 
 CHUNK = 1 << 20
@@ -57,6 +63,10 @@ def owner_only(bucket: Bucket, version: ObjectVersion | None, account_id: str) -
 # replaces this with its own (ACLs, bucket policies, public access block); callers never decide.
 read_access: Callable[[Bucket, ObjectVersion | None, str], bool] = owner_only
 
+# An ObjectStore's ``data_key_of(version, account_id) -> data key`` (raises ``LookupError`` when it
+# cannot be had) is installed by the S3 service that opened it, which knows the modes and keys.
+DataKeyOf = Callable[[ObjectVersion, str], Awaitable[bytes]]
+
 
 def check_read_access(bucket: Bucket, version: ObjectVersion | None, account_id: str, key: str) -> None:
     if not read_access(bucket, version, account_id):
@@ -84,6 +94,8 @@ class StoredObject:
     data: bytes | None = None
     segments: list[tuple[int, int, int]] = field(default_factory=list)
     blob_path: str | None = None      # the single blob's path, when the object is one whole blob
+    sizes: list[int] = field(default_factory=list)   # each segment's blob plaintext size
+    data_key: bytes | None = None     # set: the blobs are sealed (storage.sealed)
 
     async def chunks(self, size: int = CHUNK) -> AsyncIterator[bytes]:
         """The object's bytes in order, read off the event loop."""
@@ -91,7 +103,12 @@ class StoredObject:
             for start in range(0, len(self.data), size):
                 yield self.data[start:start + size]
             return
-        for fd, offset, length in self.segments:
+        for (fd, offset, length), size in zip(self.segments, self.sizes):
+            if self.data_key is not None:
+                pieces = sealed.plain_chunks(fd, self.data_key, size, offset, offset + length - 1)
+                while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+                    yield piece
+                continue
             end = offset + length
             while offset < end:
                 piece = await asyncio.to_thread(os.pread, fd, min(size, end - offset), offset)
@@ -103,7 +120,7 @@ class StoredObject:
     def write_to(self, path: str) -> None:
         """Put the bytes at ``path`` (a new file): a hard link of a whole single blob, else a copy.
         Blocking: run it off the event loop."""
-        if self.blob_path is not None and len(self.segments) == 1:
+        if self.blob_path is not None and len(self.segments) == 1 and self.data_key is None:
             fd = self.segments[0][0]
             try:
                 os.link(self.blob_path, path)
@@ -117,7 +134,13 @@ class StoredObject:
             if self.data is not None:
                 out.write(self.data)
             at = 0
-            for fd, offset, length in self.segments:
+            for (fd, offset, length), size in zip(self.segments, self.sizes):
+                if self.data_key is not None:
+                    for piece in sealed.plain_chunks(fd, self.data_key, size, offset,
+                                                     offset + length - 1):
+                        _write_unless_zero(out.fileno(), piece, at)
+                        at += len(piece)
+                    continue
                 _copy_range(fd, offset, length, out.fileno(), at)
                 at += length
             out.truncate(self.size)     # a trailing hole still counts
@@ -130,6 +153,16 @@ class StoredObject:
 
 
 _ZEROS = bytes(CHUNK)
+
+
+def _write_unless_zero(dst: int, piece: bytes, at: int) -> None:
+    """Write ``piece`` at ``at`` unless it is all zeros (a hole: the file is sparse)."""
+    if piece == _ZEROS[:len(piece)]:
+        return
+    view = memoryview(piece)
+    written = 0
+    while written < len(piece):
+        written += os.pwrite(dst, view[written:], at + written)
 
 
 def _copy_range(src: int, offset: int, length: int, dst: int, at: int) -> None:
@@ -157,6 +190,7 @@ def _snapshot(store: ObjectStore, bucket_name: str, key: str, account_id: str) -
     if version is None:
         raise NoSuchObject("NoSuchKey", bucket_name, key)
     found = StoredObject(bucket_name, key, version.size, version.etag)
+    found.version = version
     if version.data is not None:
         found.data = bytes(version.data)
         return found
@@ -168,6 +202,7 @@ def _snapshot(store: ObjectStore, bucket_name: str, key: str, account_id: str) -
     else:
         found.data = b""
         return found
+    found.sizes = [length for _, _, length in pieces]
     try:
         for blob_id, offset, length in pieces:
             found.segments.append((store.blobs.open(blob_id), offset, length))
@@ -191,9 +226,28 @@ async def open_object(store: ObjectStore, bucket: str, key: str, account_id: str
     if found is None:
         raise NoSuchObject("NoSuchKey", bucket, key)
     try:
+        await _unseal(store, found, account_id)
         yield found
     finally:
         found.close()
+
+
+async def _unseal(store: ObjectStore, found: StoredObject, account_id: str) -> None:
+    """Give an encrypted snapshot its data key (inline bytes: decrypted at once)."""
+    version = found.__dict__.pop("version", None)
+    if version is None or not getattr(version, "sse", None):
+        return
+    data_key_of: DataKeyOf | None = getattr(store, "data_key_of", None)
+    if data_key_of is None:
+        raise ObjectAccessDenied("AccessDenied", found.bucket, found.key)
+    try:
+        data_key = await data_key_of(version, account_id)
+    except LookupError:
+        raise ObjectAccessDenied("AccessDenied", found.bucket, found.key) from None
+    if found.data is not None:
+        found.data = sealed.unseal(data_key, found.data, found.size) if found.size else b""
+    else:
+        found.data_key = data_key
 
 
 @contextlib.asynccontextmanager

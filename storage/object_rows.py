@@ -10,7 +10,7 @@ from storage.object_versions import NULL_VERSION
 OBJECT_COLUMNS = ("bucket", "key", "version_id", "size", "etag", "modified_us", "owner_id",
                   "parts", "checksum_algorithm", "checksum_type", "checksum_value", "headers",
                   "blob", "inline_id", "vid", "seq", "tags", "lock_mode", "lock_until_us",
-                  "legal_hold")
+                  "legal_hold", "sse")
 VERSION_COLUMNS = OBJECT_COLUMNS + ("delete_marker",)
 _OBJECT_SELECT = ", ".join(f"o.{c}" for c in OBJECT_COLUMNS) + ", d.data"
 _OBJECT_FROM = "s3_objects o LEFT JOIN s3_inline d ON d.id = o.inline_id"
@@ -56,7 +56,8 @@ class Bucket:
 
 class ObjectVersion:
     """One stored version: inline ``data`` (a row of ``s3_inline``), one ``blob``, or ``parts``
-    (> 0) rows of blobs; or a delete marker (no bytes). See ``storage.object_versions``.
+    (> 0) rows of blobs; or a delete marker (no bytes). See ``storage.object_versions``; the
+    bytes are sealed (``storage.sealed``) when ``sse`` says so.
 
     ``part_rows`` is set on a new multipart version: (part_number, start, size, etag, checksum,
     blob) tuples written with it."""
@@ -71,7 +72,7 @@ class ObjectVersion:
                  part_rows: list[tuple] | None = None, inline_id: int | None = None, *,
                  vid: str = NULL_VERSION, seq: int = 0, tags: str | None = None,
                  lock_mode: str | None = None, lock_until_us: int | None = None,
-                 legal_hold: int = 0, delete_marker: int = 0) -> None:
+                 legal_hold: int = 0, delete_marker: int = 0, sse: str | None = None) -> None:
         self.bucket, self.key, self.version_id, self.size = bucket, key, version_id, size
         self.etag, self.modified_us, self.owner_id, self.parts = etag, modified_us, owner_id, parts
         self.checksum_algorithm, self.checksum_type = checksum_algorithm, checksum_type
@@ -83,6 +84,7 @@ class ObjectVersion:
         self.vid, self.seq, self.tags = vid, seq, tags
         self.lock_mode, self.lock_until_us, self.legal_hold = lock_mode, lock_until_us, legal_hold
         self.delete_marker = delete_marker
+        self.sse = sse      # its encryption (storage.sealed, s3_api.encryption); None: plaintext
 
     @classmethod
     def from_row(cls, row: tuple, columns: tuple = OBJECT_COLUMNS) -> "ObjectVersion":

@@ -35,6 +35,7 @@ from storage.object_rows import (_OBJECT_FROM, _OBJECT_SELECT, _UPSERT,  # noqa:
 from storage.object_versions import SCHEMA as VERSIONS_SCHEMA
 from storage.s3_access import SCHEMA as ACCESS_SCHEMA
 from storage.object_versions import STORED_VERSION_COLUMNS
+from storage.sealed import SCHEMA as SEALED_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +116,13 @@ class ObjectStore:
         self._task: asyncio.Task | None = None
         self._closing = False
         self._unlinks: set[asyncio.Task] = set()
+        self.data_key_of = None     # storage.object_files.DataKeyOf, set by the S3 service
 
     # --- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
         await self.db.migrate(SCHEMA)
         await self.db.migrate(VERSIONS_SCHEMA)
+        await self.db.migrate(SEALED_SCHEMA)
         await self.db.migrate(ACCESS_SCHEMA)
         self.reader = sqlite3.connect(self.db.path, isolation_level=None, check_same_thread=False)
         self.reader.execute("PRAGMA busy_timeout=2000")

@@ -197,6 +197,20 @@ EXPECTED_AGAINST_MOTO.update({
         "DescribeNetworkInterfaces", "DetachNetworkInterface", "ModifyAddressAttribute",
         "ModifyNetworkInterfaceAttribute", "ModifySecurityGroupRules", "UnassignPrivateIpAddresses",
         "UpdateSecurityGroupRuleDescriptionsEgress", "UpdateSecurityGroupRuleDescriptionsIngress")})
+# moto predates S3's default encryption (2023): no x-amz-server-side-encryption on new objects, no
+# SSE-C answer headers, ServerSideEncryptionConfigurationNotFoundError for a bucket without a
+# configuration (conformance/scenarios/s3_encryption.py).
+EXPECTED_AGAINST_MOTO.update({
+    f"s3:{row}": {"boto3": FAIL} for row in (
+        "PutObject (SSE-S3 by default)", "HeadObject (SSE-S3 by default)", "PutObject (SSE-C)",
+        "GetObject (SSE-C)", "PutBucketEncryption", "GetBucketEncryption",
+        "DeleteBucketEncryption")})
+# S3 CORS (conformance/scenarios/s3_cors.py): moto accepts an unsupported method, and answers a
+# preflight with the last rule's headers and an actual request without Vary.
+EXPECTED_AGAINST_MOTO.update({
+    "s3:PutBucketCors": {"boto3": PASS}, "s3:GetBucketCors": {"boto3": PASS},
+    "s3:DeleteBucketCors": {"boto3": PASS}, "s3:PutBucketCors (invalid)": {"boto3": FAIL},
+    "s3:OPTIONS (CORS preflight)": {"raw": FAIL}, "s3:GetObject (CORS Origin)": {"raw": FAIL}})
 
 # S3 access control (conformance/scenarios/s3_access.py): moto predates S3's 2023 defaults (no
 # ownership controls nor public access block on a new bucket, so no BlockPublicPolicy refusal)

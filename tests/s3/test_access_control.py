@@ -311,10 +311,10 @@ async def test_policy_conditions_from_the_request(s3, bucket):
             await s3.call("ListObjectsV2", bob(s3), Bucket=bucket,
                           **({"Prefix": prefix} if prefix else {}))
     ctx = bob(s3)
-    ctx.peer = "127.0.0.1"
+    ctx.remote = "127.0.0.1"
     assert (await s3.get(bucket, "other/b", ctx))[1] == b"b"
     ctx = bob(s3)
-    ctx.peer = "192.0.2.7"
+    ctx.remote = "192.0.2.7"
     with pytest.raises(errors.AccessDenied):
         await s3.get(bucket, "other/b", ctx)
 
@@ -428,7 +428,7 @@ def test_condition_keys_of_a_request(s3):
     ctx = s3.ctx(headers={"Referer": "https://example.com/page", "User-Agent": "curl/8",
                           "x-amz-acl": "public-read", "x-amz-server-side-encryption": "aws:kms",
                           "x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
-    ctx.peer, ctx.secure = "10.1.2.3", True
+    ctx.remote, ctx.secure = "10.1.2.3", True
     ctx.auth = SimpleNamespace(signature_version="v4", presigned=True, amz_date="20260501T115959Z",
                                payload_hash="UNSIGNED-PAYLOAD")
     version = SimpleNamespace(tags='[["team", "blue"]]',

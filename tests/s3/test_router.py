@@ -50,7 +50,7 @@ def test_resolves(request_, operation):
 
 
 @pytest.mark.parametrize("request_", [
-    ("PUT", "b", None, {"cors": ""}), ("PUT", "b", None, {"website": ""}),
+    ("PUT", "b", None, {"website": ""}), ("PUT", "b", None, {"logging": ""}),
     ("POST", "b", "k", {"restore": ""}),
 ])
 def test_not_implemented(request_):

@@ -1,0 +1,67 @@
+"""Every KMS action Nimbo implements, by its botocore operation name, and the service's state.
+
+Each handler is wrapped once: the model's input constraints are checked first
+(``kms_api.validation``), and the request is metered to the caller's account (``KMS-Requests``,
+product ``awskms``)."""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from kms_api import aliases, crypto, key_policies, keys, rotation, tagging, validation
+from kms_api.state import close_state, open_state  # noqa: F401  (the gateway's hooks)
+
+SERVICE_MODEL = "kms"
+PRODUCT_CODE = "awskms"
+
+
+def _model():
+    import botocore.session   # noqa: PLC0415
+    return botocore.session.get_session().get_service_model(SERVICE_MODEL)
+
+
+def _wrapped(name: str, handler):
+    operation = _model().operation_model(name)
+
+    @functools.wraps(handler)
+    async def run(ctx: Any, params: dict) -> dict:
+        validation.check(operation, params)
+        meter = getattr(ctx, "meter", None)
+        if meter is not None:
+            meter.service = PRODUCT_CODE
+            meter.count("KMS-Requests", name, 1)
+        return await handler(ctx, params)
+    return run
+
+
+_HANDLERS = {
+    "CreateKey": keys.create_key,
+    "DescribeKey": keys.describe_key,
+    "ListKeys": keys.list_keys,
+    "UpdateKeyDescription": keys.update_key_description,
+    "EnableKey": keys.enable_key,
+    "DisableKey": keys.disable_key,
+    "ScheduleKeyDeletion": keys.schedule_key_deletion,
+    "CancelKeyDeletion": keys.cancel_key_deletion,
+    "TagResource": tagging.tag_resource,
+    "UntagResource": tagging.untag_resource,
+    "ListResourceTags": tagging.list_resource_tags,
+    "CreateAlias": aliases.create_alias,
+    "UpdateAlias": aliases.update_alias,
+    "DeleteAlias": aliases.delete_alias,
+    "ListAliases": aliases.list_aliases,
+    "Encrypt": crypto.encrypt,
+    "Decrypt": crypto.decrypt,
+    "ReEncrypt": crypto.re_encrypt,
+    "GenerateDataKey": crypto.generate_data_key,
+    "GenerateDataKeyWithoutPlaintext": crypto.generate_data_key_without_plaintext,
+    "GenerateRandom": crypto.generate_random,
+    "GetKeyPolicy": key_policies.get_key_policy,
+    "PutKeyPolicy": key_policies.put_key_policy,
+    "ListKeyPolicies": key_policies.list_key_policies,
+    "GetKeyRotationStatus": rotation.get_key_rotation_status,
+    "EnableKeyRotation": rotation.enable_key_rotation,
+    "DisableKeyRotation": rotation.disable_key_rotation,
+}
+
+OPERATIONS = {name: _wrapped(name, handler) for name, handler in _HANDLERS.items()}
