@@ -1,18 +1,16 @@
 """The read side of bucket and object configurations Nimbo does not keep.
 
 Tools (aws-cli, terraform, rclone, s3fs ...) ask for these; S3 answers a bucket without one with
-its own 404 (NoSuchBucketPolicy, NoSuchCORSConfiguration, NoSuchWebsiteConfiguration; tags,
-object lock, lifecycle and encryption have their own modules), and reports the defaults every
-bucket has had since 2023: BucketOwnerEnforced ownership and all public access blocked. The
-ownership checks are those of every other bucket operation (``owned_bucket``).
+its own 404 (NoSuchCORSConfiguration, NoSuchWebsiteConfiguration; tags, object lock, lifecycle,
+encryption, policies, ownership controls and public access blocks have their own modules), or
+with its defaults. Who may ask is the access decision's (``owned_bucket``).
 """
 from __future__ import annotations
 
 from typing import Callable
 
 from s3_api.buckets import owned_bucket
-from s3_api.errors import (NoSuchBucketPolicy, NoSuchCORSConfiguration,
-                           NoSuchWebsiteConfiguration)
+from s3_api.errors import NoSuchCORSConfiguration, NoSuchWebsiteConfiguration
 
 
 def _none_of(error: type) -> Callable:
@@ -23,22 +21,8 @@ def _none_of(error: type) -> Callable:
     return handler
 
 
-get_bucket_policy = _none_of(NoSuchBucketPolicy)
-get_bucket_policy_status = _none_of(NoSuchBucketPolicy)
 get_bucket_cors = _none_of(NoSuchCORSConfiguration)
 get_bucket_website = _none_of(NoSuchWebsiteConfiguration)
-
-
-async def get_bucket_ownership_controls(ctx, params: dict) -> dict:
-    owned_bucket(ctx, params)
-    return {"OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}}
-
-
-async def get_public_access_block(ctx, params: dict) -> dict:
-    owned_bucket(ctx, params)
-    return {"PublicAccessBlockConfiguration": {
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-        "RestrictPublicBuckets": True}}
 
 
 async def get_bucket_logging(ctx, params: dict) -> dict:
@@ -62,12 +46,8 @@ async def get_bucket_accelerate_configuration(ctx, params: dict) -> dict:
 
 
 OPERATIONS = {
-    "GetBucketPolicy": get_bucket_policy,
-    "GetBucketPolicyStatus": get_bucket_policy_status,
     "GetBucketCors": get_bucket_cors,
     "GetBucketWebsite": get_bucket_website,
-    "GetBucketOwnershipControls": get_bucket_ownership_controls,
-    "GetPublicAccessBlock": get_public_access_block,
     "GetBucketLogging": get_bucket_logging,
     "GetBucketNotificationConfiguration": get_bucket_notification_configuration,
     "GetBucketRequestPayment": get_bucket_request_payment,
