@@ -283,3 +283,45 @@ def test_access_control_operations_are_isolated(s3, tenant_s3, anon_s3):
     assert before == after
     with pytest.raises(ClientError):
         s3.get_bucket_policy(Bucket=bucket)
+
+
+# --- crash safety ------------------------------------------------------------------------------
+
+def test_acknowledged_access_settings_survive_kill_9(fresh_server, tmp_path):
+    """ACLs (of a bucket and of object versions), a policy, ownership controls and a public
+    access block acknowledged before a kill -9 are there after the restart; a deleted bucket's
+    settings are not."""
+    import os
+    import signal
+    srv = fresh_server.start()
+    s3 = srv.client("s3")
+    s3.create_bucket(Bucket="shared-kept", ObjectOwnership="BucketOwnerPreferred")
+    s3.delete_public_access_block(Bucket="shared-kept")
+    s3.put_object(Bucket="shared-kept", Key="inline", Body=b"small", ACL="public-read")
+    big = os.urandom(200_000)
+    s3.put_object(Bucket="shared-kept", Key="blob", Body=big)
+    s3.put_object_acl(Bucket="shared-kept", Key="blob", ACL="public-read")
+    s3.put_bucket_acl(Bucket="shared-kept", ACL="public-read")
+    policy = json.dumps({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+                                        "Resource": "arn:aws:s3:::shared-kept/denied/*"}]})
+    s3.put_bucket_policy(Bucket="shared-kept", Policy=policy)
+    s3.create_bucket(Bucket="gone-soon")
+    s3.put_bucket_policy(Bucket="gone-soon", Policy=json.dumps({"Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::gone-soon/*"}]}))
+    s3.delete_bucket(Bucket="gone-soon")
+    srv.stop(signal.SIGKILL)
+    os.unlink(os.path.join(srv.data_dir, "endpoint"))
+    srv.start()
+    s3 = srv.client("s3")
+    assert curl(f"{srv.endpoint}/shared-kept/inline") == (200, b"small")
+    assert curl(f"{srv.endpoint}/shared-kept/blob") == (200, big)
+    status, listing = curl(f"{srv.endpoint}/shared-kept")
+    assert status == 200 and b"<Key>blob</Key>" in listing          # bucket READ for AllUsers
+    assert s3.get_bucket_policy(Bucket="shared-kept")["Policy"] == policy
+    rules = s3.get_bucket_ownership_controls(Bucket="shared-kept")["OwnershipControls"]["Rules"]
+    assert rules == [{"ObjectOwnership": "BucketOwnerPreferred"}]
+    assert code_of(fails(s3.get_public_access_block, Bucket="shared-kept")) == \
+        ("NoSuchPublicAccessBlockConfiguration", 404)
+    s3.create_bucket(Bucket="gone-soon")
+    assert code_of(fails(s3.get_bucket_policy, Bucket="gone-soon")) == ("NoSuchBucketPolicy", 404)
