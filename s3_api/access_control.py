@@ -380,6 +380,21 @@ def authorize(ctx, params: dict, bucket, action: str | None = None, key: str | N
     return access
 
 
+# what a write carries besides its bytes, and the permission each needs too (S3's "Required
+# permissions": PutObject with x-amz-tagging needs s3:PutObjectTagging, and so on)
+_WRITE_EXTRAS = (("Tagging", "s3:PutObjectTagging"), ("ObjectLockMode", "s3:PutObjectRetention"),
+                 ("ObjectLockRetainUntilDate", "s3:PutObjectRetention"),
+                 ("ObjectLockLegalHoldStatus", "s3:PutObjectLegalHold"))
+
+
+def authorize_write_extras(ctx, params: dict, bucket, key: str, access: BucketAccess) -> None:
+    done = set()
+    for member, action in _WRITE_EXTRAS:
+        if params.get(member) is not None and action not in done:
+            done.add(action)
+            authorize(ctx, params, bucket, action, key, access=access)
+
+
 def authorized_bucket(ctx, params: dict, action: str | None = None):
     """The request's bucket (NoSuchBucket when there is none) once the decision allows the
     operation on it."""

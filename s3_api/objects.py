@@ -47,6 +47,7 @@ def write_target(ctx, params: dict) -> tuple[Bucket, str, object]:
     if bucket is None:
         raise NoSuchBucket(BucketName=params.get("Bucket"))
     access = access_control.authorize(ctx, params, bucket, key=key)
+    access_control.authorize_write_extras(ctx, params, bucket, key, access)   # tags, locks
     return bucket, key, access
 
 

@@ -490,3 +490,16 @@ async def test_every_grant_revoked(s3):
     assert (await s3.call("GetBucketAcl", Bucket=name))["Grants"] == []
     assert (await s3.call("GetObjectAcl", Bucket=name, Key="k"))["Grants"] == []
     assert (await s3.get(name, "k"))[1] == b"x"
+
+
+async def test_tags_on_a_write_need_put_object_tagging(s3, bucket):
+    await s3.call("PutBucketPolicy", Bucket=bucket, Policy=policy(
+        allow({"AWS": BOB.account_id}, "s3:PutObject", f"arn:aws:s3:::{bucket}/*")))
+    await s3.put(bucket, "plain", b"x", bob(s3))
+    with pytest.raises(errors.AccessDenied):
+        await s3.put(bucket, "tagged", b"x", bob(s3), Tagging="a=1")
+    await s3.call("PutBucketPolicy", Bucket=bucket, Policy=policy(
+        allow({"AWS": BOB.account_id}, ["s3:PutObject", "s3:PutObjectTagging"],
+              f"arn:aws:s3:::{bucket}/*")))
+    await s3.put(bucket, "tagged", b"x", bob(s3), Tagging="a=1")
+    await s3.put(bucket, "mine", b"x", Tagging="a=1")         # the owner needs no grant
