@@ -15,6 +15,7 @@ from multidict import CIMultiDict, MultiDict
 
 from gateway import errors
 from gateway.connections import send_continue
+from gateway.protocols import errors as protocol_errors
 from gateway.protocols import json_protocol, query, rest_xml
 from gateway.protocols.models import service_model
 from gateway.services import Service
@@ -168,6 +169,10 @@ async def call_json(ctx: Any, service: Service, request: web.Request, body: byte
                         headers={"Content-Type": json_protocol.content_type(model)})
 
 
+# S3 names a broken XML body after what it holds, for these operations (s3_api.acls)
+_MALFORMED_BODY_CODES = {"PutBucketAcl": "MalformedACLError", "PutObjectAcl": "MalformedACLError"}
+
+
 async def call_rest_xml(ctx: Any, service: Service, request: web.Request, operation_name: str,
                         uri_params: dict[str, str], max_body: int,
                         query_args: MultiDict | None = None) -> web.StreamResponse:
@@ -188,8 +193,14 @@ async def call_rest_xml(ctx: Any, service: Service, request: web.Request, operat
     elif request.can_read_body:
         body = await read_body(request, max_body)
         _verify_payload_hash(ctx, body)
-    decoded = rest_xml.decode_rest_xml(operation, uri_params=uri_params, query=query_args,
-                                       headers=request.headers, body=body, stream=stream)
+    try:
+        decoded = rest_xml.decode_rest_xml(operation, uri_params=uri_params, query=query_args,
+                                           headers=request.headers, body=body, stream=stream)
+    except protocol_errors.MalformedXML as exc:
+        named = _MALFORMED_BODY_CODES.get(operation_name)
+        if named is not None:
+            exc.code = named
+        raise
     output = dict(await handler(ctx, decoded) or {})
     status = output.pop("__status__", None)
     encoded = rest_xml.encode_rest_xml(operation, output)

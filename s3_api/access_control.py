@@ -17,7 +17,8 @@ import math
 import urllib.parse
 
 from access import acl as acls
-from access.decision import ALLOW, BUCKET_GOVERNED, ENFORCED, BucketAccess, ObjectAccess, PublicAccessBlock, decide
+from access.decision import (ALLOW, BUCKET_GOVERNED, ENFORCED, BucketAccess, ObjectAccess,
+                             PublicAccessBlock, decide)
 from access.model import AccessRequest, Principal, s3_arn
 from s3_api.errors import AccessDenied, NoSuchBucket
 from storage import s3_access
@@ -413,7 +414,8 @@ def object_owner(ctx, bucket, access: BucketAccess, params: dict) -> str:
     account = getattr(ctx, "account", None)
     if account is None or access.ownership == ENFORCED:
         return bucket.account_id
-    if access.ownership == "BucketOwnerPreferred" and params.get("ACL") == "bucket-owner-full-control":
+    if access.ownership == "BucketOwnerPreferred" and \
+            params.get("ACL") == "bucket-owner-full-control":
         return bucket.account_id
     return account.account_id
 

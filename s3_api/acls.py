@@ -114,7 +114,9 @@ def request_grants(ctx, params: dict, owner_canonical: str,
 
 
 def body_grants(ctx, policy: dict) -> list[acls.Grant]:
-    """The grants of an AccessControlPolicy body."""
+    """The grants of an AccessControlPolicy body (its Owner is required, as S3 requires it)."""
+    if not (policy.get("Owner") or {}).get("ID"):
+        raise MalformedACLError()
     grants = []
     items = policy.get("Grants") or []
     if len(items) > MAX_GRANTS:

@@ -60,7 +60,8 @@ async def delete_bucket_ownership_controls(ctx, params: dict) -> dict:
 def check_create(value: str | None) -> None:
     if value is not None and value not in OWNERSHIPS:
         from s3_api.errors import InvalidArgument  # noqa: PLC0415
-        raise InvalidArgument("Invalid x-amz-object-ownership header", ArgumentName="x-amz-object-ownership",
+        raise InvalidArgument("Invalid x-amz-object-ownership header",
+                              ArgumentName="x-amz-object-ownership",
                               ArgumentValue=value)
 
 

@@ -234,9 +234,10 @@ def test_bad_input_gets_aws_codes(server, s3):
         assert code_of(fails(call, Bucket=bucket, **params)) == expected, (call, params)
     # XML that is not XML, and a grantee type S3 does not have: 400, never a 500
     status, body = signed_put(server, f"/{bucket}?acl", b"<AccessControlPolicy><Grants><oops")
-    assert status == 400 and b"<Code>Malformed" in body
+    assert status == 400 and b"<Code>MalformedACLError</Code>" in body
     status, body = signed_put(server, f"/{bucket}?acl", (
-        b'<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><AccessControlList>'
+        b'<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b'<Owner><ID>x</ID></Owner><AccessControlList>'
         b'<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="Robot">'
         b'<ID>x</ID></Grantee><Permission>READ</Permission></Grant></AccessControlList>'
         b'</AccessControlPolicy>'))

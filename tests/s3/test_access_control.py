@@ -17,6 +17,7 @@ from s3_api.public_access_block import NoSuchPublicAccessBlockConfiguration
 from tests.s3.helpers import ALICE, BOB, close_harness, make_harness
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+OWNER = {"ID": ALICE.canonical_user_id}
 
 
 def anon(s3):
@@ -32,6 +33,12 @@ async def open_bucket(s3, name="photos"):
     await s3.call("CreateBucket", Bucket=name, ObjectOwnership="ObjectWriter")
     await s3.call("DeletePublicAccessBlock", Bucket=name)
     return name
+
+
+def acp(grantee: dict, permission: str) -> dict:
+    """PutBucketAcl's members for an AccessControlPolicy body with one grant."""
+    return {"AccessControlPolicy": {"Owner": OWNER, "Grants": [{"Grantee": grantee,
+                                                                "Permission": permission}]}}
 
 
 def policy(*statements) -> str:
@@ -206,12 +213,10 @@ async def test_access_control_policy_body_and_email_grants(s3):
     ({"ACL": "world-writable"}, errors.InvalidArgument),
     ({}, MissingSecurityHeader),
     ({"ACL": "private", "AccessControlPolicy": {"Grants": []}}, UnexpectedContent),
-    ({"AccessControlPolicy": {"Grants": [{"Grantee": {"Type": "Robot", "ID": "x"},
-                                          "Permission": "READ"}]}}, MalformedACLError),
-    ({"AccessControlPolicy": {"Grants": [{"Grantee": {"Type": "CanonicalUser"},
-                                          "Permission": "READ"}]}}, MalformedACLError),
-    ({"AccessControlPolicy": {"Grants": [{"Grantee": {"Type": "Group", "URI": ALL_USERS},
-                                          "Permission": "EVERYTHING"}]}}, MalformedACLError),
+    ({"AccessControlPolicy": {"Grants": []}}, MalformedACLError),       # no Owner
+    (acp({"Type": "Robot", "ID": "x"}, "READ"), MalformedACLError),
+    (acp({"Type": "CanonicalUser"}, "READ"), MalformedACLError),
+    (acp({"Type": "Group", "URI": ALL_USERS}, "EVERYTHING"), MalformedACLError),
 ])
 async def test_bad_acls_get_aws_codes(s3, params, error):
     name = await open_bucket(s3)
