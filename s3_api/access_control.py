@@ -359,6 +359,8 @@ def allowed(ctx, params: dict, bucket, action: str, key: str | None = None, vers
     principal = principal_of(ctx)
     # condition keys matter to a policy only: none, none to build (the owner's hot path)
     context = condition_context(ctx, params, version, request_tags) if access.policy else {}
+    if context:
+        context["aws:ResourceAccount"] = context["s3:ResourceAccount"] = [bucket.account_id]
     request = AccessRequest(principal, action, s3_arn(bucket.name, key), context)
     return decide(request, access, object_access(ctx, version),
                   on_object=key is not None) == ALLOW

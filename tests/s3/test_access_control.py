@@ -308,7 +308,10 @@ async def test_policy_conditions_from_the_request(s3, bucket):
         allow({"AWS": BOB.account_id}, "s3:ListBucket", f"arn:aws:s3:::{bucket}",
               Condition={"StringLike": {"s3:prefix": "home/bob/*"}}),
         allow({"AWS": BOB.account_id}, "s3:GetObject", f"arn:aws:s3:::{bucket}/*",
-              Condition={"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}})))
+              Condition={"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}),
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",   # never: it is alice's
+         "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"StringNotEquals": {"aws:ResourceAccount": ALICE.account_id}}}))
     listing = await s3.call("ListObjectsV2", bob(s3), Bucket=bucket, Prefix="home/bob/")
     assert [c["Key"] for c in listing["Contents"]] == ["home/bob/a"]
     for prefix in ("other/", None):
