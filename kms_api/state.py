@@ -14,6 +14,7 @@ from typing import Any
 from kms_api import key_material
 from storage import kms_keys as store
 from storage import master_key
+from storage.usage import SCHEMA as USAGE_SCHEMA
 from storage.kms_keys import KeyRow
 
 SERVICE = "kms"
@@ -92,6 +93,7 @@ async def state_of(app: Any) -> KmsState:
         found = states.get(SERVICE)
         if found is None:
             await app.db.migrate(store.SCHEMA)
+            await app.db.migrate(USAGE_SCHEMA)   # key-months go to the ledger (kms_api.key_months)
             master = await asyncio.to_thread(master_key.load_or_create, app.config.data_dir)
             found = states[SERVICE] = KmsState(app, master)
     return found
