@@ -18,10 +18,18 @@ EnableKey/DisableKey change nothing billed. Each event is written in the same tr
 key's state change (``storage.kms_keys``) and carries a dedupe key, so a crash leaves both or
 neither, and a replay records nothing twice. The rater (``billing.ledger``) integrates the billed
 time exactly and reports it as key-months (``Keys``): hours billed / hours in the month.
+
+Keys made before key-months were metered have no event: at start-up (``meter_existing_keys``)
+each gets one dated *now* (its state then), so metering starts with the upgrade and months
+already billed are not rewritten. (One edge: such a key that was pending deletion and is then
+cancelled bills its waiting period from the scheduled date, as AWS would.)
 """
 from __future__ import annotations
 
+from typing import Any
+
 from kms_api.identifiers import arn_of
+from storage import kms_keys as store
 from storage.kms_keys import KeyRow
 
 PRODUCT_CODE = "awskms"
@@ -61,3 +69,16 @@ def deleted(key: KeyRow) -> list[dict]:
     if not billed(key) or key.deletion_us is None:
         return []
     return [_event(key, "Deleted", key.deletion_us, "delete")]
+
+
+def _existing(now_us: int):
+    def events_of(key: KeyRow) -> list[dict]:
+        event = _event(key, key.state, now_us, "existing")
+        event["dedupe_key"] = f"kms:existing:{key.key_id}"     # once per key, whichever worker runs first
+        return [event]
+    return events_of
+
+
+async def meter_existing_keys(db: Any, now_us: int) -> int:
+    """Start-up: customer managed keys without any ledger event start being metered at ``now_us``."""
+    return await store.record_unmetered(db, EVENT_KIND, _existing(now_us))

@@ -223,6 +223,20 @@ async def delete_key(db: Any, key_id: str, due_us: int, events: Sequence[dict] =
     return changed > 0
 
 
+async def record_unmetered(db: Any, kind: str, events_of: Any) -> int:
+    """Record ``events_of(key)`` for every customer managed key that has no ledger event of ``kind``
+    yet (keys made before their key-months were metered), in one transaction; how many keys."""
+    async with db.transaction() as tx:
+        rows = await tx.fetchall(
+            f"SELECT {_KEY_COLUMNS} FROM kms_keys AS k WHERE key_manager = 'CUSTOMER' AND NOT EXISTS ("
+            " SELECT 1 FROM usage_events AS e WHERE e.account_id = k.account_id AND e.kind = ?"
+            " AND e.resource_id = 'arn:aws:kms:' || k.region || ':' || k.account_id || ':key/' || k.key_id)",
+            (kind,))
+        for row in rows:
+            await _record(tx, events_of(_key(row)))
+    return len(rows)
+
+
 async def insert_alias(db: Any, account_id: str, region: str, name: str, key_id: str, now_us: int) -> bool:
     """False when the account already has an alias of that name in the region."""
     async with db.transaction() as tx:

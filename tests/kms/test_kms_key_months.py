@@ -126,3 +126,26 @@ async def _cost_and_usage(ctx) -> dict:
         "TimePeriod": {"Start": "2026-05-01", "End": "2026-06-01"}, "Granularity": "MONTHLY",
         "Metrics": ["UnblendedCost"], "GroupBy": [{"Type": "DIMENSION", "Key": "USAGE_TYPE"}],
         "Filter": {"Dimensions": {"Key": "SERVICE", "Values": ["AWS Key Management Service"]}}})
+
+
+async def test_keys_made_before_metering_start_billing_at_start_up(app, alice):
+    from kms_api.key_months import meter_existing_keys
+    key = (await alice("CreateKey"))["KeyMetadata"]
+    doomed = (await alice("CreateKey"))["KeyMetadata"]
+    await alice("ScheduleKeyDeletion", KeyId=doomed["KeyId"], PendingWindowInDays=7)
+    await alice("CreateKey")
+    async with app.db.transaction() as tx:      # as if made by a release that did not meter key-months
+        await tx.execute("DELETE FROM usage_events WHERE kind = 'kms_key_state'"
+                         " AND resource_id IN (?, ?)", (key["Arn"], doomed["Arn"]))
+    _advance(app, 4)
+    start_up = to_us(app.clock())
+    assert await meter_existing_keys(app.db, start_up) == 2
+    assert await meter_existing_keys(app.db, start_up + 1) == 0          # once
+    _advance(app, 3)
+    lines = await _rate(app)
+    per_key = {}
+    for line in lines:
+        per_key[line.resource_id] = per_key.get(line.resource_id, 0) + line.amount
+    assert per_key[key["Arn"]] == key_months(3)          # from start-up on, earlier hours not rewritten
+    assert doomed["Arn"] not in per_key                  # pending deletion: free
+    assert len(per_key) == 2                             # the third key was metered since its creation
