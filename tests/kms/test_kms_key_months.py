@@ -149,3 +149,58 @@ async def test_keys_made_before_metering_start_billing_at_start_up(app, alice):
     assert per_key[key["Arn"]] == key_months(3)          # from start-up on, earlier hours not rewritten
     assert doomed["Arn"] not in per_key                  # pending deletion: free
     assert len(per_key) == 2                             # the third key was metered since its creation
+
+
+async def test_key_months_through_boto3_cost_explorer_and_the_report(tmp_path, monkeypatch):
+    import asyncio
+    import json as json_module
+
+    import boto3
+    import botocore.auth
+    import botocore.config
+    import botocore.crt.auth
+    from aiohttp.test_utils import TestServer
+
+    from _kms_testkit import Clock
+    from backend.fake import FakeDriver
+    from billing.report import billing_report
+    from gateway.app import APP_CONTEXT, create_app
+    from gateway.config import Config
+
+    clock = Clock()
+    monkeypatch.setattr(botocore.auth, "get_current_datetime",
+                        lambda remove_tzinfo=True: clock().replace(tzinfo=None) if remove_tzinfo else clock())
+    monkeypatch.setattr(botocore.crt.auth, "get_current_datetime",
+                        lambda remove_tzinfo=True: clock().replace(tzinfo=None) if remove_tzinfo else clock())
+    config = Config(data_dir=str(tmp_path / "data"), backend="fake", meter_flush_seconds=3600,
+                    billing_interval_seconds=3600, ec2_housekeeping_seconds=3600)
+    app = create_app(config, clock=clock, backend=FakeDriver(clock=clock))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        context = app[APP_CONTEXT]
+        account = await context.accounts.create_account("key-months")
+        cred = await context.accounts.create_key(account.account_id)
+
+        def client(service):
+            return boto3.client(service, endpoint_url=f"http://127.0.0.1:{server.port}", region_name="us-east-1",
+                                aws_access_key_id=cred.access_key_id, aws_secret_access_key=cred.secret_access_key,
+                                config=botocore.config.Config(retries={"max_attempts": 1}))
+        kms_client, ce = client("kms"), client("ce")
+        arn = (await asyncio.to_thread(kms_client.create_key))["KeyMetadata"]["Arn"]
+        clock.now += dt.timedelta(hours=30)                  # 30 hours: 30/744 key-month of May
+        await context.billing.run_once()
+        out = await asyncio.to_thread(
+            ce.get_cost_and_usage, TimePeriod={"Start": "2026-05-01", "End": "2026-06-01"}, Granularity="MONTHLY",
+            Metrics=["UnblendedCost", "UsageQuantity"], GroupBy=[{"Type": "DIMENSION", "Key": "USAGE_TYPE"}])
+        groups = {g["Keys"][0]: g["Metrics"] for g in out["ResultsByTime"][0]["Groups"]}
+        assert Decimal(groups["us-east-1-KMS-Keys"]["UnblendedCost"]["Amount"]) == key_months(30)
+        assert Decimal(groups["us-east-1-KMS-Keys"]["UsageQuantity"]["Amount"]) == key_months(30)
+        report = json_module.loads(await billing_report(context.db, context.config, "2026-05", account.account_id,
+                                                        "json", now=clock(), rate=False))
+        item = next(i for i in report["items"] if i["usageType"] == "us-east-1-KMS-Keys")
+        assert Decimal(item["cost"]) == key_months(30) and item["unit"] == "Keys"
+        lines = await fetch_lines(context.db, *MAY, account.account_id)
+        assert {line.resource_id for line in lines if line.usage_type == "us-east-1-KMS-Keys"} == {arn}
+    finally:
+        await server.close()
