@@ -247,5 +247,10 @@ async def test_secure_strings_through_boto3(tmp_path):
         await _call(bob.put_parameter, Name="/e2e/pw", Value="bob", Type="SecureString")
         assert (await _call(bob.get_parameters_by_path, Path="/e2e", WithDecryption=True))["Parameters"][0][
             "Value"] == "bob"
+        await context.meter_buffer.flush()        # Parameter Store's KMS calls are billed to the caller
+        rows = await context.db.fetchall("SELECT operation, SUM(amount) AS n FROM usage_counts WHERE account_id = ?"
+                                         " AND service = 'awskms' GROUP BY operation", (clients["alice"]["account"],))
+        counted = {r["operation"]: r["n"] for r in rows}
+        assert counted["Encrypt"] == 1 and counted["Decrypt"] == 3     # 2 reads WithDecryption (one refused: a disabled key), 1 kms decrypt
     finally:
         await server.close()
