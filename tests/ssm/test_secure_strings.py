@@ -115,7 +115,8 @@ async def test_customer_key_reads_by_every_action_and_overwrites(app):
     assert {p["Name"]: p["Value"] == "one" for p in by_path["Parameters"]}["/app/a"] is False
     await call(app, "PutParameter", Name="/app/a", Value="uno", Overwrite=True)       # keeps type and key
     history = (await call(app, "GetParameterHistory", Name="/app/a", WithDecryption=True))["Parameters"]
-    assert [(h["Version"], h["Value"], h["KeyId"]) for h in history] == [(1, "one", "alias/app"), (2, "uno", "alias/app")]
+    assert [(h["Version"], h["Value"], h["KeyId"]) for h in history] == [(1, "one", "alias/app"),
+                                                                          (2, "uno", "alias/app")]
     opened = await kms(app, "Decrypt", CiphertextBlob=base64.b64decode(
         (await call(app, "GetParameter", Name="/app/a:2"))["Parameter"]["Value"]),
         EncryptionContext={"PARAMETER_ARN": f"arn:aws:ssm:us-east-1:{ALICE}:parameter/app/a"})
@@ -251,6 +252,7 @@ async def test_secure_strings_through_boto3(tmp_path):
         rows = await context.db.fetchall("SELECT operation, SUM(amount) AS n FROM usage_counts WHERE account_id = ?"
                                          " AND service = 'awskms' GROUP BY operation", (clients["alice"]["account"],))
         counted = {r["operation"]: r["n"] for r in rows}
-        assert counted["Encrypt"] == 1 and counted["Decrypt"] == 3     # 2 reads WithDecryption (one refused: a disabled key), 1 kms decrypt
+        # 2 reads WithDecryption (one refused: a disabled key) and 1 kms decrypt
+        assert counted["Encrypt"] == 1 and counted["Decrypt"] == 3
     finally:
         await server.close()
