@@ -28,6 +28,10 @@ Conventions (AWS's, where AWS has one):
   (no minimum), snapshots ``EBS:SnapshotUsage``; VM network bytes ``DataTransfer-In/Out-Bytes``.
 - S3: ``TimedStorage-ByteHrs`` reported in GB-Mo (byte-hours / 2^30 / hours in the month),
   ``Requests-Tier1/2`` in Requests, ``DataTransfer-In/Out-Bytes`` in GB (2^30 bytes).
+- KMS (``awskms``): usage types carry the region *name* (``us-east-1-KMS-Requests``,
+  ``eu-west-2-KMS-Keys``); ``KMS-Keys`` in key-months (unit ``Keys``): a customer managed key
+  bills while Enabled or Disabled, not while pending deletion unless the deletion is cancelled
+  (then as if never scheduled); AWS managed keys are free (``kms_api.key_months``).
 - Amounts: 12 decimal places, telescoping within each month so the month's lines add up to the
   exactly rounded total (see ``billing.rating``); ``cost = rate x amount`` exactly; Decimal only.
 - Cost Explorer SERVICE values: "Amazon Elastic Compute Cloud - Compute" (BoxUsage),

@@ -17,6 +17,8 @@ from decimal import Decimal
 
 EC2 = "AmazonEC2"
 S3 = "AmazonS3"
+KMS = "awskms"
+KMS_KEYS = "KMS-Keys"       # customer managed key-months ($1 a key a month, prorated hourly)
 
 REGION_CODES = {
     "us-east-1": "USE1", "us-east-2": "USE2", "us-west-1": "USW1", "us-west-2": "USW2",
@@ -67,6 +69,7 @@ UNIT_HOURS = "Hrs"
 UNIT_GB_MONTH = "GB-Mo"
 UNIT_GB = "GB"
 UNIT_REQUESTS = "Requests"
+UNIT_KEYS = "Keys"          # KMS key-months, as AWS's price list names the unit
 
 _SIZES = {"nano": Decimal("0.25"), "micro": Decimal("0.5"), "small": Decimal(1),
           "medium": Decimal(2), "large": Decimal(4), "xlarge": Decimal(8)}
@@ -83,19 +86,24 @@ def region_code(region: str) -> str:
     return (letters.upper() or "X") + number
 
 
-def regional_usage_type(region: str, base: str) -> str:
-    """``BoxUsage:m5.large`` in us-east-1, ``EUW2-BoxUsage:m5.large`` in eu-west-2."""
+def regional_usage_type(region: str, base: str, product_code: str = "") -> str:
+    """``BoxUsage:m5.large`` in us-east-1, ``EUW2-BoxUsage:m5.large`` in eu-west-2; KMS's usage
+    types carry the region *name* in every region (``us-east-1-KMS-Requests``,
+    ``eu-central-1-KMS-Keys``), as AWS's price list and CUR spell them."""
+    if product_code == KMS:
+        return f"{region}-{base}"
     if region == NO_PREFIX_REGION:
         return base
     return f"{region_code(region)}-{base}"
 
 
 _PREFIXED = re.compile(r"([A-Z]{2,4}\d?)-(.+)")
+_REGION_PREFIXED = re.compile(r"([a-z]{2}(?:-[a-z]+)+-\d+)-(.+)")
 
 
 def base_usage_type(usage_type: str) -> str:
     """The usage type without its region prefix (``EU-BoxUsage:m5.large`` -> ``BoxUsage:m5.large``)."""
-    match = _PREFIXED.fullmatch(usage_type)
+    match = _PREFIXED.fullmatch(usage_type) or _REGION_PREFIXED.fullmatch(usage_type)
     return match.group(2) if match else usage_type
 
 
@@ -126,6 +134,8 @@ def unit_of(product_code: str, base: str) -> str:
         return UNIT_GB
     if base.startswith("Requests") or base.endswith("-Requests"):    # KMS-Requests too
         return UNIT_REQUESTS
+    if base == KMS_KEYS:
+        return UNIT_KEYS
     return "Units"
 
 
@@ -191,6 +201,8 @@ def description(product_code: str, base: str, rate: Decimal, unit: str, instance
         return f"{price} per PUT, COPY, POST, or LIST request"
     if base.startswith("Requests-Tier2"):
         return f"{price} per GET and all other requests"
+    if base == KMS_KEYS:
+        return f"{price} per customer managed KMS key per month (prorated hourly)"
     return f"{price} per {unit} of {base}"
 
 

@@ -19,6 +19,8 @@ Rules applied here, as AWS bills:
 - A volume bills its size while it exists (not ``deleting``/``deleted``/``error``).
 - ``stored_bytes`` deltas integrate into byte-time per (bucket, storage class) or (volume, type);
   a snapshot id (``snap-``) bills as ``EBS:SnapshotUsage``. A level never bills below zero.
+- A customer managed KMS key bills 1 key while ``Enabled`` or ``Disabled`` (``kms_key_state``
+  events, ``kms_api.key_months``): not while ``PendingDeletion``, nothing after ``Deleted``.
 - Counted usage (requests, transfer bytes, VM network bytes) is taken per hour as recorded.
 
 A month's series are built from the state at the month's start plus the events up to the end of
@@ -43,6 +45,9 @@ UNBILLED_VOLUME_STATES = frozenset({"deleting", "deleted", "error"})
 KIND_HOURS = "hours"          # level 1 while running; integral in microseconds
 KIND_STORAGE = "storage"      # level in bytes; integral in byte-microseconds
 KIND_COUNT = "count"          # integers per hour
+KIND_MONTHS = "months"        # level 1 while it exists; integral in microseconds, billed per month
+KMS_KEY_STATE = "kms_key_state"
+BILLED_KEY_STATES = frozenset({"Enabled", "Disabled"})
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,9 @@ async def load_month(conn: Any, month_us: int, until_us: int) -> MonthUsage:
     volume_keys = {k for k in (*starts, *by_resource) if k[1] == "volume_state"}
     for key in sorted(volume_keys):
         _volume(usage, starts.get(key), by_resource.get(key, []), month_us)
+    key_keys = {k for k in (*starts, *by_resource) if k[1] == KMS_KEY_STATE}
+    for key in sorted(key_keys):
+        _kms_key(usage, starts.get(key), by_resource.get(key, []), month_us)
     _stored(usage, stored, [e for e in events if e["kind"] == "stored_bytes"], timeline, month_us, parse)
     _counted(usage, counts, timeline)
     return usage
@@ -274,6 +282,27 @@ def _volume(usage: MonthUsage, start_row: Any, events: list, month_us: int) -> N
             series.levels.append((at, max(int(size), 0)))
             series.add_attrs(at, _line_attrs(attrs))
             billing = key
+
+
+def _kms_key(usage: MonthUsage, start_row: Any, events: list, month_us: int) -> None:
+    """The time a customer managed KMS key existed and was not pending deletion."""
+    first = start_row if start_row is not None else events[0][1]
+    account, region, resource = first["account_id"], first["region"], first["resource_id"]
+    state = json.loads(start_row["attrs"]).get("state") if start_row is not None else None
+    key = SeriesKey(account, region, catalog.KMS, catalog.KMS_KEYS, "CreateKey", resource)
+    series: Series | None = None
+    billing = False
+    changes = [(month_us, state)] + [(at, attrs.get("state")) for at, _row, attrs in events]
+    for at, state in changes:
+        now_billed = state in BILLED_KEY_STATES
+        if now_billed != billing:
+            if series is None:
+                series = _series(usage, key, KIND_MONTHS)
+                series.add_attrs(month_us, _line_attrs({}))
+            series.levels.append((at, 1 if now_billed else 0))
+            billing = now_billed
+        if state == "Deleted":
+            break
 
 
 def _stored(usage: MonthUsage, initial: list, events: list, timeline: _Timeline, month_us: int,

@@ -15,6 +15,7 @@ AWS's example is 52,900 GB-Mo, and 720 hours are 720 Hrs, never 720.02.
 - ``Hrs`` = running microseconds / 3,600,000,000 (per-second billing measured to the microsecond).
 - ``GB-Mo`` = byte-hours / 2^30 / hours in that month (months of their real length).
 - ``GB`` = bytes / 2^30. ``Requests`` = requests.
+- ``Keys`` (KMS key-months) = hours a key was billed / hours in that month.
 
 **Checkpoint.** ``billing_state.rated_until_us``: every complete hour before it is rated. A pass
 rates the hours from the checkpoint to the last complete hour (a rater that was down five hours
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from billing import catalog
-from billing.ledger import KIND_COUNT, KIND_HOURS, KIND_STORAGE, MINIMUM_RUN_US, Series, load_month
+from billing.ledger import KIND_COUNT, KIND_HOURS, KIND_MONTHS, KIND_STORAGE, MINIMUM_RUN_US, Series, load_month
 from billing.periods import HOUR_US, floor_hour, hours_in_month, month_start, next_month, period_name
 from billing.prices import PriceList
 from billing.schema import ensure_schema
@@ -67,6 +68,8 @@ def _divisor(series: Series, month_us: int) -> int:
         return HOUR_US
     if series.kind == KIND_STORAGE:
         return GIB * HOUR_US * hours_in_month(month_us)
+    if series.kind == KIND_MONTHS:
+        return HOUR_US * hours_in_month(month_us)
     return GIB if series.key.base_usage_type.startswith("DataTransfer") else 1
 
 
@@ -118,7 +121,7 @@ def lines_of(series: Series, prices: PriceList, month_us: int, start_us: int, en
     totals = _cumulative(series, month_us, points)
     divisor = _divisor(series, month_us)
     unit = catalog.unit_of(key.product_code, key.base_usage_type)
-    usage_type = catalog.regional_usage_type(key.region, key.base_usage_type)
+    usage_type = catalog.regional_usage_type(key.region, key.base_usage_type, key.product_code)
     instance_type = catalog.instance_type_of(key.base_usage_type)
     rows = []
     tag_text: dict[int, str] = {}

@@ -8,6 +8,10 @@
   on first use; otherwise a key id, key ARN, alias name or alias ARN of the account.
 - ``decrypt_data_key(app, account_id, blob, context)``: (key ARN, plaintext data key).
 - ``key_arn(app, account_id, key_id)``: the ARN a key name resolves to (a configuration's check).
+- ``encrypt(app, account_id, key_id, plaintext, context, default_alias=...)``: (key ARN, ciphertext
+  blob) of a small secret encrypted directly under the KMS key, as Parameter Store encrypts a
+  SecureString (``key_id`` None: the service's AWS managed key, ``alias/aws/ssm`` ..., made on
+  first use); ``decrypt_data_key`` opens such a blob too.
 
 Errors are ``kms_api.errors`` classes (``.code``, ``.status``, ``.message``), as the KMS API renders
 them: NotFoundException (no such key in the account, or another account's key id),
@@ -72,6 +76,14 @@ async def generate_data_key(app: Any, account_id: str, key_id: str | None, conte
     plaintext = secrets.token_bytes(DATA_KEY_BYTES)
     blob = await seal(app, key, plaintext, _context(context))
     return DataKey(arn_of(key), plaintext, blob)
+
+
+async def encrypt(app: Any, account_id: str, key_id: str | None, plaintext: bytes, context: dict[str, str],
+                  *, region: str | None = None, default_alias: str = DEFAULT_ALIAS) -> tuple[str, bytes]:
+    caller = Caller(account_id, _region(app, region), "Encrypt")
+    _meter(app, account_id, caller.region, "Encrypt")
+    key = await find_key(app, caller, key_id or default_alias, create_managed=True)
+    return arn_of(key), await seal(app, key, bytes(plaintext), _context(context))
 
 
 async def decrypt_data_key(app: Any, account_id: str, blob: bytes, context: dict[str, str],

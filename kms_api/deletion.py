@@ -3,7 +3,8 @@
 ScheduleKeyDeletion puts a key in PendingDeletion with a DeletionDate 7 to 30 days ahead; from then
 on the key refuses every cryptographic operation, and CancelKeyDeletion may still bring it back.
 Once the date has passed, this sweep deletes the key's row (its wrapped material with it), its
-aliases and tags, in one transaction per key that re-checks the key is still due (a cancellation
+aliases and tags (and the ledger's ``Deleted`` event, ``kms_api.key_months``), in one
+transaction per key that re-checks the key is still due (a cancellation
 that won the race keeps the key). Ciphertext made under the key can never be decrypted again.
 
 The sweep runs at start-up and then every ``kms_deletion_sweep_seconds`` (an hour by default),
@@ -21,6 +22,7 @@ import logging
 import os
 from typing import Any
 
+from kms_api import key_months
 from storage import kms_keys as store
 
 log = logging.getLogger("nimbo.kms")
@@ -31,7 +33,7 @@ async def sweep(state: Any, now_us: int | None = None) -> list[str]:
     now = state.now_us() if now_us is None else now_us
     deleted = []
     for key in await store.keys_due(state.app.db, now):
-        if await store.delete_key(state.app.db, key.key_id, now):
+        if await store.delete_key(state.app.db, key.key_id, now, key_months.deleted(key)):
             state.forget(key.key_id)
             deleted.append(key.key_id)
             log.info("KMS key %s of account %s deleted (its deletion date has passed)", key.key_id,

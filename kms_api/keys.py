@@ -17,7 +17,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from kms_api import errors, key_material
+from kms_api import errors, key_material, key_months
 from kms_api.identifiers import Caller, arn_of, find_key
 from kms_api.policies import check_policy, default_key_policy
 from kms_api.state import state_of
@@ -104,7 +104,7 @@ async def create_key(ctx: Any, params: dict) -> dict:
     key = KeyRow(key_id, account, ctx.region, "Enabled", params.get("Description") or "", usage, spec, origin,
                  "CUSTOMER", state.now_us(), None, None, policy, None,
                  key_material.wrap(state.master_key, key_id, key_material.new_material()))
-    await store.insert_key(ctx.app.db, key, tags)
+    await store.insert_key(ctx.app.db, key, tags, key_months.created(key))
     return {"KeyMetadata": key_metadata(key)}
 
 
@@ -180,8 +180,10 @@ async def schedule_key_deletion(ctx: Any, params: dict) -> dict:
         raise errors.ValidationException(f"1 validation error detected: Value '{days}' at 'pendingWindowInDays' "
                                          f"failed to satisfy constraint: Member must have value {bound}")
     key = not_pending_deletion(await _changeable(ctx, params, "ScheduleKeyDeletion"))
-    deletion_us = (await state_of(ctx.app)).now_us() + days * DAY_US
+    now_us = (await state_of(ctx.app)).now_us()
+    deletion_us = now_us + days * DAY_US
     if not await store.update_key(ctx.app.db, key.account_id, key.key_id, from_state=key.state,
+                                  events=key_months.deletion_scheduled(key, now_us),
                                   state="PendingDeletion", deletion_us=deletion_us, pending_days=days):
         raise errors.KMSInvalidStateException(f"{arn_of(key)} changed state meanwhile: try again.")
     return {"KeyId": arn_of(key), "DeletionDate": when(deletion_us), "KeyState": "PendingDeletion",
@@ -193,6 +195,7 @@ async def cancel_key_deletion(ctx: Any, params: dict) -> dict:
     if key.state != "PendingDeletion":
         raise errors.KMSInvalidStateException(f"{arn_of(key)} is not pending deletion.")
     if not await store.update_key(ctx.app.db, key.account_id, key.key_id, from_state="PendingDeletion",
+                                  events=key_months.deletion_cancelled(key),
                                   state="Disabled", deletion_us=None, pending_days=None):
         raise errors.NotFoundException(f"Key '{arn_of(key)}' does not exist")   # swept meanwhile
     return {"KeyId": arn_of(key)}

@@ -14,6 +14,7 @@ from typing import Any
 from kms_api import key_material
 from storage import kms_keys as store
 from storage import master_key
+from storage.usage import SCHEMA as USAGE_SCHEMA
 from storage.kms_keys import KeyRow
 
 SERVICE = "kms"
@@ -59,6 +60,8 @@ async def open_state(app: Any) -> KmsState:
     """The gateway's start-up hook: the state (opened once) and the deletion sweep started."""
     state = await state_of(app)
     if state.sweeper is None and getattr(app, "config", None) is not None:
+        from kms_api.key_months import meter_existing_keys   # noqa: PLC0415
+        await meter_existing_keys(app.db, state.now_us())
         from kms_api.deletion import DeletionSweeper   # noqa: PLC0415
         interval = float(getattr(app.config, "kms_deletion_sweep_seconds", 0) or 3600.0)
         state.sweeper = DeletionSweeper(state, os.path.join(app.config.data_dir, "kms-deletion.lock"), interval)
@@ -92,6 +95,7 @@ async def state_of(app: Any) -> KmsState:
         found = states.get(SERVICE)
         if found is None:
             await app.db.migrate(store.SCHEMA)
+            await app.db.migrate(USAGE_SCHEMA)   # key-months go to the ledger (kms_api.key_months)
             master = await asyncio.to_thread(master_key.load_or_create, app.config.data_dir)
             found = states[SERVICE] = KmsState(app, master)
     return found

@@ -5,8 +5,8 @@ A tenant's parameters live per account and region (``storage.parameters``), with
 write (up to 100 kept) and labels. Names under ``/aws/service/`` are AWS's public parameters: here
 they name the operator's public images (``/aws/service/nimbo/tiny/latest``,
 ``/aws/service/debian/release/bookworm/latest/amd64`` when such an image is registered), are
-readable by every account and writable by none. SecureString needs KMS, which Nimbo does not
-offer yet: PutParameter says so plainly instead of storing a secret unencrypted.
+readable by every account and writable by none. SecureString values are stored encrypted under a
+KMS key (``ssm_api.secure_strings``) and decrypted only for a read ``WithDecryption``.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import json
 import re
 from typing import Any
 
-from ssm_api import errors
+from ssm_api import errors, secure_strings
 from storage import parameters as store
 from storage.parameters import Parameter
 
@@ -25,6 +25,7 @@ _SEGMENT = re.compile(r"^[a-zA-Z0-9_.\-]+$")
 _LABEL = re.compile(r"^[a-zA-Z0-9_.\-]{1,100}$")
 _AMI = re.compile(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
 _ARN = re.compile(r"^arn:aws[a-z-]*:ssm:[^:]*:(?:\d{12})?:parameter(/.*)$")
+_KEY_ID = re.compile(r"^[a-zA-Z0-9:/_-]{1,256}$")
 MAX_VALUE = {"Standard": 4096, "Advanced": 8192}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -106,6 +107,15 @@ def metadata_item(ctx: Any, p: Parameter) -> dict:
     return {k: v for k, v in item.items() if v is not None}
 
 
+async def shown_item(ctx: Any, p: Parameter, selector: str | None, with_decryption: bool) -> dict:
+    """``parameter_item`` with a SecureString's plaintext when ``with_decryption`` (its ciphertext
+    otherwise, as AWS answers)."""
+    item = parameter_item(ctx, p, selector)
+    if with_decryption and p.type == secure_strings.SECURE_STRING and not p.public:
+        item["Value"] = await secure_strings.decrypt(ctx, arn(ctx, p), p)
+    return item
+
+
 async def _find(ctx: Any, name: str) -> tuple[Parameter, str | None]:
     """The version ``name`` (or ``name:selector``) names; the AWS error when there is none."""
     base, selector = _split_selector(bare_name(name))
@@ -123,7 +133,7 @@ async def _find(ctx: Any, name: str) -> tuple[Parameter, str | None]:
 
 async def get_parameter(ctx: Any, params: dict) -> dict:
     parameter, selector = await _find(ctx, params.get("Name"))
-    return {"Parameter": parameter_item(ctx, parameter, selector)}
+    return {"Parameter": await shown_item(ctx, parameter, selector, bool(params.get("WithDecryption")))}
 
 
 async def get_parameters(ctx: Any, params: dict) -> dict:
@@ -138,7 +148,7 @@ async def get_parameters(ctx: Any, params: dict) -> dict:
         except (errors.ParameterNotFound, errors.ParameterVersionNotFound, errors.ValidationException):
             invalid.append(name)
             continue
-        found.append(parameter_item(ctx, parameter, selector))
+        found.append(await shown_item(ctx, parameter, selector, bool(params.get("WithDecryption"))))
     return {"Parameters": found, "InvalidParameters": invalid}
 
 
@@ -246,7 +256,8 @@ async def get_parameters_by_path(ctx: Any, params: dict) -> dict:
         candidates = await store.current(ctx.app.db, _account(ctx), ctx.region)
     matched = [p for p in candidates if _under(p.name, path, recursive) and await _passes(ctx, p, checks)]
     page, token = _page(matched, lambda p: p.name, params.get("MaxResults"), params.get("NextToken"), 1, 10, 10)
-    return {"Parameters": [parameter_item(ctx, p) for p in page], "NextToken": token}
+    decrypt = bool(params.get("WithDecryption"))
+    return {"Parameters": [await shown_item(ctx, p, None, decrypt) for p in page], "NextToken": token}
 
 
 async def describe_parameters(ctx: Any, params: dict) -> dict:
@@ -280,7 +291,8 @@ async def get_parameter_history(ctx: Any, params: dict) -> dict:
     for p in page:
         item = metadata_item(ctx, p)
         item.pop("ARN", None)
-        item.update(Value=p.value, Labels=p.labels)
+        item.update(Value=(await shown_item(ctx, p, None, bool(params.get("WithDecryption"))))["Value"],
+                    Labels=p.labels)
         items.append(item)
     return {"Parameters": items, "NextToken": token}
 
@@ -322,10 +334,11 @@ async def put_parameter(ctx: Any, params: dict) -> dict:
         raise errors.ValidationException(f"1 validation error detected: Value '{kind}' at 'type' failed to satisfy "
                                          f"constraint: Member must satisfy enum value set: "
                                          f"[SecureString, StringList, String]")
-    if kind == "SecureString" or params.get("KeyId"):
-        raise errors.UnsupportedParameterType("SecureString parameters need KMS keys, which this endpoint does not "
-                                              "offer yet: store the value as a String parameter, or keep it out of "
-                                              "Parameter Store")
+    key_id = params.get("KeyId")
+    if key_id is not None and not _KEY_ID.match(key_id):
+        raise errors.ValidationException(f"1 validation error detected: Value '{key_id}' at 'keyId' failed to "
+                                         f"satisfy constraint: Member must satisfy regular expression pattern: "
+                                         f"^([a-zA-Z0-9:/_-]+)$")
     tier = params.get("Tier") or "Standard"
     if tier not in ("Standard", "Advanced", "Intelligent-Tiering"):
         raise errors.ValidationException(f"Value '{tier}' at 'tier' failed to satisfy constraint: Member must "
@@ -349,13 +362,22 @@ async def put_parameter(ctx: Any, params: dict) -> dict:
     if latest is None and kind is None:
         raise errors.ValidationException("A parameter type is required when you create a parameter.")
     effective_type = kind or latest.type
+    secure = effective_type == secure_strings.SECURE_STRING
+    if key_id is not None and not secure:
+        raise errors.ValidationException(f"KeyId is only supported for SecureString parameters; {name} is a "
+                                         f"{effective_type} parameter.")
+    if secure:      # the key named now, else the one the parameter was encrypted under, else aws/ssm
+        key_id = key_id or (latest.key_id if latest and latest.type == effective_type else None) \
+            or secure_strings.DEFAULT_KEY
     effective_data_type = data_type or (latest.data_type if latest else "text")
     pattern = params.get("AllowedPattern") if params.get("AllowedPattern") is not None else (
         latest.allowed_pattern if latest else None)
     value = _check_value(params.get("Value"), effective_type, tier, effective_data_type, pattern)
     tags = {t.get("Key"): t.get("Value", "") for t in params.get("Tags") or []}
-    parameter = Parameter(name, kind, value, 0, _now_us(ctx), data_type, description, params.get("AllowedPattern"),
-                          tier, None, [], [], f"arn:aws:iam::{_account(ctx)}:root")
+    parameter = Parameter(name, effective_type, value, 0, _now_us(ctx), data_type, description,
+                          params.get("AllowedPattern"), tier, key_id, [], [], f"arn:aws:iam::{_account(ctx)}:root")
+    if secure:      # encrypted before anything is written: the plaintext never reaches the database
+        parameter.value = await secure_strings.encrypt(ctx, arn(ctx, parameter), key_id, value)
     try:
         stored = await store.put(ctx.app.db, _account(ctx), ctx.region, parameter,
                                  overwrite=bool(params.get("Overwrite")), tags=tags)

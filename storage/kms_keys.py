@@ -12,9 +12,11 @@ and refuses every cryptographic operation, as it did before the crash.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from storage import usage
 from storage.db import Schema
 
 SCHEMA = Schema(
@@ -151,9 +153,15 @@ async def keys_due(db: Any, now_us: int) -> list[KeyRow]:
 
 # -- writes -----------------------------------------------------------------------------------------
 
-async def insert_key(db: Any, key: KeyRow, tags: dict[str, str]) -> None:
+async def _record(tx: Any, events: Sequence[dict]) -> None:
+    for event in events:
+        await usage.record_event(tx, **event)
+
+
+async def insert_key(db: Any, key: KeyRow, tags: dict[str, str], events: Sequence[dict] = ()) -> None:
     async with db.transaction() as tx:
         await _insert_key(tx, key)
+        await _record(tx, events)
         await tx.executemany("INSERT INTO kms_key_tags (key_id, key, value) VALUES (?, ?, ?)",
                              [(key.key_id, k, v) for k, v in tags.items()])
 
@@ -183,8 +191,9 @@ async def insert_managed_key(db: Any, key: KeyRow, alias: str) -> KeyRow:
 
 
 async def update_key(db: Any, account_id: str, key_id: str, *, from_state: str | None = None,
-                     **fields: Any) -> bool:
-    """Change a key's fields (only while it is in ``from_state``, when given); False when no key changed."""
+                     events: Sequence[dict] = (), **fields: Any) -> bool:
+    """Change a key's fields (only while it is in ``from_state``, when given), recording ``events``
+    with the change; False when no key changed (and nothing recorded)."""
     allowed = {"state", "description", "deletion_us", "pending_days", "rotation_days", "policy"}
     if not fields or set(fields) - allowed:
         raise ValueError(f"not a key field: {sorted(set(fields) - allowed)}")
@@ -196,10 +205,12 @@ async def update_key(db: Any, account_id: str, key_id: str, *, from_state: str |
         args.append(from_state)
     async with db.transaction() as tx:
         changed = await tx.execute(sql, args)
+        if changed:
+            await _record(tx, events)
     return changed > 0
 
 
-async def delete_key(db: Any, key_id: str, due_us: int) -> bool:
+async def delete_key(db: Any, key_id: str, due_us: int, events: Sequence[dict] = ()) -> bool:
     """Delete a key whose deletion date (at most ``due_us``) has come, with its aliases and tags;
     False when the key is no longer due (its deletion was cancelled meanwhile)."""
     async with db.transaction() as tx:
@@ -208,7 +219,22 @@ async def delete_key(db: Any, key_id: str, due_us: int) -> bool:
         if changed:
             await tx.execute("DELETE FROM kms_aliases WHERE key_id = ?", (key_id,))
             await tx.execute("DELETE FROM kms_key_tags WHERE key_id = ?", (key_id,))
+            await _record(tx, events)
     return changed > 0
+
+
+async def record_unmetered(db: Any, kind: str, events_of: Any) -> int:
+    """Record ``events_of(key)`` for every customer managed key that has no ledger event of ``kind``
+    yet (keys made before their key-months were metered), in one transaction; how many keys."""
+    async with db.transaction() as tx:
+        rows = await tx.fetchall(
+            f"SELECT {_KEY_COLUMNS} FROM kms_keys AS k WHERE key_manager = 'CUSTOMER' AND NOT EXISTS ("
+            " SELECT 1 FROM usage_events AS e WHERE e.account_id = k.account_id AND e.kind = ?"
+            " AND e.resource_id = 'arn:aws:kms:' || k.region || ':' || k.account_id || ':key/' || k.key_id)",
+            (kind,))
+        for row in rows:
+            await _record(tx, events_of(_key(row)))
+    return len(rows)
 
 
 async def insert_alias(db: Any, account_id: str, region: str, name: str, key_id: str, now_us: int) -> bool:

@@ -126,6 +126,8 @@ async def put(db: Any, account_id: str, region: str, parameter: Parameter, *, ov
             old = _row(latest)
             parameter.version = old.version + 1
             for attr in ("type", "description", "allowed_pattern", "key_id", "data_type"):
+                if attr == "key_id" and parameter.type != "SecureString":
+                    continue        # only a SecureString names a KMS key
                 if getattr(parameter, attr) is None:
                     setattr(parameter, attr, getattr(old, attr))
             count = (await tx.fetchone("SELECT COUNT(*) AS n FROM ssm_parameters WHERE account_id = ? AND"

@@ -76,7 +76,8 @@ async def test_requests_are_metered_and_priced(tmp_path, clock):
         await context.billing.run_once()
         report = json.loads(await billing_report(context.db, context.config, "2026-05", account.account_id,
                                                  "json", now=clock(), rate=False))
-        line = next(i for i in report["items"] if i["productCode"] == "awskms")
+        line = next(i for i in report["items"] if i["productCode"] == "awskms"
+                    and i["usageType"] == "us-east-1-KMS-Requests")
         assert Decimal(line["amount"]) == 5 and Decimal(line["cost"]) == 5 * Decimal("0.000003")
     finally:
         await server.close()

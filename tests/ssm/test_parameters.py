@@ -93,7 +93,7 @@ async def test_write_validation(app):
         == "Advanced"
     await fails(app, "PutParameter", "HierarchyLevelLimitExceededException", Name="/" + "/".join("a" * 16),
                 Value="v", Type="String")
-    await fails(app, "PutParameter", "UnsupportedParameterType", Name="/secret", Value="v", Type="SecureString")
+    await fails(app, "PutParameter", "ValidationException", Name="/plain", Value="v", Type="String", KeyId="alias/x")
     await fails(app, "PutParameter", "ParameterPatternMismatchException", Name="/port", Value="http",
                 Type="String", AllowedPattern=r"^\d+$")
     await fails(app, "PutParameter", "ValidationException", Name="/img", Value="not-an-ami", Type="String",
