@@ -112,7 +112,7 @@ class Supervisor:
             first = self.workers[0]
             self._spawn(first)
             if not self._wait_ready([first]):
-                return self._stop_all() or 1
+                return self._stop_all() if self.stopping else max(self._stop_all(), 1)
             for worker in self.workers[1:]:
                 self._spawn(worker)
             self._wait_ready(self.workers[1:])
