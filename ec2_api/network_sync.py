@@ -17,8 +17,9 @@ socket, ``<data_dir>/imds.sock``, served by ``ec2_api.imds_relay``.
   change bumps ``net_generation`` in its transaction; instance state changes move
   ``ec2_instances.state_seq``. One runner task applies, debounced by ``DEBOUNCE_SECONDS``, one
   apply at a time; a poller notices changes made by other processes within ``POLL_SECONDS``
-  (started only when the server runs several worker processes, ``--workers``). Before computing the state it runs ``instance_network.reconcile`` (interfaces
-  of terminated instances, auto-assigned public addresses of stopped ones);
+  (started only when the server runs several worker processes, ``--workers``). Before computing
+  the state it runs ``instance_network.reconcile`` (interfaces of terminated instances,
+  auto-assigned public addresses of stopped ones);
 - ``nics_for(instance_id)``: what the driver's ``VMSpec.nics`` gets when booting a VM (after
   applying, so that the taps exist);
 - ``sample_counters()``: per-interface byte counters into the usage ledger: internet out
