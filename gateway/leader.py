@@ -47,6 +47,7 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from gateway.errors import GatewayError
 
@@ -163,7 +164,8 @@ class Leadership:
         while True:
             try:
                 async with self._client().request(
-                        request.method, f"http://leader{request.raw_path}", headers=headers,
+                        request.method, URL(f"http://leader{request.raw_path}", encoded=True),
+                        headers=headers,
                         data=body, allow_redirects=False, auto_decompress=False,
                         skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
                 ) as answer:

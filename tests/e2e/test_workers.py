@@ -4,6 +4,7 @@ deleted bucket, a disabled key), EC2 through either worker (the leader serves it
 a worker and of the leader loses no acknowledged write and wedges nothing."""
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
@@ -15,6 +16,9 @@ import uuid
 import boto3
 import botocore.config
 import pytest
+from botocore.auth import SigV2Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.conftest import NimboServer
@@ -191,13 +195,50 @@ def test_ec2_through_either_worker_and_tenants_isolated(two_workers):
     assert info.value.response["Error"]["Code"] == "AccessDenied"
 
 
+def test_ec2_query_get_signed_v2_through_the_worker_that_forwards(two_workers):
+    """A GET with the query signed by SigV2 (names and values with odd characters): forwarded
+    byte for byte, so the leader's signature check sees what the client signed."""
+    srv = two_workers
+    env = srv.credentials()
+    leader = leader_of(srv)
+    for _ in range(40):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        probe = f"/probe-{uuid.uuid4().hex[:12]}"
+        conn.request("HEAD", probe)
+        conn.getresponse().read()
+        if wait_for(lambda: served_by(srv, probe), what="the probe") != {leader}:
+            break
+        conn.close()
+    else:
+        raise AssertionError("40 connections all reached the leader")
+    request = AWSRequest(method="GET", url=srv.endpoint + "/", params={
+        "Action": "DescribeRegions", "Version": "2016-11-15",
+        "Filter.1.Name": "region-name", "Filter.1.Value.1": "us-east-1",
+        "Filter.2.Name": "opt-in-status", "Filter.2.Value.1": "opt-in-not-required",
+        "Filter.2.Value.2": "a value/with spaces+plus&amp;=~*"})
+    SigV2Auth(Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])).add_auth(request)
+    prepared = request.prepare()
+    conn.request("GET", prepared.url[len(srv.endpoint):], headers=dict(prepared.headers))
+    answer = conn.getresponse()
+    body = answer.read()
+    conn.close()
+    assert answer.status == 200, body
+    assert b"<regionName>us-east-1</regionName>" in body and body.count(b"<regionName>") == 1
+
+
 def test_clean_stop_flushes_every_workers_usage_counts(two_workers):
     """SIGTERM stops every worker cleanly: each flushes its buffered request counts (gateway.metering),
     so the ledger holds exactly the PUTs the access logs show, from both workers, none twice."""
     srv = two_workers
+    on = clients_on_each_worker(srv, Clients(srv))
+    first = next(iter(on.values()))
+    first.create_bucket(Bucket="metered")
+    for n, s3 in enumerate(on.values()):
+        for i in range(3 + n):
+            s3.put_object(Bucket="metered", Key=f"k{n}-{i}", Body=b"x")
     with open(srv.log_path) as fh:
-        puts = re.findall(r"nimbo\.access\[(\d+)\]: \S+ PUT /shared/\S+ s3 PutObject -> 200 ", fh.read())
-    assert len(set(puts)) == 2 and len(puts) == 10
+        puts = re.findall(r"nimbo\.access\[(\d+)\]: \S+ PUT /metered/\S+ s3 PutObject -> 200 ", fh.read())
+    assert len(set(puts)) == 2 and len(puts) == 7
     pids = workers_of(srv)
     assert srv.stop() == 0
     for pid in pids:
@@ -208,7 +249,7 @@ def test_clean_stop_flushes_every_workers_usage_counts(two_workers):
     db = sqlite3.connect(os.path.join(srv.data_dir, "nimbo.db"))
     try:
         (counted,) = db.execute("SELECT SUM(amount) FROM usage_counts WHERE operation = 'PutObject'"
-                                " AND usage_type = 'Requests-Tier1' AND resource_id = 'shared'").fetchone()
+                                " AND usage_type = 'Requests-Tier1' AND resource_id = 'metered'").fetchone()
     finally:
         db.close()
     assert counted == len(puts)
