@@ -108,6 +108,7 @@ class Supervisor:
     def run(self, announce: Callable[[], None]) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_stop)
+        _preload()
         try:
             first = self.workers[0]
             self._spawn(first)
@@ -264,6 +265,18 @@ class Supervisor:
         worker.pid = pid
         worker.ready = False
         worker.ready_fd = read_fd
+
+
+def _preload() -> None:
+    """Import the application's modules once, here, so that every worker (and a replacement, or a
+    worker taking over as the leader) starts without importing them again (fork shares them).
+    Imports only: no thread, event loop or descriptor is made (a fork copies none of them)."""
+    try:
+        from gateway import app  # noqa: F401, PLC0415
+        from gateway.registry import default_services  # noqa: PLC0415
+        default_services()
+    except Exception:   # noqa: BLE001 (a worker importing it will report the error itself)
+        log.debug("preloading the application failed", exc_info=True)
 
 
 def _signal(pid: int, signum: int) -> None:
