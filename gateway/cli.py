@@ -387,8 +387,13 @@ async def run_server(config, ready: asyncio.Event | None = None, *, sock: socket
             lock.announce(config.endpoint_url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        leadership = app[APP_CONTEXT].leadership
+
+        def stopping() -> None:
+            stop.set()
+            leadership.stopping = True      # no take-over as the leader from now on
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, stopping)
         if ready is not None:
             ready.set()
         await stop.wait()

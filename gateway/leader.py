@@ -83,6 +83,7 @@ class Leadership:
         self.config = config
         self.shared = workers_of(config) > 1
         self.leader = False
+        self.stopping = False     # set when this process begins to stop (gateway.cli.run_server)
         self._lead = lead
         self._fd = -1
         self._runner: web.AppRunner | None = None
@@ -132,6 +133,8 @@ class Leadership:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(RETRY_SECONDS)
+            if self.stopping:
+                return
             if not self._try_lock():
                 continue
             try:
@@ -180,7 +183,7 @@ class Leadership:
                     return response
             except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError):
                 # no leader serves the socket right now (one is taking over, maybe this process)
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or self.stopping:
                     raise ServiceUnavailable() from None
                 await asyncio.sleep(0.05)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

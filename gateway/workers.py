@@ -28,8 +28,10 @@ death wedges no other: its SQLite and ``flock`` locks die with it, and if it led
 takes over (``gateway.leader``).
 
 Signals: SIGINT or SIGTERM to the parent stops every worker cleanly (SIGTERM: each drains its
-requests, flushes its usage counts and closes its database) and then the parent; Ctrl-C in a
-terminal reaches the workers directly too, with the same effect. A worker that is still running
+requests, flushes its usage counts and closes its database), the leader last (so that requests
+the others forwarded to it are answered), and then the parent; Ctrl-C in a terminal reaches the
+workers directly too, with the same effect (a worker that is stopping never takes over as the
+leader, and stops waiting for one). A worker that is still running
 ``STOP_TIMEOUT_SECONDS`` later is killed. If the parent itself dies (``kill -9``), the kernel kills
 its workers (``PR_SET_PDEATHSIG``), so no orphan keeps the port or the data directory.
 
@@ -109,6 +111,8 @@ class Supervisor:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._on_stop)
         _preload()
+        if self.stopping:
+            return 0
         try:
             first = self.workers[0]
             self._spawn(first)
@@ -218,20 +222,25 @@ class Supervisor:
             worker.ready_fd = -1
 
     def _stop_all(self) -> int:
+        """SIGTERM the workers that do not lead, then, once they are gone (their requests
+        forwarded to the leader answered), the leader; SIGKILL what still runs
+        ``STOP_TIMEOUT_SECONDS`` later."""
         self.stopping = True
-        for worker in self.workers:
-            if worker.pid:
-                _signal(worker.pid, signal.SIGTERM)
+        leader = _leader_pid(self.config.data_dir)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-        while any(w.pid for w in self.workers):
-            self._reap()
-            if time.monotonic() > deadline:
-                for worker in self.workers:
-                    if worker.pid:
-                        log.warning("worker %d did not stop: killing it", worker.index)
-                        _signal(worker.pid, signal.SIGKILL)
-                deadline = float("inf")
-            time.sleep(0.02)
+        for last in (False, True):
+            for worker in self.workers:
+                if worker.pid and (worker.pid == leader) == last:
+                    _signal(worker.pid, signal.SIGTERM)
+            while any(w.pid and (last or w.pid != leader) for w in self.workers):
+                self._reap()
+                if time.monotonic() > deadline:
+                    for worker in self.workers:
+                        if worker.pid:
+                            log.warning("worker %d did not stop: killing it", worker.index)
+                            _signal(worker.pid, signal.SIGKILL)
+                    deadline = float("inf")
+                time.sleep(0.02)
         log.info("stopped")
         return 0
 
@@ -241,14 +250,17 @@ class Supervisor:
         parent = os.getpid()
         sys.stdout.flush()
         sys.stderr.flush()
+        stops = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)   # held until the worker's own handling
         pid = os.fork()
         if pid == 0:    # the worker
             status = 1
             try:
                 os.close(read_fd)
                 _die_with(parent)
-                for signum in (signal.SIGINT, signal.SIGTERM):
+                for signum in stops:
                     signal.signal(signum, signal.SIG_DFL)   # until its event loop handles them
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
                 for other in self.workers:
                     if other is not worker:
                         if other.sock is not None:
@@ -261,6 +273,7 @@ class Supervisor:
             finally:
                 logging.shutdown()
                 os._exit(status)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
         os.close(write_fd)
         worker.pid = pid
         worker.ready = False
@@ -277,6 +290,16 @@ def _preload() -> None:
         default_services()
     except Exception:   # noqa: BLE001 (a worker importing it will report the error itself)
         log.debug("preloading the application failed", exc_info=True)
+
+
+def _leader_pid(data_dir: str) -> int:
+    from gateway.leader import LOCK_FILE  # noqa: PLC0415
+    try:
+        with open(os.path.join(data_dir, LOCK_FILE)) as fh:
+            text = fh.read().strip()
+    except OSError:
+        return 0
+    return int(text) if text.isdigit() else 0
 
 
 def _signal(pid: int, signum: int) -> None:
