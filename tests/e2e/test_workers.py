@@ -9,6 +9,8 @@ import os
 import re
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -21,7 +23,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.conftest import NimboServer
+from gateway.data_dir import is_served
+from tests.conftest import REPO, NimboServer
 from tests.e2e.test_ec2_api import _register_stub as register_stub_image
 
 ACCESS = re.compile(r"nimbo\.access\[(\d+)\]: \S+ (\w+) (\S+) ")
@@ -332,3 +335,20 @@ def test_kill_9_of_a_worker_and_of_the_leader(tmp_path):
         assert "Traceback" not in log
     finally:
         assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("after", [0.3, 1.5])
+def test_sigterm_while_the_workers_start_stops_them_all_at_once(tmp_path, after):
+    """SIGTERM while the parent imports, forks or waits for its workers: every process goes,
+    promptly, and nothing holds the data directory afterwards."""
+    srv = NimboServer(str(tmp_path / "data"), extra_args=["--workers", "2", "--backend", "fake"])
+    with open(tmp_path / "server.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port", str(srv.port),
+                                    "--data-dir", srv.data_dir, *srv.extra_args], cwd=REPO,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    time.sleep(after)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(15) in (0, -signal.SIGTERM)
+    assert time.monotonic() - started < 10, "the stop waited for a worker that ignored SIGTERM"
+    wait_for(lambda: not is_served(srv.data_dir), 5, "the workers to go")
