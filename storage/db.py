@@ -175,6 +175,12 @@ class Database:
                 await self._rollback()
                 raise self._storage_full(exc) or exc
 
+    async def wait_for_writers(self) -> None:
+        """Wait until no other process is writing, and keep the writers' lock for this process's
+        next transaction (its commit or rollback drops it; call only when one follows). A group
+        commit waits here before it takes its batch, so what arrives meanwhile joins the batch."""
+        await self._writer._execute(_lock_writers, self._writer_fd)
+
     async def run_in_transaction(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` on the writer's thread inside BEGIN IMMEDIATE ... COMMIT, in
         one thread hop, and return what it returns. ``conn`` is the writer's ``sqlite3``
