@@ -65,6 +65,8 @@ def _process_start(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             fields = fh.read().rsplit(b")", 1)[1].split()
+        if fields[0] in (b"Z", b"X"):       # dead, not yet reaped (a killed server's orphans)
+            return None
         return fields[19].decode()          # field 22: start time in clock ticks since boot
     except (OSError, IndexError):
         return None

@@ -16,9 +16,10 @@ socket, ``<data_dir>/imds.sock``, served by ``ec2_api.imds_relay``.
 - after every change that alters the desired state: the API's actions call ``poke()``, and every
   change bumps ``net_generation`` in its transaction; instance state changes move
   ``ec2_instances.state_seq``. One runner task applies, debounced by ``DEBOUNCE_SECONDS``, one
-  apply at a time; a poller notices changes made by other processes (``--workers``) within
-  ``POLL_SECONDS``. Before computing the state it runs ``instance_network.reconcile`` (interfaces
-  of terminated instances, auto-assigned public addresses of stopped ones);
+  apply at a time; a poller notices changes made by other processes within ``POLL_SECONDS``
+  (started only when the server runs several worker processes, ``--workers``). Before computing
+  the state it runs ``instance_network.reconcile`` (interfaces of terminated instances,
+  auto-assigned public addresses of stopped ones);
 - ``nics_for(instance_id)``: what the driver's ``VMSpec.nics`` gets when booting a VM (after
   applying, so that the taps exist);
 - ``sample_counters()``: per-interface byte counters into the usage ledger: internet out
@@ -123,7 +124,8 @@ class NetworkSync:
         await self.sync_now()
         self._tasks.append(asyncio.create_task(self._runner()))
         if background and self.data_path is not None:
-            self._tasks.append(asyncio.create_task(self._poller()))
+            if int(getattr(self.config, "workers", None) or 1) > 1:   # other processes may write
+                self._tasks.append(asyncio.create_task(self._poller()))
             self._tasks.append(asyncio.create_task(self._sampler()))
 
     async def close(self) -> None:

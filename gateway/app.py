@@ -29,6 +29,7 @@ from gateway.connection_limits import track_requests
 from gateway.connections import close_if_body_unsent, defer_expect
 from gateway.context import AppContext, RequestContext, utc_now
 from gateway.internal import report_delivery
+from gateway.leader import LEADER_SERVICES, Leadership, forwarded_https, workers_of
 from gateway.metering import S3_SERVICE, Meter, MeterBuffer, s3_request_tier
 from gateway.protocols import json_protocol, query, rest_xml
 from gateway.services import Service, accepted_regions, protocol_of, signing_service, unsigned_service
@@ -152,6 +153,8 @@ async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, 
                                                       request.headers)
     else:
         body = await dispatch.read_body(request, app.config.max_request_body)
+        if app.leadership is not None and app.leadership.forwards(service.name):
+            return await app.leadership.forward(request, ctx, body)   # gateway.leader
     if (service.protocol == "rest-xml" and request.method == "POST" and bucket and not key
             and request.headers.get("Content-Type", "").lower().startswith("multipart/form-data")):
         from gateway.post_object import serve_post_object  # noqa: PLC0415 (POST Object: a signed form)
@@ -161,7 +164,7 @@ async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, 
         auth = await sigv2_query.authenticate(
             request.method, request.headers.get("Host", ""), raw_path or "/",
             dispatch.form_pairs(request, body), app.accounts.secret_for, app.clock(),
-            service=ctx.service, secure=request.secure)
+            service=ctx.service, secure=request.secure or forwarded_https(request))
     else:
         signed = SignedRequest(method=request.method, raw_path=raw_path, raw_query=raw_query,
                                headers=request.headers, host_bucket=host_bucket)
@@ -312,19 +315,32 @@ async def _startup(app: web.Application) -> None:
     if key is not None:
         log.info("created the admin account %s; `nimbo credentials --data-dir %s` prints its key",
                  admin.account_id, config.data_dir)
+    for service in app[SERVICES].values():
+        if service.open_state is not None and service.name not in LEADER_SERVICES:
+            context.states[service.name] = await service.open_state(context)
+    context.meter_buffer = MeterBuffer(context.db, config.meter_flush_seconds)
+    context.meter_buffer.start()
+    # the leader's parts: here, or later in the worker that takes over (gateway.leader)
+    context.leadership = Leadership(config, lambda: _lead(context, app[SERVICES]))
+    await context.leadership.start()
+    if workers_of(config) == 1:   # with workers, the parent writes it once every one serves
+        with open(config.path("endpoint"), "w") as fh:  # written last: the server is ready
+            fh.write(config.endpoint_url + "\n")
+
+
+async def _lead(context: AppContext, services: dict[str, Service]) -> None:
+    """What runs once per data directory, in the leader: the VM driver, the instance network,
+    EC2's state (housekeeping, driver events, the metadata service) and billing."""
+    config = context.config
     if context.backend is None:
         context.backend = make_backend(config)
     if context.network is None:
         from ec2_api.network_sync import make_data_path  # noqa: PLC0415
         context.network = make_data_path(config)
-    for service in app[SERVICES].values():
-        if service.open_state is not None:
+    for service in services.values():
+        if service.open_state is not None and service.name in LEADER_SERVICES:
             context.states[service.name] = await service.open_state(context)
-    context.meter_buffer = MeterBuffer(context.db, config.meter_flush_seconds)
-    context.meter_buffer.start()
     context.billing = await start_billing(context, deliver=report_delivery(context))
-    with open(config.path("endpoint"), "w") as fh:  # written last: the server is ready
-        fh.write(config.endpoint_url + "\n")
 
 
 def space_guard(config: Config) -> SpaceGuard:
@@ -337,6 +353,8 @@ def space_guard(config: Config) -> SpaceGuard:
 
 async def _cleanup(app: web.Application) -> None:
     context: AppContext = app[APP_CONTEXT]
+    if context.leadership is not None:
+        await context.leadership.stop_watching()    # no take-over while stopping
     if context.billing is not None:
         await stop_billing(context.billing)
     if context.meter_buffer is not None:
@@ -347,6 +365,8 @@ async def _cleanup(app: web.Application) -> None:
             await service.close_state(state)
     if context.backend is not None:
         await context.backend.close()  # stops watching; VMs keep running
+    if context.leadership is not None:
+        await context.leadership.close()    # last of the leader's parts: its lock
     if context.db is not None:
         await context.db.close()
 

@@ -56,6 +56,8 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--access-log", action="store_const", const=True, default=None,
                         help="log one line per request (logger nimbo.access, level INFO)")
     parser.add_argument("--backend", default=None, help="hypervisor driver: qemu (default) or fake")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="server processes on the one port (default: one per core)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -283,13 +285,20 @@ async def admin(accounts: AccountService, args: argparse.Namespace) -> int:
 def _serve_config(args: argparse.Namespace):
     return load_config(args.config, host=args.host, port=args.port, data_dir=args.data_dir,
                        tls_cert=args.tls_cert, tls_key=args.tls_key, region=args.region,
-                       backend=args.backend, access_log=getattr(args, "access_log", None))
+                       backend=args.backend, access_log=getattr(args, "access_log", None),
+                       workers=getattr(args, "workers", None))
 
 
 def serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = _serve_config(args)
+    from gateway import workers  # noqa: PLC0415
+    if config.workers is None:
+        config.workers = workers.default_workers()
+    if config.workers < 1:
+        raise ValueError(f"--workers must be 1 or more, not {config.workers}")
+    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s"
+                               f"{'[%(process)d]' if config.workers > 1 else ''}: %(message)s")
     try:
         lock = data_dirs.lock_for_server(config.data_dir)
     except data_dirs.DataDirInUse as exc:
@@ -297,17 +306,42 @@ def serve(args: argparse.Namespace) -> int:
         return 1
     try:
         try:
-            sock = listen(config.host, config.port)
+            if config.workers > 1:
+                sockets = workers.listen_reuseport(config.host, config.port, config.workers)
+                config.port = sockets[0].getsockname()[1]
+            else:
+                sock = listen(config.host, config.port)
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             print(f"nimbo: cannot listen on {config.host}:{config.port}: {reason}"
                   f"{' (is another server running there? pass --port)' if exc.errno == errno.EADDRINUSE else ''}",
                   file=sys.stderr)
             return 1
+        if config.workers > 1:   # a parent that supervises the workers (gateway.workers)
+            return workers.Supervisor(config, sockets, _serve_worker).run(
+                lambda: lock.announce(config.endpoint_url))
         runner = _event_loop_runner()
         runner(run_server(config, sock=sock, lock=lock))
     finally:
         lock.release()
+    return 0
+
+
+def _serve_worker(config, sock: socket.socket, ready_fd: int) -> int:
+    """One worker process of ``--workers N``: the server, telling the parent when it serves."""
+    async def main() -> None:
+        ready = asyncio.Event()
+
+        async def tell_parent() -> None:
+            await ready.wait()
+            os.write(ready_fd, b"r")
+            os.close(ready_fd)
+        told = asyncio.create_task(tell_parent())
+        try:
+            await run_server(config, ready, sock=sock)
+        finally:
+            told.cancel()
+    _event_loop_runner()(main())
     return 0
 
 
@@ -334,7 +368,7 @@ def _event_loop_runner():
 async def run_server(config, ready: asyncio.Event | None = None, *, sock: socket.socket | None = None,
                      lock: data_dirs.ServerLock | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly (also when start-up fails)."""
-    from gateway.app import create_app  # noqa: PLC0415
+    from gateway.app import APP_CONTEXT, create_app  # noqa: PLC0415
     from gateway.connection_limits import GuardedSite, Limits  # noqa: PLC0415
     from gateway.connections import handler_options  # noqa: PLC0415
     if sock is None:
@@ -350,6 +384,7 @@ async def run_server(config, ready: asyncio.Event | None = None, *, sock: socket
         site = GuardedSite(runner, config.host, config.port, limits=Limits.from_config(config),
                            ssl_context=ssl_context, sock=sock)   # timeouts and a connection cap
         await site.start()
+        await app[APP_CONTEXT].leadership.attach(runner)   # the leader's socket (gateway.leader)
         log.info("Nimbo serving %s (data in %s, regions %s); web console: %s/console/",
                  config.endpoint_url, config.data_dir, ", ".join(config.regions),
                  config.endpoint_url.rstrip("/"))
@@ -357,8 +392,13 @@ async def run_server(config, ready: asyncio.Event | None = None, *, sock: socket
             lock.announce(config.endpoint_url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        leadership = app[APP_CONTEXT].leadership
+
+        def stopping() -> None:
+            stop.set()
+            leadership.stopping = True      # no take-over as the leader from now on
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, stopping)
         if ready is not None:
             ready.set()
         await stop.wait()

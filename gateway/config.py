@@ -20,6 +20,7 @@ A config file looks like::
     http_body_timeout = 30                # seconds a request body (or a response) may stall
     http_keepalive_timeout = 60           # seconds an idle connection is kept
     http_max_connections = 1024           # open connections (bounded by the descriptor limit)
+    workers = 2                           # server processes on the one port (default: the cores)
     [regions]
     us-east-1 = ["us-east-1a", "us-east-1b", "us-east-1c"]
     eu-west-1 = ["eu-west-1a", "eu-west-1b"]
@@ -79,6 +80,7 @@ class Config:
     http_body_timeout: float = 30.0
     http_keepalive_timeout: float = 60.0
     http_max_connections: int = 1024
+    workers: int | None = None         # `nimbo serve` processes (None: one per core; gateway.workers)
 
     @property
     def default_region(self) -> str:

@@ -50,6 +50,7 @@ class AppContext:
     states: dict[str, Any] = field(default_factory=dict)
     meter_buffer: Any = None
     billing: Any = None
+    leadership: Any = None     # gateway.leader.Leadership: whether this process leads, forwarding
 
 
 @dataclass

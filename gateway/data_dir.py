@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from dataclasses import dataclass
 
 DEFAULT_DATA_DIR = "nimbo-data"
@@ -86,7 +87,7 @@ def lock_for_server(data_dir: str) -> ServerLock:
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
     fd = os.open(os.path.join(data_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _lock_or_wait_for_dying(fd)
     except BlockingIOError:
         holder = _read(fd)
         os.close(fd)
@@ -98,6 +99,32 @@ def lock_for_server(data_dir: str) -> ServerLock:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return ServerLock(data_dir, fd)
+
+
+def _lock_or_wait_for_dying(fd: int, wait: float = 5.0) -> None:
+    """The exclusive lock, or BlockingIOError. The workers of a server (``--workers``) share its
+    lock; when the server's parent was killed, the kernel kills them too, a moment later: while
+    the recorded holder is dead, wait up to ``wait`` seconds for them to go."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            holder = _read(fd)
+            if not holder.isdigit() or _alive(int(holder)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _read(fd: int) -> str:

@@ -73,6 +73,9 @@ async def open_state(app) -> S3State:
             blobs.share()
     else:
         log.info("another process serves this data directory: no blob collection")
+        # shared, as the others hold it: a process (re)started later must not collect while
+        # this one writes (waits while a starting process collects alone)
+        await blobs.run(blobs.share)
     inline_max = getattr(config, "s3_inline_max", None)
     day = float(getattr(config, "s3_lifecycle_day_seconds", None) or DAY_SECONDS)
     state = S3State(store, blobs, INLINE_MAX if inline_max is None else int(inline_max),

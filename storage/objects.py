@@ -4,7 +4,10 @@ Reads go through a read-only SQLite connection of this module, used synchronousl
 loop: a point lookup costs ~10 us, a thread hop ~100-200 us on this hardware (WAL readers never
 wait for the writer). Writes go through ``Database.transaction()`` and are *group-committed*: a
 single task takes the queued operations, runs consecutive batchable ones inside one transaction
-(one WAL fsync for all of them) and an exclusive one alone in its own transaction.
+(one WAL fsync for all of them) and an exclusive one alone in its own transaction. With several
+processes on one file (``--workers``), the task first waits until no other process writes
+(``Database.wait_for_writers``) and only then takes its batch, so that what arrives while the
+others commit joins it.
 
 An operation sees the current state through a ``Batch``: ``get``/``put``/``delete`` of object
 versions work on an overlay over the committed rows (read after ``BEGIN IMMEDIATE``, so nothing can
@@ -357,6 +360,8 @@ class ObjectStore:
             for _ in range(GATHER_ROUNDS):
                 await asyncio.sleep(0)
             while self._queue:
+                # other processes (--workers) commit meanwhile: their time gathers a bigger batch
+                await self.db.wait_for_writers()
                 if self._queue[0].exclusive:
                     ops = [self._queue.popleft()]
                 else:

@@ -35,7 +35,10 @@ def restart(srv) -> None:
     srv.start()
 
 
-def test_acknowledged_put_survives_kill_9(fresh_server):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_acknowledged_put_survives_kill_9(fresh_server, workers):
+    """kill -9 of the server (with --workers 2: of the parent, whose workers the kernel kills)."""
+    fresh_server.extra_args = ["--workers", workers]
     srv = fresh_server.start()
     s3 = srv.client("s3")
     s3.create_bucket(Bucket="durable")

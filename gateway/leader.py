@@ -1,0 +1,226 @@
+"""The leader among a data directory's worker processes (``nimbo serve --workers N``).
+
+Some work must run once per data directory, not once per process: the VM driver and its events,
+the instance network data path and the metadata service's relay (``imds.sock``), EC2's
+housekeeping, the EBS sweep and import recovery (all inside EC2's state, ``ec2_api.operations``),
+and the billing pass. One worker, the *leader*, holds an exclusive ``flock`` on
+``<data_dir>/leader.lock`` and runs all of it; it also serves the services that need it (``ec2``,
+and Cost Explorer ``ce`` and CUR ``cur``, which rate through the leader's billing pass: see
+``LEADER_SERVICES``) on a private unix socket, ``<data_dir>/leader.sock`` (owner only).
+
+Every other worker serves S3, STS and SSM itself (their state is the database and the blob store,
+shared by every process) and *forwards* a request for a leader's service, unchanged (method,
+path, headers, body: the signature still covers it), to that socket, then relays the answer. The
+leader authenticates and serves it as any request; so there is one copy of the EC2 state machine,
+its per-instance locks and its driver, and nothing in ``ec2_api`` needs to know about processes.
+EC2 is the control plane (requests per second are few); S3, the data plane, scales with the
+workers. Why forwarding rather than running EC2 in every worker: the driver watches its VMs
+(QMP sockets, pidfiles) and the data path owns one network namespace, both from one process;
+sharing them would need a second protocol between workers, which forwarding avoids.
+
+Takeover: a worker that is not the leader tries the lock every ``RETRY_SECONDS``. The kernel drops
+a dead leader's lock with its descriptors (``kill -9`` included; the lock's descriptor is not
+inherited by QEMU's processes), so another worker becomes the leader within that time: it opens
+EC2's state as a restarted server does (the QEMU driver re-adopts the VMs that still run from
+their pidfiles and QMP sockets, ``backend/qemu.py``; instances follow the driver's state), starts
+billing, and serves the socket. A forwarded request waits for a leader up to
+``FORWARD_WAIT_SECONDS`` (a request that reaches no leader is ServiceUnavailable, 503, which
+clients retry); one whose leader died while serving it is ServiceUnavailable too, since it cannot
+be known whether it took effect (EC2's ClientToken makes a retried RunInstances safe).
+
+Crash story: nothing here is persistent. The lock dies with its holder; a stale ``leader.sock``
+is replaced by the next leader (it holds the lock when it does so).
+
+With one worker (``--workers 1``, or an application made by ``create_app`` in tests) the process
+is the leader without a lock file or socket, as before.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import socket
+import time
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from gateway.errors import GatewayError
+
+log = logging.getLogger("nimbo.leader")
+
+LOCK_FILE = "leader.lock"
+SOCKET_FILE = "leader.sock"
+LEADER_SERVICES = frozenset({"ec2", "ce", "cur"})
+RETRY_SECONDS = 0.25
+FORWARD_WAIT_SECONDS = 30.0
+FORWARDED_PROTO = "X-Nimbo-Forwarded-Proto"
+
+# headers of one hop only (RFC 9110 7.6.1), and those aiohttp sets from the body it sends
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade",
+                         "transfer-encoding", "content-length", "expect", FORWARDED_PROTO.lower()})
+
+
+class ServiceUnavailable(GatewayError):
+    code = "ServiceUnavailable"
+    status = 503
+    message = "The service is unavailable: no process leads this server right now. Please try again."
+
+
+def workers_of(config: Any) -> int:
+    """The number of worker processes of the server (1 for an application made in-process)."""
+    return int(getattr(config, "workers", None) or 1)
+
+
+class Leadership:
+    """Whether this process leads, the leader's parts (opened by ``lead``) and the forwarding."""
+
+    def __init__(self, config: Any, lead: Callable[[], Awaitable[None]]) -> None:
+        self.config = config
+        self.shared = workers_of(config) > 1
+        self.leader = False
+        self.stopping = False     # set when this process begins to stop (gateway.cli.run_server)
+        self._lead = lead
+        self._fd = -1
+        self._runner: web.AppRunner | None = None
+        self._site: web.UnixSite | None = None
+        self._watcher: asyncio.Task | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.socket_path = os.path.join(config.data_dir, SOCKET_FILE)
+
+    # -- becoming the leader ---------------------------------------------------------------
+    async def start(self) -> None:
+        """At start-up: lead when alone or when the lock is free; else watch for the lock."""
+        if not self.shared:
+            await self._lead()
+            self.leader = True
+            return
+        if self._try_lock():
+            await self._become()
+        else:
+            log.info("worker %d: another process leads; EC2 and billing requests go to it",
+                     os.getpid())
+            self._watcher = asyncio.create_task(self._watch(), name="nimbo-leader-watch")
+
+    async def attach(self, runner: web.AppRunner) -> None:
+        """Once the application serves: the leader's socket (now, or when this process leads)."""
+        self._runner = runner
+        if self.shared and self.leader:
+            await self._serve_socket()
+
+    def _try_lock(self) -> bool:
+        if self._fd < 0:
+            self._fd = os.open(os.path.join(self.config.data_dir, LOCK_FILE),
+                               os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        return True
+
+    async def _become(self) -> None:
+        log.info("worker %d leads: the VM driver, EC2 housekeeping, the network and billing run here",
+                 os.getpid())
+        await self._lead()
+        self.leader = True      # from now on this process serves the leader's services itself
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(RETRY_SECONDS)
+            if self.stopping:
+                return
+            if not self._try_lock():
+                continue
+            try:
+                await self._become()
+                if self._runner is not None:
+                    await self._serve_socket()
+            except Exception:   # noqa: BLE001 (a half-open leader must not keep the lock)
+                log.exception("worker %d could not take over as the leader; restarting it", os.getpid())
+                os.kill(os.getpid(), 15)     # a clean stop; the parent starts a new worker
+            return
+
+    async def _serve_socket(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)     # a dead leader's (this process holds the lock)
+        self._site = web.UnixSite(self._runner, self.socket_path)
+        await self._site.start()
+        os.chmod(self.socket_path, 0o600)
+
+    # -- forwarding ------------------------------------------------------------------------
+    def forwards(self, service: str) -> bool:
+        return self.shared and not self.leader and service in LEADER_SERVICES
+
+    async def forward(self, request: web.Request, ctx: Any, body: bytes) -> web.Response:
+        """Serve ``request`` (its ``body`` read already) through the leader; the answer as is."""
+        headers = [(name, value) for name, value in request.headers.items()
+                   if name.lower() not in _HOP_BY_HOP]
+        headers.append((FORWARDED_PROTO, "https" if request.secure else "http"))
+        ctx.requested_operation = "forwarded-to-leader"
+        deadline = time.monotonic() + FORWARD_WAIT_SECONDS
+        while True:
+            try:
+                async with self._client().request(
+                        request.method, URL(f"http://leader{request.raw_path}", encoded=True),
+                        headers=headers,
+                        data=body, allow_redirects=False, auto_decompress=False,
+                        skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+                ) as answer:
+                    data = await answer.read()
+                    relayed = [(name, value) for name, value in answer.headers.items()
+                               if name.lower() not in _HOP_BY_HOP and name.lower() != "date"
+                               and name.lower() != "server"]
+                    ctx.request_id = answer.headers.get("x-amzn-RequestId", ctx.request_id)
+                    response = web.Response(status=answer.status, body=data)
+                    for name, value in relayed:
+                        response.headers.add(name, value)
+                    return response
+            except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError):
+                # no leader serves the socket right now (one is taking over, maybe this process)
+                if time.monotonic() > deadline or self.stopping:
+                    raise ServiceUnavailable() from None
+                await asyncio.sleep(0.05)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                log.warning("the leader went away while serving a forwarded request: %s", exc)
+                raise ServiceUnavailable("The server's leader stopped while serving the request; "
+                                         "it may or may not have taken effect.") from None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.UnixConnector(self.socket_path, force_close=True)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+                auto_decompress=False)
+        return self._session
+
+    # -- the end ---------------------------------------------------------------------------
+    async def stop_watching(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+
+    async def close(self) -> None:
+        """After the leader's parts are closed: the client and, last, the lock."""
+        await self.stop_watching()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._fd >= 0:
+            os.close(self._fd)      # drops the flock: another worker may lead now
+            self._fd = -1
+
+
+def forwarded_https(request: web.Request) -> bool:
+    """Whether a request the leader received from a worker over its unix socket came to that
+    worker over TLS (SigV2 canonicalises the Host's default port by the scheme)."""
+    if request.headers.get(FORWARDED_PROTO) != "https":
+        return False
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    return sock is not None and sock.family == socket.AF_UNIX   # only workers reach it (0600)
