@@ -87,6 +87,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if request.raw_path.startswith("/console") or request.raw_path == "/":
         from gateway import console  # noqa: PLC0415 (the web console: its rule in its docstring)
         if console.is_console_request(request, app.config.s3_domain):
+            if app.leadership is not None and app.leadership.forwards("ec2") and console.needs_leader(request):
+                return await console.forward_to_leader(request, app)   # EC2 and costs live there
             return await console.serve(request, app, services)
     started = time.monotonic()
     service_name = signing_service(request) or unsigned_service(request)

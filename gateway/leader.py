@@ -196,7 +196,8 @@ class Leadership:
             connector = aiohttp.UnixConnector(self.socket_path, force_close=True)
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
-                auto_decompress=False)
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar())   # a relay: one client's cookies never reach another
         return self._session
 
     # -- the end ---------------------------------------------------------------------------

@@ -54,3 +54,28 @@ async def serve(request: Any, app: Any, services: dict) -> Any:
             "%s %s %s console - -> %d %.1fms -", request.remote, request.method, request.path,
             response.status, (time.monotonic() - started) * 1000)
     return response
+
+
+def needs_leader(request: Any) -> bool:
+    """Whether this console request must be served by the leader worker when several serve
+    (``--workers``): its API calls and cost files reach EC2 and Cost Explorer, which live there.
+    Object uploads and downloads (S3, served by every worker) and the static page stay here."""
+    path = request.path
+    return path.startswith(PREFIX + "/api/") and path != PREFIX + "/api/object"
+
+
+
+async def forward_to_leader(request: Any, app: Any) -> Any:
+    """Serve ``request`` through the leader worker (``needs_leader``); a body over the console's
+    bound is refused here as the console refuses it."""
+    from gateway import errors  # noqa: PLC0415
+    from gateway.context import RequestContext  # noqa: PLC0415
+    from gateway.dispatch import read_all  # noqa: PLC0415
+    from gateway.console.routes import MAX_JSON, ConsoleError, serve_error  # noqa: PLC0415
+    try:
+        body = await read_all(request.content, MAX_JSON)
+    except errors.MaxMessageLengthExceeded:
+        return serve_error(ConsoleError("RequestTooLarge", "The request body is too large.", 413))
+    ctx = RequestContext(app=app, request_id="console", service="console",
+                         region=app.config.default_region, headers=request.headers)
+    return await app.leadership.forward(request, ctx, body)

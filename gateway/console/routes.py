@@ -36,6 +36,8 @@ from aiohttp import web
 
 from gateway.console import csrf, keys, objects, sessions
 from gateway.console.calls import ConsoleError, call, error_of
+from gateway.dispatch import read_all
+from gateway.errors import MaxMessageLengthExceeded
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 _STATIC_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
@@ -61,9 +63,10 @@ def _json(data: Any, status: int = 200, headers: dict | None = None) -> web.Resp
 async def _body(request: web.Request) -> dict:
     if request.content_length is not None and request.content_length > MAX_JSON:
         raise ConsoleError("RequestTooLarge", "The request body is too large.", 413)
-    raw = await request.content.read(MAX_JSON + 1)
-    if len(raw) > MAX_JSON:
-        raise ConsoleError("RequestTooLarge", "The request body is too large.", 413)
+    try:
+        raw = await read_all(request.content, MAX_JSON)   # every byte, not what arrived so far
+    except MaxMessageLengthExceeded:
+        raise ConsoleError("RequestTooLarge", "The request body is too large.", 413) from None
     if not raw:
         return {}
     try:
@@ -75,12 +78,19 @@ async def _body(request: web.Request) -> dict:
     return data
 
 
+def serve_error(exc: Exception) -> web.Response:
+    status, body = error_of(exc, "ec2" if not isinstance(exc, ConsoleError) else "console")
+    response = _json(body, status)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 async def serve(request: web.Request, app: Any, services: dict) -> web.StreamResponse:
     try:
         response = await _route(request, app, services)
     except Exception as exc:  # the service's own error, or the console's
-        status, body = error_of(exc, "ec2" if not isinstance(exc, ConsoleError) else "console")
-        response = _json(body, status)
+        return serve_error(exc)
     for name, value in SECURITY_HEADERS.items():
         if not response.prepared:
             response.headers.setdefault(name, value)

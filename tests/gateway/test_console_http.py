@@ -424,3 +424,20 @@ def test_the_screens_operations_with_the_parameters_the_page_sends(live):
     a.ok("ec2", "RevokeSecurityGroupIngress", {"GroupId": group, "IpPermissions": described["IpPermissions"]})
     assert a.ok("ec2", "DescribeSecurityGroups", {"GroupIds": [group]})["SecurityGroups"][0]["IpPermissions"] == []
     a.ok("ec2", "DeleteSecurityGroup", {"GroupId": group})
+
+
+def test_every_worker_serves_the_console_screens(live):
+    """With several workers (the default: one per core) the console's EC2 and cost calls reach
+    the leader wherever the browser's connection landed: each fresh connection here may land on
+    any worker, and every one sees the same instances and costs."""
+    server, _ = live
+    seen = []
+    for _ in range(8):      # 8 fresh connections: the kernel spreads them over the workers
+        browser = signed_in(server, TENANT_A)
+        seen.append(instance_ids(browser.ok("ec2", "DescribeInstances")))
+        status, body = browser.call("ce", "GetCostAndUsage", {
+            "TimePeriod": {"Start": "2026-01-01", "End": "2026-01-02"}, "Granularity": "DAILY",
+            "Metrics": ["UnblendedCost"]})
+        assert status == 200, body
+        browser.http.close()
+    assert all(ids == seen[0] for ids in seen)
