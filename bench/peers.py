@@ -88,8 +88,12 @@ def start_nimbo(extra_args: tuple[str, ...] = ()) -> Peer:
     workdir = tempfile.mkdtemp(prefix="bench-nimbo-")
     port = free_port()
     log = open(os.path.join(workdir, "server.log"), "wb")
+    # NIMBO_BENCH_PROFILE=FILE: the server runs under cProfile and writes its profile to FILE
+    # when it stops (read it with `python -m pstats FILE`).
+    profile = os.environ.get("NIMBO_BENCH_PROFILE")
+    prefix = ["-m", "cProfile", "-o", profile] if profile else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--data-dir",
+        [sys.executable, *prefix, "-m", "gateway.cli", "serve", "--port", str(port), "--data-dir",
          os.path.join(workdir, "data"), "--log-level", "WARNING", *extra_args],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     _wait_port(port, process)
