@@ -34,6 +34,7 @@ Writer = Callable[[list, Any], None]   # writer(out, value): append the element(
 
 _ESCAPE_SUB = _TEXT_ESCAPES.sub     # escape_text without its call: sub(_escape_char, text)
 _TIMESTAMP_CACHE_MAX = 4096
+_TEXT_CACHE_MAX = 4096      # elements remembered per string writer
 
 
 def _attrs_text(attrs: Mapping[str, str]) -> str:
@@ -202,8 +203,18 @@ def _inline_lines(env: dict, i: str, write: Writer, var: str, indent: str) -> li
     env[f'W{i}'] = write
     env[f'O{i}'], env[f'C{i}'], env[f'E{i}'] = f'<{tag}>', f'</{tag}>', f'<{tag}/>'
     if kind == 'string':
+        # the element of a text seen before comes from the writer's cache (ids, states, zones
+        # and names repeat across a page); a new text is escaped once and remembered
+        env[f'K{i}'] = write.cache
+        env['MAX'] = _TEXT_CACHE_MAX
         return [f'{indent}t = {var} if type({var}) is str else str({var})',
-                f'{indent}append(O{i} + escape(ESCAPED, t) + C{i} if t else E{i})']
+                f'{indent}x = K{i}.get(t)',
+                f'{indent}if x is None:',
+                f'{indent}    x = O{i} + escape(ESCAPED, t) + C{i} if t else E{i}',
+                f'{indent}    if len(K{i}) >= MAX:',
+                f'{indent}        K{i}.clear()',
+                f'{indent}    K{i}[t] = x',
+                f'{indent}append(x)']
     if kind == 'integer':
         return [f'{indent}append(O{i} + str(int({var})) + C{i})']
     if kind == 'boolean':
@@ -263,9 +274,17 @@ def scalar_writer(shape, name: str) -> Writer:
     open_tag, close_tag, empty = f'<{name}>', f'</{name}>', f'<{name}/>'
     type_name = shape.type_name
     if type_name == 'string':
+        texts: dict[str, str] = {}    # text -> the whole element
+
         def write_string(out: list, value: Any) -> None:
             text = value if type(value) is str else str(value)
-            out.append(f'{open_tag}{escape_text(text)}{close_tag}' if text else empty)
+            element = texts.get(text)
+            if element is None:
+                if len(texts) >= _TEXT_CACHE_MAX:
+                    texts.clear()
+                element = texts[text] = f'{open_tag}{escape_text(text)}{close_tag}' if text else empty
+            out.append(element)
+        write_string.cache = texts    # type: ignore[attr-defined]
         return _inline(write_string, 'string', name)
     if type_name in ('integer', 'long'):
         def write_integer(out: list, value: Any) -> None:
