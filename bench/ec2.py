@@ -68,7 +68,7 @@ def register_tiny_image(peer: Peer) -> str:
     if not os.path.lexists(link):
         os.symlink(os.path.abspath(TINY_IMAGE_CACHE), link)
     out = subprocess.run([sys.executable, "-m", "gateway.cli", "image", "build-tiny", "--if-missing",
-                          "--data-dir", data_dir_of(peer)], cwd=REPO, capture_output=True, text=True,
+                          "--data-dir", data_dir_of(peer)], cwd=peer.repo, capture_output=True, text=True,
                          check=True)
     return out.stdout.strip().splitlines()[-1]
 

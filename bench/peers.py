@@ -44,6 +44,7 @@ class Peer:
     process: subprocess.Popen
     workdir: str
     cleanup_dirs: list[str] = field(default_factory=list)
+    repo: str = REPO    # the checkout a Nimbo peer runs from
 
     @property
     def pid(self) -> int:
@@ -108,7 +109,7 @@ def start_nimbo(extra_args: tuple[str, ...] = (), repo: str = REPO, name: str = 
         var, _, value = line.removeprefix("export ").partition("=")
         env[var] = shlex.split(value)[0]
     return Peer(name, f"http://127.0.0.1:{port}", env["AWS_ACCESS_KEY_ID"],
-                env["AWS_SECRET_ACCESS_KEY"], process, workdir, [workdir])
+                env["AWS_SECRET_ACCESS_KEY"], process, workdir, [workdir], repo)
 
 
 def start_moto() -> Peer:
