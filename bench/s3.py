@@ -209,11 +209,14 @@ def make_file(directory: str, size: int) -> str:
     return path
 
 
-def measure(peer: Peer, args, files: dict[str, str], small_only: bool = False) -> dict[str, float]:
+def measure(peer: Peer, args, files: dict[str, str], small_only: bool = False,
+            result: dict[str, float] | None = None) -> dict[str, float]:
+    """The figures of one server, filled into ``result`` as they come (a later failure keeps
+    the earlier figures)."""
     s3 = client(peer)
     bucket = "bench-" + peer.name
     s3.create_bucket(Bucket=bucket)
-    result: dict[str, float] = {}
+    result = {} if result is None else result
     result["get_ops"], result["put_ops"] = small_ops(peer, bucket, args.duration, args.connections)
     if small_only:
         return result
@@ -293,7 +296,7 @@ def run(args) -> tuple[list[Row], list[str]]:
             peer = start()
             try:
                 print(f"   s3: measuring {peer.name} ...", flush=True)
-                results[peer.name] = measure(peer, args, files, small_only)
+                measure(peer, args, files, small_only, results.setdefault(peer.name, {}))
             except Exception as exc:  # noqa: BLE001 (a peer that fails is reported, not fatal)
                 args.notes.append(f"{peer.name}: failed: {exc}")
             finally:
