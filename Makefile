@@ -49,7 +49,8 @@ debian-image: setup
 	$(PY) -m gateway.cli image build-debian --if-missing $(ARGS)
 
 bench: setup-test
-	$(PY) -m bench.s3 $(ARGS)
+	@command -v npm >/dev/null && [ ! -x .cache/bench-peers/node_modules/.bin/s3rver ] && { npm install -s --no-audit --no-fund --prefix .cache/bench-peers s3rver@3 || echo "s3rver not installed: the bench runs without it" >&2; }; true
+	$(PY) -m bench $(ARGS)
 
 conformance: setup-test
 	$(PY) -m conformance $(ARGS)

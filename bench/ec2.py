@@ -35,7 +35,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from bench.peers import REPO, Peer, start_moto, start_nimbo
+from bench.peers import REPO, Peer, moto_installed, start_moto, start_nimbo
+from bench.table import Row, at_most, render
 
 TINY_IMAGE_CACHE = os.environ.get("NIMBO_TINY_IMAGE_CACHE",
                                   os.path.join(REPO, "tests", "backend", ".cache", "tiny-image"))
@@ -67,7 +68,7 @@ def register_tiny_image(peer: Peer) -> str:
     if not os.path.lexists(link):
         os.symlink(os.path.abspath(TINY_IMAGE_CACHE), link)
     out = subprocess.run([sys.executable, "-m", "gateway.cli", "image", "build-tiny", "--if-missing",
-                          "--data-dir", data_dir_of(peer)], cwd=REPO, capture_output=True, text=True,
+                          "--data-dir", data_dir_of(peer)], cwd=peer.repo, capture_output=True, text=True,
                          check=True)
     return out.stdout.strip().splitlines()[-1]
 
@@ -254,6 +255,77 @@ def bench_describe(count: int, peer_count: int, samples: int, peer_samples: int)
         os.unlink(config.name)
 
 
+ONE_PAGE = {"MaxResults": "1000"}
+CANARY = QUERIES[f"tag:Role=canary ({CANARIES} match)"]
+
+
+def run_instances_ms(peer: Peer, image_id: str, count: int, calls: int) -> float:
+    """The median time of RunInstances of ``count`` instances (then terminated), over ``calls``."""
+    ec2 = ec2_client(peer)
+    times = []
+    for _ in range(calls):
+        started = time.monotonic()
+        out = ec2.run_instances(ImageId=image_id, MinCount=count, MaxCount=count, InstanceType="t2.nano")
+        times.append(time.monotonic() - started)
+        ec2.terminate_instances(InstanceIds=[i["InstanceId"] for i in out["Instances"]])
+    return median(times) * 1000
+
+
+def scale_rows(count: int, peer_count: int, samples: int, peer_samples: int, with_moto: bool,
+               baseline: str | None = None, notes: list[str] | None = None) -> tuple[list[Row], list[str]]:
+    """The EC2 rows of the table: DescribeInstances of ``peer_count`` instances in one page
+    (Nimbo, moto, and the baseline checkout when given, in the same run), of ``count`` instances
+    with a tag filter matching ten, and RunInstances of 100 on the fake driver. Times are to the
+    last byte of the answer over loopback (the server's time plus a few ms of the client's)."""
+    notes = notes if notes is not None else []
+    config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    config.write(f"max_instances = {count + 1000}\nhost_vcpus = {(count + 1000) * 4}\n"
+                 f"host_memory_mib = {(count + 1000) * 2048}\nec2_housekeeping_seconds = 3600\n")
+    config.close()
+    one_page: dict[str, float | None] = {}
+    canary: dict[str, float | None] = {}
+    run100: dict[str, float | None] = {}
+    launch: dict[str, float | None] = {}
+    servers = ["nimbo"] + (["base"] if baseline else []) + (["moto"] if with_moto else [])
+    try:
+        for name in servers:
+            print(f"   ec2: measuring {name} ...", flush=True)
+            if name == "moto":
+                peer = start_moto()
+            else:
+                peer = start_nimbo(("--backend", "fake", "--config", config.name),
+                                   **({"repo": baseline, "name": "base"} if name == "base" else {}))
+            try:
+                if name == "moto":
+                    images = ec2_client(peer).describe_images(
+                        Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"]
+                    image_id = images[0]["ImageId"] if images else "ami-12c6146b"
+                else:
+                    image_id = register_tiny_image(peer)
+                launch[name] = populate(peer, image_id, peer_count, canaries=True)
+                one_page[name] = describe_latency(peer, ONE_PAGE, samples if name != "moto" else peer_samples)[0] * 1000
+                if name != "moto" and count > peer_count:
+                    populate(peer, image_id, count - peer_count, canaries=False)
+                    seconds, found = describe_latency(peer, CANARY, samples)
+                    canary[name] = seconds * 1000
+                    if found != CANARIES:
+                        notes.append(f"{name}: the canary filter found {found}, not {CANARIES}")
+                run100[name] = run_instances_ms(peer, image_id, 100, 3 if name != "moto" else 1)
+            except Exception as exc:  # noqa: BLE001 (a peer that fails is reported, not fatal)
+                notes.append(f"{name}: failed: {exc}")
+            finally:
+                peer.stop()
+    finally:
+        os.unlink(config.name)
+    rows = [
+        Row(f"DescribeInstances {peer_count:,} (one page), ms", one_page, [at_most(100)]),
+        Row(f"DescribeInstances {count:,}, tag filter ({CANARIES} match), ms", canary, [at_most(20)]),
+        Row("RunInstances of 100 (fake driver), ms", run100, [at_most(1000)]),
+        Row(f"RunInstances of {peer_count:,} until none pending, s", launch, [], 1),
+    ]
+    return rows, servers
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ec2", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="VM launches to take the median of (3)")
@@ -266,12 +338,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-samples", type=int, default=3, help="moto's calls per query (3)")
     parser.add_argument("--skip-vms", action="store_true", help="no real VMs")
     parser.add_argument("--skip-describe", action="store_true", help="no DescribeInstances at scale")
+    parser.add_argument("--table", action="store_true",
+                        help="instead of the VMs and the two DescribeInstances tables: the targets' table "
+                             "(DescribeInstances of --peer-instances in one page, of --instances with a "
+                             "tag filter, RunInstances of 100), moto beside Nimbo")
     args = parser.parse_args(argv)
     if args.instances % (2 * BATCH) or args.peer_instances % (2 * BATCH):
         parser.error(f"--instances and --peer-instances are multiples of {2 * BATCH}")
     if args.peer_instances > args.instances:
         parser.error("--peer-instances is at most --instances")
     started = time.monotonic()
+    if args.table:
+        notes: list[str] = []
+        rows, servers = scale_rows(args.instances, args.peer_instances, args.samples, args.peer_samples,
+                                   moto_installed(), notes=notes)
+        print(render(rows, servers, notes))
+        return 0
     if not args.skip_vms:
         bench_vms(args.runs)
     if not args.skip_describe:

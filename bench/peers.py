@@ -44,6 +44,7 @@ class Peer:
     process: subprocess.Popen
     workdir: str
     cleanup_dirs: list[str] = field(default_factory=list)
+    repo: str = REPO    # the checkout a Nimbo peer runs from
 
     @property
     def pid(self) -> int:
@@ -84,26 +85,31 @@ class Peer:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def start_nimbo(extra_args: tuple[str, ...] = ()) -> Peer:
+def start_nimbo(extra_args: tuple[str, ...] = (), repo: str = REPO, name: str = "nimbo") -> Peer:
+    """``nimbo serve`` of the tree at ``repo`` (another checkout makes a before/after pair)."""
     workdir = tempfile.mkdtemp(prefix="bench-nimbo-")
     port = free_port()
     log = open(os.path.join(workdir, "server.log"), "wb")
+    # NIMBO_BENCH_PROFILE=FILE: the server runs under cProfile and writes its profile to FILE
+    # when it stops (read it with `python -m pstats FILE`).
+    profile = os.environ.get("NIMBO_BENCH_PROFILE")
+    prefix = ["-m", "cProfile", "-o", profile] if profile else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--data-dir",
+        [sys.executable, *prefix, "-m", "gateway.cli", "serve", "--port", str(port), "--data-dir",
          os.path.join(workdir, "data"), "--log-level", "WARNING", *extra_args],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        cwd=repo, stdout=log, stderr=subprocess.STDOUT)
     _wait_port(port, process)
     while not os.path.exists(os.path.join(workdir, "data", "endpoint")):
         time.sleep(0.05)
     out = subprocess.run([sys.executable, "-m", "gateway.cli", "credentials", "--data-dir",
-                          os.path.join(workdir, "data")], cwd=REPO, capture_output=True, text=True,
+                          os.path.join(workdir, "data")], cwd=repo, capture_output=True, text=True,
                          check=True).stdout
     env = {}
     for line in out.splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = shlex.split(value)[0]
-    return Peer("nimbo", f"http://127.0.0.1:{port}", env["AWS_ACCESS_KEY_ID"],
-                env["AWS_SECRET_ACCESS_KEY"], process, workdir, [workdir])
+        var, _, value = line.removeprefix("export ").partition("=")
+        env[var] = shlex.split(value)[0]
+    return Peer(name, f"http://127.0.0.1:{port}", env["AWS_ACCESS_KEY_ID"],
+                env["AWS_SECRET_ACCESS_KEY"], process, workdir, [workdir], repo)
 
 
 def start_moto() -> Peer:
@@ -114,3 +120,43 @@ def start_moto() -> Peer:
                                stdout=log, stderr=subprocess.STDOUT)
     _wait_port(port, process)
     return Peer("moto", f"http://127.0.0.1:{port}", "testing", "testing", process, workdir, [workdir])
+
+
+def start_null() -> Peer:
+    """The framework ceiling (``bench.null_server``): S3's shapes, no storage, no auth."""
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="bench-null-")
+    log = open(os.path.join(workdir, "server.log"), "wb")
+    process = subprocess.Popen([sys.executable, "-m", "bench.null_server", "--port", str(port)],
+                               cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    _wait_port(port, process)
+    return Peer("null", f"http://127.0.0.1:{port}", "null", "null", process, workdir, [workdir])
+
+
+# Where `make bench` installs s3rver (npm) when npm is there; NIMBO_S3RVER names another binary.
+S3RVER_PREFIX = os.path.join(REPO, ".cache", "bench-peers")
+
+
+def s3rver_binary() -> str | None:
+    candidates = [os.environ.get("NIMBO_S3RVER"), os.path.join(S3RVER_PREFIX, "node_modules", ".bin", "s3rver"),
+                  shutil.which("s3rver")]
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+
+
+def start_s3rver() -> Peer:
+    """s3rver (Node.js, objects as files, no fsync), with its default credentials."""
+    binary = s3rver_binary()
+    if binary is None:
+        raise FileNotFoundError("s3rver is not installed (make bench installs it with npm)")
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="bench-s3rver-")
+    log = open(os.path.join(workdir, "server.log"), "wb")
+    process = subprocess.Popen([binary, "-d", os.path.join(workdir, "data"), "-a", "127.0.0.1", "-p", str(port),
+                                "--silent"], stdout=log, stderr=subprocess.STDOUT)
+    _wait_port(port, process)
+    return Peer("s3rver", f"http://127.0.0.1:{port}", "S3RVER", "S3RVER", process, workdir, [workdir])
+
+
+def moto_installed() -> bool:
+    import importlib.util  # noqa: PLC0415
+    return importlib.util.find_spec("moto") is not None

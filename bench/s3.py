@@ -1,6 +1,13 @@
-"""S3 benchmark: Nimbo next to moto's server, measured in the same run, printed as ratios.
+"""S3 benchmark: Nimbo next to its peers, measured in the same run, printed as one table.
 
-    python -m bench.s3 [--quick] [--duration 10] [--large-mib 256] [--keys 10000]
+    python -m bench.s3 [--quick] [--duration 10] [--connections 16] [--large-mib 256] [--keys 10000]
+                       [--peers null,s3rver,moto] [--baseline DIR]
+
+Peers: the null server (``bench.null_server``: S3's shapes on aiohttp, no storage or auth: the
+framework ceiling), s3rver (Node.js; when installed: ``make bench`` installs it with npm) and
+moto's server (when installed); ``--baseline DIR`` adds another checkout of Nimbo (``base``),
+so a change is measured before/after in one run. The null server is measured on the small
+requests only.
 
 - 4 KiB GET and PUT (distinct keys) ops/s at 16 connections, driven by wrk on presigned URLs
   (wrk is C: the load generator costs the server little CPU);
@@ -11,8 +18,9 @@
   a Python user waits for: botocore parses every page into dicts, and its timestamp parsing
   (dateutil, for each LastModified) costs ~0.1 s a page, whatever the server).
 
-Targets (the S3 issue): small ops >= 10x moto, large PUT >= 3x, GET >= 3x, peak RSS < 100 MB
-during the 1 GiB upload, the listing >= 10x faster.
+Targets (issue 12): 4 KiB GET >= 12,000 req/s, >= 4x s3rver, >= 20x moto, >= 45% of the null
+server; durable 4 KiB PUT >= 5,000 req/s; 256 MiB PUT >= 650 MB/s, GET >= 3,000 MB/s; peak RSS
+< 100 MB during the 1 GiB upload; the 10,000-key listing < 50 ms of server time.
 """
 from __future__ import annotations
 
@@ -31,7 +39,9 @@ import urllib.parse
 import boto3
 import botocore.config
 
-from bench.peers import Peer, start_moto, start_nimbo
+from bench.peers import (Peer, moto_installed, s3rver_binary, start_moto, start_nimbo, start_null,
+                         start_s3rver)
+from bench.table import Row, at_least, at_most, ratio_to, render
 
 SMALL = 4096
 
@@ -97,7 +107,7 @@ end
 """ % SMALL
 
 
-def small_ops(peer: Peer, bucket: str, duration: int) -> tuple[float, float]:
+def small_ops(peer: Peer, bucket: str, duration: int, connections: int = 16) -> tuple[float, float]:
     s3 = client(peer)
     keys = [f"small/{n:05d}" for n in range(200)]
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
@@ -106,7 +116,8 @@ def small_ops(peer: Peer, bucket: str, duration: int) -> tuple[float, float]:
                 for k in keys]
     put_urls = [s3.generate_presigned_url("put_object", {"Bucket": bucket, "Key": f"put/{n:06d}"},
                                           ExpiresIn=3600) for n in range(20000)]
-    return wrk(peer, LUA_GET, get_urls, duration), wrk(peer, LUA_PUT, put_urls, duration)
+    return (wrk(peer, LUA_GET, get_urls, duration, connections),
+            wrk(peer, LUA_PUT, put_urls, duration, connections))
 
 
 def large_transfer(peer: Peer, bucket: str, source: str, size: int) -> tuple[float, float]:
@@ -198,69 +209,110 @@ def make_file(directory: str, size: int) -> str:
     return path
 
 
-def measure(peer: Peer, args, files: dict[str, str]) -> dict[str, float]:
+def measure(peer: Peer, args, files: dict[str, str], small_only: bool = False,
+            result: dict[str, float] | None = None) -> dict[str, float]:
+    """The figures of one server, filled into ``result`` as they come (a later failure keeps
+    the earlier figures)."""
     s3 = client(peer)
     bucket = "bench-" + peer.name
     s3.create_bucket(Bucket=bucket)
-    result: dict[str, float] = {}
-    result["get_ops"], result["put_ops"] = small_ops(peer, bucket, args.duration)
+    result = {} if result is None else result
+    result["get_ops"], result["put_ops"] = small_ops(peer, bucket, args.duration, args.connections)
+    if small_only:
+        return result
     result["put_mbps"], result["get_mbps"] = large_transfer(peer, bucket, files["large"], args.large_mib << 20)
     result["peak_rss_mb"] = upload_peak_rss(peer, bucket, files["gib"]) / 1e6
     fill_for_listing(peer, bucket, args.keys)
-    result["list_raw_seconds"] = min(listing_raw(peer, bucket, args.keys) for _ in range(3))
-    result["list_seconds"] = listing(peer, bucket, args.keys)
+    result["list_raw_ms"] = min(listing_raw(peer, bucket, args.keys) for _ in range(3)) * 1000
+    result["list_ms"] = listing(peer, bucket, args.keys) * 1000
     return result
 
 
-def report(nimbo: dict[str, float], moto: dict[str, float]) -> str:
-    rows = [
-        ("4 KiB GET ops/s (16 conns)", "get_ops", True, 10.0),
-        ("4 KiB PUT ops/s (16 conns)", "put_ops", True, 10.0),
-        ("large PUT MB/s", "put_mbps", True, 3.0),
-        ("large GET MB/s", "get_mbps", True, 3.0),
-        ("ListObjectsV2 full listing (HTTP), s", "list_raw_seconds", False, 10.0),
-        ("ListObjectsV2 full listing (boto3), s", "list_seconds", False, None),
+def rows(results: dict[str, dict[str, float]], args) -> list[Row]:
+    """The S3 rows of the table (``results``: server name -> figures)."""
+    def figures(key: str) -> dict[str, float | None]:
+        return {name: r.get(key) for name, r in results.items()}
+    big = f"{args.large_mib} MiB"
+    return [
+        Row(f"4 KiB GET req/s ({args.connections} conns)", figures("get_ops"),
+            [at_least(12000), ratio_to("s3rver", 4), ratio_to("moto", 20), ratio_to("null", 0.45)]),
+        Row(f"4 KiB PUT req/s, durable ({args.connections} conns)", figures("put_ops"),
+            [at_least(5000), ratio_to("null", 0.45)]),
+        Row(f"{big} PUT MB/s", figures("put_mbps"), [at_least(650)]),
+        Row(f"{big} GET MB/s", figures("get_mbps"), [at_least(3000)]),
+        Row(f"peak RSS in a {args.gib_mib} MiB upload, MB", figures("peak_rss_mb"), [at_most(100)]),
+        Row(f"ListObjectsV2 {args.keys:,} keys (HTTP), ms", figures("list_raw_ms"), [at_most(50)]),
+        Row(f"ListObjectsV2 {args.keys:,} keys (boto3), ms", figures("list_ms"), []),
     ]
-    lines = [f"{'metric':38} {'nimbo':>10} {'moto':>10} {'ratio':>8} {'target':>8}  ok"]
-    for label, key, higher_better, target in rows:
-        ratio = nimbo[key] / moto[key] if higher_better else moto[key] / nimbo[key]
-        digits = 1 if nimbo[key] >= 10 or moto[key] >= 10 else 3
-        if target is None:
-            lines.append(f"{label:38} {nimbo[key]:10.{digits}f} {moto[key]:10.{digits}f} {ratio:7.1f}x "
-                         f"{'-':>8}  (client-bound)")
-            continue
-        lines.append(f"{label:38} {nimbo[key]:10.{digits}f} {moto[key]:10.{digits}f} {ratio:7.1f}x "
-                     f"{target:7.1f}x  {'yes' if ratio >= target else 'NO'}")
-    lines.append(f"{'peak RSS during 1 GiB upload, MB':38} {nimbo['peak_rss_mb']:10.1f} "
-                 f"{moto['peak_rss_mb']:10.1f} {'':>8} {'<100 MB':>8}  "
-                 f"{'yes' if nimbo['peak_rss_mb'] < 100 else 'NO'}")
-    return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def peers_wanted(args) -> list:
+    """(start, small_only) of each server to measure, Nimbo first; peers not installed are left
+    out with a note."""
+    plan: list = [(start_nimbo, False)]
+    if args.baseline:
+        plan.append((lambda: start_nimbo(repo=args.baseline, name="base"), False))
+    wanted = [p for p in args.peers.split(",") if p]
+    if "null" in wanted:
+        plan.append((start_null, True))
+    if "s3rver" in wanted:
+        if s3rver_binary():
+            plan.append((start_s3rver, False))
+        else:
+            args.notes.append("s3rver: not installed (make bench installs it with npm)")
+    if "moto" in wanted:
+        if moto_installed():
+            plan.append((start_moto, False))
+        else:
+            args.notes.append("moto: not installed (pip install 'moto[server]')")
+    return plan
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--large-mib", type=int, default=256)
     parser.add_argument("--gib-mib", type=int, default=1024, help="size of the RSS upload")
     parser.add_argument("--keys", type=int, default=10000)
+    parser.add_argument("--peers", default="null,s3rver,moto", help="peers to run beside Nimbo")
+    parser.add_argument("--baseline", help="another checkout of Nimbo to measure beside this one")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    args = parser.parse_args()
+
+
+def fix_arguments(args) -> None:
     if args.quick:
         args.duration, args.large_mib, args.gib_mib, args.keys = 3, 32, 64, 1000
+    args.notes = []
+
+
+def run(args) -> tuple[list[Row], list[str]]:
+    """Measure every server in turn (one at a time: they share the machine's cores)."""
     workdir = tempfile.mkdtemp(prefix="bench-files-")
     try:
         files = {"large": make_file(workdir, args.large_mib << 20),
                  "gib": make_file(workdir, args.gib_mib << 20)}
-        results = {}
-        for start in (start_nimbo, start_moto):
+        results: dict[str, dict[str, float]] = {}
+        for start, small_only in peers_wanted(args):
             peer = start()
             try:
-                results[peer.name] = measure(peer, args, files)
+                print(f"   s3: measuring {peer.name} ...", flush=True)
+                measure(peer, args, files, small_only, results.setdefault(peer.name, {}))
+            except Exception as exc:  # noqa: BLE001 (a peer that fails is reported, not fatal)
+                args.notes.append(f"{peer.name}: failed: {exc}")
             finally:
                 peer.stop()
-        print(report(results["nimbo"], results["moto"]))
+        return rows(results, args), list(results)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args()
+    fix_arguments(args)
+    table, servers = run(args)
+    print(render(table, servers, args.notes))
 
 
 if __name__ == "__main__":

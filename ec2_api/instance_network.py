@@ -241,9 +241,10 @@ async def decorate(db: Any, items: list[dict]) -> None:
     if not rows:
         return
     details = await interface_details(db, rows)
+    vpc_ids = sorted({r["vpc_id"] for r in rows})    # a page's interfaces share a few VPCs
     hostnames = {r["vpc_id"]: bool(r["enable_dns_hostnames"]) for r in await db.fetchall(
-        f"SELECT vpc_id, enable_dns_hostnames FROM net_vpc_settings WHERE vpc_id IN ({','.join('?' * len(rows))})",
-        [r["vpc_id"] for r in rows])}
+        f"SELECT vpc_id, enable_dns_hostnames FROM net_vpc_settings WHERE vpc_id IN ({','.join('?' * len(vpc_ids))})",
+        vpc_ids)}
     by_instance: dict[str, list] = {}
     for row in rows:
         by_instance.setdefault(row["instance_id"], []).append(row)

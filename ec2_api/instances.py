@@ -28,6 +28,7 @@ from ec2_api.instance_store import STATE_CODES, data_of, state_dict
 from ec2_api.lifecycle import capacity_in_use, host_capacity
 from ec2_api.regions import zone_id
 from ec2_api import instance_network  # noqa: E402 (the launch's interfaces and public addresses)
+from ec2_api import instance_query
 
 InvalidBlockDeviceMapping = ec2_error("InvalidBlockDeviceMapping")
 InvalidIPAddressInUse = ec2_error("InvalidIPAddress.InUse")
@@ -417,11 +418,14 @@ async def describe_instances(ctx: Any, params: dict) -> dict:
     if wanted and params.get("MaxResults") is not None:
         raise InvalidParameterCombination("The parameter instancesSet cannot be used with the parameter maxResults")
     max_results = check_max_results(params, 5, 1000)
-    rows = await visible_instances(ctx, wanted)
+    filters = params.get("Filters") or []
+    if wanted:
+        rows = await visible_instances(ctx, wanted)
+    else:   # only the rows the filters can keep are loaded (instance_query)
+        rows = await instance_query.candidate_rows(ctx.app.db, account_of(ctx), ctx.region, filters, now_us(ctx))
     tags = await tag_store.tags_of(ctx.app.db, account_of(ctx), [r["instance_id"] for r in rows])
     # Filters that the row answers (tags, state, type, ...) go first, so that only the instances
     # that pass them are rendered; with nothing else to filter on, only the page is rendered.
-    filters = params.get("Filters") or []
     on_rows = [f for f in filters if _row_filterable(f.get("Name"))]
     on_items = [f for f in filters if not _row_filterable(f.get("Name"))]
     rows = apply_filters(rows, on_rows, _ROW_FILTERS, tags=lambda r: tags[r["instance_id"]])

@@ -19,7 +19,7 @@ from aiohttp import web
 from gateway.auth.post_policy import check_policy, verify_post_form
 from gateway.connections import send_continue
 from gateway.metering import S3_SERVICE, Meter
-from gateway.protocols.xml_io import Element, serialize
+from gateway.protocols.xml_io import document, element
 from gateway.services import accepted_regions
 from s3_api import post_object as forms
 from s3_api.errors import AccessDenied, MalformedPOSTRequest
@@ -66,11 +66,9 @@ def object_location(request: web.Request, ctx: Any, bucket: str, key: str) -> st
 
 
 def post_response(location: str, result: dict) -> bytes:
-    root = Element("PostResponse")     # S3's PostResponse has no namespace
-    for tag, text in (("Location", location), ("Bucket", result["Bucket"]),
-                      ("Key", result["Key"]), ("ETag", result["ETag"])):
-        root.add(tag, text)
-    return serialize(root)
+    children = "".join(element(tag, text) for tag, text in (
+        ("Location", location), ("Bucket", result["Bucket"]), ("Key", result["Key"]), ("ETag", result["ETag"])))
+    return document(element("PostResponse", children=children))     # S3's PostResponse has no namespace
 
 
 def _answer(request: web.Request, ctx: Any, form: forms.PostForm, result: dict) -> web.Response:

@@ -2,8 +2,8 @@
 
 The body arrives as ``async read(n)`` (aiohttp's StreamReader), aws-chunked or not. Small bodies
 (up to ``S3State.inline_max``) are kept in memory and stored inline in the metadata row; larger
-ones are written to a blob. Blocks of ~1 MiB go to two worker lanes while the next block is being
-read: one computes MD5 (the ETag), the other the SHA-256 of the signature, the flexible checksum and
+ones are written to a blob. Blocks of ~1 MiB go to three worker lanes while the next block is being
+read: one computes MD5 (the ETag), one the SHA-256 of the signature and the flexible checksum, one
 writes the file. Memory stays at two blocks whatever the size. Every digest is checked before the
 blob is fsynced and renamed into place; on any failure the temp file goes. With a data key
 (``seal``) the bytes are encrypted on their way to disk (``storage.sealed``: in the writing lane
@@ -102,15 +102,21 @@ def expected_size(ctx, params: dict) -> int | None:
 
 
 class _Lanes:
-    """Two serial lanes on the blob store's threads: MD5 in one; SHA-256, the flexible checksum
-    and the file write in the other. Up to ``DEPTH`` blocks are in flight, so the socket keeps
-    being read while the lanes work."""
+    """Three serial lanes on the blob store's threads, each releasing the GIL for its whole block:
+    MD5 (the ETag) in one; the SHA-256 of the signature and the flexible checksum in another; the
+    file write in the third. Up to ``DEPTH`` blocks are in flight, so the socket keeps being read
+    while the lanes work, and a slow disk write never holds up the hashing (nor the reverse).
+
+    Encryption at rest plugs in as the write lane's transform: ``writer.write_pieces`` (or a
+    writer wrapping the blob writer) seals each block before writing it; the digests see the
+    plaintext, as S3's ETag and checksums are of the plaintext."""
 
     DEPTH = 2
 
     def __init__(self, blobs, md5, others, writer) -> None:
         self._md5_lane = blobs.lane()
-        self._rest_lane = blobs.lane()
+        self._sums_lane = blobs.lane()
+        self._write_lane = blobs.lane()
         self._md5 = md5
         self._others = others
         self._writer = writer
@@ -120,25 +126,30 @@ class _Lanes:
         for piece in pieces:
             self._md5.update(piece)
 
-    def _rest(self, pieces: list[bytes]) -> None:
+    def _sums(self, pieces: list[bytes]) -> None:
         for c in self._others:
             for piece in pieces:
                 c.update(piece)
-        self._writer.write_pieces(pieces)
 
     async def feed(self, pieces: list[bytes]) -> None:
         """Hand over the next ~1 MiB, as the pieces it came in (no joining copy)."""
         while len(self._in_flight) >= self.DEPTH:
             await self._wait_oldest()
-        self._in_flight.append((asyncio.wrap_future(self._md5_lane.submit(self._digest, pieces)),
-                                asyncio.wrap_future(self._rest_lane.submit(self._rest, pieces))))
+        jobs = [self._md5_lane.submit(self._digest, pieces),
+                self._write_lane.submit(self._writer.write_pieces, pieces)]
+        if self._others:
+            jobs.append(self._sums_lane.submit(self._sums, pieces))
+        self._in_flight.append([asyncio.wrap_future(job) for job in jobs])
 
     async def _wait_oldest(self) -> None:
-        a, b = self._in_flight.popleft()
-        try:
-            await a
-        finally:
-            await b
+        error = None
+        for job in self._in_flight.popleft():   # every job is awaited, even after a failure
+            try:
+                await job
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
 
     async def drain(self) -> None:
         error = None

@@ -34,8 +34,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import errors, models, values, xml_writer
-from .xml_io import XML_DECLARATION, Element, escape_attr, escape_text, serialize
-from .xml_shapes import XMLEncoder, body_members
+from .xml_io import XML_DECLARATION, attrs_text, document, element
 
 EC2_CONTENT_TYPE = 'text/xml;charset=UTF-8'
 QUERY_CONTENT_TYPE = 'text/xml'
@@ -267,7 +266,8 @@ def ec2_namespace(service_model) -> str:
 
 
 def encode_query_response(operation, output: Mapping[str, Any] | None, request_id: str, protocol: str) -> bytes:
-    """XML body of a successful response, for 'ec2' or 'query'.
+    """XML body of a successful response, for 'ec2' or 'query', written by the compiled writers
+    (``xml_writer``) of the output shape.
 
     ec2:   ``<OpResponse xmlns=...><requestId/>members</OpResponse>``; an action without an
            output shape (RebootInstances, CreateTags ...) answers ``<return>true</return>``
@@ -277,78 +277,41 @@ def encode_query_response(operation, output: Mapping[str, Any] | None, request_i
     """
     shape = operation.output_shape
     output = output or {}
-    if protocol in ('ec2', 'query') and not _has_attribute_members(shape):
-        return _encode_compiled(operation, shape, output, request_id, protocol)
-    root = Element(f'{operation.name}Response')
+    model = operation.service_model
+    name = f'{operation.name}Response'
     if protocol == 'ec2':
-        root.attrs['xmlns'] = ec2_namespace(operation.service_model)
-        root.add('requestId', request_id)
-        if shape is not None:
-            wrapper = shape.serialization.get('resultWrapper')
-            holder = root.add(wrapper) if wrapper else root
-            XMLEncoder(list_member='item').fill_structure(holder, shape, output)
+        request = element('requestId', request_id)
+        namespace = {'xmlns': ec2_namespace(model)}
+        wrapper = shape.serialization.get('resultWrapper') if shape is not None else None
+        if shape is None or wrapper:
+            out = [XML_DECLARATION, f'<{name}{attrs_text(namespace)}>', request]
+            if shape is None:
+                out.append(_VOID_RETURN)
+            else:
+                xml_writer.root_writer(model, shape, wrapper, {}, 'item')(out, output)
+            out.append(f'</{name}>')
         else:
-            root.add('return', 'true')
-        return serialize(root)
-    if protocol != 'query':
+            # the output's members (and xmlAttribute members) belong to the response element
+            out = [XML_DECLARATION]
+            xml_writer.root_writer(model, shape, name, namespace, 'item')(out, output)
+            if len(out) == 2:                # <OpResponse .../>: no members, open it
+                out[1:] = [out[1][:-2] + '>', f'</{name}>']
+            out.insert(2, request)
+    elif protocol == 'query':
+        namespace = models.xml_namespace(model)
+        out = [XML_DECLARATION, f'<{name}{attrs_text({"xmlns": namespace} if namespace else None)}>']
+        if shape is not None:
+            wrapper = shape.serialization.get('resultWrapper', f'{operation.name}Result')
+            xml_writer.root_writer(model, shape, wrapper, {}, 'member')(out, output)
+        out.append(f'<ResponseMetadata>{element("RequestId", request_id)}</ResponseMetadata>')
+        out.append(f'</{name}>')
+    else:
         raise ValueError(f'not a query protocol: {protocol!r}')
-    namespace = models.xml_namespace(operation.service_model)
-    if namespace:
-        root.attrs['xmlns'] = namespace
-    if shape is not None:
-        wrapper = shape.serialization.get('resultWrapper', f'{operation.name}Result')
-        XMLEncoder(list_member='member').fill_structure(root.add(wrapper), shape, output)
-    root.add('ResponseMetadata').add('RequestId', request_id)
-    return serialize(root)
-
-
-def _has_attribute_members(shape) -> bool:
-    return shape is not None and any(
-        member.serialization.get('xmlAttribute') for _, member in body_members(shape))
+    return ''.join(out).encode('utf-8', 'replace')
 
 
 # EC2's answer to an action that has no output shape.
 _VOID_RETURN = '<return>true</return>'
-
-
-def _element(name: str, text: str) -> str:
-    return f'<{name}>{escape_text(text)}</{name}>' if text else f'<{name}/>'
-
-
-def _encode_compiled(operation, shape, output: Mapping[str, Any], request_id: str,
-                     protocol: str) -> bytes:
-    """What the element tree above writes, with the output's members written by the compiled
-    writers (``xml_writer``) of the output shape."""
-    model = operation.service_model
-    name = f'{operation.name}Response'
-    if protocol == 'ec2':
-        out = [XML_DECLARATION, f'<{name} xmlns="{escape_attr(ec2_namespace(model))}">',
-               _element('requestId', request_id)]
-        if shape is not None:
-            wrapper = shape.serialization.get('resultWrapper')
-            if wrapper:
-                xml_writer.root_writer(model, shape, wrapper, {}, 'item')(out, output)
-            else:
-                _members(xml_writer.root_writer(model, shape, name, {}, 'item'), out, output)
-        else:
-            out.append(_VOID_RETURN)
-        out.append(f'</{name}>')
-    else:
-        namespace = models.xml_namespace(model)
-        out = [XML_DECLARATION, f'<{name} xmlns="{escape_attr(namespace)}">' if namespace else f'<{name}>']
-        if shape is not None:
-            wrapper = shape.serialization.get('resultWrapper', f'{operation.name}Result')
-            xml_writer.root_writer(model, shape, wrapper, {}, 'member')(out, output)
-        out.append(f'<ResponseMetadata>{_element("RequestId", request_id)}</ResponseMetadata>')
-        out.append(f'</{name}>')
-    return ''.join(out).encode('utf-8', 'replace')
-
-
-def _members(writer, out: list, output: Mapping[str, Any]) -> None:
-    """Append the member elements ``writer`` writes inside its element, without the element."""
-    inner: list = []
-    writer(inner, output)
-    out.extend(inner[1:-1])    # [open, members..., close], or [empty] when there are none
 
 
 def encode_query_error(
@@ -370,20 +333,12 @@ def encode_query_error(
     ``Sender`` when ``sender_fault`` (default: status < 500), else ``Receiver``.
     """
     if protocol == 'ec2':
-        root = Element('Response')
-        error = root.add('Errors').add('Error')
-        error.add('Code', code)
-        error.add('Message', message)
-        root.add('RequestID', request_id)
-        return serialize(root)
-    root = Element('ErrorResponse')
-    if xml_namespace:
-        root.attrs['xmlns'] = xml_namespace
-    error = root.add('Error')
+        error = element('Error', children=element('Code', code) + element('Message', message))
+        return document(element('Response', children=element('Errors', children=error)
+                                + element('RequestID', request_id)))
     if sender_fault is None:
         sender_fault = status < 500
-    error.add('Type', 'Sender' if sender_fault else 'Receiver')
-    error.add('Code', code)
-    error.add('Message', message)
-    root.add('RequestId', request_id)
-    return serialize(root)
+    error = element('Error', children=element('Type', 'Sender' if sender_fault else 'Receiver')
+                    + element('Code', code) + element('Message', message))
+    return document(element('ErrorResponse', children=error + element('RequestId', request_id),
+                            attrs={'xmlns': xml_namespace} if xml_namespace else None))

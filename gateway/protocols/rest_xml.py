@@ -30,7 +30,7 @@ from typing import Any
 
 from . import errors, models, values
 from . import xml_writer
-from .xml_io import XML_DECLARATION, Element, XMLRefused, parse, serialize
+from .xml_io import XML_DECLARATION, XMLRefused, document, element, parse
 from .xml_shapes import XMLDecoder, body_members, member_element_name, namespace_attrs
 
 XML_CONTENT_TYPE = 'application/xml'
@@ -471,9 +471,7 @@ def _encode_body(plan: _Plan, operation, output: Mapping[str, Any], response: Re
         root, attrs, name, member = plan.root_value
         value = output.get(name)
         text = values.format_scalar(member, value) if value is not None else None
-        el = Element(root, text)
-        el.attrs.update(attrs)
-        _set_xml(response, serialize(el))
+        _set_xml(response, document(element(root, text, attrs=attrs)))
         return
     payload = operation.output_shape.serialization.get('payload')
     if payload is not None:
@@ -512,12 +510,9 @@ def encode_rest_xml_error(
     extra: Mapping[str, Any] | None = None,
 ) -> bytes:
     """``<Error><Code/><Message/>{extra}<RequestId/><HostId/></Error>``."""
-    root = Element('Error')
-    root.add('Code', code)
-    root.add('Message', message)
+    children = [element('Code', code), element('Message', message)]
     for name, value in (extra or {}).items():
         if value is not None:
-            root.add(name, value if isinstance(value, str) else str(value))
-    root.add('RequestId', request_id)
-    root.add('HostId', host_id)
-    return serialize(root)
+            children.append(element(name, value if isinstance(value, str) else str(value)))
+    children += [element('RequestId', request_id), element('HostId', host_id)]
+    return document(element('Error', children=''.join(children)))

@@ -1,6 +1,7 @@
-"""Minimal XML tree, writer and safe reader for the XML protocols.
+"""XML escaping, small writing helpers and the safe reader for the XML protocols.
 
-Writer: every text and attribute value is escaped here, in one place
+Responses are written by the compiled writers (``xml_writer``); the few fixed documents (error
+bodies, PostObject's answer) by ``element``. Every text and attribute value is escaped here, in one place
 (``& < >`` plus quotes in attributes, and ``\\r``/control characters as
 numeric references so they survive a parser's line-end normalisation).
 
@@ -13,6 +14,7 @@ as written (``xsi:type``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from xml.parsers import expat
 
@@ -37,41 +39,23 @@ def escape_attr(text: str) -> str:
     return _ATTR_ESCAPES.sub(_escape_char, text)
 
 
-@dataclass(slots=True)
-class Element:
-    """An XML element being built (writer side)."""
-
-    tag: str
-    text: str | None = None
-    attrs: dict[str, str] = field(default_factory=dict)
-    children: list['Element'] = field(default_factory=list)
-
-    def add(self, tag: str, text: str | None = None) -> 'Element':
-        child = Element(tag, text)
-        self.children.append(child)
-        return child
+def attrs_text(attrs: Mapping[str, str] | None) -> str:
+    """`` name="value"`` for each attribute, values escaped."""
+    return ''.join(f' {name}="{escape_attr(value)}"' for name, value in (attrs or {}).items())
 
 
-def serialize(root: Element, declaration: bool = True) -> bytes:
-    """UTF-8 bytes of ``root`` (with the XML declaration by default)."""
-    out: list[str] = [XML_DECLARATION] if declaration else []
-    _write(root, out)
-    return ''.join(out).encode('utf-8', 'replace')
+def element(tag: str, text: str | None = None, children: str = '',
+            attrs: Mapping[str, str] | None = None) -> str:
+    """``<tag attrs>text children</tag>``, or ``<tag attrs/>`` when it has neither text nor
+    children (the text escaped here; ``children`` is XML already written)."""
+    inner = (escape_text(text) if text else '') + children
+    head = attrs_text(attrs)
+    return f'<{tag}{head}>{inner}</{tag}>' if inner else f'<{tag}{head}/>'
 
 
-def _write(el: Element, out: list[str]) -> None:
-    out.append('<' + el.tag)
-    for name, value in el.attrs.items():
-        out.append(f' {name}="{escape_attr(value)}"')
-    if not el.children and not el.text:
-        out.append('/>')
-        return
-    out.append('>')
-    if el.text:
-        out.append(escape_text(el.text))
-    for child in el.children:
-        _write(child, out)
-    out.append(f'</{el.tag}>')
+def document(root: str) -> bytes:
+    """UTF-8 bytes of a document: the XML declaration and ``root``."""
+    return (XML_DECLARATION + root).encode('utf-8', 'replace')
 
 
 # --- reader ---------------------------------------------------------------

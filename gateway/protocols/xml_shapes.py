@@ -1,4 +1,5 @@
-"""Model-driven conversion between shape values and XML elements.
+"""The XML side of the botocore shapes: element names, body members, namespaces, and the reader
+of rest-xml request bodies (``XMLDecoder``); values are written by ``xml_writer``.
 
 Used by the ec2, query and rest-xml codecs.  Element names, list and map
 styles (wrapped or ``flattened``), member names of lists, ``xmlAttribute``
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import errors, values
-from .xml_io import Element, Node
+from .xml_io import Node
 
 # Members bound to the HTTP envelope are never part of an XML body.
 ENVELOPE_LOCATIONS = frozenset({'header', 'headers', 'statusCode', 'uri', 'querystring'})
@@ -50,67 +51,6 @@ def namespace_attrs(shape) -> dict[str, str]:
         prefix = trait.get('prefix')
         return {f'xmlns:{prefix}' if prefix else 'xmlns': trait['uri']}
     return {}
-
-
-# --- value -> XML ----------------------------------------------------------
-
-class XMLEncoder:
-    """Writes values of a shape as XML elements.
-
-    ``list_member`` is the element name of a wrapped list's items when the
-    model names none ('member' for query/rest-xml, 'item' for ec2).
-    """
-
-    def __init__(self, list_member: str = 'member') -> None:
-        self.list_member = list_member
-
-    def fill_structure(self, el: Element, shape, value: Mapping[str, Any]) -> None:
-        """Add the body members of ``value`` (a ``shape`` structure) to ``el``."""
-        if not isinstance(value, Mapping):
-            raise TypeError(f'{shape.name}: expected a mapping, got {type(value).__name__}')
-        for name, member in body_members(shape):
-            item = value.get(name)
-            if item is None:
-                continue
-            if member.serialization.get('xmlAttribute'):
-                el.attrs[member.serialization['name']] = values.format_scalar(member, item)
-                continue
-            self.add(el, member, item, member_element_name(member, name))
-
-    def add(self, parent: Element, shape, value: Any, name: str) -> None:
-        type_name = shape.type_name
-        if type_name == 'structure':
-            el = parent.add(name)
-            el.attrs.update(namespace_attrs(shape))
-            self.fill_structure(el, shape, value)
-        elif type_name == 'list':
-            self._add_list(parent, shape, value, name)
-        elif type_name == 'map':
-            self._add_map(parent, shape, value, name)
-        else:
-            parent.add(name, values.format_scalar(shape, value))
-
-    def _add_list(self, parent: Element, shape, value: Any, name: str) -> None:
-        member = shape.member
-        if shape.serialization.get('flattened'):
-            holder, item_name = parent, name
-        else:
-            holder = parent.add(name)
-            item_name = member.serialization.get('name', self.list_member)
-        for item in value:
-            if item is not None:
-                self.add(holder, member, item, item_name)
-
-    def _add_map(self, parent: Element, shape, value: Mapping, name: str) -> None:
-        key_name = shape.key.serialization.get('name', 'key')
-        value_name = shape.value.serialization.get('name', 'value')
-        flat = shape.serialization.get('flattened')
-        holder = parent if flat else parent.add(name)
-        for key, item in value.items():
-            entry = holder.add(name if flat else 'entry')
-            self.add(entry, shape.key, key, key_name)
-            if item is not None:
-                self.add(entry, shape.value, item, value_name)
 
 
 # --- XML -> value ------------------------------------------------------------

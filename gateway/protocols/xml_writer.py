@@ -1,11 +1,13 @@
 """Compiled, model-driven XML writers: each shape's writing is planned once, then reused.
 
-``XMLEncoder`` (xml_shapes) walks the model for every value it writes and builds an element
-tree that ``serialize`` then walks again; for a 1,000-key listing page that is ~100 ms. Here a
-shape (with the element name and traits its member reference gives it) is turned once into a
-small closure that appends escaped text to a list; a response is one ``''.join``.
+The one way Nimbo writes XML responses (rest-xml, query and ec2). An element-tree encoder that
+walks the model for every value and builds element objects took ~100 ms for a 1,000-key listing
+page and ~2 ms per EC2 instance; here a shape (with the element name and traits its member
+reference gives it) is turned once into a small closure that appends escaped text to a list; a
+response is one ``''.join``.
 
-The output is exactly what ``XMLEncoder`` + ``serialize`` write (tests compare the two):
+The output is exactly what that element-tree encoder wrote (the tests keep it as their oracle,
+tests/protocols/tree_encoder_oracle.py, and compare the two over every output shape):
 
 * an element with neither text nor children is written ``<Name/>`` (an empty wrapped list, a
   structure without members set, a scalar whose text is empty);
@@ -27,17 +29,14 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from . import values
-from .xml_io import _TEXT_ESCAPES, _escape_char, escape_attr, escape_text
+from .xml_io import _TEXT_ESCAPES, _escape_char, attrs_text, escape_text
 from .xml_shapes import body_members, member_element_name, namespace_attrs
 
 Writer = Callable[[list, Any], None]   # writer(out, value): append the element(s) for value
 
 _ESCAPE_SUB = _TEXT_ESCAPES.sub     # escape_text without its call: sub(_escape_char, text)
 _TIMESTAMP_CACHE_MAX = 4096
-
-
-def _attrs_text(attrs: Mapping[str, str]) -> str:
-    return ''.join(f' {name}="{escape_attr(value)}"' for name, value in attrs.items())
+_TEXT_CACHE_MAX = 4096      # elements remembered per string writer
 
 
 def _serialization_key(shape) -> str:
@@ -153,7 +152,7 @@ def structure_writer(compiler: WriterCompiler, shape, name: str, attrs: Mapping[
     elements, attributes = compiler.members(shape)
     if attributes:
         return _structure_with_attributes(shape, name, attrs, elements, attributes)
-    return _generated_structure(shape, name, _attrs_text(attrs), elements)
+    return _generated_structure(shape, name, attrs_text(attrs), elements)
 
 
 def _generated_structure(shape, name: str, head: str, elements: list[tuple[str, Writer]]) -> Writer:
@@ -202,8 +201,18 @@ def _inline_lines(env: dict, i: str, write: Writer, var: str, indent: str) -> li
     env[f'W{i}'] = write
     env[f'O{i}'], env[f'C{i}'], env[f'E{i}'] = f'<{tag}>', f'</{tag}>', f'<{tag}/>'
     if kind == 'string':
+        # the element of a text seen before comes from the writer's cache (ids, states, zones
+        # and names repeat across a page); a new text is escaped once and remembered
+        env[f'K{i}'] = write.cache
+        env['MAX'] = _TEXT_CACHE_MAX
         return [f'{indent}t = {var} if type({var}) is str else str({var})',
-                f'{indent}append(O{i} + escape(ESCAPED, t) + C{i} if t else E{i})']
+                f'{indent}x = K{i}.get(t)',
+                f'{indent}if x is None:',
+                f'{indent}    x = O{i} + escape(ESCAPED, t) + C{i} if t else E{i}',
+                f'{indent}    if len(K{i}) >= MAX:',
+                f'{indent}        K{i}.clear()',
+                f'{indent}    K{i}[t] = x',
+                f'{indent}append(x)']
     if kind == 'integer':
         return [f'{indent}append(O{i} + str(int({var})) + C{i})']
     if kind == 'boolean':
@@ -221,7 +230,7 @@ def _inline_lines(env: dict, i: str, write: Writer, var: str, indent: str) -> li
 def _structure_with_attributes(shape, name: str, attrs: Mapping[str, str],
                                elements: list[tuple[str, Writer]],
                                attributes: list[tuple[str, str, Any]]) -> Writer:
-    fixed = _attrs_text(attrs)
+    fixed = attrs_text(attrs)
 
     def write_structure(out: list, value: Any) -> None:
         if not isinstance(value, Mapping):
@@ -235,7 +244,7 @@ def _structure_with_attributes(shape, name: str, attrs: Mapping[str, str],
         if extra:
             merged = dict(attrs)
             merged.update(extra)
-            head = _attrs_text(merged)
+            head = attrs_text(merged)
         at = len(out)
         out.append(None)
         get = value.get
@@ -263,9 +272,17 @@ def scalar_writer(shape, name: str) -> Writer:
     open_tag, close_tag, empty = f'<{name}>', f'</{name}>', f'<{name}/>'
     type_name = shape.type_name
     if type_name == 'string':
+        texts: dict[str, str] = {}    # text -> the whole element
+
         def write_string(out: list, value: Any) -> None:
             text = value if type(value) is str else str(value)
-            out.append(f'{open_tag}{escape_text(text)}{close_tag}' if text else empty)
+            element = texts.get(text)
+            if element is None:
+                if len(texts) >= _TEXT_CACHE_MAX:
+                    texts.clear()
+                element = texts[text] = f'{open_tag}{escape_text(text)}{close_tag}' if text else empty
+            out.append(element)
+        write_string.cache = texts    # type: ignore[attr-defined]
         return _inline(write_string, 'string', name)
     if type_name in ('integer', 'long'):
         def write_integer(out: list, value: Any) -> None:

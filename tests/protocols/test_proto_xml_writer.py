@@ -11,9 +11,9 @@ import pytest
 
 from gateway.protocols import xml_writer
 from gateway.protocols.models import service_model
-from gateway.protocols.xml_io import XML_DECLARATION, Element, serialize
-from gateway.protocols.xml_shapes import XMLEncoder
+from gateway.protocols.xml_io import XML_DECLARATION
 from proto_samples import Gen
+from tree_encoder_oracle import Element, XMLEncoder, serialize
 
 UTC = dt.timezone.utc
 
@@ -162,3 +162,34 @@ def test_xml_declaring_an_unknown_encoding_is_refused_not_a_crash():
     for encoding in ("no-such-encoding", "utf-32", "rot13", "x-mac-japanese"):
         with _pytest.raises(XMLRefused):
             parse(f'<?xml version="1.0" encoding="{encoding}"?><a/>'.encode())
+
+
+def _ec2_model(output_members: dict) -> 'object':
+    from botocore.model import ServiceModel
+    return ServiceModel({
+        'metadata': {'protocol': 'ec2', 'apiVersion': '2016-11-15', 'endpointPrefix': 'ec2',
+                     'serviceId': 'EC2', 'signatureVersion': 'v4', 'uid': 'ec2-2016-11-15'},
+        'operations': {'Probe': {'name': 'Probe', 'http': {'method': 'POST', 'requestUri': '/'},
+                                 'output': {'shape': 'ProbeResult'}}},
+        'shapes': {'ProbeResult': {'type': 'structure', 'members': output_members},
+                   'String': {'type': 'string'},
+                   'Names': {'type': 'list', 'member': {'shape': 'String', 'locationName': 'item'}}},
+    }, 'ec2')
+
+
+@pytest.mark.parametrize('output', [{}, {'Kind': 'a&b'}, {'Name': 'x<y', 'Kind': 'k'},
+                                    {'Name': 'n', 'Names': ['p', 'q']}, {'Names': []}])
+def test_an_ec2_response_with_attribute_members_matches_the_tree_encoder(output):
+    """The response element of an ec2 output without a resultWrapper carries the output's
+    xmlAttribute members and the namespace, then requestId, then the members; with no member
+    at all it is still opened and closed around requestId."""
+    from gateway.protocols import query
+    model = _ec2_model({'Name': {'shape': 'String', 'locationName': 'name'},
+                        'Kind': {'shape': 'String', 'locationName': 'kind', 'xmlAttribute': True},
+                        'Names': {'shape': 'Names', 'locationName': 'nameSet'}})
+    op = model.operation_model('Probe')
+    root = Element('ProbeResponse')
+    root.attrs['xmlns'] = query.ec2_namespace(model)
+    root.add('requestId', 'req-1')
+    XMLEncoder('item').fill_structure(root, op.output_shape, output)
+    assert query.encode_query_response(op, output, 'req-1', 'ec2') == serialize(root)
