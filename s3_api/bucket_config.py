@@ -1,7 +1,7 @@
 """The read side of bucket and object configurations Nimbo does not keep.
 
 Tools (aws-cli, terraform, rclone, s3fs ...) ask for these; S3 answers a bucket without one with
-its own 404 (NoSuchCORSConfiguration, NoSuchWebsiteConfiguration; tags, object lock, lifecycle,
+its own 404 (NoSuchWebsiteConfiguration; tags, object lock, lifecycle,
 encryption, policies, ownership controls and public access blocks have their own modules), or
 with its defaults. Who may ask is the access decision's (``owned_bucket``).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from s3_api.buckets import owned_bucket
-from s3_api.errors import NoSuchCORSConfiguration, NoSuchWebsiteConfiguration
+from s3_api.errors import NoSuchWebsiteConfiguration
 
 
 def _none_of(error: type) -> Callable:
@@ -21,7 +21,6 @@ def _none_of(error: type) -> Callable:
     return handler
 
 
-get_bucket_cors = _none_of(NoSuchCORSConfiguration)
 get_bucket_website = _none_of(NoSuchWebsiteConfiguration)
 
 
@@ -46,7 +45,6 @@ async def get_bucket_accelerate_configuration(ctx, params: dict) -> dict:
 
 
 OPERATIONS = {
-    "GetBucketCors": get_bucket_cors,
     "GetBucketWebsite": get_bucket_website,
     "GetBucketLogging": get_bucket_logging,
     "GetBucketNotificationConfiguration": get_bucket_notification_configuration,
