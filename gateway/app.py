@@ -309,8 +309,8 @@ async def _startup(app: web.Application) -> None:
     space = space_guard(config)   # before the database: a full disk must not stop start-up
     context.db = await Database.open(config.path("nimbo.db"))
     context.db.space = space
-    for schema in (account_rows.SCHEMA, account_rows.EMAIL_SCHEMA, usage.SCHEMA):
-        await context.db.migrate(schema)
+    await account_rows.migrate(context.db)
+    await context.db.migrate(usage.SCHEMA)
     store = account_rows.AccountStore(context.db)
     context.accounts = AccountService(store)
     admin, key = await context.accounts.bootstrap()

@@ -47,6 +47,15 @@ EMAIL_SCHEMA = Schema(
 )
 
 
+
+
+async def migrate(db: Database) -> None:
+    """Bring the account tables up to date: every schema of this module, in order. Everything that
+    opens a database holding accounts calls this, never one of the schemas alone."""
+    for schema in (SCHEMA, EMAIL_SCHEMA):
+        await db.migrate(schema)
+
+
 @dataclass(frozen=True)
 class Account:
     account_id: str
@@ -104,8 +113,7 @@ class AccountStore:
         self.db = db
 
     async def setup(self) -> None:
-        await self.db.migrate(SCHEMA)
-        await self.db.migrate(EMAIL_SCHEMA)
+        await migrate(self.db)
 
     async def create_account(self, account_id: str, name: str, canonical_user_id: str,
                              is_admin: bool = False, email: str | None = None) -> Account:

@@ -40,7 +40,7 @@ class Env:
 
     async def open(self) -> "Env":
         self.db = await Database.open(os.path.join(self.config.data_dir, "nimbo.db"))
-        await self.db.migrate(account_rows.SCHEMA)
+        await account_rows.migrate(self.db)
         self.driver = FakeDriver(self.store, clock=self.clock)
         self.app = SimpleNamespace(config=self.config, db=self.db, backend=self.driver, clock=self.clock)
         self.state = await operations.open_state(self.app, housekeeping=False)

@@ -27,7 +27,7 @@ class NetEnv(Env):
         from storage.db import Database
         os.makedirs(self.config.data_dir, exist_ok=True)
         self.db = await Database.open(os.path.join(self.config.data_dir, "nimbo.db"))
-        await self.db.migrate(account_rows.SCHEMA)
+        await account_rows.migrate(self.db)
         self.driver = FakeDriver(self.store, clock=self.clock)
         from types import SimpleNamespace
         self.app = SimpleNamespace(config=self.config, db=self.db, backend=self.driver, clock=self.clock,

@@ -48,7 +48,7 @@ async def cloud():
                              host_memory_mib=65536, public_ip_pool="198.18.5.0/29")
     data_path = namespace.NamespaceDataPath(data_dir, imds_relay.socket_path(config), public_pool=["198.18.5.0/29"])
     db = await Database.open(os.path.join(data_dir, "nimbo.db"))
-    await db.migrate(account_rows.SCHEMA)
+    await account_rows.migrate(db)
     store = account_rows.AccountStore(db)
     await store.create_account("100000000001", "admin", "c" * 64, is_admin=True)
     await store.create_account("222222222222", "alice", "a" * 64)
