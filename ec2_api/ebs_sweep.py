@@ -10,7 +10,8 @@ are reconciled, so that a booting instance finds its volumes settled.
 - volumes deleted with their instance lose their files and rows;
 - ``pending`` snapshots are exported again from their ``.source`` hard link (the frozen state is
   inside it), or become ``error`` when the crash came before the freeze completed; pending copies
-  are linked again;
+  are linked again; a finished snapshot whose export tail was cut short loses its internal
+  snapshot in the volume and its ``.source`` link;
 - ``pending`` images made by CreateImage are watched again;
 - orphaned volume and snapshot files are removed, and deleted snapshots no one builds on collected.
 """
@@ -115,6 +116,14 @@ async def _settle_attachments(state: Any) -> None:
 
 async def _resume_snapshots(state: Any) -> None:
     db = state.db
+    # a crash after an export was recorded but before its tail ran: the volume still holds the
+    # internal snapshot and the hard link still names the frozen state
+    for row in await db.fetchall("SELECT * FROM ec2_snapshots WHERE state IN ('completed', 'error')"
+                                 " AND volume_id IS NOT NULL"):
+        source = snapshot_files.work_files(row["path"])["source"]
+        if os.path.exists(source):
+            await snapshot_files.drop_internal(state, row["volume_id"], row["snapshot_id"])
+            await asyncio.to_thread(snapshot_files._unlink, source)   # noqa: SLF001
     for row in await db.fetchall("SELECT * FROM ec2_snapshots WHERE state = 'pending'"):
         data = ebs_store.data_of(row)
         if data.get("kind") == "copy":
@@ -137,7 +146,7 @@ async def _known_files(db: Any) -> set[str]:
                 "SELECT root_disk AS path FROM ec2_instances"):
         for row in await db.fetchall(sql):
             known.add(os.path.abspath(row["path"]))
-    for row in await db.fetchall("SELECT path FROM ec2_snapshots WHERE state = 'pending'"):
+    for row in await db.fetchall("SELECT path FROM ec2_snapshots WHERE state != 'deleted'"):
         known.add(os.path.abspath(snapshot_files.work_files(row["path"])["source"]))
     return known
 

@@ -3,7 +3,8 @@
 * ``nimbo serve`` is the only command that creates a data directory. It takes an exclusive lock on
   ``DIR/nimbo.lock`` (``flock``) and holds it for the server's life, so that a second server on the
   same directory refuses to start (before it binds a port or touches the database, so the first
-  one's ``DIR/endpoint`` stays as it is). It records itself for the other commands in the runtime
+  one's ``DIR/endpoint`` stays as it is); once it holds the lock it removes a ``DIR/endpoint`` a
+  killed server left, and writes it again when it serves. It records itself for the other commands in the runtime
   directory (``NIMBO_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/nimbo``, else ``~/.local/state/nimbo``)
   as ``server-<pid>.json``: the data directory and the endpoint.
 * ``nimbo credentials``, ``admin`` and ``billing`` never create one. They use ``--data-dir`` (or
@@ -98,6 +99,12 @@ def lock_for_server(data_dir: str) -> ServerLock:
                            f"data directory {data_dir}; stop it or pass another --data-dir") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    # ``endpoint`` says "a server serves here": one a killed server left is not true any more, and
+    # whoever waits for this start must not take it for the new server's readiness
+    try:
+        os.unlink(os.path.join(data_dir, "endpoint"))
+    except FileNotFoundError:
+        pass
     return ServerLock(data_dir, fd)
 
 

@@ -255,7 +255,10 @@ def test_kill_9_during_volume_and_snapshot_work_leaves_nothing_half_made():
             while time.monotonic() < deadline:
                 volumes = ec2.describe_volumes()["Volumes"]
                 snapshots = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
-                if all(v["State"] == "available" for v in volumes) and \
+                work = [f for f in os.listdir(os.path.join(data_dir, "snapshots"))
+                        if not f.endswith((".qcow2", ".raw"))]
+                # an export records its snapshot, then drops its work files: both must happen
+                if all(v["State"] == "available" for v in volumes) and not work and \
                         all(s["State"] in ("completed", "error") for s in snapshots):
                     break
                 time.sleep(0.2)
