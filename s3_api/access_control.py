@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import urllib.parse
+import weakref
 
 from access import acl as acls
 from access.decision import (ALLOW, BUCKET_GOVERNED, ENFORCED, BucketAccess, ObjectAccess,
@@ -153,7 +154,8 @@ def principal_of(ctx) -> Principal:
     return Principal.account(account.account_id, account.canonical_user_id)
 
 
-_ACCOUNTS: dict[str, tuple[str, str]] = {}
+# per object store (one per data directory; several in one test process): account id -> names
+_ACCOUNTS: "weakref.WeakKeyDictionary[object, dict[str, tuple[str, str]]]" = weakref.WeakKeyDictionary()
 
 
 def _account_row(store, column: str, value: str) -> tuple | None:
@@ -166,20 +168,25 @@ def _account_row(store, column: str, value: str) -> tuple | None:
 
 
 def account_names(ctx, account_id: str) -> tuple[str, str]:
-    """(canonical user id, display name) of an account (cached: they never change)."""
-    found = _ACCOUNTS.get(account_id)
+    """(canonical user id, display name) of an account (cached per store: they never change)."""
+    store = ctx.state.store
+    try:
+        cache = _ACCOUNTS.setdefault(store, {})
+    except TypeError:       # a store that cannot be weakly referenced: no cache
+        cache = {}
+    found = cache.get(account_id)
     if found is None:
         account = getattr(ctx, "account", None)
         if account is not None and account.account_id == account_id:
             found = (account.canonical_user_id, account.display_name)
         else:
-            row = _account_row(ctx.state.store, "account_id", account_id)
+            row = _account_row(store, "account_id", account_id)
             if row is None:         # an account this server does not know (not cached)
                 return account_id, account_id
             found = (row[1], row[2])
-        if len(_ACCOUNTS) > 10_000:
-            _ACCOUNTS.clear()
-        _ACCOUNTS[account_id] = found
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[account_id] = found
     return found
 
 
