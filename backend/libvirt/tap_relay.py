@@ -11,21 +11,22 @@ counters of the data path all stay on the tap, as with the QEMU driver.
 
 The UDP socket is ``connect``-ed to QEMU's port, so the kernel drops datagrams from any other
 source; while the VM runs QEMU holds that port. Limits: frames cross user space in this
-process (fine at TCG speeds, not a fast path), and while Nimbo is down the guests of this host
+process, one thread per interface (fine at TCG speeds, not a fast path), and while Nimbo is down the guests of this host
 have no network (the relay is started again when the driver re-adopts them).
 
 Crash story: nothing persistent here; the ports live in the VM's ``nics.json``.
 """
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import fcntl
 import logging
 import os
+import select
 import socket
 import struct
 import threading
+import time
 from typing import Optional
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ def open_tap(name: str, netns: Optional[str]) -> int:
 
 
 class TapRelay:
-    """Copies frames between one tap and QEMU's UDP socket on the loopback."""
+    """Copies frames between one tap and QEMU's UDP socket on the loopback, in a thread of its own
+    (independent of the event loop: a busy loop never stalls a guest's network)."""
 
     def __init__(self, tap: str, netns: Optional[str], relay_port: int, qemu_port: int) -> None:
         self.tap, self.netns = tap, netns
@@ -92,22 +94,37 @@ class TapRelay:
         self.tap_fd = -1
         self.sock: Optional[socket.socket] = None
         self.frames_to_guest = self.frames_from_guest = 0
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._wake_r = self._wake_w = -1
+        self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            sock.setblocking(False)
             sock.bind(("127.0.0.1", self.relay_port))
             sock.connect(("127.0.0.1", self.qemu_port))   # only QEMU's socket may send to us
+            sock.setblocking(False)
             self.tap_fd = open_tap(self.tap, self.netns)
         except OSError:
             sock.close()
             raise
         self.sock = sock
-        self._loop.add_reader(sock.fileno(), self._from_guest)
-        self._loop.add_reader(self.tap_fd, self._to_guest)
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._run, name=f"tap-relay-{self.tap}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        poller = select.poll()
+        sock_fd = self.sock.fileno()
+        for fd in (sock_fd, self.tap_fd, self._wake_r):
+            poller.register(fd, select.POLLIN)
+        while True:
+            for fd, _events in poller.poll():
+                if fd == self._wake_r:
+                    return
+                if fd == sock_fd:
+                    self._from_guest()
+                else:
+                    self._to_guest()
 
     def _from_guest(self) -> None:
         for _ in range(64):   # bounded per wake-up
@@ -115,8 +132,8 @@ class TapRelay:
                 frame = self.sock.recv(MAX_FRAME)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:   # ECONNREFUSED while QEMU is not listening yet
-                return
+            except OSError:   # ECONNREFUSED while QEMU did not listen yet: the error is consumed
+                continue
             try:
                 os.write(self.tap_fd, frame)
                 self.frames_from_guest += 1
@@ -130,6 +147,7 @@ class TapRelay:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
+                time.sleep(0.1)   # the tap went away (data path re-applied): do not spin
                 return
             try:
                 self.sock.send(frame)
@@ -138,14 +156,14 @@ class TapRelay:
                 pass
 
     def close(self) -> None:
-        if self._loop is not None:
-            if self.sock is not None:
-                self._loop.remove_reader(self.sock.fileno())
-            if self.tap_fd >= 0:
-                self._loop.remove_reader(self.tap_fd)
+        if self._thread is not None:
+            os.write(self._wake_w, b"x")
+            self._thread.join(timeout=5)
+            self._thread = None
+        for fd in (self._wake_r, self._wake_w, self.tap_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = self.tap_fd = -1
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        if self.tap_fd >= 0:
-            os.close(self.tap_fd)
-            self.tap_fd = -1
