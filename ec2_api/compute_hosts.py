@@ -23,7 +23,8 @@ import time
 from typing import Any, Optional
 
 from backend.libvirt import placement
-from ec2_api.errors import InsufficientInstanceCapacity, InvalidParameterCombination, ec2_error
+from ec2_api.errors import (InsufficientInstanceCapacity, InvalidParameterCombination, InvalidParameterValue,
+                            ec2_error)
 from ec2_api.instance_store import ACTIVE_STATES
 from storage.db import Schema
 
@@ -98,7 +99,8 @@ async def host_loads(conn: Any) -> list[placement.HostLoad]:
     """Every host with the vCPUs and MiB its active instances hold."""
     hosts = await conn.fetchall("SELECT * FROM compute_hosts ORDER BY added_us, host_id")
     loads = {row["host_id"]: placement.HostLoad(row["host_id"], row["zone"], row["vcpus"], row["memory_mib"],
-                                                enabled=row["state"] == "available", order=i)
+                                                enabled=row["state"] == "available", order=i,
+                                                kind=host_kind(row["uri"]))
              for i, row in enumerate(hosts)}
     if not loads:
         return []
@@ -113,12 +115,21 @@ async def host_loads(conn: Any) -> list[placement.HostLoad]:
     return list(loads.values())
 
 
+def host_kind(uri: str) -> str:
+    """What a host runs: containers on libvirt-lxc (``lxc://``), VMs elsewhere."""
+    return "container" if uri.split(":", 1)[0].split("+", 1)[0] == "lxc" else "vm"
+
+
 async def choose_host(tx: Any, config: Any, vcpus: int, memory_mib: int, zone: Optional[str],
                       params: dict) -> Optional[str]:
     """The host for one instance of a RunInstances (None: no hosts are registered). Called once per
     instance inside the launch's transaction, after the instances before it were inserted."""
     wanted = (params.get("Placement") or {}).get("HostId") or None
+    kind = "container" if str(params.get("InstanceType") or "").startswith("c-") else "vm"
     hosts = await host_loads(tx)
+    if kind == "container" and not any(h.kind == "container" for h in hosts):
+        raise InvalidParameterValue(f"The instance type {params['InstanceType']} is a Linux container: it "
+                                    "needs a libvirt-lxc compute host (nimbo host add NAME lxc:///)")
     if not hosts:
         if wanted:
             raise InvalidHostIDNotFound(f"The host ID '{wanted}' does not exist")
@@ -133,7 +144,7 @@ async def choose_host(tx: Any, config: Any, vcpus: int, memory_mib: int, zone: O
             raise InvalidParameterCombination(
                 f"The host {wanted} is in {host.zone}, not in the availability zone {zone} of the launch.")
     try:
-        return placement.choose(hosts, placement.Request(vcpus, memory_mib, zone, wanted),
+        return placement.choose(hosts, placement.Request(vcpus, memory_mib, zone, wanted, kind),
                                 getattr(config, "placement", "spread")).host_id
     except placement.NoHostFits as exc:
         raise InsufficientInstanceCapacity(
@@ -145,6 +156,7 @@ async def cluster_fit(tx: Any, vcpus: int, memory_mib: int) -> Optional[int]:
     hosts = await host_loads(tx)
     if not hosts:
         return None
+    # counted over hosts of either kind: choose_host then refuses what no host of the right kind takes
     return sum(max(0, min(h.free_vcpus // vcpus, h.free_memory_mib // memory_mib)) for h in hosts if h.enabled)
 
 

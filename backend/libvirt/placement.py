@@ -3,7 +3,8 @@
 Every host has a capacity (vCPUs and MiB it offers to guests, recorded when it was added: the
 host's CPUs x ``VCPU_OVERCOMMIT`` and ``MEMORY_SHARE`` of its RAM, or the operator's numbers)
 and a use (the vCPUs and MiB of the instances Nimbo placed there that have, or are getting, a
-VM). A host fits a request when it is enabled, is in the requested availability zone (a host
+VM). A host fits a request when it is enabled, runs the request's kind (VMs, or containers on libvirt-lxc hosts), is in the
+requested availability zone (a host
 without a zone serves every zone of the region), is the requested host (``Placement.HostId``)
 when one is named, and has the request's vCPUs and memory free. Among the hosts that fit:
 
@@ -34,6 +35,7 @@ class HostLoad:
     used_memory_mib: int = 0
     enabled: bool = True
     order: int = 0          # when it was added (ties)
+    kind: str = "vm"        # "vm" (QEMU/KVM ... hosts) or "container" (libvirt-lxc hosts)
 
     @property
     def free_vcpus(self) -> int:
@@ -50,6 +52,7 @@ class Request:
     memory_mib: int
     zone: Optional[str] = None
     host_id: Optional[str] = None
+    kind: str = "vm"
 
 
 class NoHostFits(Exception):
@@ -66,7 +69,7 @@ def capacity_of(cpus: int, memory_kib: int) -> tuple[int, int]:
 
 
 def fits(host: HostLoad, request: Request) -> bool:
-    return (host.enabled and (host.zone is None or request.zone is None or host.zone == request.zone)
+    return (host.enabled and host.kind == request.kind and (host.zone is None or request.zone is None or host.zone == request.zone)
             and (request.host_id is None or host.host_id == request.host_id)
             and host.free_vcpus >= request.vcpus and host.free_memory_mib >= request.memory_mib)
 
@@ -82,7 +85,8 @@ def choose(hosts: Iterable[HostLoad], request: Request, strategy: str = "spread"
     if not candidates:
         where = f"host {request.host_id}" if request.host_id else \
             f"zone {request.zone}" if request.zone else "any host"
-        return _raise(f"no capacity for {request.vcpus} vCPUs and {request.memory_mib} MiB on {where}")
+        what = " (a container)" if request.kind == "container" else ""
+        return _raise(f"no capacity for {request.vcpus} vCPUs and {request.memory_mib} MiB{what} on {where}")
     if strategy == "spread":
         key = (lambda h: (-h.free_memory_mib / max(h.memory_mib, 1), -h.free_vcpus / max(h.vcpus, 1), h.order))
     else:

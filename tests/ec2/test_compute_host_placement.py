@@ -135,3 +135,17 @@ async def test_host_registry(env):
     assert await compute_hosts.list_hosts(env.db) == []
     with pytest.raises(LookupError):
         await compute_hosts.remove_host(env.db, "a")
+
+
+async def test_container_types_go_to_lxc_hosts_and_vms_never_do(env, tiny_image):
+    with pytest.raises(errors.InvalidParameterValue, match="libvirt-lxc"):
+        await launch(env, tiny_image, InstanceType="c-small")   # no container host at all
+    vm_host = await add(env, "kvm1")
+    lxc_host = (await compute_hosts.add_host(env.db, "lxc1", "lxc:///", zone="us-east-1a", vcpus=8,
+                                             memory_mib=4096, probe=False))["host_id"]
+    (container,) = await launch(env, tiny_image, InstanceType="c-small")
+    assert container["Placement"]["HostId"] == lxc_host and container["InstanceType"] == "c-small"
+    vms = await launch(env, tiny_image, count=3)   # spread would pick the emptier lxc1: not a VM host
+    assert {i["Placement"]["HostId"] for i in vms} == {vm_host}
+    with pytest.raises(errors.InsufficientInstanceCapacity, match="container"):
+        await launch(env, tiny_image, InstanceType="c-small", Placement={"HostId": vm_host})
