@@ -143,7 +143,10 @@ async def test_container_types_go_to_lxc_hosts_and_vms_never_do(env, tiny_image)
     vm_host = await add(env, "kvm1")
     lxc_host = (await compute_hosts.add_host(env.db, "lxc1", "lxc:///", zone="us-east-1a", vcpus=8,
                                              memory_mib=4096, probe=False))["host_id"]
-    (container,) = await launch(env, tiny_image, InstanceType="c-small")
+    # (not through wire(): "c-small" is Nimbo's own name, outside botocore's InstanceType enum)
+    out = await run_instances(env.ctx(), {"ImageId": tiny_image, "MinCount": 1, "MaxCount": 1,
+                                          "InstanceType": "c-small"})
+    (container,) = out["Instances"]
     assert container["Placement"]["HostId"] == lxc_host and container["InstanceType"] == "c-small"
     vms = await launch(env, tiny_image, count=3)   # spread would pick the emptier lxc1: not a VM host
     assert {i["Placement"]["HostId"] for i in vms} == {vm_host}
