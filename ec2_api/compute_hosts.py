@@ -82,8 +82,9 @@ async def remove_host(db: Any, name_or_id: str) -> None:
 
 def host_resources(uri: str) -> tuple[int, int]:
     """(CPUs, KiB of RAM) of a libvirt host (blocking)."""
-    from backend.libvirt.connection import import_libvirt   # noqa: PLC0415
+    from backend.libvirt.connection import ensure_event_loop, import_libvirt   # noqa: PLC0415
     libvirt = import_libvirt()
+    ensure_event_loop(libvirt)   # qemu:///embed needs one
     try:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:

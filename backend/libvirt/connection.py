@@ -33,7 +33,7 @@ def import_libvirt() -> Any:
     return libvirt
 
 
-def _ensure_event_thread(libvirt: Any) -> None:
+def ensure_event_loop(libvirt: Any) -> None:
     global _EVENT_THREAD
     with _EVENT_LOCK:
         if _EVENT_THREAD is not None:
@@ -76,7 +76,7 @@ class Connection:
                 except lv.libvirtError:
                     pass
                 self._conn = None
-            _ensure_event_thread(lv)
+            ensure_event_loop(lv)
             try:
                 conn = lv.open(self.uri)
             except lv.libvirtError as exc:

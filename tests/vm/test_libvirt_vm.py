@@ -3,8 +3,10 @@ the system libvirtd (``qemu:///system``; started here when it does not run, as o
 machine: ``virtlogd -d; libvirtd -d``), the tiny image, boto3.
 
 One test: launch (the user data reads the instance id from the metadata service through the
-VPC tap, reached over the loopback UDP relay), console output, graceful stop, start, a Nimbo
-restart that re-adopts the running domain, terminate (the domain is undefined). Host networking
+VPC tap, reached over the loopback UDP relay), console output, a second host registered while
+the server runs (libvirt's embedded QEMU driver, ``qemu:///embed``, in another zone) that the
+next launch in that zone is placed on, graceful stop, start, a Nimbo restart that re-adopts the
+running domain, terminate (the domain is undefined). Host networking
 is not touched: the guest's NIC is a loopback UDP socket relayed to a tap in Nimbo's namespace.
 """
 from __future__ import annotations
@@ -130,6 +132,20 @@ def test_launch_console_stop_start_readopt_terminate(cloud, libvirtd):
     text = console_until(ec2, instance_id, f"NIMBO-MARKER-{instance_id}\n")
     print(f"\nlibvirt: RunInstances -> user-data marker {time.monotonic() - started:.1f}s")
     assert "nimbo-init: userspace up" in text
+
+    # a second host: libvirt's embedded QEMU driver (qemu:///embed, its own state under the data
+    # directory, run inside Nimbo's process), registered while the server runs, in another zone
+    embed_uri = f"qemu:///embed?root={cloud['data_dir']}/second-host"
+    added = cloud["server"].nimbo("host", "add", "second", embed_uri, "--zone", "us-east-1b",
+                                  "--data-dir", cloud["data_dir"]).stdout.split()
+    second = ec2.run_instances(ImageId=cloud["image_id"], MinCount=1, MaxCount=1, InstanceType="t2.nano",
+                               Placement={"AvailabilityZone": "us-east-1b"})["Instances"][0]
+    assert second["Placement"]["HostId"] == added[0] != host_id
+    ec2.get_waiter("instance_running").wait(InstanceIds=[second["InstanceId"]], WaiterConfig=WAIT)
+    console_until(ec2, second["InstanceId"], "nimbo-init: userspace up")
+    assert domain(libvirtd, second["InstanceId"]) is None   # not a domain of the system daemon
+    ec2.terminate_instances(InstanceIds=[second["InstanceId"]])
+    wait_state(ec2, second["InstanceId"], "terminated")
 
     ec2.stop_instances(InstanceIds=[instance_id])
     ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig=WAIT)
