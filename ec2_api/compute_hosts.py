@@ -121,6 +121,20 @@ def host_kind(uri: str) -> str:
     return "container" if uri.split(":", 1)[0].split("+", 1)[0] == "lxc" else "vm"
 
 
+async def zone_of_named_host(db: Any, params: dict) -> dict:
+    """RunInstances with Placement.HostId and neither a zone nor a subnet launches in the host's
+    zone (as EC2 does on a Dedicated Host): the params with that zone filled in."""
+    placement_params = params.get("Placement") or {}
+    host_id = placement_params.get("HostId")
+    if not host_id or placement_params.get("AvailabilityZone") or params.get("SubnetId") \
+            or params.get("NetworkInterfaces"):
+        return params
+    row = await db.fetchone("SELECT zone FROM compute_hosts WHERE host_id = ?", (host_id,))
+    if row is None or not row["zone"]:
+        return params
+    return {**params, "Placement": {**placement_params, "AvailabilityZone": row["zone"]}}
+
+
 async def choose_host(tx: Any, config: Any, vcpus: int, memory_mib: int, zone: Optional[str],
                       params: dict) -> Optional[str]:
     """The host for one instance of a RunInstances (None: no hosts are registered). Called once per

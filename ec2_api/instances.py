@@ -122,6 +122,7 @@ async def run_instances(ctx: Any, params: dict) -> dict:
     if template_tags:
         tags["instance"] = {**tags.get("instance", {}), **template_tags}
     boot = await _boot(ctx, params, image)
+    params = await compute_hosts.zone_of_named_host(db, params)   # HostId alone: the host's zone
     launch = await instance_network.plan(ctx, params)
     network, subnet, address, groups = launch.network, launch.subnet, launch.address, launch.groups
     check_dry_run(params)

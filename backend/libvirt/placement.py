@@ -3,10 +3,10 @@
 Every host has a capacity (vCPUs and MiB it offers to guests, recorded when it was added: the
 host's CPUs x ``VCPU_OVERCOMMIT`` and ``MEMORY_SHARE`` of its RAM, or the operator's numbers)
 and a use (the vCPUs and MiB of the instances Nimbo placed there that have, or are getting, a
-VM). A host fits a request when it is enabled, runs the request's kind (VMs, or containers on libvirt-lxc hosts), is in the
-requested availability zone (a host
-without a zone serves every zone of the region), is the requested host (``Placement.HostId``)
-when one is named, and has the request's vCPUs and memory free. Among the hosts that fit:
+VM). A host fits a request when it is enabled, runs the request's kind (VMs, or containers on
+libvirt-lxc hosts), is in the requested availability zone (a host without a zone serves every
+zone of the region), is the requested host (``Placement.HostId``) when one is named, and has the
+request's vCPUs and memory free. Among the hosts that fit:
 
 - ``spread`` (default) takes the host with the largest share of its memory free, then of its
   vCPUs: instances spread evenly, a host's failure hits few of them.
@@ -69,7 +69,8 @@ def capacity_of(cpus: int, memory_kib: int) -> tuple[int, int]:
 
 
 def fits(host: HostLoad, request: Request) -> bool:
-    return (host.enabled and host.kind == request.kind and (host.zone is None or request.zone is None or host.zone == request.zone)
+    return (host.enabled and host.kind == request.kind
+            and (host.zone is None or request.zone is None or host.zone == request.zone)
             and (request.host_id is None or host.host_id == request.host_id)
             and host.free_vcpus >= request.vcpus and host.free_memory_mib >= request.memory_mib)
 
