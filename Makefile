@@ -5,12 +5,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_RUN := qemu-system-x86 qemu-utils socat busybox-static iproute2 nftables dnsmasq-base dropbear-bin
 APT_IMAGE := mmdebstrap fdisk lz4 e2fsprogs
-APT_TEST := $(APT_RUN) $(APT_IMAGE) rclone s3cmd wrk awscli openssh-client chromium chromium-driver
+# libvirt (--backend libvirt): the daemon, LXC, the headers libvirt-python builds against, the schema validator
+APT_LIBVIRT := libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu libvirt-daemon-driver-lxc libvirt-dev pkg-config gcc libxml2-utils
+APT_TEST := $(APT_RUN) $(APT_IMAGE) $(APT_LIBVIRT) rclone s3cmd wrk awscli openssh-client chromium chromium-driver
+ifneq (,$(findstring libvirt,$(ARGS)))
+APT_RUN += $(APT_LIBVIRT)
+PIP_EXTRAS := [libvirt]
+endif
 ARGS ?=
 
 .PHONY: run test setup setup-test apt-run apt-test bench conformance clean debian-image
 
 run: setup
+	@if [ -n "$(PIP_EXTRAS)" ]; then $(PY) -c 'import libvirt' 2>/dev/null || $(PY) -m pip install -q libvirt-python; fi
 	@echo "==> the tiny Linux image (built offline from Debian's packages the first time: about a minute)"
 	$(PY) -m gateway.cli image build-tiny --if-missing $(ARGS) || echo "warning: the tiny image could not be built; EC2 has no image to launch" >&2
 	@echo "==> starting Nimbo (Ctrl-C stops it)"
@@ -36,7 +43,7 @@ $(VENV)/bin/python:
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	@echo "==> installing Nimbo and its Python packages into $(VENV) (a few minutes the first time)"
 	$(PY) -m pip install -q --upgrade pip
-	set -o pipefail; $(PY) -m pip install -e . | { grep -E '^(Collecting|Successfully)' || true; }
+	set -o pipefail; $(PY) -m pip install -e '.$(PIP_EXTRAS)' | { grep -E '^(Collecting|Successfully)' || true; }
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

@@ -153,6 +153,8 @@ class VMSpec:
     disks: list[DiskAttachment] = field(default_factory=list)
     # tap networking (backend.network): when set, these replace user_net; the first is eth0
     nics: list[NicAttachment] = field(default_factory=list)
+    # the compute host chosen by placement (libvirt clusters; None: the one host there is)
+    host_id: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

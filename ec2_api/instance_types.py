@@ -80,6 +80,9 @@ BUILTIN: list[InstanceType] = [
     InstanceType("m1.small", 1, 1740, current_generation=False, network_performance="Low",
                  max_network_interfaces=2, ipv4_per_interface=4, clock_ghz=1.0, hypervisor="xen",
                  threads_per_core=1),
+    # Nimbo's Linux containers (libvirt-lxc hosts only: backend/libvirt/containers.py)
+    *[InstanceType(f"c-{size}", vcpus, memory, threads_per_core=1, max_network_interfaces=1, ipv4_per_interface=1)
+      for size, vcpus, memory in (("nano", 1, 256), ("small", 1, 1024), ("medium", 2, 2048))],
 ]
 BUILTIN = [t if t.name not in ("t2.micro", "t3.micro") else
            InstanceType(**{**t.__dict__, "free_tier": True}) for t in BUILTIN]

@@ -25,6 +25,7 @@ from ec2_api.errors import (IdempotentParameterMismatch, InstanceLimitExceeded, 
 from ec2_api.filters import apply_filters, paginate
 from ec2_api.imds import hostname_of
 from ec2_api.instance_store import STATE_CODES, data_of, state_dict
+from ec2_api import compute_hosts
 from ec2_api.lifecycle import capacity_in_use, host_capacity
 from ec2_api.regions import zone_id
 from ec2_api import instance_network  # noqa: E402 (the launch's interfaces and public addresses)
@@ -121,6 +122,7 @@ async def run_instances(ctx: Any, params: dict) -> dict:
     if template_tags:
         tags["instance"] = {**tags.get("instance", {}), **template_tags}
     boot = await _boot(ctx, params, image)
+    params = await compute_hosts.zone_of_named_host(db, params)   # HostId alone: the host's zone
     launch = await instance_network.plan(ctx, params)
     network, subnet, address, groups = launch.network, launch.subnet, launch.address, launch.groups
     check_dry_run(params)
@@ -143,6 +145,8 @@ async def run_instances(ctx: Any, params: dict) -> dict:
         for index in range(count):
             instance_id = ids.new_id("i")
             volume_id = ids.new_id("vol")
+            host_id = await compute_hosts.choose_host(tx, config, itype.vcpus, itype.memory_mib,
+                                                      subnet["availability_zone"], params)
             data = {
                 "vcpus": itype.vcpus, "memory_mib": itype.memory_mib, "cores": itype.core_count,
                 "threads_per_core": itype.threads, "architecture": image["architecture"],
@@ -157,7 +161,7 @@ async def run_instances(ctx: Any, params: dict) -> dict:
                 "availability_zone_id": zone_id(ctx.region, zones.index(subnet["availability_zone"])),
                 "metadata_options": options, "public_key": key["public_key"] if key else None,
                 "smbios_uuid": _smbios_uuid(), "ebs_optimized": bool(params.get("EbsOptimized")),
-                "monitoring": bool((params.get("Monitoring") or {}).get("Enabled")),
+                "monitoring": bool((params.get("Monitoring") or {}).get("Enabled")), "host_id": host_id,
             }
             try:
                 await tx.execute(
@@ -226,9 +230,11 @@ async def _how_many(tx: Any, config: Any, account: str, region: str, itype: Any,
         raise InstanceLimitExceeded(
             f"You have requested more instances ({row['n'] + min_count}) than your current instance limit "
             f"of {limit} allows for the specified instance type.")
-    host_vcpus, host_memory = host_capacity(config)
-    used_vcpus, used_memory = await capacity_in_use(tx)
-    fit = min((host_vcpus - used_vcpus) // itype.vcpus, (host_memory - used_memory) // itype.memory_mib)
+    fit = await compute_hosts.cluster_fit(tx, itype.vcpus, itype.memory_mib)   # None: no libvirt hosts
+    if fit is None:
+        host_vcpus, host_memory = host_capacity(config)
+        used_vcpus, used_memory = await capacity_in_use(tx)
+        fit = min((host_vcpus - used_vcpus) // itype.vcpus, (host_memory - used_memory) // itype.memory_mib)
     if fit < min_count:
         raise InsufficientInstanceCapacity(
             f"We currently do not have sufficient {itype.name} capacity on this Nimbo host. "
@@ -282,7 +288,8 @@ def render_instance(row: Any, tags: dict[str, str]) -> dict:
         "InstanceType": row["instance_type"], "KeyName": row["key_name"], "LaunchTime": launch,
         "Monitoring": {"State": "enabled" if data.get("monitoring") else "disabled"},
         "Placement": {"AvailabilityZone": row["availability_zone"], "GroupName": "", "Tenancy": "default",
-                      "AvailabilityZoneId": data.get("availability_zone_id")},
+                      "AvailabilityZoneId": data.get("availability_zone_id"),
+                      **({"HostId": data["host_id"]} if data.get("host_id") else {})},
         "PrivateDnsName": dns, "PrivateIpAddress": ip, "ProductCodes": [], "PublicDnsName": "",
         "State": state_dict(state), "StateTransitionReason": row["transition_reason"] or "",
         "Architecture": data.get("architecture", "x86_64"),
@@ -361,6 +368,7 @@ _INSTANCE_FILTERS = {
     "state-reason-message": lambda i: (i.get("StateReason") or {}).get("Message"),
     "monitoring-state": lambda i: i["Monitoring"]["State"],
     "tenancy": lambda i: i["Placement"]["Tenancy"],
+    "host-id": lambda i: i["Placement"].get("HostId"),
     "instance.group-id": lambda i: [g["GroupId"] for g in i["SecurityGroups"]],
     "instance.group-name": lambda i: [g["GroupName"] for g in i["SecurityGroups"]],
     "group-id": lambda i: [g["GroupId"] for g in i["SecurityGroups"]],

@@ -195,7 +195,7 @@ class Lifecycle:
             kernel=boot.get("kernel"), initrd=boot.get("initrd"), cmdline=boot.get("cmdline"),
             smbios_uuid=data["smbios_uuid"], mac=row["mac"], imds_socket=self.imds.path(row["instance_id"]),
             root_disk_serial=row["root_volume_id"].replace("-", ""),
-            disks=await volume_attachments.disks_for_start(self, row),
+            disks=await volume_attachments.disks_for_start(self, row), host_id=data.get("host_id"),
             user_net=UserNetOptions(hostname=hostname_of(row["private_ip"], row["region"]).split(".")[0]))
 
     async def _stop(self, instance_id: str, force: bool) -> None:

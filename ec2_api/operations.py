@@ -17,6 +17,7 @@ from storage import parameters, usage
 from storage.ec2_schema import SCHEMA
 from ec2_api import network_operations, network_sync  # noqa: E402 (VPCs, security groups, addresses ...)
 from ec2_api import instance_query  # the DescribeInstances narrowing index
+from ec2_api import compute_hosts  # libvirt compute hosts and placement
 
 OPERATIONS = {
     **network_operations.OPERATIONS,   # VPCs, subnets, gateways, routes, groups, interfaces, addresses
@@ -98,7 +99,7 @@ async def open_state(app: Any, *, housekeeping: bool = True) -> Lifecycle:
     await app.db.migrate(usage.SCHEMA)
     await app.db.migrate(SCHEMA)
     await app.db.migrate(ebs_store.SCHEMA)
-    for schema in (launch_templates.SCHEMA, parameters.SCHEMA, instance_query.SCHEMA):
+    for schema in (launch_templates.SCHEMA, parameters.SCHEMA, instance_query.SCHEMA, compute_hosts.SCHEMA):
         await app.db.migrate(schema)
     await import_tasks.recover(app.db, app.config)
     lifecycle = Lifecycle(app.db, app.config, app.backend, app.clock)

@@ -334,6 +334,9 @@ async def _lead(context: AppContext, services: dict[str, Service]) -> None:
     """What runs once per data directory, in the leader: the VM driver, the instance network,
     EC2's state (housekeeping, driver events, the metadata service) and billing."""
     config = context.config
+    if context.backend is None and config.backend == "libvirt":   # its hosts are in the database
+        from ec2_api.compute_hosts import open_cluster  # noqa: PLC0415
+        context.backend = await open_cluster(context.db, config)
     if context.backend is None:
         context.backend = make_backend(config)
     if context.network is None:
@@ -384,7 +387,7 @@ def make_backend(config: Config) -> Any:
         tap, why = available()   # tap networking needs root; else user-mode networking
         (log.info if tap else log.warning)("instance network: %s", why)
         return QemuDriver(config.path("vms"))
-    raise ValueError(f"unknown backend {config.backend!r} (qemu or fake)")
+    raise ValueError(f"unknown backend {config.backend!r} (qemu, libvirt or fake)")
 
 
 def create_app(config: Config, clock=None, services: dict[str, Service] | None = None,

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from gateway import data_dir as data_dirs
 from gateway import image_commands
+from gateway import host_commands
 from gateway.accounts import AccountService
 from gateway.config import DEFAULT_REGION, ConfigError, load_config
 from storage import accounts as account_rows
@@ -55,7 +56,7 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--access-log", action="store_const", const=True, default=None,
                         help="log one line per request (logger nimbo.access, level INFO)")
-    parser.add_argument("--backend", default=None, help="hypervisor driver: qemu (default) or fake")
+    parser.add_argument("--backend", default=None, help="hypervisor driver: qemu (default), libvirt or fake")
     parser.add_argument("--workers", type=int, default=None,
                         help="server processes on the one port (default: one per core)")
 
@@ -124,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     net_exec.add_argument("argv", nargs=argparse.REMAINDER, help="-- COMMAND ...")
     _data_dir_arg(net_cmds.add_parser("destroy", help="remove the namespaces and their helpers"))
 
+    host_commands.add_parser(commands, _data_dir_arg, _data_dir_after)
+
     billing = commands.add_parser("billing", help="usage and cost reports")
     _data_dir_arg(billing)
     billing_cmds = billing.add_subparsers(dest="billing_command", required=True)
@@ -161,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             return namespace.net_exec(args.data_dir, args.argv[1:] if args.argv[:1] == ["--"] else args.argv, args.vpc)
         args.data_dir = data_dirs.existing_data_dir(args.data_dir)
+        if args.command == "host":
+            return asyncio.run(host_commands.run(args))
         if args.command == "billing":
             return asyncio.run(_with_accounts(args.data_dir, lambda svc: billing_report(svc, args)))
         return asyncio.run(_with_accounts(args.data_dir, lambda svc: admin(svc, args)))

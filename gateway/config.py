@@ -60,6 +60,8 @@ class Config:
     meter_flush_seconds: float = 5.0
     access_log: bool = False           # one INFO line per request on the nimbo.access logger
     backend: str = "qemu"              # hypervisor driver: qemu, libvirt, or fake (tests)
+    libvirt_uri: str = "qemu:///system"   # libvirt: the first compute host (more: `nimbo host add`)
+    placement: str = "spread"          # libvirt hosts: spread (most free) or pack (fullest that fits)
     instance_types: str | None = None  # a TOML catalogue of instance types (default: built in)
     price_list: str | None = None      # a price list file (default: the shipped prices)
     host_vcpus: int | None = None      # EC2 capacity (default: cores x 8 vCPUs, 80% of RAM)
