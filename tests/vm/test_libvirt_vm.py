@@ -49,6 +49,11 @@ def libvirtd():
         pytest.skip(f"missing for the libvirt VM test: {', '.join(missing)} (the Makefile's APT_LIBVIRT)")
     started = []
     if not _daemon_answers():
+        # a libvirtd started here must not bring up host networks (virbr0 and its firewall rules)
+        autostart = [name for folder in ("/etc/libvirt/qemu/networks/autostart", "/etc/libvirt/network/autostart")
+                     if os.path.isdir(folder) for name in os.listdir(folder)]
+        if autostart:
+            pytest.skip(f"libvirtd would autostart host networks {autostart}: not started by the tests")
         for daemon in ("virtlogd", "libvirtd"):
             if subprocess.run(["pgrep", "-x", daemon], capture_output=True).returncode != 0:
                 subprocess.run([daemon, "-d"], check=True)
