@@ -9,6 +9,11 @@ do not resolve unless a later change adds a forwarder.
 
 Files live in the data path's run directory (``<run>/<vpc-id>/``): ``dnsmasq.conf`` (restart on
 change), ``dhcp-hosts`` and ``hosts`` (re-read on SIGHUP), ``dnsmasq.pid``, ``leases``.
+A lease outlives its reservation in dnsmasq (a SIGHUP does not drop it): when a private address
+passes to another MAC (an instance terminated, a new one given its address within the lease
+time), dnsmasq would refuse the new MAC ("not using configured address ... leased to ...").
+So when a reservation goes away, dnsmasq is restarted on a lease file without the leases that no
+reservation names any more (``stale_leases``/``prune_leases``).
 Crash story: dnsmasq daemonises and outlives Nimbo; it is found again by its pid file and its
 command line (which names its own config path), so a stale pid can never hit another process.
 """
@@ -101,6 +106,45 @@ def host_names(interfaces: list[Interface], domains: dict[str, str]) -> str:
             f"{short}.{domains[iface.subnet_id]}" if domains.get(iface.subnet_id) else short)
         lines.append(f"{ipaddress.ip_address(iface.private_ips[0])} {fqdn}" + (f" {short}" if fqdn != short else ""))
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _reservations(hosts_text: str) -> set[tuple[str, str]]:
+    pairs = set()
+    for line in hosts_text.splitlines():
+        parts = line.split(",")
+        if len(parts) >= 2:
+            pairs.add((parts[0].lower(), parts[1]))
+    return pairs
+
+
+def _lease_lines(run_dir: str) -> list[str]:
+    try:
+        with open(os.path.join(run_dir, "leases")) as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
+
+
+def _lease_is_reserved(line: str, reserved: set[tuple[str, str]]) -> bool:
+    """A lease line (``expiry mac ip name client-id``) whose MAC still holds that address."""
+    parts = line.split()
+    return len(parts) < 3 or (parts[1].lower(), parts[2]) in reserved
+
+
+def stale_leases(run_dir: str, hosts_text: str) -> list[str]:
+    """The leases of ``run_dir`` that no reservation of ``hosts_text`` names."""
+    reserved = _reservations(hosts_text)
+    return [line for line in _lease_lines(run_dir) if not _lease_is_reserved(line, reserved)]
+
+
+def prune_leases(run_dir: str, hosts_text: str) -> None:
+    """Drop the stale leases from the lease file (while dnsmasq does not run: it owns the file)."""
+    reserved = _reservations(hosts_text)
+    kept = [line for line in _lease_lines(run_dir) if _lease_is_reserved(line, reserved)]
+    path = os.path.join(run_dir, "leases")
+    with open(path + ".tmp", "w") as f:
+        f.write("".join(line + "\n" for line in kept))
+    os.replace(path + ".tmp", path)
 
 
 def running_pid(run_dir: str) -> int | None:

@@ -118,6 +118,52 @@ async def test_apply_is_idempotent_and_a_smaller_state_leaves_nothing_behind(dp)
     assert sh("ip", "-n", dp.name, "route").stdout.strip() == ""
 
 
+def dhcp_lease(ns: str) -> str:
+    """The address a DHCP client in ``ns`` obtains on eth0 ('' when none is offered)."""
+    sh("ip", "-n", ns, "addr", "flush", "dev", "eth0")
+    out = sh("ip", "netns", "exec", ns, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "4", "-T", "1",
+             "-s", "/bin/true", check=False)
+    found = [w for line in (out.stdout + out.stderr).splitlines() if "lease of" in line
+             for w in line.split()[line.split().index("of") + 1:][:1]]
+    return found[0] if found else ""
+
+
+async def test_an_address_passed_to_a_new_mac_is_offered_to_it_within_the_old_lease(dp):
+    """An instance terminates and a new one gets its private address (as EC2 reuses addresses):
+    the new MAC gets the address by DHCP at once, not after the old lease (1 h) expires."""
+    if shutil.which("busybox") is None:
+        pytest.skip("busybox (udhcpc) is needed")
+    await dp.open()
+    vpc = two_vpcs().vpcs[:1]
+    sub = (subnet("subnet-0a1", "vpc-0aaa"),)
+    old = iface("eni-0a01", "subnet-0a1", "10.0.1.5", "02:00:00:00:0a:01")
+    successor = iface("eni-0a03", "subnet-0a1", "10.0.1.5", "02:00:00:00:0a:03")
+    neighbour = iface("eni-0a02", "subnet-0a1", "10.0.1.6", "02:00:00:00:0a:02")
+    guests = FakeGuests(dp)
+    try:
+        first = NetworkState(vpc, sub, (old, neighbour))
+        await dp.apply(first)
+        guests.add(old, "vpc-0aaa", "10.0.1.1")
+        guests.add(neighbour, "vpc-0aaa", "10.0.1.1")
+        await dp.apply(first)
+        assert dhcp_lease(guests.names["eni-0a01"]) == "10.0.1.5"
+        assert dhcp_lease(guests.names["eni-0a02"]) == "10.0.1.6"
+        leases = os.path.join(dp.run_dir, "vpc-0aaa", "leases")
+        with open(leases) as f:
+            assert "02:00:00:00:0a:01 10.0.1.5" in f.read()
+
+        second = NetworkState(vpc, sub, (successor, neighbour))
+        await dp.apply(second)
+        guests.add(successor, "vpc-0aaa", "10.0.1.1")
+        await dp.apply(second)
+        assert dhcp_lease(guests.names["eni-0a03"]) == "10.0.1.5"
+        with open(leases) as f:
+            text = f.read()
+        assert "02:00:00:00:0a:01" not in text and "02:00:00:00:0a:02 10.0.1.6" in text  # the neighbour keeps its lease
+    finally:
+        guests.close()
+
+
 async def test_open_re_adopts_and_sweeps_what_a_crash_left(dp):
     await dp.open()
     await dp.apply(two_vpcs())
