@@ -50,28 +50,54 @@ class Peer:
     def pid(self) -> int:
         return self.process.pid
 
-    def peak_rss_bytes(self) -> int:
-        """VmHWM of the server process and its children (moto and Nimbo are one process each)."""
-        with open(f"/proc/{self.pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+    def processes(self) -> list[int]:
+        """The server's process and its descendants (Nimbo's worker processes)."""
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+        return found
 
-    def rss_bytes(self) -> int:
-        with open(f"/proc/{self.pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
-
-    def reset_peak(self) -> None:
-        """Reset VmHWM (Linux: writing 5 to clear_refs) so a later peak is this phase's own."""
+    @staticmethod
+    def _status_kib(pid: int, field_name: str) -> int:
         try:
-            with open(f"/proc/{self.pid}/clear_refs", "w") as fh:
-                fh.write("5")
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    if line.startswith(field_name):
+                        return int(line.split()[1])
         except OSError:
             pass
+        return 0
+
+    def peak_rss_bytes(self) -> int:
+        """The largest VmHWM among the server's processes: per process, as the target is per worker
+        (moto and s3rver are one process; Nimbo with --workers is a parent and its workers)."""
+        return max(self._status_kib(pid, "VmHWM:") for pid in self.processes()) * 1024
+
+    def rss_bytes(self) -> int:
+        """The largest VmRSS among the server's processes."""
+        return max(self._status_kib(pid, "VmRSS:") for pid in self.processes()) * 1024
+
+    def reset_peak(self) -> None:
+        """Reset VmHWM of every server process (Linux: writing 5 to clear_refs) so a later peak is
+        this phase's own."""
+        for pid in self.processes():
+            try:
+                with open(f"/proc/{pid}/clear_refs", "w") as fh:
+                    fh.write("5")
+            except OSError:
+                pass
 
     def stop(self) -> None:
         if self.process.poll() is None:
