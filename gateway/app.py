@@ -29,7 +29,7 @@ from gateway.connection_limits import track_requests
 from gateway.connections import close_if_body_unsent, defer_expect
 from gateway.context import AppContext, RequestContext, utc_now
 from gateway.internal import report_delivery
-from gateway.leader import LEADER_SERVICES, Leadership, forwarded_https, workers_of
+from gateway.leader import LEADER_SERVICES, Leadership, client_address, is_https, workers_of
 from gateway.metering import S3_SERVICE, Meter, MeterBuffer, s3_request_tier
 from gateway.protocols import json_protocol, query, rest_xml
 from gateway.services import Service, accepted_regions, protocol_of, signing_service, unsigned_service
@@ -94,8 +94,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     service_name = signing_service(request) or unsigned_service(request)
     ctx = RequestContext(app=app, request_id=new_request_id(service_name), service=service_name,
                          region=app.config.default_region, headers=request.headers,
-                         host=request.headers.get("Host", ""), remote=request.remote,
-                         secure=request.secure)
+                         host=request.headers.get("Host", ""), remote=client_address(request),
+                         secure=is_https(request))
     try:
         response = await _serve(request, ctx, services)
     except Exception as exc:  # every failure becomes the service's own error document
@@ -107,7 +107,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     close_if_body_unsent(request, response)
     _meter(request, ctx, response)
     if app.config.access_log:  # off unless configured, like S3's server access logs
-        access_log.info("%s %s %s %s %s -> %d %.1fms %s", request.remote, request.method,
+        access_log.info("%s %s %s %s %s -> %d %.1fms %s", ctx.remote, request.method,
                         logged_path(request.raw_path), ctx.service,
                         ctx.operation or ctx.requested_operation or "-", response.status,
                         (time.monotonic() - started) * 1000, ctx.request_id)
@@ -166,7 +166,7 @@ async def _serve(request: web.Request, ctx: RequestContext, services: dict[str, 
         auth = await sigv2_query.authenticate(
             request.method, request.headers.get("Host", ""), raw_path or "/",
             dispatch.form_pairs(request, body), app.accounts.secret_for, app.clock(),
-            service=ctx.service, secure=request.secure or forwarded_https(request))
+            service=ctx.service, secure=is_https(request))
     else:
         signed = SignedRequest(method=request.method, raw_path=raw_path, raw_query=raw_query,
                                headers=request.headers, host_bucket=host_bucket)

@@ -59,10 +59,12 @@ LEADER_SERVICES = frozenset({"ec2", "ce", "cur"})
 RETRY_SECONDS = 0.25
 FORWARD_WAIT_SECONDS = 30.0
 FORWARDED_PROTO = "X-Nimbo-Forwarded-Proto"
+FORWARDED_FOR = "X-Nimbo-Forwarded-For"    # the client's address, as the worker saw it
 
 # headers of one hop only (RFC 9110 7.6.1), and those aiohttp sets from the body it sends
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade",
-                         "transfer-encoding", "content-length", "expect", FORWARDED_PROTO.lower()})
+                         "transfer-encoding", "content-length", "expect", FORWARDED_PROTO.lower(),
+                         FORWARDED_FOR.lower()})
 
 
 class ServiceUnavailable(GatewayError):
@@ -162,6 +164,7 @@ class Leadership:
         headers = [(name, value) for name, value in request.headers.items()
                    if name.lower() not in _HOP_BY_HOP]
         headers.append((FORWARDED_PROTO, "https" if request.secure else "http"))
+        headers.append((FORWARDED_FOR, request.remote or ""))
         ctx.requested_operation = "forwarded-to-leader"
         deadline = time.monotonic() + FORWARD_WAIT_SECONDS
         while True:
@@ -218,10 +221,27 @@ class Leadership:
             self._fd = -1
 
 
+def _from_a_worker(request: web.Request) -> bool:
+    """Whether the request came over the leader's unix socket (mode 0600: only workers reach it),
+    so that its forwarding headers can be believed; a client's own copies were dropped by the
+    worker (``_HOP_BY_HOP``), and over TCP they are ignored."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    return sock is not None and sock.family == socket.AF_UNIX
+
+
 def forwarded_https(request: web.Request) -> bool:
     """Whether a request the leader received from a worker over its unix socket came to that
     worker over TLS (SigV2 canonicalises the Host's default port by the scheme)."""
-    if request.headers.get(FORWARDED_PROTO) != "https":
-        return False
-    sock = request.transport.get_extra_info("socket") if request.transport else None
-    return sock is not None and sock.family == socket.AF_UNIX   # only workers reach it (0600)
+    return request.headers.get(FORWARDED_PROTO) == "https" and _from_a_worker(request)
+
+
+def is_https(request: web.Request) -> bool:
+    """The client's request came over TLS: to this process, or to the worker that relayed it."""
+    return request.secure or forwarded_https(request)
+
+
+def client_address(request: web.Request) -> str:
+    """The client's address: the peer's, or for a request a worker relayed, the worker's peer."""
+    if FORWARDED_FOR in request.headers and _from_a_worker(request):
+        return request.headers[FORWARDED_FOR]
+    return request.remote or ""

@@ -46,12 +46,13 @@ async def serve(request: Any, app: Any, services: dict) -> Any:
     never a query's values nor a body)."""
     import time  # noqa: PLC0415
     from gateway.console.routes import serve as serve_route  # noqa: PLC0415 (loaded on first use)
+    from gateway.leader import client_address  # noqa: PLC0415
     started = time.monotonic()
     response = await serve_route(request, app, services)
     if getattr(app.config, "access_log", False):
         import logging  # noqa: PLC0415
         logging.getLogger("nimbo.access").info(
-            "%s %s %s console - -> %d %.1fms -", request.remote, request.method, request.path,
+            "%s %s %s console - -> %d %.1fms -", client_address(request), request.method, request.path,
             response.status, (time.monotonic() - started) * 1000)
     return response
 

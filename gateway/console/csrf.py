@@ -9,6 +9,8 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+from gateway.leader import is_https
+
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 HEADER = "X-CSRF-Token"
 
@@ -29,7 +31,7 @@ def same_origin(request: Any) -> bool:
         return False
     origin = request.headers.get("Origin")
     if origin and origin != "null":
-        scheme = "https" if request.secure else "http"
+        scheme = "https" if is_https(request) else "http"
         return origin == f"{scheme}://{request.headers.get('Host', '')}"
     return origin != "null"
 

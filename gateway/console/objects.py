@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.console.calls import ConsoleError, count_s3, request_context
+from gateway.leader import is_https
 
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600   # SigV4's limit
 
@@ -92,7 +93,7 @@ async def presign(request: web.Request, app: Any, actor: Any, region: str, param
     keys = [k for k in await app.accounts.store.list_keys(actor.account_id) if k.active]
     if not keys:
         raise ConsoleError("NoActiveKey", "The account has no active access key to sign with.")
-    endpoint = f"{'https' if request.secure else 'http'}://{request.headers.get('Host', '')}"
+    endpoint = f"{'https' if is_https(request) else 'http'}://{request.headers.get('Host', '')}"
 
     def sign() -> str:
         import botocore.config  # noqa: PLC0415

@@ -38,6 +38,7 @@ from gateway.console import csrf, keys, objects, sessions
 from gateway.console.calls import ConsoleError, call, error_of
 from gateway.dispatch import read_all
 from gateway.errors import MaxMessageLengthExceeded
+from gateway.leader import client_address, is_https
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 _STATIC_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
@@ -117,7 +118,7 @@ async def _route(request: web.Request, app: Any, services: dict) -> web.StreamRe
     csrf.check(request, session)
     if name == "sign-out" and request.method == "POST":
         await sessions.end_session(app.db, token)
-        return _json({}, headers={"Set-Cookie": sessions.cookie_header("", request.secure, 0)})
+        return _json({}, headers={"Set-Cookie": sessions.cookie_header("", is_https(request), 0)})
     if name == "session" and request.method == "GET":
         return _json({"AccountId": account.account_id, "Name": account.name, "IsAdmin": account.is_admin,
                       "AccessKeyId": session.access_key_id, "CsrfToken": session.csrf_token,
@@ -206,7 +207,7 @@ async def _sign_in(request: web.Request, app: Any) -> web.Response:
     csrf.check_origin(request)
     data = await _body(request)
     key_id = str(data.get("accessKeyId", ""))[:128]
-    remote = request.remote or ""
+    remote = client_address(request)
     try:
         sessions.check_attempts(remote, key_id)
         token, session = await sessions.sign_in(app.db, app.accounts, key_id,
@@ -219,7 +220,7 @@ async def _sign_in(request: web.Request, app: Any) -> web.Response:
         raise ConsoleError("SignInFailed", "The access key id or secret is not right, or the key is "
                            "disabled.", 403) from None
     return _json({"AccountId": session.account_id, "CsrfToken": session.csrf_token},
-                 headers={"Set-Cookie": sessions.cookie_header(token, request.secure)})
+                 headers={"Set-Cookie": sessions.cookie_header(token, is_https(request))})
 
 
 async def _actor(request: web.Request, app: Any, account: Any) -> Any:
@@ -242,7 +243,7 @@ def _region(request: web.Request, app: Any) -> str:
 
 
 def _endpoint(request: web.Request) -> str:
-    return f"{'https' if request.secure else 'http'}://{request.headers.get('Host', '')}"
+    return f"{'https' if is_https(request) else 'http'}://{request.headers.get('Host', '')}"
 
 
 async def _costs_file(request: web.Request, app: Any, account: Any, actor: Any, name: str) -> web.Response:

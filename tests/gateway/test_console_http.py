@@ -441,3 +441,34 @@ def test_every_worker_serves_the_console_screens(live):
         assert status == 200, body
         browser.http.close()
     assert all(ids == seen[0] for ids in seen)
+
+
+def test_over_tls_every_worker_gives_a_secure_cookie(tmp_path):
+    """Over TLS the session cookie is ``Secure`` whichever worker took the connection: sign-in is
+    relayed to the leader over its unix socket, which learns the client's scheme from the worker
+    (and the client's address, for the sign-in limit), never from the client's own headers."""
+    import urllib3  # noqa: PLC0415
+
+    from tests.e2e.test_s3_durability import self_signed  # noqa: PLC0415
+    cert, key = self_signed(tmp_path)
+    data_dir = tempfile.mkdtemp(prefix="nimbo-console-tls-", dir="/tmp")
+    server = NimboServer(data_dir, extra_args=["--backend", "fake", "--workers", "2", "--tls-cert", cert,
+                                               "--tls-key", key]).start()
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    try:
+        for _ in range(10):     # fresh connections: the kernel spreads them over both workers
+            browser = Browser(server)
+            browser.base = browser.base.replace("http://", "https://")
+            browser.http.verify, browser.http.trust_env = False, False   # a CA bundle in the environment would win
+            response = browser.sign_in()
+            assert response.status_code == 200, response.text
+            cookie = response.headers["Set-Cookie"]
+            assert "; Secure" in cookie and "HttpOnly" in cookie, cookie
+            # a client claiming to have come through a worker is not believed over TCP
+            spoofed = browser.http.post(f"{browser.base}/console/api/sign-out",
+                                        headers=browser.headers(**{"X-Nimbo-Forwarded-Proto": "http"}))
+            assert "; Secure" in spoofed.headers.get("Set-Cookie", "; Secure"), spoofed.headers
+            browser.http.close()
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
