@@ -583,12 +583,13 @@ class NamespaceDataPath(DataPath):
         for name in changed:
             _write(os.path.join(vpc_dir, name), text=files[name])
         pid = dhcp.running_pid(vpc_dir)
-        stale = dhcp.HOSTS in changed and dhcp.stale_leases(vpc_dir, files[dhcp.HOSTS])
+        # a lease whose reservation went away (while running, or before a start) is pruned
+        stale = (pid is None or dhcp.HOSTS in changed) and bool(dhcp.stale_leases(vpc_dir, files[dhcp.HOSTS]))
         if pid is not None and (dhcp.CONF in changed or stale):
             await _stop_dnsmasq(vpc_dir)
             pid = None
         if pid is None:
-            if stale or dhcp.stale_leases(vpc_dir, files[dhcp.HOSTS]):
+            if stale:
                 dhcp.prune_leases(vpc_dir, files[dhcp.HOSTS])
             await run(*dhcp.command(ns, vpc_dir))
         elif changed:
