@@ -120,6 +120,19 @@ async def desired_state(db: Any, config: Any = None) -> NetworkState:
         for row in await db.fetchall(f"SELECT instance_id, state, data FROM ec2_instances WHERE instance_id IN"
                                      f" ({','.join('?' * len(attached))})", attached):
             instances[row["instance_id"]] = row
+    unions: dict[tuple[str, ...], tuple[SecurityRule, ...]] = {}
+
+    def union(group_ids: tuple[str, ...]) -> tuple[SecurityRule, ...]:
+        """The union of the groups' rules, in order, made once per set of groups: interfaces in
+        the same groups share it (a group whose rule names itself has one rule per member, so
+        merging it again for each member was quadratic in the interfaces)."""
+        found = unions.get(group_ids)
+        if found is None:
+            merged: dict[SecurityRule, None] = {}   # an ordered set
+            for group_id in group_ids:
+                merged.update(dict.fromkeys(rules.get(group_id, ())))
+            found = unions[group_ids] = tuple(merged)
+        return found
     interfaces = []
     for eni in enis:
         if eni["subnet_id"] not in included:
@@ -128,15 +141,13 @@ async def desired_state(db: Any, config: Any = None) -> NetworkState:
         active = instance is not None and instance["state"] in ACTIVE_STATES
         options = (json.loads(instance["data"] or "{}").get("metadata_options") or {}) if instance else {}
         private = tuple(addresses.get(eni["network_interface_id"], []))
-        merged: dict[SecurityRule, None] = {}   # an ordered set: the union of the groups' rules
-        for group_id in groups.get(eni["network_interface_id"], []):
-            merged.update(dict.fromkeys(rules.get(group_id, ())))
         interfaces.append(Interface(
             interface_id=eni["network_interface_id"], subnet_id=eni["subnet_id"], mac=eni["mac"],
             private_ips=private, instance_id=eni["instance_id"] if active else None,
             device_index=eni["device_index"] or 0,
             hostname=hostname_of(private[0], eni["region"]) if private else "",
-            rules=tuple(merged), source_dest_check=bool(eni["source_dest_check"]),
+            rules=union(tuple(groups.get(eni["network_interface_id"], ()))),
+            source_dest_check=bool(eni["source_dest_check"]),
             public_ips=tuple(public.get(eni["network_interface_id"], [])),
             availability_zone=eni["availability_zone"],
             metadata_enabled=options.get("HttpEndpoint", "enabled") == "enabled",

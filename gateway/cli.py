@@ -404,6 +404,8 @@ async def run_server(config, ready: asyncio.Event | None = None, *, sock: socket
             leadership.stopping = True      # no take-over as the leader from now on
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopping)
+        from gateway import heap  # noqa: PLC0415
+        heap.settle()      # start-up's objects out of the collector's way (gateway.heap)
         if ready is not None:
             ready.set()
         await stop.wait()
