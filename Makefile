@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_RUN := qemu-system-x86 qemu-utils socat busybox-static iproute2 nftables dnsmasq-base dropbear-bin
 APT_IMAGE := mmdebstrap fdisk lz4 e2fsprogs
-APT_TEST := $(APT_RUN) $(APT_IMAGE) rclone s3cmd wrk awscli openssh-client chromium chromium-driver
+APT_TEST := $(APT_RUN) $(APT_IMAGE) rclone s3cmd wrk awscli openssh-client chromium chromium-driver postgresql
 ARGS ?=
 
 .PHONY: run test setup setup-test apt-run apt-test bench conformance clean debian-image

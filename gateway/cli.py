@@ -20,7 +20,7 @@ from gateway import image_commands
 from gateway.accounts import AccountService
 from gateway.config import DEFAULT_REGION, ConfigError, load_config
 from storage import accounts as account_rows
-from storage.db import Database
+from storage.metadata import open_metadata
 
 log = logging.getLogger("nimbo")
 
@@ -58,6 +58,10 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None, help="hypervisor driver: qemu (default) or fake")
     parser.add_argument("--workers", type=int, default=None,
                         help="server processes on the one port (default: one per core)")
+    parser.add_argument("--metadata", default=None,
+                        help="metadata on PostgreSQL: postgresql://... (default: SQLite in the data dir)")
+    parser.add_argument("--blob-dir", default=None,
+                        help="object data directory, shared by a cluster's gateways (default: DATA_DIR/blobs)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,7 +177,7 @@ async def _with_accounts(data_dir: str, action: Callable[[AccountService], Await
     """Run ``action`` on the accounts of ``data_dir`` (``image build-tiny``, run before the first
     ``serve`` by ``make run``, may create it; the other commands pass an existing one)."""
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
-    db = await Database.open(os.path.join(data_dir, data_dirs.DATABASE))
+    db = await open_metadata(data_dirs.metadata_url(data_dir), data_dir)
     try:
         store = account_rows.AccountStore(db)
         await store.setup()
@@ -286,7 +290,8 @@ def _serve_config(args: argparse.Namespace):
     return load_config(args.config, host=args.host, port=args.port, data_dir=args.data_dir,
                        tls_cert=args.tls_cert, tls_key=args.tls_key, region=args.region,
                        backend=args.backend, access_log=getattr(args, "access_log", None),
-                       workers=getattr(args, "workers", None))
+                       workers=getattr(args, "workers", None),
+                       metadata=getattr(args, "metadata", None), blob_dir=getattr(args, "blob_dir", None))
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -53,7 +53,7 @@ def to_us(value: dt.datetime) -> int:
 async def open_state(app) -> S3State:
     config = app.config
     data_dir = getattr(config, "data_dir", None) or config["data_dir"]
-    blobs = BlobStore(os.path.join(data_dir, "blobs"))
+    blobs = BlobStore(getattr(config, "blob_dir", None) or os.path.join(data_dir, "blobs"))
     blobs.space = getattr(app.db, "space", None)   # new data is checked against the watermark
     await blobs.run(blobs.setup)
     from s3_api.bucket_access import defaults  # noqa: PLC0415
