@@ -12,6 +12,7 @@ Statements (every query):
     DO NOTHING`` (same meaning: a row that would break a uniqueness constraint is skipped).
   * ``NOCASE_EQUALS``: ``col = ? COLLATE NOCASE`` becomes ``lower(col) = lower(?)`` (ASCII
     case folding: the e-mail uniqueness of accounts).
+  * ``BLOB_LITERAL``: ``x'6f6b'`` becomes ``decode('6f6b', 'hex')``.
   * ``JSON_FIELD``: ``json_extract(col, '$.name')`` becomes ``(col::jsonb ->> 'name')``.
 
 Migrations (DDL) besides:
@@ -36,6 +37,7 @@ _INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
 _NOCASE_EQUALS = re.compile(r"([\w.]+)\s*=\s*\?\s+COLLATE\s+NOCASE", re.I)
 _NOCASE_INDEX = re.compile(r"\(\s*(\w+)\s+COLLATE\s+NOCASE\s*\)", re.I)
+_BLOB_LITERAL = re.compile(r"\b[xX]'([0-9a-fA-F]*)'")
 _JSON_FIELD = re.compile(r"json_extract\(\s*([\w.]+)\s*,\s*'\$\.(\w+)'\s*\)", re.I)
 _DDL = re.compile(r"^\s*(CREATE|ALTER)\s", re.I)
 _AUTO_ID = re.compile(r"\bINTEGER\s+PRIMARY\s+KEY(\s+AUTOINCREMENT)?\b")
@@ -58,6 +60,7 @@ def _outside_quotes(sql: str, fn) -> str:
 @functools.lru_cache(maxsize=4096)
 def to_postgres(sql: str) -> str:
     """One statement in SQLite's dialect as PostgreSQL (psycopg, ``%s`` placeholders) runs it."""
+    sql = _BLOB_LITERAL.sub(r"decode('\1', 'hex')", sql)
     sql = _JSON_FIELD.sub(lambda m: f"({m.group(1)}::jsonb ->> '{m.group(2)}')", sql)
     if _DDL.match(sql):
         sql = _outside_quotes(sql, _ddl)

@@ -128,12 +128,35 @@ def _metadata_engine(request, monkeypatch):
     if not wanted:
         yield
         return
+    if request.node.get_closest_marker("sqlite_only") is not None:
+        pytest.skip("a test of the SQLite engine itself (its file, its connection)")
     server = session_server()
+    monkeypatch.setenv(SOCKET_ENV, server.root)    # subprocesses a test starts follow (helpers)
+    monkeypatch.setattr(_database_class(), "open", _open_on(server))
+    yield
+
+
+SOCKET_ENV = "NIMBO_TEST_POSTGRES_SOCKET"
+
+
+def _database_class():
     from storage.db import Database  # noqa: PLC0415
+    return Database
+
+
+def _open_on(server: PostgresServer):
     from storage.postgres import PostgresDatabase  # noqa: PLC0415
 
     async def open_on_postgres(cls, path: str):
         return await PostgresDatabase.open(server.schema_url(os.path.abspath(path)))
 
-    monkeypatch.setattr(Database, "open", classmethod(open_on_postgres))
-    yield
+    return classmethod(open_on_postgres)
+
+
+def follow_parent_engine() -> None:
+    """In a process a test started (a kill -9 test's writer): the parent's engine, if PostgreSQL."""
+    root = os.environ.get(SOCKET_ENV)
+    if root:
+        server = PostgresServer()
+        server.root = root
+        _database_class().open = _open_on(server)
