@@ -264,7 +264,7 @@ async def _mark_counts(tx: Transaction, start_us: int, end_us: int) -> None:
 async def _bump_period(tx: Transaction, start_us: int) -> None:
     await tx.execute(
         "INSERT INTO billing_periods (period, revision) VALUES (?, 1)"
-        " ON CONFLICT(period) DO UPDATE SET revision = revision + 1", (period_name(start_us),))
+        " ON CONFLICT(period) DO UPDATE SET revision = billing_periods.revision + 1", (period_name(start_us),))
 
 
 async def rate_pending(db: Database, prices: PriceList, now_us: int, *,
