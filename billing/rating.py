@@ -313,7 +313,7 @@ async def request_rerate(db: Database, from_us: int) -> None:
 async def first_usage_us(conn: Transaction | Database) -> int | None:
     row = await conn.fetchone(
         "SELECT MIN(t) AS t FROM (SELECT MIN(at_us) AS t FROM usage_events"
-        " UNION ALL SELECT MIN(hour_us) FROM usage_counts)")
+        " UNION ALL SELECT MIN(hour_us) FROM usage_counts) AS firsts")
     return row["t"]
 
 

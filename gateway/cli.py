@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     account.add_argument("--account-id", default=None, help="a given 12-digit id (default: a new one)")
     account.add_argument("--email", default=None, help="the account's email address (S3 ACL grants"
                          " by email)")
+    migrate = admin_command("migrate-metadata", "copy this data directory's SQLite metadata to "
+                            "PostgreSQL, verified (row counts and checksums per table); stop the "
+                            "server first")
+    migrate.add_argument("--to", required=True, metavar="URL", help="postgresql://... (an empty database)")
     admin_command("list-accounts", "list the accounts: id, name, role (admin or tenant), canonical "
                   "user id")
     key = admin_command("create-key", "create an access key for an account (prints the key id and "
@@ -241,6 +245,9 @@ async def billing_report(accounts: AccountService, args: argparse.Namespace) -> 
 async def admin(accounts: AccountService, args: argparse.Namespace) -> int:
     store = accounts.store
     command = args.admin_command
+    if command == "migrate-metadata":
+        from storage.migrate_command import migrate_command  # noqa: PLC0415
+        return await migrate_command(store.db, args.data_dir, args.to)
     if command == "create-account":
         try:
             account = await accounts.create_account(args.name, account_id=args.account_id,

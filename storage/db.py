@@ -52,6 +52,12 @@ class Schema:
     component: str
     migrations: Sequence[str]
 
+    def __post_init__(self) -> None:
+        SCHEMAS[self.component] = self     # every component's, for ``storage.metadata_migration``
+
+
+SCHEMAS: dict[str, "Schema"] = {}
+
 
 class Transaction:
     """The write connection while a transaction is open."""
