@@ -81,8 +81,8 @@ async def open_state(app) -> S3State:
     state = S3State(store, blobs, INLINE_MAX if inline_max is None else int(inline_max),
                     int(day * 1_000_000))
     try:
-        state.keys = KeyRing(master_key.load_or_create(data_dir))    # never logged
-        await check_master_key(app.db, state.keys, data_dir)
+        state.keys = KeyRing(master_key.load_or_create(master_key.key_dir(config)))    # never logged
+        await check_master_key(app.db, state.keys, master_key.key_dir(config))
     except BaseException:
         await store.close()
         blobs.close()

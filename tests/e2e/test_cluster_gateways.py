@@ -6,7 +6,6 @@ nothing it acknowledged, and the background passes run on one gateway at a time.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import uuid
 
@@ -24,11 +23,10 @@ def cluster(postgres, tmp_path):
     shared = tmp_path / "shared-blobs"
     args = ["--backend", "fake", "--workers", "1", "--metadata", url, "--blob-dir", str(shared)]
     first = NimboServer(str(tmp_path / "gw1"), extra_args=args).start()
-    second = NimboServer(str(tmp_path / "gw2"), extra_args=args)
-    os.makedirs(second.data_dir, exist_ok=True)
-    # one master key for the cluster (SSE-S3 data keys are wrapped by it): copied, as an operator does
-    shutil.copy2(os.path.join(first.data_dir, "master.key"), os.path.join(second.data_dir, "master.key"))
-    second.start()
+    second = NimboServer(str(tmp_path / "gw2"), extra_args=args).start()
+    # one master key for the cluster (SSE-S3 data keys are wrapped by it), beside the shared blobs
+    assert os.path.isfile(shared / "master.key")
+    assert not os.path.exists(os.path.join(first.data_dir, "master.key"))
     yield first, second, shared
     for srv in (first, second):
         srv.stop()
@@ -40,6 +38,8 @@ def test_both_gateways_serve_one_store(cluster):
     assert first.credentials()["AWS_ACCESS_KEY_ID"] == second.credentials()["AWS_ACCESS_KEY_ID"]
     one.create_bucket(Bucket="shared")
     assert [b["Name"] for b in two.list_buckets()["Buckets"]] == ["shared"]
+    one.put_object(Bucket="shared", Key="sealed", Body=b"SSE-S3", ServerSideEncryption="AES256")
+    assert two.get_object(Bucket="shared", Key="sealed")["Body"].read() == b"SSE-S3"
     big = os.urandom(300_000)          # a blob file (not inline): read from the shared directory
     for n in range(20):                # read-after-write, each time, both directions
         writer, reader = (one, two) if n % 2 else (two, one)
@@ -48,12 +48,13 @@ def test_both_gateways_serve_one_store(cluster):
         assert reader.get_object(Bucket="shared", Key=f"k{n}")["Body"].read() == body
     assert any(os.scandir(shared))
     listed = two.list_objects_v2(Bucket="shared")["Contents"]
-    assert sorted(o["Key"] for o in listed) == sorted(f"k{n}" for n in range(20))
+    assert sorted(o["Key"] for o in listed) == sorted(["sealed"] + [f"k{n}" for n in range(20)])
     one.delete_object(Bucket="shared", Key="k3")
     with pytest.raises(ClientError) as err:
         two.get_object(Bucket="shared", Key="k3")
     assert err.value.response["Error"]["Code"] == "NoSuchKey"
-    two.delete_objects(Bucket="shared", Delete={"Objects": [{"Key": f"k{n}"} for n in range(20)]})
+    two.delete_objects(Bucket="shared", Delete={"Objects": [{"Key": f"k{n}"} for n in range(20)]
+                                                + [{"Key": "sealed"}]})
     assert one.list_objects_v2(Bucket="shared")["KeyCount"] == 0
     one.delete_bucket(Bucket="shared")
     with pytest.raises(ClientError) as err:
