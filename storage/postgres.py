@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import sqlite3
 import zlib
@@ -83,10 +84,13 @@ class Row(tuple):
         return list(self._index)
 
 
+@functools.lru_cache(maxsize=1024)
+def _row_class(names: tuple[str, ...]) -> type:
+    return type("Row", (Row,), {"__slots__": (), "_index": {n: i for i, n in enumerate(names)}})
+
+
 def _row_factory(cursor):
-    names = [d.name for d in cursor.description or ()]
-    cls = type("Row", (Row,), {"__slots__": (), "_index": {n: i for i, n in enumerate(names)}})
-    return cls
+    return _row_class(tuple(d.name for d in cursor.description or ()))
 
 
 class _NumericAsNumber(Loader):
@@ -183,12 +187,16 @@ class Transaction:
             return cursor.rowcount
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """No savepoint here (the group commit's writes): a failure fails the transaction, which
+        its caller retries one operation at a time (``storage.objects``)."""
         rows = [tuple(r) for r in rows]
         if not rows:
             return
-        async with self._statement():
+        try:
             async with self._conn.cursor() as cursor:
                 await cursor.executemany(to_postgres(sql), rows)
+        except psycopg.Error as exc:
+            raise engine_error(exc) from exc
 
     async def insert(self, sql: str, params: Sequence[Any] | dict = ()) -> int | None:
         """Run an INSERT; returns the new row's identity (``lastval()``), None without one."""
@@ -263,8 +271,8 @@ class PostgresDatabase:
         async with self._write_lock:
             self._before_write()
             try:
-                await self._writer.execute("BEGIN")
-                await self._writer.execute("SELECT pg_advisory_xact_lock(%s)", (WRITERS_LOCK,))
+                # one round trip (no parameters: the simple protocol takes both statements)
+                await self._writer.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITERS_LOCK})")
             except BaseException as exc:
                 await asyncio.shield(self._rollback())
                 error = engine_error(exc) if isinstance(exc, psycopg.Error) else exc
