@@ -148,6 +148,8 @@ def _open_on(server: PostgresServer):
     from storage.postgres import PostgresDatabase  # noqa: PLC0415
 
     async def open_on_postgres(cls, path: str):
+        if path.startswith("postgresql://"):       # a test reopening ``db.path``: that schema
+            return await PostgresDatabase.open(path)
         return await PostgresDatabase.open(server.schema_url(os.path.abspath(path)))
 
     return classmethod(open_on_postgres)
