@@ -98,7 +98,6 @@ SCHEMA = Schema(
 
 MAX_BATCH = 256
 GATHER_ROUNDS = 2
-READER_MMAP_BYTES = 256 * 1024 * 1024
 
 
 class _Op:
