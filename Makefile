@@ -7,7 +7,7 @@ APT_RUN := qemu-system-x86 qemu-utils socat busybox-static iproute2 nftables dns
 APT_IMAGE := mmdebstrap fdisk lz4 e2fsprogs
 # libvirt (--backend libvirt): the daemon, LXC, the headers libvirt-python builds against, the schema validator
 APT_LIBVIRT := libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu libvirt-daemon-driver-lxc libvirt-dev pkg-config gcc libxml2-utils
-APT_TEST := $(APT_RUN) $(APT_IMAGE) $(APT_LIBVIRT) rclone s3cmd wrk awscli openssh-client chromium chromium-driver
+APT_TEST := $(APT_RUN) $(APT_IMAGE) $(APT_LIBVIRT) rclone s3cmd wrk awscli openssh-client chromium chromium-driver postgresql
 ifneq (,$(findstring libvirt,$(ARGS)))
 APT_RUN += $(APT_LIBVIRT)
 PIP_EXTRAS := [libvirt]

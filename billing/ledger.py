@@ -131,7 +131,7 @@ async def load_month(conn: Any, month_us: int, until_us: int) -> MonthUsage:
     initial = await conn.fetchall(
         "SELECT account_id, region, service, kind, resource_id, at_us, quantity, attrs FROM ("
         " SELECT *, ROW_NUMBER() OVER (PARTITION BY account_id, kind, resource_id"
-        " ORDER BY at_us DESC, seq DESC) AS rn FROM usage_events WHERE at_us < ?) WHERE rn = 1",
+        " ORDER BY at_us DESC, seq DESC) AS rn FROM usage_events WHERE at_us < ?) AS latest WHERE rn = 1",
         (month_us,))
     stored = await conn.fetchall(
         "SELECT account_id, region, service, resource_id,"

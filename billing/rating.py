@@ -264,7 +264,7 @@ async def _mark_counts(tx: Transaction, start_us: int, end_us: int) -> None:
 async def _bump_period(tx: Transaction, start_us: int) -> None:
     await tx.execute(
         "INSERT INTO billing_periods (period, revision) VALUES (?, 1)"
-        " ON CONFLICT(period) DO UPDATE SET revision = revision + 1", (period_name(start_us),))
+        " ON CONFLICT(period) DO UPDATE SET revision = billing_periods.revision + 1", (period_name(start_us),))
 
 
 async def rate_pending(db: Database, prices: PriceList, now_us: int, *,
@@ -313,7 +313,7 @@ async def request_rerate(db: Database, from_us: int) -> None:
 async def first_usage_us(conn: Transaction | Database) -> int | None:
     row = await conn.fetchone(
         "SELECT MIN(t) AS t FROM (SELECT MIN(at_us) AS t FROM usage_events"
-        " UNION ALL SELECT MIN(hour_us) FROM usage_counts)")
+        " UNION ALL SELECT MIN(hour_us) FROM usage_counts) AS firsts")
     return row["t"]
 
 

@@ -82,7 +82,9 @@ class BillingService:
     async def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                await self.run_once()
+                async with self.app.db.cluster_lock("billing-pass") as held:   # once per cluster
+                    if held:
+                        await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -292,7 +292,9 @@ class Lifecycle:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.housekeeping()
+                async with self.db.cluster_lock("ec2-housekeeping") as held:   # once per cluster
+                    if held:
+                        await self.housekeeping()
             except Exception:  # noqa: BLE001 (keep the loop alive)
                 log.exception("EC2 housekeeping failed")
 

@@ -102,7 +102,7 @@ async def describe_subnets(ctx: Any, params: dict) -> dict:
     ids_ = [row["subnet_id"] for row in rows]
     counts = await db.fetchall(
         "SELECT subnet_id, COUNT(*) AS n FROM (SELECT subnet_id, private_ip FROM ec2_instances WHERE private_ip IS"
-        " NOT NULL UNION SELECT subnet_id, private_ip FROM net_interface_addresses) GROUP BY subnet_id")
+        " NOT NULL UNION SELECT subnet_id, private_ip FROM net_interface_addresses) AS used GROUP BY subnet_id")
     used = {r["subnet_id"]: r["n"] for r in counts}
     settings = {r["subnet_id"]: r for r in await db.fetchall("SELECT * FROM net_subnet_settings")}
     tags = await tag_store.tags_of(db, account, ids_)

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from billing.scheduler import start_billing, stop_billing
+from gateway import data_dir as data_dirs
 from gateway import dispatch, errors
 from gateway.accounts import AccountService
 from gateway.auth import sigv2_query
@@ -35,7 +36,7 @@ from gateway.protocols import json_protocol, query, rest_xml
 from gateway.services import Service, accepted_regions, protocol_of, signing_service, unsigned_service
 from storage import accounts as account_rows
 from storage import usage
-from storage.db import Database
+from storage.metadata import open_metadata
 from storage.space import SpaceGuard
 
 log = logging.getLogger("nimbo")
@@ -307,7 +308,8 @@ async def _startup(app: web.Application) -> None:
     config: Config = context.config
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
     space = space_guard(config)   # before the database: a full disk must not stop start-up
-    context.db = await Database.open(config.path("nimbo.db"))
+    context.db = await open_metadata(config.metadata, config.data_dir)
+    data_dirs.record_metadata(config.data_dir, config.metadata)   # for `nimbo admin`, `credentials`
     context.db.space = space
     await account_rows.migrate(context.db)
     await context.db.migrate(usage.SCHEMA)

@@ -21,7 +21,7 @@ from gateway import host_commands
 from gateway.accounts import AccountService
 from gateway.config import DEFAULT_REGION, ConfigError, load_config
 from storage import accounts as account_rows
-from storage.db import Database
+from storage.metadata import open_metadata
 
 log = logging.getLogger("nimbo")
 
@@ -59,6 +59,10 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None, help="hypervisor driver: qemu (default), libvirt or fake")
     parser.add_argument("--workers", type=int, default=None,
                         help="server processes on the one port (default: one per core)")
+    parser.add_argument("--metadata", default=None,
+                        help="metadata on PostgreSQL: postgresql://... (default: SQLite in the data dir)")
+    parser.add_argument("--blob-dir", default=None,
+                        help="object data directory, shared by a cluster's gateways (default: DATA_DIR/blobs)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     account.add_argument("--account-id", default=None, help="a given 12-digit id (default: a new one)")
     account.add_argument("--email", default=None, help="the account's email address (S3 ACL grants"
                          " by email)")
+    migrate = admin_command("migrate-metadata", "copy this data directory's SQLite metadata to "
+                            "PostgreSQL, verified (row counts and checksums per table); stop the "
+                            "server first")
+    migrate.add_argument("--to", required=True, metavar="URL", help="postgresql://... (an empty database)")
     admin_command("list-accounts", "list the accounts: id, name, role (admin or tenant), canonical "
                   "user id")
     key = admin_command("create-key", "create an access key for an account (prints the key id and "
@@ -178,7 +186,7 @@ async def _with_accounts(data_dir: str, action: Callable[[AccountService], Await
     """Run ``action`` on the accounts of ``data_dir`` (``image build-tiny``, run before the first
     ``serve`` by ``make run``, may create it; the other commands pass an existing one)."""
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
-    db = await Database.open(os.path.join(data_dir, data_dirs.DATABASE))
+    db = await open_metadata(data_dirs.metadata_url(data_dir), data_dir)
     try:
         store = account_rows.AccountStore(db)
         await store.setup()
@@ -242,6 +250,9 @@ async def billing_report(accounts: AccountService, args: argparse.Namespace) -> 
 async def admin(accounts: AccountService, args: argparse.Namespace) -> int:
     store = accounts.store
     command = args.admin_command
+    if command == "migrate-metadata":
+        from storage.migrate_command import migrate_command  # noqa: PLC0415
+        return await migrate_command(store.db, args.data_dir, args.to)
     if command == "create-account":
         try:
             account = await accounts.create_account(args.name, account_id=args.account_id,
@@ -291,7 +302,8 @@ def _serve_config(args: argparse.Namespace):
     return load_config(args.config, host=args.host, port=args.port, data_dir=args.data_dir,
                        tls_cert=args.tls_cert, tls_key=args.tls_key, region=args.region,
                        backend=args.backend, access_log=getattr(args, "access_log", None),
-                       workers=getattr(args, "workers", None))
+                       workers=getattr(args, "workers", None),
+                       metadata=getattr(args, "metadata", None), blob_dir=getattr(args, "blob_dir", None))
 
 
 def serve(args: argparse.Namespace) -> int:

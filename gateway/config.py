@@ -21,6 +21,8 @@ A config file looks like::
     http_keepalive_timeout = 60           # seconds an idle connection is kept
     http_max_connections = 1024           # open connections (bounded by the descriptor limit)
     workers = 2                           # server processes on the one port (default: the cores)
+    metadata = "postgresql://nimbo@db.example/nimbo"   # metadata on PostgreSQL (default: SQLite in data_dir)
+    blob_dir = "/shared/nimbo-blobs"      # object data on a filesystem every gateway mounts (default: data_dir/blobs)
     [regions]
     us-east-1 = ["us-east-1a", "us-east-1b", "us-east-1c"]
     eu-west-1 = ["eu-west-1a", "eu-west-1b"]
@@ -83,6 +85,8 @@ class Config:
     http_keepalive_timeout: float = 60.0
     http_max_connections: int = 1024
     workers: int | None = None         # `nimbo serve` processes (None: one per core; gateway.workers)
+    metadata: str | None = None        # a postgresql:// URL (storage.metadata); None: data_dir/nimbo.db
+    blob_dir: str | None = None        # object data (storage.blobs); None: data_dir/blobs
 
     @property
     def default_region(self) -> str:
@@ -125,4 +129,6 @@ def load_config(file: str | None = None, **overrides: Any) -> Config:
         names = [r.strip() for r in region.split(",") if r.strip()]
         config.regions = {name: config.regions.get(name) or default_zones(name) for name in names}
     config.data_dir = os.path.abspath(config.data_dir)
+    if config.blob_dir:
+        config.blob_dir = os.path.abspath(config.blob_dir)
     return config

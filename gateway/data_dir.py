@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import fcntl
 import json
+import contextlib
 import os
 import time
 from dataclasses import dataclass
 
 DEFAULT_DATA_DIR = "nimbo-data"
 DATABASE = "nimbo.db"
+METADATA_FILE = "metadata.url"   # the PostgreSQL URL of a cluster's gateway (owner only)
 LOCK_FILE = "nimbo.lock"
 
 
@@ -195,16 +197,43 @@ def running_servers() -> list[dict]:
     return found
 
 
+def record_metadata(data_dir: str, metadata: str | None) -> None:
+    """Note where a gateway's metadata lives (a PostgreSQL URL may hold a password: 0600), so
+    that ``nimbo admin``/``credentials --data-dir`` reach the same database; none for SQLite."""
+    path = os.path.join(data_dir, METADATA_FILE)
+    if not metadata:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(metadata + "\n")
+    os.replace(path + ".tmp", path)
+
+
+def metadata_url(data_dir: str) -> str | None:
+    """The PostgreSQL URL a gateway of ``data_dir`` serves from, None for SQLite."""
+    try:
+        with open(os.path.join(data_dir, METADATA_FILE)) as fh:
+            return fh.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _has_data(path: str) -> bool:
+    return any(os.path.isfile(os.path.join(path, name)) for name in (DATABASE, METADATA_FILE))
+
+
 def existing_data_dir(given: str | None) -> str:
     """The data directory a command other than ``serve`` works on; never creates one."""
     if given:
         path = os.path.abspath(given)
-        if not os.path.isfile(os.path.join(path, DATABASE)):
+        if not _has_data(path):
             raise DataDirError(f"no Nimbo data in {path} (no {DATABASE}); `nimbo serve --data-dir "
                                f"{given}` creates it, other commands never do")
         return path
     local = os.path.abspath(DEFAULT_DATA_DIR)
-    if os.path.isfile(os.path.join(local, DATABASE)):
+    if _has_data(local):
         return local
     servers = running_servers()
     dirs = sorted({record["data_dir"] for record in servers})

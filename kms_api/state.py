@@ -96,6 +96,6 @@ async def state_of(app: Any) -> KmsState:
         if found is None:
             await app.db.migrate(store.SCHEMA)
             await app.db.migrate(USAGE_SCHEMA)   # key-months go to the ledger (kms_api.key_months)
-            master = await asyncio.to_thread(master_key.load_or_create, app.config.data_dir)
+            master = await asyncio.to_thread(master_key.load_or_create, master_key.key_dir(app.config))
             found = states[SERVICE] = KmsState(app, master)
     return found

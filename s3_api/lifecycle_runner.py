@@ -247,7 +247,9 @@ class LifecycleRunner:
             await asyncio.sleep(self.interval)
             try:
                 if self._leader():
-                    await run_lifecycle(self.state)
+                    async with self.state.store.db.cluster_lock("s3-lifecycle") as held:
+                        if held:    # one gateway of a cluster (storage.postgres)
+                            await run_lifecycle(self.state)
             except asyncio.CancelledError:
                 raise
             except Exception:   # a failed pass is retried at the next one

@@ -53,7 +53,7 @@ def to_us(value: dt.datetime) -> int:
 async def open_state(app) -> S3State:
     config = app.config
     data_dir = getattr(config, "data_dir", None) or config["data_dir"]
-    blobs = BlobStore(os.path.join(data_dir, "blobs"))
+    blobs = BlobStore(getattr(config, "blob_dir", None) or os.path.join(data_dir, "blobs"))
     blobs.space = getattr(app.db, "space", None)   # new data is checked against the watermark
     await blobs.run(blobs.setup)
     from s3_api.bucket_access import defaults  # noqa: PLC0415
@@ -81,8 +81,8 @@ async def open_state(app) -> S3State:
     state = S3State(store, blobs, INLINE_MAX if inline_max is None else int(inline_max),
                     int(day * 1_000_000))
     try:
-        state.keys = KeyRing(master_key.load_or_create(data_dir))    # never logged
-        await check_master_key(app.db, state.keys, data_dir)
+        state.keys = KeyRing(master_key.load_or_create(master_key.key_dir(config)))    # never logged
+        await check_master_key(app.db, state.keys, master_key.key_dir(config))
     except BaseException:
         await store.close()
         blobs.close()

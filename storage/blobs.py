@@ -8,6 +8,21 @@ removes both, at start-up, before anything is served.
 
 Everything here is synchronous and may block on the disk: callers run it off the event loop
 (``BlobStore.run``). Nothing here knows about S3.
+
+Several gateways may share one store (``blob_dir`` on NFS, CephFS, GlusterFS: README "Operating a
+cluster"): what it needs of the filesystem is an atomic, durable ``rename`` (and ``fsync`` of files
+and folders), ``flock`` seen by every client (``try_exclusive``: no collection while another
+gateway has the store open) and ``link`` that fails on an existing name (the master key).
+
+An object backend (Ceph RADOS through librados, say) would implement the same few calls on
+another class: ``create`` -> a writer whose ``write``/``write_pieces`` append to a RADOS object
+named ``<id>.tmp`` (or stream to a striper) and whose ``commit`` makes it visible under ``<id>``
+(an atomic rename is not in RADOS: write the object under its final id and let the metadata
+commit, which alone makes it reachable, be the publication; ``abort`` removes it), ``delete``,
+``collect`` (list the pool's objects against the referenced ids; ``try_exclusive`` becomes a RADOS
+lock), and reads by id through a range-read call instead of ``open``'s descriptor (S3's readers,
+``s3_api.streaming`` and ``s3_api.sealed_io``, take descriptors for sendfile and preadv: they would
+take a reader object instead). The metadata side does not change: rows name blobs by id only.
 """
 from __future__ import annotations
 

@@ -36,8 +36,10 @@ async def record(tx: Transaction, upload_id: str, bucket: str, key: str, version
     await tx.execute("DELETE FROM s3_completed_uploads WHERE completed_us < ?",
                      (now_us - KEEP_US,))
     await tx.execute(
-        "INSERT OR REPLACE INTO s3_completed_uploads (upload_id, bucket, key, version_id, answer,"
-        " completed_us) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO s3_completed_uploads (upload_id, bucket, key, version_id, answer,"
+        " completed_us) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (upload_id) DO UPDATE SET"
+        " bucket = excluded.bucket, key = excluded.key, version_id = excluded.version_id,"
+        " answer = excluded.answer, completed_us = excluded.completed_us",
         (upload_id, bucket, key, version_id, json.dumps(answer), now_us))
 
 

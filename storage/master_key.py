@@ -23,6 +23,14 @@ class MasterKeyError(Exception):
     """The key file exists but is not a key (wrong size or mode): refuse to serve with it."""
 
 
+def key_dir(config) -> str:
+    """Where the key lives: beside the objects. A cluster's gateways (``blob_dir`` on a shared
+    filesystem, ``storage.postgres``) thus share one key, made once by whichever starts first
+    (``link`` is atomic on NFS and CephFS too); one server keeps it in its data directory."""
+    data_dir = getattr(config, "data_dir", None) or config["data_dir"]
+    return getattr(config, "blob_dir", None) or data_dir
+
+
 def load_or_create(data_dir: str) -> bytes:
     path = os.path.join(data_dir, FILE_NAME)
     try:

@@ -114,7 +114,7 @@ async def add_counts(tx: Transaction, rows: list[tuple[str, str, str, str, str, 
         "INSERT INTO usage_counts (account_id, region, service, usage_type, operation, resource_id,"
         " hour_us, amount) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT(account_id, region, service, usage_type, operation, resource_id, hour_us)"
-        " DO UPDATE SET amount = amount + excluded.amount",
+        " DO UPDATE SET amount = usage_counts.amount + excluded.amount",
         [(a, r, s, u, o, res, at - at % HOUR_US, amt) for a, r, s, u, o, res, at, amt in rows],
     )
 
@@ -174,8 +174,8 @@ async def record_counter_sample(db: Any, account_id: str, region: str, resource_
             " last_value, last_at_us, total, resets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(account_id, resource_id, counter_name) DO UPDATE SET"
             " region = excluded.region, epoch = excluded.epoch, last_value = excluded.last_value,"
-            " last_at_us = excluded.last_at_us, total = total + excluded.total,"
-            " resets = resets + excluded.resets",
+            " last_at_us = excluded.last_at_us, total = usage_counter_samples.total + excluded.total,"
+            " resets = usage_counter_samples.resets + excluded.resets",
             (account_id, region, resource_id, counter_name,
              epoch if epoch is not None else (row["epoch"] if row else ""),
              value, at_us, delta, reset))

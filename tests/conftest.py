@@ -13,6 +13,8 @@ import boto3
 import botocore.config
 import pytest
 
+from tests.postgres_server import _metadata_engine, _stop_postgres, postgres  # noqa: F401 (fixtures)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -14,6 +14,9 @@ from s3_api.service import close_state, open_state
 from storage import usage
 from storage.accounts import Account, AccountStore
 from storage.db import Database
+from tests.postgres_server import follow_parent_engine
+
+follow_parent_engine()   # a kill -9 test's writer process: on its parent's metadata engine
 
 ALICE = Account("111111111111", "alice", "a" * 64, False, 0.0)
 BOB = Account("222222222222", "bob", "b" * 64, False, 0.0)

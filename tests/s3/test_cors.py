@@ -133,6 +133,7 @@ async def test_deleting_the_bucket_deletes_its_configuration(s3, bucket):
     assert caught.value.message == "CORSResponse: CORS is not enabled for this bucket."
 
 
+@pytest.mark.sqlite_only
 async def test_configuration_survives_a_restart(tmp_path):
     from tests.s3.helpers import close_harness, make_harness
     s3 = await make_harness(str(tmp_path))

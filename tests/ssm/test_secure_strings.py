@@ -181,6 +181,7 @@ async def test_tenants_never_reach_each_others_keys_or_secrets(app):
                                                        WithDecryption=True)
 
 
+@pytest.mark.sqlite_only   # it searches the SQLite file and its WAL
 async def test_the_plaintext_never_reaches_the_disk(app, tmp_path):
     marker = "plain-marker-7d41b2"
     await call(app, "PutParameter", Name="/visible", Value=marker, Type="String")

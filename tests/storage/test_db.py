@@ -15,6 +15,7 @@ async def db(tmp_path):
     await database.close()
 
 
+@pytest.mark.sqlite_only
 async def test_file_is_private_and_wal(db):
     assert stat.S_IMODE(os.stat(db.path).st_mode) == 0o600
     row = await db.fetchone("PRAGMA journal_mode")
@@ -64,6 +65,7 @@ DEFERRED_FK = Schema("fk", ["""
 """])
 
 
+@pytest.mark.sqlite_only
 async def test_run_in_transaction_commits_in_one_call_and_returns(db):
     await db.migrate(Schema("t", ["CREATE TABLE t (k TEXT PRIMARY KEY)"]))
 
@@ -75,6 +77,7 @@ async def test_run_in_transaction_commits_in_one_call_and_returns(db):
     assert [r["k"] for r in await db.fetchall("SELECT k FROM t ORDER BY k")] == ["a", "b"]
 
 
+@pytest.mark.sqlite_only
 async def test_run_in_transaction_rolls_back_when_fn_raises(db):
     await db.migrate(Schema("t", ["CREATE TABLE t (k TEXT PRIMARY KEY)"]))
 
@@ -89,6 +92,7 @@ async def test_run_in_transaction_rolls_back_when_fn_raises(db):
     assert [r["k"] for r in await db.fetchall("SELECT k FROM t")] == ["y"]
 
 
+@pytest.mark.sqlite_only
 async def test_failed_commit_is_rolled_back_in_transaction(db):
     # A deferred foreign key is checked at COMMIT: the COMMIT fails and SQLite keeps the
     # transaction open, as it may on a full disk. The writer must not stay inside it.
@@ -102,6 +106,7 @@ async def test_failed_commit_is_rolled_back_in_transaction(db):
     assert [r["id"] for r in await db.fetchall("SELECT id FROM parents")] == ["p"]
 
 
+@pytest.mark.sqlite_only
 async def test_failed_commit_is_rolled_back_in_run_in_transaction(db):
     await db.migrate(DEFERRED_FK)
     with pytest.raises(sqlite3.IntegrityError):
@@ -113,6 +118,7 @@ async def test_failed_commit_is_rolled_back_in_run_in_transaction(db):
     assert [r["id"] for r in await db.fetchall("SELECT id FROM children")] == ["c"]
 
 
+@pytest.mark.sqlite_only
 async def test_run_in_transaction_and_transactions_serialise(db):
     await db.migrate(Schema("n", ["CREATE TABLE n (id INTEGER PRIMARY KEY, v INTEGER)"]))
     await db.run_in_transaction(lambda conn: conn.execute("INSERT INTO n VALUES (1, 0)"))
@@ -131,6 +137,7 @@ async def test_run_in_transaction_and_transactions_serialise(db):
     assert (await db.fetchone("SELECT v FROM n WHERE id = 1"))["v"] == 40
 
 
+@pytest.mark.sqlite_only
 async def test_a_transaction_cancelled_while_it_begins_leaves_no_transaction_open(tmp_path):
     """BEGIN runs on the writer's thread; a caller cancelled while it waits for it must not leave
     the one writer connection inside a transaction (every later write would then fail with

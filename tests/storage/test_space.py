@@ -26,6 +26,7 @@ def test_out_of_space_conditions_are_one_wire_error():
     assert not is_out_of_space(OSError(errno.EACCES, "denied"))
 
 
+@pytest.mark.sqlite_only
 async def test_sqlite_full_is_storage_full_and_the_writer_stays_usable(tmp_path):
     db = await Database.open(str(tmp_path / "n.db"))
     try:
