@@ -9,11 +9,8 @@ compared with what was put. Columns: ``awscli2``, ``rclone``, ``s3cmd``, ``pyarr
 """
 from __future__ import annotations
 
-import base64
-import datetime
 import functools
 import hashlib
-import hmac
 import io
 import json
 import os
@@ -21,22 +18,21 @@ import re
 import shutil
 import subprocess
 import urllib.parse
-import xml.etree.ElementTree as ET
 
-from conformance import awscli_runner, rawhttp, scenario, wire
+from conformance import awscli_runner, scenario, wire
 from conformance.context import CallRecord
 from conformance.errors import AwsCliError, ScenarioFailure, Skip
 from conformance.scenarios.s3 import MiB, get_bytes, list_keys, md5_etag, put, sha256_of
 from conformance.scenarios.s3_cli import LS_OBJECT_RE, ODD_TREE, _read_tree, _write_tree
+from conformance.scenarios._client_tools import (PYTHON_VARIABLES, error_lines, curl, need_binary,
+                                                 run_tool, tool_env)
 from conformance.shapes import AWSCLI, Problem, validate_output
 
 AWSCLI2, RCLONE, S3CMD = "awscli2", "rclone", "s3cmd"
-PYARROW, S3FS, CURL = "pyarrow", "s3fs", "curl"
+PYARROW, S3FS = "pyarrow", "s3fs"
 
 # Where aws-cli v2 lives: Debian's package, AWS's installer; `NIMBO_AWSCLI2=/path/aws` overrides.
 AWSCLI2_CANDIDATES = ("/usr/bin/aws", "/usr/local/bin/aws")
-# Variables that would make a Debian /usr/bin/python3 script (aws v2, s3cmd) load our packages.
-PYTHON_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE")
 
 
 # --- hashes ------------------------------------------------------------------------------------
@@ -92,43 +88,6 @@ def _new_bucket_name(ctx, hint: str) -> str:
     name = ctx.name(hint)
     ctx.defer(_delete_if_there, ctx, name)
     return name
-
-
-# --- running command-line clients --------------------------------------------------------------
-def tool_env(ctx, **extra: str) -> dict[str, str]:
-    """The environment for a client binary: nothing of the user's AWS setup (AWS_CA_BUNDLE alone
-    breaks rclone on http), no Python variables, HOME in the work directory."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "RCLONE_", "S3CMD")) and k not in PYTHON_VARIABLES}
-    home = os.path.join(ctx.workdir, ".home")
-    os.makedirs(home, exist_ok=True)
-    env["HOME"] = home
-    env.update(extra)
-    return env
-
-
-def run_tool(ctx, client: str, argv: list[str], env: dict[str, str], label: str,
-             check: bool = True, record: bool = True) -> subprocess.CompletedProcess:
-    """Run a client; record the call; a non-zero exit fails the scenario (with ``check``)."""
-    try:
-        proc = subprocess.run(argv, cwd=ctx.workdir, env=env, capture_output=True, text=True,
-                              encoding="utf-8", errors="replace", timeout=ctx.run.timeout)
-    except subprocess.TimeoutExpired:
-        ctx.recorder.call(CallRecord(client, "s3", label, None, exit_code=None))
-        raise ScenarioFailure(f"`{label}` did not finish in {ctx.run.timeout:.0f} s") from None
-    if record or proc.returncode != 0:
-        ctx.recorder.call(CallRecord(client, "s3", label, None, exit_code=proc.returncode))
-    if check and proc.returncode != 0:
-        raise ScenarioFailure(f"`{label}` exited {proc.returncode}: "
-                              f"{_error_lines(proc.stderr or proc.stdout)}")
-    return proc
-
-
-def _error_lines(text: str, limit: int = 300) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    wanted = [line for line in lines if re.search(r"error|fail|denied|invalid", line, re.I)]
-    out = " | ".join((wanted or lines)[-3:])
-    return out[:limit] or "(no output)"
 
 
 def _host_port(ctx) -> str:
@@ -286,7 +245,7 @@ def awscli2_rm_recursive(ctx):
 def awscli2_presign(ctx):
     """aws-cli v2: a URL from `s3 presign` (SigV4) fetched with curl gives the object's bytes."""
     awscli2_command() or ctx.skip("aws-cli v2 is not installed")
-    _need_binary("curl")
+    need_binary("curl")
     bucket = ctx.bucket("awscli2-presign")
     data = os.urandom(3000)
     put(ctx, bucket, "odd key+1&=.bin", data)
@@ -332,16 +291,9 @@ def awscli2_s3api(ctx):
 
 
 # --- rclone ------------------------------------------------------------------------------------
-def _need_binary(name: str) -> str:
-    path = shutil.which(name)
-    if not path:
-        raise Skip(f"{name} is not installed")
-    return path
-
-
 def rclone(ctx, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """``rclone ARGS`` with a remote ``nimbo:`` configured by environment variables only."""
-    exe = _need_binary("rclone")
+    exe = need_binary("rclone")
     config = os.path.join(ctx.workdir, "rclone.conf")
     if not os.path.exists(config):
         open(config, "w").close()
@@ -364,7 +316,7 @@ def rclone(ctx, *args: str, check: bool = True) -> subprocess.CompletedProcess:
 def rclone_tree(ctx):
     """rclone (Go SDK signer): mkdir, copy a tree with odd names and a 12 MiB file (over a 5 MiB
     upload cutoff: 3 parts) up, lsf/ls, check (hashes), copy back, delete, rmdir."""
-    _need_binary("rclone")
+    need_binary("rclone")
     bucket = _new_bucket_name(ctx, "rclone")
     rclone(ctx, "mkdir", f"nimbo:{bucket}")
     ctx.call("s3", "HeadBucket", Bucket=bucket)
@@ -399,9 +351,9 @@ def rclone_tree(ctx):
     ctx.check_equal(sizes, {"t/" + k: len(v) for k, v in tree.items()}, "`rclone ls` sizes")
     checked = rclone(ctx, "check", local, f"nimbo:{bucket}/t", check=False)
     ctx.check(checked.returncode == 0, f"`rclone check` exited {checked.returncode}: "
-                                       f"{_error_lines(checked.stderr)}")
+                                       f"{error_lines(checked.stderr)}")
     ctx.check("hashes could not be checked" not in checked.stderr,
-              f"`rclone check` compared no hashes: {_error_lines(checked.stderr)}")
+              f"`rclone check` compared no hashes: {error_lines(checked.stderr)}")
     back = os.path.join(ctx.workdir, "back")
     rclone(ctx, "copy", f"nimbo:{bucket}/t", back)
     ctx.check(_read_tree(back) == tree, "the tree rclone copied back differs from the one up")
@@ -418,7 +370,7 @@ S3CMD_LS_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}\s+(\d+)\s+(s3://.+)$")
 def s3cmd(ctx, *args: str, sigv2: bool = False) -> subprocess.CompletedProcess:
     """``s3cmd ARGS`` on the endpoint (path-style: --host-bucket is the endpoint itself); the keys
     are in a config file of the scenario's own, not on the command line."""
-    exe = _need_binary("s3cmd")
+    exe = need_binary("s3cmd")
     config = os.path.join(ctx.workdir, "s3cmd.cfg")
     if not os.path.exists(config):
         lines = ["[default]", f"access_key = {ctx.access_key}", f"secret_key = {ctx.secret_key}"]
@@ -438,12 +390,12 @@ def s3cmd(ctx, *args: str, sigv2: bool = False) -> subprocess.CompletedProcess:
     argv += list(args)
     proc = run_tool(ctx, S3CMD, argv, tool_env(ctx), "s3cmd " + args[0])
     if "WARNING: MD5 signatures do not match" in proc.stderr:
-        raise ScenarioFailure(f"`s3cmd {args[0]}`: {_error_lines(proc.stderr)}")
+        raise ScenarioFailure(f"`s3cmd {args[0]}`: {error_lines(proc.stderr)}")
     return proc
 
 
 def _s3cmd_round_trip(ctx, sigv2: bool) -> None:
-    _need_binary("s3cmd")
+    need_binary("s3cmd")
     bucket = _new_bucket_name(ctx, "s3cmd-v2" if sigv2 else "s3cmd")
     s3cmd(ctx, "mb", f"s3://{bucket}", sigv2=sigv2)
     ctx.call("s3", "HeadBucket", Bucket=bucket)
@@ -612,218 +564,3 @@ def s3fs_files(ctx):
     fs.rmdir(bucket)
     ctx.recorder.call(CallRecord(S3FS, "s3", "rm/rmdir", None))
     _gone(ctx, bucket)
-
-
-# --- curl --------------------------------------------------------------------------------------
-def _parse_header_file(text: str) -> tuple[str, list[tuple[str, str]]]:
-    """The final response's status line and headers from curl's ``-D`` dump (which holds any
-    ``100 Continue`` first)."""
-    blocks = [b for b in re.split(r"\r?\n\r?\n", text) if b.strip().startswith("HTTP/")]
-    if not blocks:
-        return "", []
-    lines = blocks[-1].splitlines()
-    headers = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers.append((name.strip(), value.strip()))
-    return lines[0].strip(), headers
-
-
-def curl(ctx, url: str, *options: str, client: str = CURL) -> rawhttp.RawResponse:
-    """curl on ``url`` with ``options`` (``-T file``, ``-F ...``); any status comes back (the
-    request id and, on errors, the S3 error body are checked)."""
-    exe = _need_binary("curl")
-    n = ctx.run.next_number()
-    head_file = os.path.join(ctx.workdir, f".curl-{n}.head")
-    body_file = os.path.join(ctx.workdir, f".curl-{n}.body")
-    argv = [exe, "-sS", "-g", "--noproxy", "*", "-D", head_file, "-o", body_file,
-            "-w", "%{http_code}", *options]
-    if not ctx.run.target.verify_ssl:
-        argv.append("-k")
-    argv.append(url)
-    method = "PUT" if "-T" in options else "POST" if "-F" in options else "GET"
-    path = urllib.parse.urlsplit(url).path
-    label = f"curl {method} {path}"
-    proc = run_tool(ctx, client, argv, tool_env(ctx), label, record=False)
-    with open(head_file, encoding="latin-1") as fh:
-        status_line, header_list = _parse_header_file(fh.read())
-    body = b""
-    if os.path.exists(body_file):
-        with open(body_file, "rb") as fh:
-            body = fh.read()
-    status = int(proc.stdout.strip()[-3:])
-    headers = dict(header_list)
-    what = f"s3 {method} {path} (curl)"
-    problems = wire.check_request_id("rest-xml", status, headers, body, what)
-    if status >= 300:
-        problems += wire.check_error_body("rest-xml", status, body, what)
-    ctx.recorder.add(problems)
-    ctx.recorder.call(CallRecord(client, "s3", label, status, exit_code=0))
-    return rawhttp.RawResponse(status, headers, body, status_line, header_list)
-
-
-def _curl_presigned(ctx, sigv: str) -> None:
-    _need_binary("curl")
-    bucket = ctx.bucket(f"curl-presign-{sigv}")
-    s3 = ctx.client("s3", signature_version="s3v4" if sigv == "v4" else "s3")
-    key = "odd key+1&=\u2603.bin"
-    data = os.urandom(256 * 1024)
-    src = ctx.file("up.bin", data)
-    params = {"Bucket": bucket, "Key": key, "ContentType": "application/octet-stream"}
-    put_url = s3.generate_presigned_url("put_object", Params=params, ExpiresIn=300)
-    marker = "X-Amz-Signature=" if sigv == "v4" else "Signature="
-    ctx.check(marker in put_url and ("AWSAccessKeyId=" in put_url) == (sigv == "v2"),
-              f"botocore did not presign with Sig{sigv.upper()}: {put_url}")
-    response = curl(ctx, put_url, "-T", src, "-H", "Content-Type: application/octet-stream")
-    ctx.check_equal(response.status, 200, f"presigned PUT status ({response.body[:300]!r})")
-    ctx.check_equal(response.header("ETag"), md5_etag(data), "presigned PUT ETag")
-    got, body = get_bytes(ctx, bucket, key)
-    ctx.check(body == data, "the object holds other bytes than curl PUT")
-    ctx.check_equal(got.get("ContentType"), "application/octet-stream", "ContentType")
-    get_url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
-                                        ExpiresIn=300)
-    response = curl(ctx, get_url)
-    ctx.check_equal(response.status, 200, f"presigned GET status ({response.body[:300]!r})")
-    ctx.check(hashlib.sha256(response.body).digest() == hashlib.sha256(data).digest(),
-              "the presigned GET returned other bytes")
-    response = curl(ctx, get_url, "-H", "Range: bytes=100-199")
-    ctx.check_equal(response.status, 206, "presigned ranged GET status")
-    ctx.check(response.body == data[100:200], "the presigned ranged GET returned other bytes")
-
-
-@scenario("s3", ["PutObject", "GetObject"], client=CURL, variant="presigned",
-          name="curl_presigned_sigv4")
-def curl_presigned_sigv4(ctx):
-    """curl with SigV4 presigned URLs (botocore's): PUT (-T, a unicode key), GET, a ranged GET."""
-    _curl_presigned(ctx, "v4")
-
-
-@scenario("s3", ["PutObject", "GetObject"], client=CURL, variant="presigned, sigv2",
-          name="curl_presigned_sigv2")
-def curl_presigned_sigv2(ctx):
-    """curl with SigV2 presigned URLs (AWSAccessKeyId, Expires, Signature): PUT, GET, ranged."""
-    _curl_presigned(ctx, "v2")
-
-
-# POST Object (browser-based uploads): a form signed by a policy, not the request.
-def sigv4_signing_key(secret_key: str, date: str, region: str, service: str = "s3") -> bytes:
-    key = ("AWS4" + secret_key).encode()
-    for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
-
-
-def post_policy_fields(access_key: str, secret_key: str, region: str, bucket: str, key: str,
-                       key_prefix: str, expiration: datetime.datetime, now: datetime.datetime,
-                       max_size: int, extra: dict[str, str] | None = None,
-                       session_token: str | None = None) -> dict[str, str]:
-    """The form fields of a SigV4 POST upload of ``key``: the policy (expiration; conditions on
-    the bucket, the key's prefix, the size, every other field) base64-encoded, and
-    ``x-amz-signature``, the hex HMAC-SHA256 of that base64 text with the SigV4 signing key."""
-    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
-    credential = f"{access_key}/{amz_date[:8]}/{region}/s3/aws4_request"
-    fields = {"key": key, **(extra or {}), "x-amz-algorithm": "AWS4-HMAC-SHA256",
-              "x-amz-credential": credential, "x-amz-date": amz_date}
-    if session_token:
-        fields["x-amz-security-token"] = session_token
-    conditions: list = [{"bucket": bucket}, ["starts-with", "$key", key_prefix],
-                        ["content-length-range", 1, max_size]]
-    conditions += [{name: value} for name, value in fields.items() if name != "key"]
-    policy = {"expiration": expiration.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-              "conditions": conditions}
-    encoded = base64.b64encode(json.dumps(policy).encode()).decode()
-    fields["policy"] = encoded
-    fields["x-amz-signature"] = post_policy_signature(secret_key, amz_date[:8], region, encoded)
-    return fields
-
-
-def post_policy_signature(secret_key: str, date: str, region: str, policy_b64: str) -> str:
-    """``x-amz-signature`` of a POST policy: hex HMAC-SHA256 of the base64 policy text with the
-    SigV4 signing key of ``date`` (YYYYMMDD), ``region`` and s3."""
-    return hmac.new(sigv4_signing_key(secret_key, date, region), policy_b64.encode(),
-                    hashlib.sha256).hexdigest()
-
-
-def _post_upload(ctx, bucket: str, key: str, data: bytes, max_size: int,
-                 expires_in: float) -> rawhttp.RawResponse:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    fields = post_policy_fields(
-        ctx.access_key, ctx.secret_key, ctx.region, bucket, key, key.split("/")[0] + "/",
-        now + datetime.timedelta(seconds=expires_in), now, max_size,
-        {"Content-Type": "text/plain", "success_action_status": "201",
-         "x-amz-meta-colour": "blue"}, ctx.run.target.session_token)
-    src = ctx.file(f"post-{ctx.run.next_number()}.txt", data)
-    options = []
-    for name, value in fields.items():
-        options += ["--form-string", f"{name}={value}"]
-    options += ["-F", f"file=@{src};filename=upload.txt"]  # the file goes last: S3 ignores after
-    return curl(ctx, ctx.url("/" + bucket), *options)
-
-
-def _xml_fields(body: bytes) -> tuple[str, dict[str, str]]:
-    root = ET.fromstring(body)
-    return root.tag.rpartition("}")[2], {c.tag.rpartition("}")[2]: (c.text or "") for c in root}
-
-
-@scenario("s3", "PostObject", client=CURL, name="curl_post_object")
-def curl_post_object(ctx):
-    """A browser-style POST upload (multipart/form-data, a SigV4-signed policy, an x-amz-meta-*
-    field, success_action_status=201): 201 with PostResponse (Location, Bucket, Key, ETag); the
-    object has the bytes, the Content-Type and the metadata of the form."""
-    _need_binary("curl")
-    bucket = ctx.bucket("curl-post")
-    key = "uploads/f\u00eate \u2603 +&=.txt"
-    data = ("hello from a form \u2603\n" * 50).encode()
-    response = _post_upload(ctx, bucket, key, data, max_size=1024 * 1024, expires_in=300)
-    ctx.check_equal(response.status, 201, f"POST status ({response.body[:300]!r})")
-    try:
-        root, fields = _xml_fields(response.body)
-    except ET.ParseError:
-        raise ScenarioFailure(f"the 201 body is not XML: {response.body[:200]!r}") from None
-    ctx.check_equal(root, "PostResponse", "the 201 body's root element")
-    ctx.check_equal(fields.get("Bucket"), bucket, "PostResponse Bucket")
-    ctx.check_equal(fields.get("Key"), key, "PostResponse Key")
-    ctx.check_equal(fields.get("ETag"), md5_etag(data), "PostResponse ETag")
-    location = urllib.parse.unquote(fields.get("Location", ""))
-    ctx.check(location.endswith(f"/{key}"),
-              f"PostResponse Location does not name the object: {fields.get('Location')!r}")
-    got, body = get_bytes(ctx, bucket, key)
-    ctx.check(body == data, "the object holds other bytes than the form's file")
-    ctx.check_equal(got.get("ContentType"), "text/plain", "ContentType (the form's field)")
-    ctx.check_equal(got.get("Metadata"), {"colour": "blue"}, "Metadata (x-amz-meta-colour)")
-
-
-@scenario("s3", "PostObject", client=CURL, variant="too large", name="curl_post_too_large")
-def curl_post_too_large(ctx):
-    """A POST upload over the policy's content-length-range: 400 EntityTooLarge, nothing stored."""
-    _need_binary("curl")
-    bucket = ctx.bucket("curl-post-large")
-    response = _post_upload(ctx, bucket, "uploads/big.txt", b"x" * 100, max_size=10,
-                            expires_in=300)
-    code, message = wire.error_code_of("rest-xml", response.body)
-    ctx.check((response.status, code) == (400, "EntityTooLarge"),
-              f"expected EntityTooLarge (HTTP 400), got {code} (HTTP {response.status}): "
-              f"{message or response.body[:200]!r}")
-    ctx.note(f"EntityTooLarge message: {message!r}")
-    with ctx.expect_error(("404", "NoSuchKey"), 404):
-        ctx.call("s3", "HeadObject", Bucket=bucket, Key="uploads/big.txt")
-
-
-@scenario("s3", "PostObject", client=CURL, variant="policy expired", name="curl_post_expired")
-def curl_post_expired(ctx):
-    """A POST upload whose policy expired: 403 AccessDenied 'Invalid according to Policy: Policy
-    expired.', nothing stored."""
-    _need_binary("curl")
-    bucket = ctx.bucket("curl-post-expired")
-    response = _post_upload(ctx, bucket, "uploads/late.txt", b"late", max_size=1024,
-                            expires_in=-60)
-    code, message = wire.error_code_of("rest-xml", response.body)
-    ctx.check((response.status, code) == (403, "AccessDenied"),
-              f"expected AccessDenied (HTTP 403), got {code} (HTTP {response.status}): "
-              f"{message or response.body[:200]!r}")
-    if message != "Invalid according to Policy: Policy expired.":
-        ctx.warn("PostObject (policy expired)", f"S3 says 'Invalid according to Policy: Policy "
-                                                f"expired.', got {message!r}")
-    with ctx.expect_error(("404", "NoSuchKey"), 404):
-        ctx.call("s3", "HeadObject", Bucket=bucket, Key="uploads/late.txt")

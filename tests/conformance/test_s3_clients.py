@@ -17,7 +17,7 @@ from botocore.credentials import Credentials
 from conformance.context import RunState, Target
 from conformance.registry import load_scenarios, select
 from conformance.runner import SKIP, run_all
-from conformance.scenarios import s3_clients
+from conformance.scenarios import _client_tools, s3_clients, s3_curl
 
 CLIENTS = ["awscli2", "rclone", "s3cmd", "pyarrow", "s3fs", "curl"]
 
@@ -30,13 +30,13 @@ def test_the_post_policy_signature_is_the_one_botocore_computes():
         "conditions": [{"bucket": "bucket"}, ["starts-with", "$key", "up/"]]}
     S3SigV4PostAuth(Credentials("AKIDEXAMPLE", "se/cret+key"), "s3", "eu-west-1").add_auth(request)
     fields = request.context["s3-presign-post-fields"]
-    assert s3_clients.post_policy_signature("se/cret+key", fields["x-amz-date"][:8], "eu-west-1",
+    assert s3_curl.post_policy_signature("se/cret+key", fields["x-amz-date"][:8], "eu-west-1",
                                             fields["policy"]) == fields["x-amz-signature"]
 
 
 def test_post_policy_fields_cover_every_field_and_sign_the_policy():
     now = datetime.datetime(2026, 5, 1, 12, 30, 5, tzinfo=datetime.timezone.utc)
-    fields = s3_clients.post_policy_fields(
+    fields = s3_curl.post_policy_fields(
         "AKID", "SECRET", "us-east-1", "bkt", "up/a b.txt", "up/",
         now + datetime.timedelta(minutes=5), now, 1024,
         {"Content-Type": "text/plain", "success_action_status": "201", "x-amz-meta-a": "b"},
@@ -54,7 +54,7 @@ def test_post_policy_fields_cover_every_field_and_sign_the_policy():
     named = {name for c in conditions if isinstance(c, dict) for name in c}
     # S3: every form field but policy, x-amz-signature and file needs a condition
     assert set(fields) - {"key", "policy", "x-amz-signature"} <= named
-    assert fields["x-amz-signature"] == s3_clients.post_policy_signature(
+    assert fields["x-amz-signature"] == s3_curl.post_policy_signature(
         "SECRET", "20260501", "us-east-1", fields["policy"])
     assert list(fields)[-2:] == ["policy", "x-amz-signature"]
 
@@ -71,7 +71,7 @@ def test_multipart_etag(tmp_path):
 def test_curl_header_dump_keeps_the_final_response():
     dump = ("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nETag: \"abc\"\r\n"
             "x-amz-request-id: R1\r\nContent-Length: 0\r\n\r\n")
-    status, headers = s3_clients._parse_header_file(dump)
+    status, headers = _client_tools._parse_header_file(dump)
     assert status == "HTTP/1.1 200 OK"
     assert dict(headers) == {"ETag": '"abc"', "x-amz-request-id": "R1", "Content-Length": "0"}
 
