@@ -28,13 +28,14 @@ import shutil
 import signal
 from typing import Any, Optional
 
-from .driver import (DiskAttachment, DiskError, Driver, InvalidStateError, NicAttachment, StartError, VMEvent,
+from .driver import (DiskAttachment, DiskError, InvalidStateError, NicAttachment, StartError, VMEvent,
                      VMExistsError, VMInfo, VMNotFoundError, VMSpec, VMState, utcnow, validate_id)
 from .qemu_cmdline import (VMPaths, blockdev_args, build_command, device_id, disk_device_args,
                            explain_accel, nic_hotplug_args, nic_ids, nics_namespace, node_name,
                            tap_options)
 from .qemu_state import (exit_classification, pid_alive, proc_usage, read_text, ts, unlink,
                           write_text)
+from .state_dir import StateDirDriver
 from .qmp import QMPClient, QMPConnectionError, QMPError
 
 log = logging.getLogger(__name__)
@@ -49,39 +50,24 @@ _WRAPPER = ('d=$1; shift; "$@" </dev/null >>"$d/qemu.log" 2>&1; rc=$?; '
             'echo "$rc $(date +%s.%N)" >"$d/exit.tmp" && mv -f "$d/exit.tmp" "$d/exit"')
 
 
-class QemuDriver(Driver):
+class QemuDriver(StateDirDriver):
     def __init__(self, state_dir: str, *, qemu_binary: str = "qemu-system-x86_64",
                  accel: str = "auto", tb_size_mib: int = 32, start_timeout: float = 30.0,
                  virtio_rng: bool = False):
-        super().__init__()
-        self.state_dir = os.path.abspath(state_dir)
-        os.makedirs(self.state_dir, exist_ok=True)
+        super().__init__(state_dir)
         self.qemu_binary = qemu_binary
         self.accel, why = explain_accel() if accel == "auto" else (accel, "as configured")
         log.info("QEMU accelerator: %s (%s)", self.accel.upper(), why)
         self.tb_size_mib = tb_size_mib
         self.start_timeout = start_timeout
         self.virtio_rng = virtio_rng
-        self._locks: dict[str, asyncio.Lock] = {}
         self._qmp: dict[str, QMPClient] = {}
         self._watchers: dict[str, asyncio.Task] = {}
         self._starting: set[str] = set()
 
     # -- helpers -------------------------------------------------------------------------
     def paths(self, vm_id: str) -> VMPaths:
-        return VMPaths(os.path.join(self.state_dir, validate_id(vm_id)))
-
-    def _lock(self, vm_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(vm_id, asyncio.Lock())
-
-    def _load_spec(self, vm_id: str) -> VMSpec:
-        raw = read_text(self.paths(vm_id).spec)
-        if raw is None:
-            raise VMNotFoundError(vm_id)
-        return VMSpec.from_dict(json.loads(raw))
-
-    def _save_spec(self, spec: VMSpec) -> None:
-        write_text(self.paths(spec.vm_id).spec, json.dumps(spec.to_dict(), indent=1))
+        return VMPaths(self.vm_dir(vm_id))
 
     def _pid(self, paths: VMPaths) -> Optional[int]:
         raw = read_text(paths.pidfile)
@@ -177,9 +163,6 @@ class QemuDriver(Driver):
                 raise InvalidStateError(f"{spec.vm_id} is {info.state.value}")
             self._save_spec(spec)
         return info
-
-    async def spec(self, vm_id: str) -> VMSpec:
-        return self._load_spec(vm_id)
 
     async def start(self, vm_id: str) -> VMInfo:
         async with self._lock(vm_id):
@@ -338,18 +321,14 @@ class QemuDriver(Driver):
             if qmp is not None:
                 await qmp.close()
             shutil.rmtree(paths.dir, ignore_errors=True)
-        self._locks.pop(vm_id, None)
+        self._forget(vm_id)
 
     # -- inspection ----------------------------------------------------------------------
     async def state(self, vm_id: str) -> VMInfo:
         return await self._info(vm_id)
 
     async def list(self) -> list[VMInfo]:
-        out = []
-        for name in sorted(os.listdir(self.state_dir)):
-            if os.path.exists(os.path.join(self.state_dir, name, "spec.json")):
-                out.append(await self._info(name))
-        return out
+        return [await self._info(vm_id) for vm_id in self.vm_ids()]
 
     async def console_output(self, vm_id: str, max_bytes: int = 64 * 1024) -> bytes:
         paths = self.paths(vm_id)

@@ -31,10 +31,11 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from backend.driver import (DiskAttachment, DiskError, Driver, DriverError, InvalidStateError, NicAttachment,
+from backend.driver import (DiskAttachment, DiskError, DriverError, InvalidStateError, NicAttachment,
                             StartError, VMEvent, VMExistsError, VMInfo, VMNotFoundError, VMSpec, VMState,
                             utcnow, validate_id)
 from backend.qemu_state import read_text, unlink, write_text
+from backend.state_dir import StateDirDriver
 
 from . import containers, domain_xml
 from .connection import Connection
@@ -48,12 +49,10 @@ def _ts(epoch: Optional[float]) -> Optional[datetime]:
     return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
 
 
-class LibvirtDriver(Driver):
+class LibvirtDriver(StateDirDriver):
     def __init__(self, state_dir: str, uri: str = "qemu:///system", *, flavour: str = "auto",
                  local: Optional[bool] = None, run_as_root: bool = True) -> None:
-        super().__init__()
-        self.state_dir = os.path.abspath(state_dir)
-        os.makedirs(self.state_dir, exist_ok=True)
+        super().__init__(state_dir)
         self.uri = uri
         self.local = _is_local(uri) if local is None else local
         self.flavour = _choose_flavour(uri, self.local) if flavour == "auto" else flavour
@@ -64,50 +63,31 @@ class LibvirtDriver(Driver):
         self.conn.subscribe(lv.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle)
         self.conn.subscribe(lv.VIR_DOMAIN_EVENT_ID_REBOOT, self._on_reboot)
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._locks: dict[str, asyncio.Lock] = {}
         self._relays: dict[str, dict[str, TapRelay]] = {}
         self._starting: set[str] = set()
         log.info("libvirt host %s: %s domains", uri, self.flavour)
 
     # -- files -----------------------------------------------------------------------------
-    def _dir(self, vm_id: str) -> str:
-        return os.path.join(self.state_dir, validate_id(vm_id))
-
-    def _file(self, vm_id: str, name: str) -> str:
-        return os.path.join(self._dir(vm_id), name)
-
-    def _lock(self, vm_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(vm_id, asyncio.Lock())
-
-    def _load_spec(self, vm_id: str) -> VMSpec:
-        raw = read_text(self._file(vm_id, "spec.json"))
-        if raw is None:
-            raise VMNotFoundError(vm_id)
-        return VMSpec.from_dict(json.loads(raw))
-
-    def _save_spec(self, spec: VMSpec) -> None:
-        write_text(self._file(spec.vm_id, "spec.json"), json.dumps(spec.to_dict(), indent=1))
-
     def _nic_ports(self, vm_id: str) -> dict[str, list[int]]:
-        return json.loads(read_text(self._file(vm_id, "nics.json")) or "{}")
+        return json.loads(read_text(self.vm_file(vm_id, "nics.json")) or "{}")
 
     def _host_options(self, spec: VMSpec) -> domain_xml.HostOptions:
         ports = self._nic_ports(spec.vm_id)
         udp = [domain_xml.UdpNic(n.interface_id, n.mac, *ports[n.interface_id]) for n in spec.nics
                if n.interface_id in ports]
         return domain_xml.HostOptions(
-            flavour=self.flavour, console_path=self._file(spec.vm_id, "console.log"),
+            flavour=self.flavour, console_path=self.vm_file(spec.vm_id, "console.log"),
             run_as_root=self.run_as_root and self.local, udp_nics=udp, user_network=not spec.nics)
 
     def domain_xml(self, spec: VMSpec) -> str:
         if self.flavour == "lxc":
-            return domain_xml.to_string(containers.build_container(spec, self._file(spec.vm_id, "rootfs")))
+            return domain_xml.to_string(containers.build_container(spec, self.vm_file(spec.vm_id, "rootfs")))
         return domain_xml.to_string(domain_xml.build_domain(spec, self._host_options(spec)))
 
     def _prepare_rootfs(self, spec: VMSpec) -> None:
         """A container's root filesystem, unpacked once from the image's initramfs (a crash halfway
         leaves ``rootfs.tmp``, removed and redone at the next start)."""
-        rootfs = self._file(spec.vm_id, "rootfs")
+        rootfs = self.vm_file(spec.vm_id, "rootfs")
         if os.path.isdir(rootfs):
             return
         if not spec.initrd or not os.path.exists(spec.initrd):
@@ -138,9 +118,9 @@ class LibvirtDriver(Driver):
 
     def _probe_sync(self, conn: Any, vm_id: str) -> VMInfo:
         """State from libvirt and the VM's files (runs in a worker thread)."""
-        if not os.path.exists(self._file(vm_id, "spec.json")):
+        if not os.path.exists(self.vm_file(vm_id, "spec.json")):
             return VMInfo(vm_id, VMState.MISSING)
-        started = read_text(self._file(vm_id, "started"))
+        started = read_text(self.vm_file(vm_id, "started"))
         started_at = _ts(float(started)) if started else None
         if vm_id in self._starting:
             return VMInfo(vm_id, VMState.CREATING, None, started_at)
@@ -160,17 +140,17 @@ class LibvirtDriver(Driver):
             off_reason = None
         if started is None:
             return VMInfo(vm_id, VMState.CREATING)
-        exit_info = json.loads(read_text(self._file(vm_id, "exit.json")) or "null")
+        exit_info = json.loads(read_text(self.vm_file(vm_id, "exit.json")) or "null")
         if exit_info is None:   # first look since it went off while nobody watched
             exit_info = {"at": self._unobserved_exit_time(vm_id), "detail": off_reason}
-            write_text(self._file(vm_id, "exit.json"), json.dumps(exit_info))
+            write_text(self.vm_file(vm_id, "exit.json"), json.dumps(exit_info))
         state, why = self._classify(vm_id, exit_info.get("detail"), dom is None)
         return VMInfo(vm_id, state, None, started_at, _ts(exit_info.get("at")), why,
                       None if state == VMState.STOPPED else (1 if state == VMState.CRASHED else 0))
 
     def _unobserved_exit_time(self, vm_id: str) -> float:
         try:
-            return os.stat(self._file(vm_id, "console.log")).st_mtime
+            return os.stat(self.vm_file(vm_id, "console.log")).st_mtime
         except FileNotFoundError:
             return utcnow().timestamp()
 
@@ -178,7 +158,7 @@ class LibvirtDriver(Driver):
         """detail: a VIR_DOMAIN_SHUTOFF_* reason (== VIR_DOMAIN_EVENT_STOPPED_* codes differ; the
         event handler stores the shutoff reason, see ``_STOPPED_TO_SHUTOFF``)."""
         lv = self.lv
-        stop = read_text(self._file(vm_id, "stop-requested"))
+        stop = read_text(self.vm_file(vm_id, "stop-requested"))
         if detail in (lv.VIR_DOMAIN_SHUTOFF_CRASHED,):
             return VMState.CRASHED, "guest kernel panicked"
         if detail == lv.VIR_DOMAIN_SHUTOFF_FAILED:
@@ -209,7 +189,7 @@ class LibvirtDriver(Driver):
 
     def _emit_if_ours(self, event: VMEvent) -> None:
         try:
-            if os.path.exists(self._file(event.vm_id, "spec.json")):
+            if os.path.exists(self.vm_file(event.vm_id, "spec.json")):
                 self._emit(event)
         except ValueError:
             pass
@@ -217,14 +197,14 @@ class LibvirtDriver(Driver):
     def _handle_lifecycle(self, vm_id: str, event: int, detail: int, at: datetime) -> None:
         lv = self.lv
         try:
-            if not os.path.exists(self._file(vm_id, "spec.json")) or vm_id in self._starting:
+            if not os.path.exists(self.vm_file(vm_id, "spec.json")) or vm_id in self._starting:
                 return
         except ValueError:   # not one of our names
             return
         if event == lv.VIR_DOMAIN_EVENT_STOPPED:
             shutoff = _STOPPED_TO_SHUTOFF.get(detail, lv.VIR_DOMAIN_SHUTOFF_UNKNOWN)
-            if read_text(self._file(vm_id, "exit.json")) is None:
-                write_text(self._file(vm_id, "exit.json"), json.dumps({"at": at.timestamp(), "detail": shutoff}))
+            if read_text(self.vm_file(vm_id, "exit.json")) is None:
+                write_text(self.vm_file(vm_id, "exit.json"), json.dumps({"at": at.timestamp(), "detail": shutoff}))
             self._stop_relays(vm_id)
             state, why = self._classify(vm_id, shutoff, False)
             self._emit(VMEvent(vm_id, state.value, state, at, why))
@@ -265,7 +245,7 @@ class LibvirtDriver(Driver):
         for nic in spec.nics:
             if nic.interface_id not in ports:
                 ports[nic.interface_id] = [free_udp_port(), free_udp_port()]
-        write_text(self._file(spec.vm_id, "nics.json"), json.dumps(ports))
+        write_text(self.vm_file(spec.vm_id, "nics.json"), json.dumps(ports))
 
     # -- lifecycle -------------------------------------------------------------------------
     async def create(self, spec: VMSpec) -> VMInfo:
@@ -274,9 +254,9 @@ class LibvirtDriver(Driver):
         _check_nics(spec)
         self.domain_xml(spec)   # validates what the XML needs
         async with self._lock(spec.vm_id):
-            if os.path.exists(self._file(spec.vm_id, "spec.json")):
+            if os.path.exists(self.vm_file(spec.vm_id, "spec.json")):
                 raise VMExistsError(spec.vm_id)
-            os.makedirs(self._dir(spec.vm_id), exist_ok=True)
+            os.makedirs(self.vm_dir(spec.vm_id), exist_ok=True)
             self._save_spec(spec)
         return await self.state(spec.vm_id)
 
@@ -291,9 +271,6 @@ class LibvirtDriver(Driver):
                 raise InvalidStateError(f"{spec.vm_id} is {info.state.value}")
             self._save_spec(spec)
         return info
-
-    async def spec(self, vm_id: str) -> VMSpec:
-        return self._load_spec(vm_id)
 
     async def start(self, vm_id: str) -> VMInfo:
         self._loop = asyncio.get_running_loop()
@@ -315,16 +292,16 @@ class LibvirtDriver(Driver):
                 raise StartError(f"{vm_id}: Nimbo's VPC taps are on this machine, not on {self.uri}")
             self._assign_ports(spec)
             xml = self.domain_xml(spec)
-            unlink(*(self._file(vm_id, n) for n in ("exit.json", "stop-requested")))
+            unlink(*(self.vm_file(vm_id, n) for n in ("exit.json", "stop-requested")))
             self._starting.add(vm_id)
             try:
                 self._stop_relays(vm_id)
                 self._start_relays(spec)
-                write_text(self._file(vm_id, "started"), f"{utcnow().timestamp():.6f}")
+                write_text(self.vm_file(vm_id, "started"), f"{utcnow().timestamp():.6f}")
                 await self.conn.call(lambda c: c.defineXML(xml).create())
             except (self.lv.libvirtError, DriverError, OSError) as exc:
                 self._stop_relays(vm_id)
-                unlink(self._file(vm_id, "started"))
+                unlink(self.vm_file(vm_id, "started"))
                 msg = exc.get_error_message() if isinstance(exc, self.lv.libvirtError) else str(exc)
                 raise StartError(f"{vm_id}: {msg}") from None
             finally:
@@ -343,7 +320,7 @@ class LibvirtDriver(Driver):
             how = "forced"
             lv = self.lv
             if not force:
-                write_text(self._file(vm_id, "stop-requested"), "graceful")
+                write_text(self.vm_file(vm_id, "stop-requested"), "graceful")
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + timeout
                 while True:   # a guest still booting loses the first press: press again
@@ -358,7 +335,7 @@ class LibvirtDriver(Driver):
                     if remaining <= POWERDOWN_REPEAT_SECONDS:
                         break
                 how = f"forced after {timeout:g}s"
-            write_text(self._file(vm_id, "stop-requested"), how)
+            write_text(self.vm_file(vm_id, "stop-requested"), how)
             await self._destroy_domain(vm_id)
             await self._wait_off(vm_id, 5.0)
             self._stop_relays(vm_id)
@@ -398,7 +375,7 @@ class LibvirtDriver(Driver):
 
     async def destroy(self, vm_id: str) -> None:
         async with self._lock(vm_id):
-            if not os.path.isdir(self._dir(vm_id)):
+            if not os.path.isdir(self.vm_dir(vm_id)):
                 raise VMNotFoundError(vm_id)
             await self._destroy_domain(vm_id)
             self._stop_relays(vm_id)
@@ -408,12 +385,12 @@ class LibvirtDriver(Driver):
                 if dom is not None:
                     dom.undefine()
             await self._call(undefine)
-            shutil.rmtree(self._dir(vm_id), ignore_errors=True)
-        self._locks.pop(vm_id, None)
+            shutil.rmtree(self.vm_dir(vm_id), ignore_errors=True)
+        self._forget(vm_id)
 
     # -- inspection ------------------------------------------------------------------------
     async def state(self, vm_id: str) -> VMInfo:
-        self._dir(vm_id)
+        self.vm_dir(vm_id)
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         return await self._call(lambda c: self._probe_sync(c, vm_id))
@@ -421,9 +398,7 @@ class LibvirtDriver(Driver):
     async def list(self) -> list[VMInfo]:
         self._loop = asyncio.get_running_loop()
         out = []
-        for name in sorted(os.listdir(self.state_dir)):
-            if not os.path.exists(os.path.join(self.state_dir, name, "spec.json")):
-                continue
+        for name in self.vm_ids():
             info = await self.state(name)
             if info.state.is_active:
                 spec = self._load_spec(name)
@@ -443,11 +418,11 @@ class LibvirtDriver(Driver):
         return got == want
 
     async def console_output(self, vm_id: str, max_bytes: int = 64 * 1024) -> bytes:
-        if not os.path.exists(self._file(vm_id, "spec.json")):
+        if not os.path.exists(self.vm_file(vm_id, "spec.json")):
             raise VMNotFoundError(vm_id)
         name = os.path.join("rootfs", containers.CONSOLE_FILE) if self.flavour == "lxc" else "console.log"
         try:
-            with open(self._file(vm_id, name), "rb") as f:
+            with open(self.vm_file(vm_id, name), "rb") as f:
                 f.seek(0, os.SEEK_END)
                 f.seek(max(0, f.tell() - max_bytes))
                 return f.read()
