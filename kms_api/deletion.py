@@ -9,21 +9,19 @@ that won the race keeps the key). Ciphertext made under the key can never be dec
 
 The sweep runs at start-up and then every ``kms_deletion_sweep_seconds`` (an hour by default),
 only in the process that holds ``<data_dir>/kms-deletion.lock`` (with several workers over one data
-directory, one of them is the leader; another takes over at its next pass when the leader dies).
+directory, one of them is the leader; another takes over at its next pass when the leader dies),
+and in one gateway of a cluster (``storage.periodic_pass``).
 Crash story: a crash mid-sweep leaves each key deleted or not (one transaction each); the next
 pass finds what is left. A key past its date but not yet swept is PendingDeletion to every reader.
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import fcntl
 import logging
-import os
 from typing import Any
 
 from kms_api import key_months
 from storage import kms_keys as store
+from storage.periodic_pass import PeriodicPass
 
 log = logging.getLogger("nimbo.kms")
 
@@ -41,48 +39,8 @@ async def sweep(state: Any, now_us: int | None = None) -> list[str]:
     return deleted
 
 
-class DeletionSweeper:
-    """The periodic task; only the process holding the lock file sweeps."""
-
-    def __init__(self, state: Any, lock_path: str, interval: float) -> None:
-        self.state = state
-        self.lock_path = lock_path
-        self.interval = interval
-        self._fd = -1
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="kms-deletion")
-
-    def leader(self) -> bool:
-        if self._fd >= 0:
-            return True
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                if self.leader():
-                    await sweep(self.state)
-            except asyncio.CancelledError:
-                raise
-            except Exception:   # a failed pass is retried at the next one
-                log.exception("KMS deletion sweep failed; will retry")
-            await asyncio.sleep(self.interval)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+def deletion_sweeper(state: Any, lock_path: str, interval: float) -> PeriodicPass:
+    """The periodic task: a sweep at start and every ``interval`` seconds, once per data directory
+    and cluster."""
+    return PeriodicPass("kms-deletion", lock_path, interval, lambda: sweep(state),
+                        getattr(getattr(state, "app", None), "db", None), at_start=True)

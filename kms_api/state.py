@@ -62,9 +62,9 @@ async def open_state(app: Any) -> KmsState:
     if state.sweeper is None and getattr(app, "config", None) is not None:
         from kms_api.key_months import meter_existing_keys   # noqa: PLC0415
         await meter_existing_keys(app.db, state.now_us())
-        from kms_api.deletion import DeletionSweeper   # noqa: PLC0415
+        from kms_api.deletion import deletion_sweeper   # noqa: PLC0415
         interval = float(getattr(app.config, "kms_deletion_sweep_seconds", 0) or 3600.0)
-        state.sweeper = DeletionSweeper(state, os.path.join(app.config.data_dir, "kms-deletion.lock"), interval)
+        state.sweeper = deletion_sweeper(state, os.path.join(app.config.data_dir, "kms-deletion.lock"), interval)
         state.sweeper.start()
     return state
 

@@ -1,10 +1,10 @@
 """The lifecycle runner: executes the buckets' lifecycle rules in the server, once a day.
 
-``LifecycleRunner`` is started with the S3 state (``s3_api.service``) and stopped before the store
+``lifecycle_runner`` (a ``storage.periodic_pass.PeriodicPass``) is started with the S3 state (``s3_api.service``) and stopped before the store
 closes. Each pass (every ``day`` seconds: 86,400 unless ``s3_lifecycle_day_seconds`` shortens it,
 as other S3 servers let tests do) runs only in the process holding ``<data_dir>/s3-lifecycle.lock``
 (with several workers over one data directory, one of them is the leader; another takes over at
-its next pass when the leader dies). A pass, per bucket with rules, per enabled rule:
+its next pass when the leader dies), and in one gateway of a cluster. A pass, per bucket with rules, per enabled rule:
 
 - Expiration (Days, Date): current objects whose time has come are deleted as a DELETE without a
   version id deletes (unversioned: gone; versioned: a delete marker on top);
@@ -24,14 +24,12 @@ is left to do. Expiring is metered (stored bytes drop in the ledger) and logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
-import os
 
 from s3_api import lifecycle
 from s3_api.object_lock import is_locked
 from storage.objects import BUCKET_COLUMNS, Batch, Bucket, ObjectVersion, prefix_end
+from storage.periodic_pass import PeriodicPass
 
 log = logging.getLogger("nimbo.s3.lifecycle")
 CHUNK = 256
@@ -217,50 +215,7 @@ async def run_lifecycle(state, now_us: int | None = None) -> dict:
     return await Pass(state, state.store.clock_us() if now_us is None else now_us).run()
 
 
-class LifecycleRunner:
-    """The periodic task; only the process holding the lock file runs passes."""
-
-    def __init__(self, state, lock_path: str, interval: float) -> None:
-        self.state = state
-        self.lock_path = lock_path
-        self.interval = interval
-        self._fd = -1
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="s3-lifecycle")
-
-    def _leader(self) -> bool:
-        if self._fd >= 0:
-            return True
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                if self._leader():
-                    async with self.state.store.db.cluster_lock("s3-lifecycle") as held:
-                        if held:    # one gateway of a cluster (storage.postgres)
-                            await run_lifecycle(self.state)
-            except asyncio.CancelledError:
-                raise
-            except Exception:   # a failed pass is retried at the next one
-                log.exception("lifecycle pass failed; will retry")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+def lifecycle_runner(state, lock_path: str, interval: float) -> PeriodicPass:
+    """The periodic task: a pass every ``interval`` seconds, once per data directory and cluster."""
+    return PeriodicPass("s3-lifecycle", lock_path, interval, lambda: run_lifecycle(state),
+                        state.store.db)

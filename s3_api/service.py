@@ -94,8 +94,8 @@ async def open_state(app) -> S3State:
     from s3_api import sealed_reads  # noqa: PLC0415 (EC2's reads of objects decrypt through it)
     sealed_reads.install(state, app)
     # lifecycle rules run in the background, a pass per day (s3_api.lifecycle_runner)
-    from s3_api.lifecycle_runner import LifecycleRunner  # noqa: PLC0415 (it imports the handlers)
-    state.lifecycle = LifecycleRunner(state, os.path.join(data_dir, "s3-lifecycle.lock"), day)
+    from s3_api.lifecycle_runner import lifecycle_runner  # noqa: PLC0415 (it imports the handlers)
+    state.lifecycle = lifecycle_runner(state, os.path.join(data_dir, "s3-lifecycle.lock"), day)
     state.lifecycle.start()
     return state
 

@@ -18,7 +18,7 @@ from backend.fake import FakeDriver
 from billing.report import billing_report
 from gateway.app import APP_CONTEXT, create_app
 from gateway.config import Config
-from kms_api.deletion import DeletionSweeper
+from kms_api.deletion import deletion_sweeper
 
 
 def call(fn, *args, **kwargs):
@@ -112,7 +112,7 @@ async def test_keys_past_their_deletion_date_are_swept_at_start_up(tmp_path, clo
 
 async def test_only_one_process_sweeps_a_data_directory(tmp_path):
     lock = str(tmp_path / "kms-deletion.lock")
-    first, second = DeletionSweeper(None, lock, 60), DeletionSweeper(None, lock, 60)
+    first, second = deletion_sweeper(None, lock, 60), deletion_sweeper(None, lock, 60)
     try:
         assert first.leader() is True
         assert second.leader() is False
