@@ -21,7 +21,7 @@ from gateway import host_commands
 from gateway.accounts import AccountService
 from gateway.config import DEFAULT_REGION, ConfigError, load_config
 from storage import accounts as account_rows
-from storage.metadata import open_metadata
+from storage.metadata import MetadataUnavailable, open_metadata
 
 log = logging.getLogger("nimbo")
 
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "billing":
             return asyncio.run(_with_accounts(args.data_dir, lambda svc: billing_report(svc, args)))
         return asyncio.run(_with_accounts(args.data_dir, lambda svc: admin(svc, args)))
-    except (ConfigError, ValueError, LookupError, data_dirs.DataDirError) as exc:
+    except (ConfigError, ValueError, LookupError, data_dirs.DataDirError, MetadataUnavailable) as exc:
         print(f"nimbo: {exc}", file=sys.stderr)
         return 2
 
@@ -338,7 +338,11 @@ def serve(args: argparse.Namespace) -> int:
             return workers.Supervisor(config, sockets, _serve_worker).run(
                 lambda: lock.announce(config.endpoint_url))
         runner = _event_loop_runner()
-        runner(run_server(config, sock=sock, lock=lock))
+        try:
+            runner(run_server(config, sock=sock, lock=lock))
+        except MetadataUnavailable as exc:
+            print(f"nimbo: {exc}", file=sys.stderr)
+            return 1
     finally:
         lock.release()
     return 0

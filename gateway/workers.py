@@ -52,6 +52,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from storage.metadata import MetadataUnavailable
+
 log = logging.getLogger("nimbo.workers")
 
 MAX_RESTARTS = 5
@@ -268,6 +270,8 @@ class Supervisor:
                         if other.ready_fd >= 0:
                             os.close(other.ready_fd)
                 status = self.serve(self.config, worker.sock, write_fd)
+            except MetadataUnavailable as exc:   # said in one line: no traceback helps here
+                log.error("worker %d: %s", worker.index, exc)
             except BaseException:   # noqa: BLE001 (the worker's end, whatever happened)
                 log.exception("worker %d failed", worker.index)
             finally:

@@ -14,6 +14,9 @@ rules of ``storage.sql_dialect``) and the same schemas and migrations.
 from __future__ import annotations
 
 import os
+import urllib.parse
+
+import psycopg
 
 from storage.db import Database
 from storage.postgres import PostgresDatabase, is_postgres_url
@@ -21,11 +24,28 @@ from storage.postgres import PostgresDatabase, is_postgres_url
 DATABASE_FILE = "nimbo.db"
 
 
+class MetadataUnavailable(Exception):
+    """The configured metadata database cannot be opened (a start-up error, said in one line)."""
+
+
+def without_password(url: str) -> str:
+    """``url`` as it may be shown or logged: a password in it replaced by ``***``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 async def open_metadata(metadata: str | None, data_dir: str):
     """The metadata database: ``metadata`` (a PostgreSQL URL) if given, else the data
     directory's SQLite file."""
     if is_postgres_url(metadata):
-        return await PostgresDatabase.open(metadata)
+        try:
+            return await PostgresDatabase.open(metadata)
+        except psycopg.OperationalError as exc:   # unreachable, refused, not authenticated
+            raise MetadataUnavailable(f"cannot open the metadata database {without_password(metadata)}: "
+                                      f"{str(exc).removeprefix('connection failed: ').strip()}") from None
     if metadata:
         raise ValueError(f"metadata must be a postgresql:// URL (or unset for SQLite): {metadata!r}")
     return await Database.open(os.path.join(data_dir, DATABASE_FILE))

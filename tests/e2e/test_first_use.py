@@ -3,11 +3,13 @@ must find the running server's data directory and never make one, and two server
 directory."""
 from __future__ import annotations
 
+import fnmatch
 import os
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 
 import boto3
 import pytest
@@ -44,6 +46,32 @@ def test_serve_on_a_port_in_use_exits_at_once_with_one_line(tmp_path, runtime_di
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in lines[0]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_with_an_unreachable_metadata_database_says_so_in_one_line(tmp_path, runtime_dir, workers):
+    nowhere = tmp_path / "no-postgres-here"      # a socket directory with no server in it
+    nowhere.mkdir()
+    url = f"postgresql://nimbo:s3cret@/nimbo?host={nowhere}"
+    done, took = nimbo("serve", "--port", "0", "--data-dir", str(tmp_path / "data"), "--backend", "fake",
+                       "--metadata", url, "--workers", workers, cwd=str(tmp_path), timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert took < 30
+    assert "Traceback" not in done.stderr, done.stderr
+    said = [line for line in done.stderr.splitlines() if "cannot open the metadata database" in line]
+    assert said and str(nowhere) in said[0], done.stderr
+    assert "s3cret" not in done.stderr                     # a password in the URL is never shown
+
+
+def test_the_installed_nimbo_holds_every_package_of_the_repository():
+    """`pip install .` (and `nimbo` run outside the checkout) must find every top-level package:
+    the tests run with the checkout on PYTHONPATH, which would hide one left out of pyproject."""
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as fh:
+        include = tomllib.load(fh)["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {name for name in os.listdir(REPO) if name != "tests"
+                and os.path.isfile(os.path.join(REPO, name, "__init__.py"))}
+    assert {"gateway", "kms_api", "ssm_api", "access"} <= packages
+    assert {name for name in packages if not any(fnmatch.fnmatch(name, p) for p in include)} == set()
 
 
 def test_second_server_on_one_data_directory_refuses(tmp_path, runtime_dir):
