@@ -1,0 +1,172 @@
+"""Big objects through the blob store: the upload lanes (MD5, checksums, sealing and writing
+in their own lanes, ``s3_api.payload``), the sealed reads that decrypt straight from a mapping of
+the file (``storage.sealed.read_plain``), and the GET body's hints (``s3_api.streaming``)."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from s3_api import checksums, payload, sealed_io, streaming
+from storage import sealed
+from storage.blobs import BlobStore
+
+SEG = sealed.SEGMENT
+
+
+@pytest.fixture
+def blobs(tmp_path):
+    store = BlobStore(str(tmp_path / "blobs"))
+    store.setup()
+    yield store
+    store.close()
+
+
+class _Pieces:
+    """An upload body that arrives in pieces of awkward sizes (never a segment's multiple)."""
+
+    def __init__(self, data: bytes, piece: int) -> None:
+        self._data = memoryview(data)
+        self._piece = piece
+
+    async def read(self, n: int = -1) -> bytes:
+        take = min(n if n > 0 else self._piece, self._piece, len(self._data))
+        out, self._data = bytes(self._data[:take]), self._data[take:]
+        return out
+
+
+def _read_blob(blobs, blob_id: str) -> bytes:
+    with open(blobs.path(blob_id), "rb") as fh:
+        return fh.read()
+
+
+@pytest.mark.parametrize("size", [2 * payload.BLOCK + 12345, payload.BLOCK, 3 * SEG + 1])
+async def test_a_sealed_upload_in_odd_pieces_is_the_plaintext_sealed_in_order(blobs, size):
+    """The sealing lane and the write lane run apart: the blob must still hold every segment in
+    order under consecutive nonces, and the digests are of the plaintext."""
+    data = os.urandom(size)
+    key = sealed.new_data_key()
+    state = SimpleNamespace(inline_max=0, blobs=blobs)
+    got = await payload.store(state, _Pieces(data, 100_003), size=size, inline_ok=False,
+                              declared=checksums.declared({}, None), seal=key)
+    assert got.md5 == hashlib.md5(data).digest()
+    assert got.checksums["CRC64NVME"] == checksums.compute("CRC64NVME", data)
+    stored = _read_blob(blobs, got.blob_id)
+    assert len(stored) == sealed.sealed_size(size)
+    assert data[:64] not in stored
+    assert sealed.unseal(key, stored, size) == data
+
+
+async def test_a_plain_upload_is_written_as_it_came(blobs):
+    data = os.urandom(payload.BLOCK + 777)
+    state = SimpleNamespace(inline_max=0, blobs=blobs)
+    got = await payload.store(state, _Pieces(data, 65_537), size=len(data), inline_ok=False,
+                              declared=checksums.declared({}, None))
+    assert _read_blob(blobs, got.blob_id) == data
+
+
+async def test_a_failed_seal_fails_the_upload_and_leaves_no_file(blobs, monkeypatch):
+    """An error in the sealing lane reaches the request (and the temp file goes), it does not
+    hang the write lane that waits for the sealed block."""
+    calls = {"n": 0}
+    real = sealed.SealingWriter.seal_pieces
+
+    def broken(self, pieces):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("cipher failed")
+        return real(self, pieces)
+
+    monkeypatch.setattr(sealed.SealingWriter, "seal_pieces", broken)
+    state = SimpleNamespace(inline_max=0, blobs=blobs)
+    data = os.urandom(3 * payload.BLOCK)
+    with pytest.raises(RuntimeError, match="cipher failed"):
+        await asyncio.wait_for(payload.store(state, _Pieces(data, 1 << 20), size=len(data),
+                                             inline_ok=False,
+                                             declared=checksums.declared({}, None),
+                                             seal=sealed.new_data_key()), 30)
+    leftovers = [name for _, _, files in os.walk(blobs.root) for name in files
+                 if name != ".lock"]
+    assert leftovers == []
+
+
+def test_sealing_in_two_halves_equals_sealing_in_one(blobs):
+    """seal_pieces then write_sealed (two threads' halves) write what write_pieces writes."""
+    key = sealed.new_data_key()
+    pieces = [os.urandom(n) for n in (10, SEG, SEG - 10, 3 * SEG + 5, 1)]
+    writer = sealed.SealingWriter(blobs.create(), key)
+    for piece in pieces:
+        writer.write_sealed(writer.seal_pieces([piece]))
+    writer.commit()
+    assert sealed.unseal(key, _read_blob(blobs, writer.blob_id), writer.size) == b"".join(pieces)
+
+
+def _sealed_file(blobs, data: bytes, key: bytes) -> int:
+    writer = sealed.SealingWriter(blobs.create(), key)
+    writer.write(data)
+    writer.commit()
+    return blobs.open(writer.blob_id), writer.blob_id
+
+
+def test_mapped_reads_match_the_plaintext_at_every_boundary(blobs):
+    key = sealed.new_data_key()
+    size = 40 * SEG + 333
+    data = os.urandom(size)
+    fd, _ = _sealed_file(blobs, data, key)
+    try:
+        opener = sealed.Opener(key, sealed.read_header(fd))
+        for start, end in ((0, size - 1), (1, 20 * SEG), (SEG - 1, 17 * SEG + 1),
+                           (size - 5 * SEG, size - 1), (3, 9), (size - 1, size - 1)):
+            assert bytes(sealed.read_plain(fd, opener, size, start, end)) == data[start:end + 1]
+    finally:
+        os.close(fd)
+
+
+def test_a_truncated_or_altered_blob_is_refused_not_mapped_past_its_end(blobs):
+    """A blob shorter than its metadata says fails with SealBroken (a mapping past the end of a
+    file would kill the process with SIGBUS); an altered segment fails to decrypt."""
+    key = sealed.new_data_key()
+    size = 20 * SEG
+    fd, blob_id = _sealed_file(blobs, os.urandom(size), key)
+    try:
+        opener = sealed.Opener(key, sealed.read_header(fd))
+        path = blobs.path(blob_id)
+        os.truncate(path, sealed.sealed_size(size) - 100)
+        with pytest.raises(sealed.SealBroken, match="shorter"):
+            sealed.read_plain(fd, opener, size, 0, size - 1)
+        with open(path, "r+b") as fh:
+            fh.seek(sealed.HEADER + 2 * sealed.STORED_SEGMENT + 5)
+            byte = fh.read(1)
+            fh.seek(-1, os.SEEK_CUR)
+            fh.write(bytes([byte[0] ^ 1]))
+        with pytest.raises(sealed.SealBroken, match="segment 2"):
+            sealed.read_plain(fd, opener, size, 0, 10 * SEG - 1)
+    finally:
+        os.close(fd)
+
+
+def test_uninitialized_buffers_are_bytearrays_of_the_size_asked():
+    for n in (0, 1, 1 << 20):
+        buf = sealed.uninitialized(n)
+        assert type(buf) is bytearray and len(buf) == n
+
+
+async def test_the_get_body_streams_a_big_sealed_object_in_order(blobs):
+    key = sealed.new_data_key()
+    size = 2 * sealed_io.BATCH_SEGMENTS * SEG + 3 * SEG + 7
+    data = os.urandom(size)
+    _, blob_id = _sealed_file(blobs, data, key)
+    body = sealed_io.SealedBody(blobs, key, [(blob_id, 5, size - 5, size)])
+    body.open()
+    out = b"".join([bytes(chunk) async for chunk in body])
+    assert out == data[5:]
+    assert body.write_buffer == streaming.write_buffer(size - 5) is not None
+
+
+def test_only_big_bodies_ask_for_a_bigger_socket_buffer():
+    assert streaming.write_buffer(1000) is None
+    high, low = streaming.write_buffer(100 << 20)
+    assert high > low > 0
