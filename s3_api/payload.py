@@ -2,19 +2,17 @@
 
 The body arrives as ``async read(n)`` (aiohttp's StreamReader), aws-chunked or not. Small bodies
 (up to ``S3State.inline_max``) are kept in memory and stored inline in the metadata row; larger
-ones are written to a blob. Blocks of ~1 MiB go to worker lanes while the next block is being
+ones are written to a blob. Blocks of ~1 MiB go to three worker lanes while the next block is being
 read: one computes MD5 (the ETag), one the SHA-256 of the signature and the flexible checksum, one
-seals (encrypts) and one writes the file. Memory stays at a few blocks whatever the size
-(``_Lanes.DEPTH``). Every digest is checked before the
+writes the file. Memory stays at two blocks whatever the size. Every digest is checked before the
 blob is fsynced and renamed into place; on any failure the temp file goes. With a data key
-(``seal``) the bytes are encrypted on their way to disk (``storage.sealed``: in the sealing lane
+(``seal``) the bytes are encrypted on their way to disk (``storage.sealed``: in the writing lane
 for blobs, in memory for inline objects); digests are always of the plaintext.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -26,8 +24,6 @@ from s3_api.errors import (BadDigest, EntityTooLarge, IncompleteBody, InvalidArg
 from storage import sealed
 from storage.space import StorageFull, is_out_of_space
 
-# per hand-over to the lanes: 4 MiB blocks save ~10% of a big PUT's CPU in wake-ups but add
-# ~45 MB to a worker's peak RSS during the upload (1 MiB: ~10 MB), so 1 MiB it is
 BLOCK = 1 << 20
 MAX_PUT_SIZE = 5 * 1024 ** 3
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -106,16 +102,20 @@ def expected_size(ctx, params: dict) -> int | None:
 
 
 class _Lanes:
-    """Serial lanes on the blob store's threads, each releasing the GIL for its whole block: MD5
-    (the ETag) in one; the SHA-256 of the signature and the flexible checksum in another; the
-    file write in a third. Up to ``DEPTH`` blocks are in flight, so the socket keeps being read
+    """Three serial lanes on the blob store's threads, each releasing the GIL for its whole block:
+    MD5 (the ETag) in one; the SHA-256 of the signature and the flexible checksum in another; the
+    file write in the third. Up to ``DEPTH`` blocks are in flight, so the socket keeps being read
     while the lanes work, and a slow disk write never holds up the hashing (nor the reverse).
 
-    Encryption at rest (a ``sealed.SealingWriter``) adds a fourth lane: a block is sealed there
-    (``seal_pieces``) and handed to the write lane when it is done (``write_sealed``), so the
-    cipher of one block overlaps the disk write of the one before. The hand-over is a callback,
-    never a thread waiting for another lane's job (a shared pool of waiting threads could
-    deadlock). The digests see the plaintext, as S3's ETag and checksums are of the plaintext."""
+    Encryption at rest plugs in as the write lane's transform: ``writer.write_pieces`` (or a
+    writer wrapping the blob writer) seals each block before writing it; the digests see the
+    plaintext, as S3's ETag and checksums are of the plaintext. Sealing overlaps the hashing
+    already; a lane of its own (sealing a block while the one before is written) was measured:
+    ~12% more CPU per 256 MiB (one more hand-over per block, and the sealed bytes written from
+    another core's cache) and no faster, since AES-GCM costs ~1/8 of MD5.
+
+    ``BLOCK`` and ``DEPTH``, measured too: 4 MiB blocks save ~10% CPU in wake-ups but add ~45 MB
+    to the worker's peak RSS during a 1 GiB upload (1 MiB blocks: ~10 MB)."""
 
     DEPTH = 2
 
@@ -123,7 +123,6 @@ class _Lanes:
         self._md5_lane = blobs.lane()
         self._sums_lane = blobs.lane()
         self._write_lane = blobs.lane()
-        self._seal_lane = blobs.lane() if hasattr(writer, "seal_pieces") else None
         self._md5 = md5
         self._others = others
         self._writer = writer
@@ -138,36 +137,12 @@ class _Lanes:
             for piece in pieces:
                 c.update(piece)
 
-    def _sealed_write(self, pieces: list[bytes]) -> concurrent.futures.Future:
-        """Seal on the seal lane, then write on the write lane: a future of the write."""
-        written: concurrent.futures.Future = concurrent.futures.Future()
-
-        def relay(job: concurrent.futures.Future) -> None:
-            if job.exception() is not None:
-                written.set_exception(job.exception())
-            else:
-                written.set_result(job.result())
-
-        def sealed_done(job: concurrent.futures.Future) -> None:
-            # runs on the seal lane's thread, in block order: the writes are queued in order
-            if job.exception() is not None:
-                written.set_exception(job.exception())
-                return
-            self._write_lane.submit(self._writer.write_sealed, job.result()).add_done_callback(
-                relay)
-
-        self._seal_lane.submit(self._writer.seal_pieces, pieces).add_done_callback(sealed_done)
-        return written
-
     async def feed(self, pieces: list[bytes]) -> None:
-        """Hand over the next block, as the pieces it came in (no joining copy)."""
+        """Hand over the next ~1 MiB, as the pieces it came in (no joining copy)."""
         while len(self._in_flight) >= self.DEPTH:
             await self._wait_oldest()
-        if self._seal_lane is not None:
-            write = self._sealed_write(pieces)
-        else:
-            write = self._write_lane.submit(self._writer.write_pieces, pieces)
-        jobs = [self._md5_lane.submit(self._digest, pieces), write]
+        jobs = [self._md5_lane.submit(self._digest, pieces),
+                self._write_lane.submit(self._writer.write_pieces, pieces)]
         if self._others:
             jobs.append(self._sums_lane.submit(self._sums, pieces))
         self._in_flight.append([asyncio.wrap_future(job) for job in jobs])

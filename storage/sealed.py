@@ -309,11 +309,7 @@ def plain_chunks(fd: int, data_key: bytes, plain_size: int, start: int, end: int
 class SealingWriter:
     """A ``storage.blobs.BlobWriter`` that seals what it is given: ``write``/``write_pieces``
     plaintext, then ``commit`` (the last segment, fsync, rename) or ``abort``. Blocking: run it
-    off the event loop (the upload lanes do).
-
-    The two halves can run on different threads, so that the cipher and the disk overlap:
-    ``seal_pieces`` (CPU: the next segments, in order) and ``write_sealed`` (the disk: what
-    ``seal_pieces`` returned, in the same order); ``write_pieces`` is the two in a row."""
+    off the event loop (the upload lanes do)."""
 
     def __init__(self, writer, data_key: bytes) -> None:
         self.writer = writer
@@ -328,11 +324,6 @@ class SealingWriter:
         self.write_pieces([data])
 
     def write_pieces(self, pieces) -> None:
-        self.write_sealed(self.seal_pieces(pieces))
-
-    def seal_pieces(self, pieces) -> list[bytes]:
-        """The sealed segments that ``pieces`` (the next plaintext) complete; a partial segment
-        waits in the buffer for the next call (or ``commit``)."""
         out = []
         for piece in pieces:
             view = memoryview(piece)
@@ -352,11 +343,8 @@ class SealingWriter:
                 view = view[SEGMENT:]
             if view:
                 self._buffer += view
-        return out
-
-    def write_sealed(self, segments: list[bytes]) -> None:
-        if segments:
-            self.writer.write_pieces(segments)
+        if out:
+            self.writer.write_pieces(out)
 
     def commit(self) -> None:
         if self._buffer:

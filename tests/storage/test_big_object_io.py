@@ -1,5 +1,5 @@
-"""Big objects through the blob store: the upload lanes (MD5, checksums, sealing and writing
-in their own lanes, ``s3_api.payload``), the sealed reads that decrypt straight from a mapping of
+"""Big objects through the blob store: the upload lanes (MD5, checksums, and sealing plus
+writing in their own lanes, ``s3_api.payload``), the sealed reads that decrypt straight from a mapping of
 the file (``storage.sealed.read_plain``), and the GET body's hints (``s3_api.streaming``)."""
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ def _read_blob(blobs, blob_id: str) -> bytes:
 
 @pytest.mark.parametrize("size", [2 * payload.BLOCK + 12345, payload.BLOCK, 3 * SEG + 1])
 async def test_a_sealed_upload_in_odd_pieces_is_the_plaintext_sealed_in_order(blobs, size):
-    """The sealing lane and the write lane run apart: the blob must still hold every segment in
-    order under consecutive nonces, and the digests are of the plaintext."""
+    """Blocks that split segments anywhere: the blob must still hold every segment in order under
+    consecutive nonces, and the digests are of the plaintext."""
     data = os.urandom(size)
     key = sealed.new_data_key()
     state = SimpleNamespace(inline_max=0, blobs=blobs)
@@ -68,11 +68,11 @@ async def test_a_plain_upload_is_written_as_it_came(blobs):
     assert _read_blob(blobs, got.blob_id) == data
 
 
-async def test_a_failed_seal_fails_the_upload_and_leaves_no_file(blobs, monkeypatch):
-    """An error in the sealing lane reaches the request (and the temp file goes), it does not
-    hang the write lane that waits for the sealed block."""
+async def test_a_failed_sealed_write_fails_the_upload_and_leaves_no_file(blobs, monkeypatch):
+    """An error in the writing lane (sealing included) reaches the request, and the temp file
+    goes, while the other lanes' jobs for that block finish."""
     calls = {"n": 0}
-    real = sealed.SealingWriter.seal_pieces
+    real = sealed.SealingWriter.write_pieces
 
     def broken(self, pieces):
         calls["n"] += 1
@@ -80,7 +80,7 @@ async def test_a_failed_seal_fails_the_upload_and_leaves_no_file(blobs, monkeypa
             raise RuntimeError("cipher failed")
         return real(self, pieces)
 
-    monkeypatch.setattr(sealed.SealingWriter, "seal_pieces", broken)
+    monkeypatch.setattr(sealed.SealingWriter, "write_pieces", broken)
     state = SimpleNamespace(inline_max=0, blobs=blobs)
     data = os.urandom(3 * payload.BLOCK)
     with pytest.raises(RuntimeError, match="cipher failed"):
@@ -91,17 +91,6 @@ async def test_a_failed_seal_fails_the_upload_and_leaves_no_file(blobs, monkeypa
     leftovers = [name for _, _, files in os.walk(blobs.root) for name in files
                  if name != ".lock"]
     assert leftovers == []
-
-
-def test_sealing_in_two_halves_equals_sealing_in_one(blobs):
-    """seal_pieces then write_sealed (two threads' halves) write what write_pieces writes."""
-    key = sealed.new_data_key()
-    pieces = [os.urandom(n) for n in (10, SEG, SEG - 10, 3 * SEG + 5, 1)]
-    writer = sealed.SealingWriter(blobs.create(), key)
-    for piece in pieces:
-        writer.write_sealed(writer.seal_pieces([piece]))
-    writer.commit()
-    assert sealed.unseal(key, _read_blob(blobs, writer.blob_id), writer.size) == b"".join(pieces)
 
 
 def _sealed_file(blobs, data: bytes, key: bytes) -> int:
