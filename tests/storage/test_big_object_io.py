@@ -159,3 +159,17 @@ def test_only_big_bodies_ask_for_a_bigger_socket_buffer():
     assert streaming.write_buffer(1000) is None
     high, low = streaming.write_buffer(100 << 20)
     assert high > low > 0
+
+
+async def test_the_plaintext_get_body_reads_cached_pages_into_unzeroed_buffers_exactly(blobs):
+    """Plaintext blobs are read from the page cache into buffers that are not zeroed first: what
+    the body yields is the file's bytes and nothing past the range (a short read is trimmed)."""
+    data = os.urandom(3 * streaming.CHUNK + 99)
+    writer = blobs.create()
+    writer.write(data)
+    writer.commit()
+    for offset, length in ((0, len(data)), (7, 2 * streaming.CHUNK + 5), (len(data) - 3, 3)):
+        body = streaming.ObjectBody(blobs, segments=[(writer.blob_id, offset, length)])
+        body.open()
+        out = b"".join([bytes(chunk) async for chunk in body])
+        assert out == data[offset:offset + length]
