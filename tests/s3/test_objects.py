@@ -153,7 +153,6 @@ async def test_too_large_and_missing_length(s3, bucket):
 
 async def test_disk_full_is_reported_and_cleaned(s3, bucket, monkeypatch):
     import errno
-    from s3_api import payload
     from storage.blobs import BlobWriter
     real = BlobWriter.write_pieces
     calls = {"n": 0}
@@ -167,7 +166,7 @@ async def test_disk_full_is_reported_and_cleaned(s3, bucket, monkeypatch):
     monkeypatch.setattr(BlobWriter, "write_pieces", full)
     from storage.space import StorageFull
     with pytest.raises(StorageFull):      # rendered as ServiceUnavailable (gateway.errors)
-        await s3.put(bucket, "k", os.urandom(2 * payload.BLOCK))   # the second block fails
+        await s3.put(bucket, "k", os.urandom(4 * 1024 * 1024))
     assert s3.blob_files() == []
 
 

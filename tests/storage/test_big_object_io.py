@@ -1,6 +1,6 @@
 """Big objects through the blob store: the upload lanes (MD5, checksums, and sealing plus
-writing in their own lanes, ``s3_api.payload``), the sealed reads that decrypt straight from a mapping of
-the file (``storage.sealed.read_plain``), and the GET body's hints (``s3_api.streaming``)."""
+writing in their own lanes, ``s3_api.payload``), the sealed reads that decrypt straight from a
+mapping of the file (``storage.sealed.read_plain``), and the GET bodies (``s3_api.streaming``)."""
 from __future__ import annotations
 
 import asyncio
