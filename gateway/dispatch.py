@@ -208,7 +208,7 @@ async def call_rest_xml(ctx: Any, service: Service, request: web.Request, operat
 
 
 def _widen_write_buffer(request: web.Request, body: Any) -> None:
-    """A big streamed body (GetObject) keeps several MiB queued on the socket (``WRITE_BUFFER``:
+    """A big streamed body (GetObject) keeps several MiB queued on the socket (``write_buffer``:
     the body's own hint), so that the next chunk is ready before the client runs dry."""
     limits = getattr(body, "write_buffer", None)
     transport = request.transport

@@ -28,7 +28,7 @@ def write_buffer(length: int) -> tuple[int, int] | None:
     """The socket's write buffer (high, low water) for a body of ``length`` bytes: a big body
     keeps MiBs queued, so that the next chunk is read while the kernel still has plenty to send
     (the transport's default, 64 KiB, leaves the socket idle at every chunk)."""
-    return (WRITE_HIGH, WRITE_LOW) if length > CHUNK and WRITE_HIGH else None
+    return (WRITE_HIGH, WRITE_LOW) if length > CHUNK else None
 
 
 def _read_cached(fd: int, offset: int, size: int):
