@@ -11,7 +11,9 @@ requests only.
 
 - 4 KiB GET and PUT (distinct keys) ops/s at 16 connections, driven by wrk on presigned URLs
   (wrk is C: the load generator costs the server little CPU);
-- 256 MiB PUT and GET in MB/s with curl on presigned URLs (bodies from and to disk);
+- 256 MiB PUT and GET in MB/s with curl on presigned URLs (bodies from and to disk), the median
+  of ``--large-rounds``; beside them, a dd-like 256 MiB write + fsync in the server's data
+  directory (the disk's own figure for a durable write, so a PUT can be judged disk-bound or not);
 - the server's peak RSS during a 1 GiB upload;
 - a full ListObjectsV2 of 10,000 keys, 1,000 keys a page, two ways: raw HTTP on presigned URLs
   (the server's time: the client only reads the continuation token), and boto3's paginator (what
@@ -31,6 +33,7 @@ import http.client
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -120,19 +123,44 @@ def small_ops(peer: Peer, bucket: str, duration: int, connections: int = 16) -> 
             wrk(peer, LUA_PUT, put_urls, duration, connections))
 
 
-def large_transfer(peer: Peer, bucket: str, source: str, size: int) -> tuple[float, float]:
+def large_transfer(peer: Peer, bucket: str, source: str, size: int, rounds: int = 3
+                   ) -> tuple[float, float]:
+    """Median MB/s of ``rounds`` PUTs and GETs of ``source`` (the same key, overwritten)."""
     s3 = client(peer)
     put_url = s3.generate_presigned_url("put_object", {"Bucket": bucket, "Key": "large"}, ExpiresIn=3600)
-    started = time.monotonic()
-    subprocess.run(["curl", "-sf", "-o", "/dev/null", "-T", source, "-H", "Expect:", put_url],
-                   check=True, timeout=600)
-    put_seconds = time.monotonic() - started
     get_url = s3.generate_presigned_url("get_object", {"Bucket": bucket, "Key": "large"}, ExpiresIn=3600)
-    started = time.monotonic()
-    subprocess.run(["curl", "-sf", "-o", "/dev/null", get_url], check=True, timeout=600)
-    get_seconds = time.monotonic() - started
+    puts, gets = [], []
     mb = size / 1e6
-    return mb / put_seconds, mb / get_seconds
+    for _ in range(rounds):
+        started = time.monotonic()
+        subprocess.run(["curl", "-sf", "-o", "/dev/null", "-T", source, "-H", "Expect:", put_url],
+                       check=True, timeout=600)
+        puts.append(mb / (time.monotonic() - started))
+        started = time.monotonic()
+        subprocess.run(["curl", "-sf", "-o", "/dev/null", get_url], check=True, timeout=600)
+        gets.append(mb / (time.monotonic() - started))
+    return statistics.median(puts), statistics.median(gets)
+
+
+def disk_write(directory: str, size: int, rounds: int = 3) -> float:
+    """Median MB/s of writing ``size`` bytes 1 MiB at a time and fsyncing them, in ``directory``
+    (a server's data directory: the filesystem its blobs land on), as ``dd bs=1M
+    conv=fsync`` would: what the disk gives a durable write, beside what the server makes of it."""
+    block = os.urandom(1 << 20)
+    path = os.path.join(directory, "bench-disk-write")
+    figures = []
+    for _ in range(rounds):
+        started = time.monotonic()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for _ in range(size >> 20):
+                os.write(fd, block)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        figures.append(size / 1e6 / (time.monotonic() - started))
+        os.unlink(path)
+    return statistics.median(figures)
 
 
 def upload_peak_rss(peer: Peer, bucket: str, source: str) -> int:
@@ -220,7 +248,9 @@ def measure(peer: Peer, args, files: dict[str, str], small_only: bool = False,
     result["get_ops"], result["put_ops"] = small_ops(peer, bucket, args.duration, args.connections)
     if small_only:
         return result
-    result["put_mbps"], result["get_mbps"] = large_transfer(peer, bucket, files["large"], args.large_mib << 20)
+    result["disk_mbps"] = disk_write(peer.workdir, args.large_mib << 20)
+    result["put_mbps"], result["get_mbps"] = large_transfer(peer, bucket, files["large"],
+                                                            args.large_mib << 20, args.large_rounds)
     result["peak_rss_mb"] = upload_peak_rss(peer, bucket, files["gib"]) / 1e6
     fill_for_listing(peer, bucket, args.keys)
     result["list_raw_ms"] = min(listing_raw(peer, bucket, args.keys) for _ in range(3)) * 1000
@@ -238,8 +268,12 @@ def rows(results: dict[str, dict[str, float]], args) -> list[Row]:
             [at_least(12000), ratio_to("s3rver", 4), ratio_to("moto", 20), ratio_to("null", 0.45)]),
         Row(f"4 KiB PUT req/s, durable ({args.connections} conns)", figures("put_ops"),
             [at_least(5000), ratio_to("null", 0.45)]),
-        Row(f"{big} PUT MB/s", figures("put_mbps"), [at_least(650)]),
-        Row(f"{big} GET MB/s", figures("get_mbps"), [at_least(3000)]),
+        Row(f"{big} PUT MB/s (median of {args.large_rounds})", figures("put_mbps"), [at_least(650)]),
+        Row(f"{big} write+fsync on the data disk (dd), MB/s", figures("disk_mbps"), []),
+        Row(f"{big} PUT as % of the disk's write+fsync", {
+            name: (r["put_mbps"] / r["disk_mbps"] * 100 if r.get("put_mbps") and r.get("disk_mbps")
+                   else None) for name, r in results.items()}, []),
+        Row(f"{big} GET MB/s (median of {args.large_rounds})", figures("get_mbps"), [at_least(3000)]),
         Row(f"peak RSS in a {args.gib_mib} MiB upload, MB", figures("peak_rss_mb"), [at_most(100)]),
         Row(f"ListObjectsV2 {args.keys:,} keys (HTTP), ms", figures("list_raw_ms"), [at_most(50)]),
         Row(f"ListObjectsV2 {args.keys:,} keys (boto3), ms", figures("list_ms"), []),
@@ -272,6 +306,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--large-mib", type=int, default=256)
+    parser.add_argument("--large-rounds", type=int, default=3, help="PUT/GET rounds (median)")
     parser.add_argument("--gib-mib", type=int, default=1024, help="size of the RSS upload")
     parser.add_argument("--keys", type=int, default=10000)
     parser.add_argument("--peers", default="null,s3rver,moto", help="peers to run beside Nimbo")

@@ -207,6 +207,15 @@ async def call_rest_xml(ctx: Any, service: Service, request: web.Request, operat
     return await _write_rest_response(request, encoded, status, ctx.response_headers())
 
 
+def _widen_write_buffer(request: web.Request, body: Any) -> None:
+    """A big streamed body (GetObject) keeps several MiB queued on the socket (``write_buffer``:
+    the body's own hint), so that the next chunk is ready before the client runs dry."""
+    limits = getattr(body, "write_buffer", None)
+    transport = request.transport
+    if limits and transport is not None:
+        transport.set_write_buffer_limits(high=limits[0], low=limits[1])
+
+
 def _verify_payload_hash(ctx: Any, body: bytes) -> None:
     claimed = getattr(ctx.auth, "payload_hash", None)
     if claimed and len(claimed) == 64 and _LOWER_HEX64.fullmatch(claimed.lower()):
@@ -244,6 +253,7 @@ async def _write_rest_response(request: web.Request, encoded: Any, status: int |
     try:
         await response.prepare(request)
         if request.method != "HEAD":
+            _widen_write_buffer(request, body)
             async for chunk in body:
                 await response.write(chunk)
                 sent += len(chunk)

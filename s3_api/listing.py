@@ -9,6 +9,7 @@ greater than the marker / start-after / continuation point.
 from __future__ import annotations
 
 import functools
+import re
 import urllib.parse
 from typing import Callable
 
@@ -119,7 +120,18 @@ def encoder(params: dict) -> Callable[[str], str]:
     if encoding != "url":
         raise InvalidArgument("Invalid Encoding Method specified in Request",
                               ArgumentName="encoding-type", ArgumentValue=encoding)
-    return lambda s: urllib.parse.quote(s, safe="/~") if s else s
+    return url_encode
+
+
+_URL_PLAIN = re.compile(r"[A-Za-z0-9_.~/-]*")   # what quote(safe="/~") leaves as it is
+
+
+def url_encode(s: str) -> str:
+    """encoding-type=url: percent-encoding of all but unreserved characters and "/" (most keys
+    need none: a regular-expression match instead of quote's pass over the key's bytes)."""
+    if not s or _URL_PLAIN.fullmatch(s):
+        return s
+    return urllib.parse.quote(s, safe="/~")
 
 
 def listed_last_modified(times: dict[int, object], modified_us: int) -> object:
@@ -147,16 +159,20 @@ def _owners(ctx):
 def _contents(rows, encode, with_owner) -> list[dict]:
     """``with_owner``: owner_id -> the Owner members (None: no Owner)."""
     out = []
+    append = out.append
     times: dict[int, object] = {}
     for key, size, etag, modified_us, owner_id, algorithm, checksum_type, headers in rows:
-        item = {"Key": encode(key), "LastModified": listed_last_modified(times, modified_us),
-                "ETag": f'"{etag}"', "Size": size, "StorageClass": "STANDARD"}
-        if headers and '"sc"' in headers:
-            item["StorageClass"] = storage_class(headers)
-        add_checksum_algorithm(item, algorithm, checksum_type)
+        when = times.get(modified_us // 1_000_000)
+        if when is None:
+            when = listed_last_modified(times, modified_us)
+        item = {"Key": encode(key), "LastModified": when, "ETag": f'"{etag}"', "Size": size,
+                "StorageClass": storage_class(headers) if headers and '"sc"' in headers
+                else "STANDARD"}
+        if algorithm:
+            add_checksum_algorithm(item, algorithm, checksum_type)
         if with_owner is not None:
             item["Owner"] = with_owner(owner_id)
-        out.append(item)
+        append(item)
     return out
 
 

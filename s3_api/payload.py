@@ -109,7 +109,13 @@ class _Lanes:
 
     Encryption at rest plugs in as the write lane's transform: ``writer.write_pieces`` (or a
     writer wrapping the blob writer) seals each block before writing it; the digests see the
-    plaintext, as S3's ETag and checksums are of the plaintext."""
+    plaintext, as S3's ETag and checksums are of the plaintext. Sealing overlaps the hashing
+    already; a lane of its own (sealing a block while the one before is written) was measured:
+    ~12% more CPU per 256 MiB (one more hand-over per block, and the sealed bytes written from
+    another core's cache) and no faster, since AES-GCM costs ~1/8 of MD5.
+
+    ``BLOCK`` and ``DEPTH``, measured too: 4 MiB blocks save ~10% CPU in wake-ups but add ~45 MB
+    to the worker's peak RSS during a 1 GiB upload (1 MiB blocks: ~10 MB)."""
 
     DEPTH = 2
 

@@ -1,9 +1,11 @@
 """Reading and copying encrypted objects (``storage.sealed``): the GetObject body that decrypts
 only the segments a range needs, and the copy loop of CopyObject and UploadPartCopy.
 
-Both read ~1 MiB of segments at a time on the blob store's threads and decrypt them there, so the
-event loop never runs the cipher on big buffers and memory stays at a few such batches whatever
-the object's size (two reads ahead of the client, as ``s3_api.streaming`` does for plaintext).
+The body decrypts 2 MiB of segments per job on the blob store's threads (``BATCH_SEGMENTS``:
+bigger jobs mean fewer thread hand-overs and socket wake-ups), straight from the page cache
+(``sealed.read_plain`` maps the segments), so the event loop never runs the cipher on big buffers
+and memory stays at ``READ_AHEAD`` such batches (decrypted ahead of the client, in parallel)
+whatever the object's size. The copy loop reads ~1 MiB at a time.
 Files are opened before the answer starts (a version overwritten meanwhile stays readable to the
 end, POSIX keeps unlinked open files).
 """
@@ -15,10 +17,15 @@ import hashlib
 import os
 
 from s3_api import checksums
+from s3_api.streaming import write_buffer
 from storage import sealed
 from storage.objects import ObjectStore, ObjectVersion
 
 READ_AHEAD = 2
+# segments decrypted per job: 2 MiB. Reading and decrypting a 256 MiB object took 0.101 s of CPU
+# with 1 MiB jobs read into fresh buffers, 0.063 s with 2 MiB jobs from a mapping (4 MiB: the
+# same CPU, but ~15 MB more that the allocator keeps after the GET)
+BATCH_SEGMENTS = 32
 OPEN_AHEAD = 64
 CHUNK = 1 << 20
 
@@ -52,6 +59,7 @@ class SealedBody:
         self._segments = segments
         self._fds: list[int | None] = [None] * len(segments)
         self.content_length = sum(s[2] for s in segments)
+        self.write_buffer = write_buffer(self.content_length)
         self.data = None
         self._closed = False
 
@@ -120,7 +128,7 @@ def _opener(fd: int, data_key: bytes) -> sealed.Opener:
 
 def _batches(start: int, end: int):
     """Segment-aligned ranges of ~1 MiB covering start..end (inclusive)."""
-    step = sealed.READ_SEGMENTS * sealed.SEGMENT
+    step = BATCH_SEGMENTS * sealed.SEGMENT
     at = start
     while at <= end:
         stop = min(end, (at // sealed.SEGMENT) * sealed.SEGMENT + step - 1)

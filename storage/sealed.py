@@ -33,8 +33,10 @@ CPU work: callers run big buffers on the blob store's threads.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import hmac
+import mmap
 import os
 import secrets
 from typing import Iterator
@@ -43,6 +45,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from storage.db import Schema
+
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)   # map the cached pages in one call, no faults
 
 SEGMENT_SHIFT = 16
 SEGMENT = 1 << SEGMENT_SHIFT          # 64 KiB of plaintext per segment
@@ -142,7 +146,7 @@ class Opener:
         count = -(-plain_len // SEGMENT)
         if len(view) != plain_len + count * TAG:
             raise SealBroken("a sealed blob is shorter than its metadata says")
-        out = bytearray(plain_len)
+        out = uninitialized(plain_len)
         target = memoryview(out)
         for i in range(count):
             piece = view[i * STORED_SEGMENT:(i + 1) * STORED_SEGMENT]
@@ -152,6 +156,22 @@ class Opener:
             except InvalidTag:
                 raise SealBroken(f"segment {first + i} does not decrypt") from None
         return out
+
+
+def _bytearray_maker():
+    """``bytearray(n)`` zero-fills (a memset as costly as the copy it precedes: ~10 % of a big
+    GET); CPython's ``PyByteArray_FromStringAndSize(NULL, n)`` does not. Every byte of such a
+    buffer is written (decrypted into) before anyone reads it."""
+    try:
+        make = ctypes.pythonapi.PyByteArray_FromStringAndSize
+    except (AttributeError, OSError):   # not CPython
+        return bytearray
+    make.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+    make.restype = ctypes.py_object
+    return lambda n: make(None, n)
+
+
+uninitialized = _bytearray_maker()
 
 
 # --- whole buffers (inline rows, small copies) --------------------------------------------------
@@ -209,15 +229,50 @@ def read_header(fd: int) -> bytes:
 
 def read_plain(fd: int, opener: Opener, plain_size: int, start: int, end: int
                ) -> bytearray | memoryview:
-    """Plaintext ``start..end`` (inclusive) of the sealed file ``fd`` (blocking)."""
+    """Plaintext ``start..end`` (inclusive) of the sealed file ``fd`` (blocking).
+
+    The ciphertext is decrypted straight out of the page cache through a read-only mapping of
+    just these segments (``_mapped``): ~4x faster than reading it into a fresh buffer first
+    (no copy, no page faults of a new buffer). Blobs are immutable once committed (written
+    under a temporary name, renamed, never truncated), and the file's size is checked before
+    mapping, so no access falls past its end."""
     first, last = start // SEGMENT, end // SEGMENT
     lo, hi = stored_span(first, last, plain_size)
-    stored = _pread_all(fd, hi - lo, lo)
-    data = opener.segments(first, stored, segment_span(first, last, plain_size))
+    plain_len = segment_span(first, last, plain_size)
+    data = _decrypt_mapped(fd, opener, first, lo, hi, plain_len)
+    if data is None:
+        data = opener.segments(first, _pread_all(fd, hi - lo, lo), plain_len)
     skip = start - first * SEGMENT
     if skip == 0 and len(data) == end - start + 1:
         return data
     return memoryview(data)[skip:skip + end - start + 1]
+
+
+MAP_MIN = 256 << 10     # smaller reads: pread (a mapping costs two system calls and a TLB flush)
+
+
+def _decrypt_mapped(fd: int, opener: Opener, first: int, lo: int, hi: int, plain_len: int
+                    ) -> bytearray | None:
+    """Segments ``first..`` stored at [lo, hi) decrypted from a mapping of the file; None when
+    the range is small or the file cannot be mapped (then the caller reads it)."""
+    if hi - lo < MAP_MIN:
+        return None
+    if os.fstat(fd).st_size < hi:
+        raise SealBroken("a sealed blob is shorter than its metadata says")
+    base = lo - lo % mmap.ALLOCATIONGRANULARITY
+    try:
+        mapped = mmap.mmap(fd, hi - base, flags=mmap.MAP_SHARED | _POPULATE,
+                           prot=mmap.PROT_READ, offset=base)
+    except (OSError, ValueError):    # a filesystem without mmap: read instead
+        return None
+    try:
+        with memoryview(mapped) as view:
+            return opener.segments(first, view[lo - base:hi - base], plain_len)
+    finally:
+        try:
+            mapped.close()
+        except BufferError:    # a view still held by a traceback: unmapped when it is freed
+            pass
 
 
 def _pread_all(fd: int, size: int, offset: int) -> bytes:

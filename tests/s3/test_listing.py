@@ -179,3 +179,13 @@ def test_walk_in_memory():
     assert out.prefixes == ["b/", "d/"]
     out = walk(scan, "", None, "c", 2)
     assert [r[0] for r in out.rows] == ["d/x/y", "d/z"] and out.truncated and out.last == "d/z"
+
+
+def test_url_encoding_of_listed_keys_is_quote_with_slash_and_tilde_kept():
+    """encoding-type=url: the fast path for keys that need no escaping gives what quote gives."""
+    import urllib.parse
+
+    from s3_api.listing import url_encode
+    for key in ("", "a/b/c.txt", "x-y_z~1", "sp ace", "100%", "é/☃", "a+b", "line\nbreak",
+                "tab\t", "semi;colon", "q?&=#", "dot./..", "UPPER/lower/0123456789"):
+        assert url_encode(key) == (urllib.parse.quote(key, safe="/~") if key else key)
