@@ -89,6 +89,22 @@ class Peer:
         """The largest VmRSS among the server's processes."""
         return max(self._status_kib(pid, "VmRSS:") for pid in self.processes()) * 1024
 
+    def pss_bytes(self) -> int:
+        """The largest proportional set size among the server's processes: its private pages plus
+        its share of those it shares (workers share what the parent imported before forking them,
+        which VmRSS counts in full for each)."""
+        largest = 0
+        for pid in self.processes():
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as fh:
+                    for line in fh:
+                        if line.startswith("Pss:"):
+                            largest = max(largest, int(line.split()[1]))
+                            break
+            except OSError:
+                pass
+        return largest * 1024
+
     def reset_peak(self) -> None:
         """Reset VmHWM of every server process (Linux: writing 5 to clear_refs) so a later peak is
         this phase's own."""

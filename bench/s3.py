@@ -163,15 +163,23 @@ def disk_write(directory: str, size: int, rounds: int = 3) -> float:
     return statistics.median(figures)
 
 
-def upload_peak_rss(peer: Peer, bucket: str, source: str) -> int:
+def upload_peak_memory(peer: Peer, bucket: str, source: str) -> tuple[int, int]:
+    """(peak RSS, peak PSS sampled every 50 ms) of the server's largest process during an upload."""
     s3 = client(peer)
     url = s3.generate_presigned_url("put_object", {"Bucket": bucket, "Key": "gib"}, ExpiresIn=3600)
     peer.reset_peak()
-    subprocess.run(["curl", "-sf", "-o", "/dev/null", "-T", source, "-H", "Expect:", url],
-                   check=True, timeout=900)
+    upload = subprocess.Popen(["curl", "-sf", "-o", "/dev/null", "-T", source, "-H", "Expect:", url])
+    peak_pss, deadline = 0, time.monotonic() + 900
+    while upload.poll() is None and time.monotonic() < deadline:
+        peak_pss = max(peak_pss, peer.pss_bytes())
+        time.sleep(0.05)
+    if upload.poll() is None:
+        upload.kill()
+    if upload.wait() != 0:
+        raise RuntimeError(f"{peer.name}: the {source} upload failed (curl exit {upload.returncode})")
     peak = peer.peak_rss_bytes()
     s3.delete_object(Bucket=bucket, Key="gib")
-    return peak
+    return peak, peak_pss
 
 
 def listing(peer: Peer, bucket: str, keys: int) -> float:
@@ -251,7 +259,8 @@ def measure(peer: Peer, args, files: dict[str, str], small_only: bool = False,
     result["disk_mbps"] = disk_write(peer.workdir, args.large_mib << 20)
     result["put_mbps"], result["get_mbps"] = large_transfer(peer, bucket, files["large"],
                                                             args.large_mib << 20, args.large_rounds)
-    result["peak_rss_mb"] = upload_peak_rss(peer, bucket, files["gib"]) / 1e6
+    peak_rss, peak_pss = upload_peak_memory(peer, bucket, files["gib"])
+    result["peak_rss_mb"], result["peak_pss_mb"] = peak_rss / 1e6, peak_pss / 1e6
     fill_for_listing(peer, bucket, args.keys)
     result["list_raw_ms"] = min(listing_raw(peer, bucket, args.keys) for _ in range(3)) * 1000
     result["list_ms"] = listing(peer, bucket, args.keys) * 1000
@@ -275,6 +284,7 @@ def rows(results: dict[str, dict[str, float]], args) -> list[Row]:
                    else None) for name, r in results.items()}, []),
         Row(f"{big} GET MB/s (median of {args.large_rounds})", figures("get_mbps"), [at_least(3000)]),
         Row(f"peak RSS in a {args.gib_mib} MiB upload, MB", figures("peak_rss_mb"), [at_most(100)]),
+        Row(f"peak PSS in a {args.gib_mib} MiB upload, MB (shared pages split)", figures("peak_pss_mb"), []),
         Row(f"ListObjectsV2 {args.keys:,} keys (HTTP), ms", figures("list_raw_ms"), [at_most(50)]),
         Row(f"ListObjectsV2 {args.keys:,} keys (boto3), ms", figures("list_ms"), []),
     ]
