@@ -277,6 +277,9 @@ def test_kill_9_during_volume_and_snapshot_work_leaves_nothing_half_made():
                     made = ec2.create_volume(AvailabilityZone=ZONE, SnapshotId=s["SnapshotId"])["VolumeId"]
                     ec2.get_waiter("volume_available").wait(VolumeIds=[made], WaiterConfig=FAST)
                     ec2.delete_volume(VolumeId=made)
+    except BaseException:
+        print(f"the server's log (tail):\n{server.log()}")   # shown by pytest for a failure
+        raise
     finally:
         server.stop(signal.SIGKILL)
         shutil.rmtree(data_dir, ignore_errors=True)

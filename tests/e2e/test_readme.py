@@ -27,15 +27,22 @@ BUILTINS = {"export", "eval", "cd", "until", "for", "do", "done", "if", "then", 
 
 
 def _commands(block: str):
-    continued = False
+    """The commands of a shell block: one per line, not its continuation lines, comments or the
+    bodies of here-documents."""
+    continued, heredoc_end = False, None
     for line in block.splitlines():
         text = line.strip()
+        if heredoc_end is not None:
+            heredoc_end = None if text == heredoc_end else heredoc_end
+            continue
         if not text or text.startswith("#"):
             continued = False
             continue
         if not continued:
             yield text
         continued = text.endswith("\\")
+        opened = re.search(r"<<-?\s*(['\"]?)([A-Za-z_]+)\1", text)
+        heredoc_end = opened.group(2) if opened else None
 
 
 def test_shell_blocks_hold_commands_only():
