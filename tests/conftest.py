@@ -1,6 +1,7 @@
 """Shared fixtures: a live Nimbo server in its own process, and AWS clients pointed at it."""
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -104,7 +105,28 @@ class NimboServer:
                 self.process.wait()
         code = self.process.returncode
         self.process = None
+        self._wait_until_its_processes_are_gone(timeout)
         return code
+
+    def _wait_until_its_processes_are_gone(self, timeout: float) -> None:
+        """A killed server's workers die a moment after it (the kernel signals them when their
+        parent dies) and answer on its port until then: a restart must not take them for the new
+        server. They hold the data directory's lock while they live."""
+        from gateway.data_dir import LOCK_FILE   # noqa: PLC0415
+        try:
+            fd = os.open(os.path.join(self.data_dir, LOCK_FILE), os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    time.sleep(0.02)
+        finally:
+            os.close(fd)   # drops the shared lock too
 
     def log(self) -> str:
         try:
