@@ -110,9 +110,6 @@ def seen_alike(clients, instance_id: str, wanted: str) -> dict:
     return views[0]
 
 
-@pytest.mark.xfail(strict=True, reason="each gateway runs its own VM driver: the other gateway's "
-                   "housekeeping settles the instance as stopped (Server.InternalError) within one "
-                   "pass while its VM runs on, and its GetConsoleOutput is empty")
 def test_an_instance_launched_through_one_gateway_is_managed_through_the_other(cluster):
     first, second = cluster.gateways()
     one, two = first.client("ec2"), second.client("ec2")
@@ -139,10 +136,10 @@ def test_an_instance_launched_through_one_gateway_is_managed_through_the_other(c
     two.attach_volume(VolumeId=volume, InstanceId=launched, Device="/dev/sdf")
     wait_for(lambda: one.describe_volumes(VolumeIds=[volume])["Volumes"][0]["Attachments"][0]["State"]
              == "attached", what="the volume attached, seen through the other gateway")
-    assert f"disk attached {volume}" in one.get_console_output(InstanceId=launched)["Output"]
+    assert f"disk attached {volume.replace('-', '')}" in one.get_console_output(InstanceId=launched)["Output"]
 
     one.terminate_instances(InstanceIds=[launched])
     seen_alike((one, two), launched, "terminated")
     logs = [open(g.log_path).read() for g in (first, second)]
-    assert sum("leads EC2 for the cluster" in text for text in logs) == 1
+    assert sum("this gateway (pid" in text for text in logs) == 1   # one leader, one driver
     assert all("Traceback" not in text for text in logs)
