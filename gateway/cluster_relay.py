@@ -36,6 +36,8 @@ import logging
 import time
 from typing import Any, Mapping
 
+from aiohttp import web
+
 log = logging.getLogger("nimbo.cluster")
 
 RELAY_TIME = "X-Nimbo-Relay-Time"
@@ -43,7 +45,7 @@ RELAY_SIGNATURE = "X-Nimbo-Relay-Signature"
 NOT_LEADER = "X-Nimbo-Not-Leader"      # the answer of a gateway that does not lead (status 421)
 HEADERS = (RELAY_TIME, RELAY_SIGNATURE)
 MAX_SKEW_SECONDS = 300
-TRUSTED = "nimbo.cluster_relay"        # request key: the relay's headers verified
+TRUSTED = web.RequestKey("nimbo.cluster_relay", bool)   # the relay's headers verified
 _COVERED = ("Host", "Authorization", "X-Amz-Date", "X-Amz-Content-Sha256", "X-Amz-Security-Token",
             "Cookie", "Content-Type")
 _warned = False
