@@ -284,3 +284,18 @@ def test_other_tenants_cannot_reach_an_instance_through_any_gateway(cluster):
                 call(**kwargs)
             assert err.value.response["Error"]["Code"] == code, call
     assert state(owner, launched) == "running"
+
+
+def test_compute_hosts_are_the_clusters(cluster):
+    """``nimbo host add`` on one gateway's data directory registers the host in the cluster's
+    PostgreSQL database: every gateway (and so whichever leads EC2) places on it."""
+    first, second = cluster.gateways()
+    added = second.nimbo("host", "add", "rack2", "qemu+tcp://rack2.invalid/system", "--zone", "us-east-1b",
+                         "--vcpus", "16", "--memory-mib", "8192", "--data-dir", second.data_dir)
+    host_id = added.stdout.split()[0]
+    assert host_id.startswith("h-")
+    listed = first.nimbo("host", "list", "--data-dir", first.data_dir).stdout
+    assert host_id in listed and "rack2" in listed
+    assert not os.path.exists(os.path.join(second.data_dir, "nimbo.db"))   # no stray SQLite file
+    first.nimbo("host", "remove", "rack2", "--data-dir", first.data_dir)
+    assert "rack2" not in second.nimbo("host", "list", "--data-dir", second.data_dir).stdout
