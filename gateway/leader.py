@@ -199,15 +199,19 @@ class Leadership:
                 return
             if self._seat is not None:
                 if not await self._seat.alive():
-                    log.error("process %d lost the cluster's EC2 lock (its database connection "
-                              "broke): another gateway may lead now; stopping", os.getpid())
-                    self._give_up("lost the cluster's EC2 lock")
+                    self._give_up("lost the cluster's EC2 lock (its database session ended): "
+                                  "another gateway may lead now", failed=False)
                     return
                 continue
             try:
-                self._seat = await self.cluster.try_take()
-                if self._seat is None:
-                    continue
+                seat = await self.cluster.try_take()
+            except Exception as exc:   # noqa: BLE001 (the database is away: try again later)
+                log.warning("process %d could not try the cluster's EC2 lock: %s", os.getpid(), exc)
+                continue
+            if seat is None:
+                continue
+            self._seat = seat
+            try:
                 await self._become()
                 if self._runner is not None:
                     await self._open_seat()
@@ -215,8 +219,8 @@ class Leadership:
                 self._give_up("could not take over as the cluster's EC2 leader")
                 return
 
-    def _give_up(self, why: str) -> None:
-        log.exception("process %d %s; stopping it", os.getpid(), why)
+    def _give_up(self, why: str, failed: bool = True) -> None:
+        (log.exception if failed else log.error)("process %d %s; stopping it", os.getpid(), why)
         self.stopping = True
         os.kill(os.getpid(), 15)     # a clean stop; a supervisor starts a new worker
 

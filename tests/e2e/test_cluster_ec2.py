@@ -299,3 +299,28 @@ def test_compute_hosts_are_the_clusters(cluster):
     assert not os.path.exists(os.path.join(second.data_dir, "nimbo.db"))   # no stray SQLite file
     first.nimbo("host", "remove", "rack2", "--data-dir", first.data_dir)
     assert "rack2" not in second.nimbo("host", "list", "--data-dir", second.data_dir).stdout
+
+
+def test_a_leader_whose_lock_session_ends_stops_and_the_other_leads(cluster):
+    """Fencing: when the EC2 leader's lock session ends while its process lives (PostgreSQL
+    restarted, the connection cut), another gateway may take the lock at once, so the old leader
+    stops itself rather than drive VMs beside the new one."""
+    import zlib  # noqa: PLC0415
+
+    import psycopg  # noqa: PLC0415
+    leader = cluster.leader()
+    other = next(g for g in cluster.gateways() if g is not leader)
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        ended = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                             " AND objid::bigint = %s", (zlib.crc32(b"nimbo-ec2-leader"),)).fetchall()
+    assert ended == [(True,)]
+    wait_for(lambda: leader.process.poll() is not None, what="the fenced leader to stop")
+    assert leader.process.returncode == 0          # a clean stop (its VMs would keep running)
+    with open(leader.log_path) as fh:
+        assert "lost the cluster's EC2 lock" in fh.read()
+    wait_for(lambda: cluster_leader(cluster.url)[2].endswith(":" + other.data_dir),
+             what="the other gateway to lead")
+    ec2 = other.client("ec2")
+    launched = ec2.run_instances(ImageId=cluster.image, InstanceType="t3.micro", MinCount=1,
+                                 MaxCount=1)["Instances"][0]["InstanceId"]
+    seen_alike((ec2,), launched, "running")
