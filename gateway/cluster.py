@@ -9,8 +9,9 @@ instances of the others. So:
 * **Election.** Each gateway's leader process (the one holding its data directory's ``flock``, or
   the only process) tries a PostgreSQL *session* advisory lock, ``nimbo-ec2-leader``, held on a
   connection of its own (``storage.postgres.try_session_lock``). The holder runs the leader's parts;
-  the others retry every ``RETRY_SECONDS``. On SQLite there is no cluster: the data directory's
-  leader leads, as before.
+  the others retry every ``RETRY_SECONDS``. A gateway configured with ``ec2_leader = false``
+  never tries: it only relays (for an operator who wants compute on chosen machines only). On
+  SQLite there is no cluster: the data directory's leader leads, as before.
 * **Address.** The holder listens on an internal address (``cluster_address = "HOST:PORT"`` in the
   config; default the gateway's host and a free port) and records it in ``cluster_leaders``.
 * **Relay.** A gateway that does not lead relays the leader's services (EC2, Cost Explorer, CUR,

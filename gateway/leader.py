@@ -137,6 +137,9 @@ class Leadership:
         if self.cluster is None:
             await self._become()
             return
+        if not getattr(self.config, "ec2_leader", True):
+            log.info("process %d relays EC2 to the cluster's leader (ec2_leader = false)", os.getpid())
+            return
         self._seat = await self.cluster.try_take()
         if self._seat is not None:
             await self._become()

@@ -324,3 +324,27 @@ def test_a_leader_whose_lock_session_ends_stops_and_the_other_leads(cluster):
     launched = ec2.run_instances(ImageId=cluster.image, InstanceType="t3.micro", MinCount=1,
                                  MaxCount=1)["Instances"][0]["InstanceId"]
     seen_alike((ec2,), launched, "running")
+
+
+def test_a_gateway_with_ec2_leader_false_only_relays(postgres, tmp_path):
+    """``ec2_leader = false``: the gateway started first still never leads EC2; it relays to the
+    one that may."""
+    url = postgres.fresh_database("ec2c_" + uuid.uuid4().hex[:8])
+    relay_only = tmp_path / "relay-only.toml"
+    relay_only.write_text("ec2_leader = false\n")
+    common = ["--backend", "fake", "--workers", "1", "--metadata", url, "--blob-dir", str(tmp_path / "blobs")]
+    first = NimboServer(str(tmp_path / "gw1"), extra_args=[*common, "--config", str(relay_only)]).start()
+    second = None
+    try:
+        assert cluster_leader(url) is None
+        second = NimboServer(str(tmp_path / "gw2"), extra_args=common).start()
+        assert wait_for(lambda: cluster_leader(url), what="a leader")[2].endswith(":" + second.data_dir)
+        image = register_stub_image(url, str(tmp_path / "images"))
+        ec2 = first.client("ec2")
+        launched = ec2.run_instances(ImageId=image, InstanceType="t3.micro", MinCount=1,
+                                     MaxCount=1)["Instances"][0]["InstanceId"]
+        seen_alike((ec2, second.client("ec2")), launched, "running")
+    finally:
+        for srv in (first, second):
+            if srv is not None:
+                srv.stop()
