@@ -183,12 +183,11 @@ class Leadership:
             if not self._try_lock():
                 continue
             try:
-                if self._runner is not None and self.shared:
-                    self.local = True
-                    await self._serve_socket()    # the workers' requests: served or relayed on
                 await self._lead_locally()
-                if self._runner is not None and self.leader and self._seat is not None:
-                    await self._open_seat()
+                if self._runner is not None:      # the workers' requests: served or relayed on
+                    await self._serve_socket()    # (after leading: never to itself meanwhile)
+                    if self.leader and self._seat is not None:
+                        await self._open_seat()
             except Exception:   # noqa: BLE001 (a half-open leader must not keep the lock)
                 self._give_up("could not take over as the leader")
             return
