@@ -348,3 +348,26 @@ def test_a_gateway_with_ec2_leader_false_only_relays(postgres, tmp_path):
         for srv in (first, second):
             if srv is not None:
                 srv.stop()
+
+
+def test_the_console_and_cost_explorer_through_a_gateway_that_does_not_lead(cluster):
+    """What the workers relay is what the gateways relay: the console's API calls (cookie session,
+    CSRF token) and Cost Explorer reach the EC2 leader from the other gateway."""
+    from tests.gateway.test_console_http import Browser  # noqa: PLC0415
+    leader = cluster.leader()
+    follower = next(g for g in cluster.gateways() if g is not leader)
+    launched = leader.client("ec2").run_instances(ImageId=cluster.image, InstanceType="t3.micro",
+                                                  MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    browser = Browser(follower)
+    assert browser.sign_in().status_code == 200
+    listed = browser.ok("ec2", "DescribeInstances", {"InstanceIds": [launched]})
+    assert listed["Reservations"][0]["Instances"][0]["InstanceId"] == launched
+    browser.ok("ec2", "StopInstances", {"InstanceIds": [launched]})
+    seen_alike((leader.client("ec2"), follower.client("ec2")), launched, "stopped")
+    # the leader's driver stopped the VM it runs (not a driver of the follower's own)
+    assert "stopped by host" in leader.client("ec2").get_console_output(InstanceId=launched)["Output"]
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+    costs = follower.client("ce").get_cost_and_usage(
+        TimePeriod={"Start": today, "End": tomorrow}, Granularity="DAILY", Metrics=["UnblendedCost"])
+    assert costs["ResultsByTime"][0]["TimePeriod"]["Start"] == today
