@@ -112,7 +112,7 @@ class Leadership:
         self._session: aiohttp.ClientSession | None = None
         self._relay_session: aiohttp.ClientSession | None = None
         self._seat: Any = None            # the cluster's EC2 lock, while this gateway holds it
-        self._seat_site: web.TCPSite | None = None
+        self._seat_site: web.SockSite | None = None
         self._cluster_task: asyncio.Task | None = None
         self.relay_key: bytes | None = cluster_relay.relay_key(config) if self.cluster else None
         self.socket_path = os.path.join(config.data_dir, SOCKET_FILE)
@@ -229,10 +229,11 @@ class Leadership:
     async def _open_seat(self) -> None:
         """The cluster leader's internal listener, and its address in ``cluster_leaders``."""
         host, port = listen_address(self.config)
-        self._seat_site = web.TCPSite(self._runner, host, port, backlog=256)
+        sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                    backlog=256)
+        self._seat_site = web.SockSite(self._runner, sock)
         await self._seat_site.start()
-        bound = self._seat_site._server.sockets[0].getsockname()[1]   # port 0: the one chosen
-        await self.cluster.register(advertised(host, bound))
+        await self.cluster.register(advertised(host, sock.getsockname()[1]))   # port 0: the one chosen
 
     async def _serve_socket(self) -> None:
         with contextlib.suppress(FileNotFoundError):
