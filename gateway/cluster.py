@@ -26,8 +26,9 @@ instances of the others. So:
 * **Failover.** When the leader's gateway dies (kill -9, a machine lost), PostgreSQL drops its
   session and its lock; the next gateway to try takes it within ``RETRY_SECONDS``, opens EC2's state
   as a restarted server does and re-adopts what its driver reaches: libvirt domains on hosts known
-  by URI (``backend/libvirt``) are found again from any gateway; QEMU processes of the machine
-  that died cannot be (they died with it, and their disks are files of its data directory). Such
+  by a URI that names their machine (``qemu+ssh://rack2/system``; ``backend/libvirt``) are looked
+  up again by name from any gateway (``qemu:///system`` names whichever machine leads); QEMU
+  processes of the machine that died cannot be (they died with it, and their disks are files of its data directory). Such
   an instance's VM is missing to the new leader, which settles it as AWS settles an instance whose
   host failed: *stopped*, StateReason ``Server.InternalError`` ("The instance stopped
   unexpectedly"); one still ``pending`` is launched again, and fails to
