@@ -7,9 +7,10 @@ whole cluster, or each gateway's driver would manage (and its housekeeping would
 instances of the others. So:
 
 * **Election.** Each gateway's leader process (the one holding its data directory's ``flock``, or
-  the only process) tries a PostgreSQL *session* advisory lock, ``nimbo-ec2-leader``, held on a
-  connection of its own (``storage.postgres.try_session_lock``). The holder runs the leader's parts;
-  the others retry every ``RETRY_SECONDS``. A gateway configured with ``ec2_leader = false``
+  the only process) tries a PostgreSQL *session* advisory lock, ``nimbo-ec2-leader:<schema>``
+  (``lock_name``: one cluster per schema), held on a connection of its own
+  (``storage.postgres.try_session_lock``). The holder runs the leader's parts; the others retry
+  every ``RETRY_SECONDS``. A gateway configured with ``ec2_leader = false``
   never tries: it only relays (for an operator who wants compute on chosen machines only). On
   SQLite there is no cluster: the data directory's leader leads, as before.
 * **Address.** The holder listens on an internal address (``cluster_address = "HOST:PORT"`` in the
@@ -72,6 +73,12 @@ SCHEMA = Schema("cluster", [
 ])
 
 
+def lock_name(schema: str) -> str:
+    """The EC2 leader's lock in a database schema: advisory locks are per database, and clusters
+    in different schemas of one database (``search_path``) are different clusters."""
+    return f"{LOCK_NAME}:{schema}"
+
+
 def is_cluster(db: Any) -> bool:
     """Whether several gateways may share this metadata database (PostgreSQL)."""
     return getattr(db, "engine", "sqlite") == "postgresql"
@@ -105,6 +112,7 @@ class ClusterSeat:
         self.db = db
         self._migrated = False
         self._address: str | None = None     # the leader's, as last read
+        self._lock_name: str | None = None
 
     async def _migrate(self) -> None:
         if not self._migrated:
@@ -115,7 +123,10 @@ class ClusterSeat:
         """The held lock (``storage.postgres.SessionLock``), or None when another gateway leads."""
         from storage.postgres import try_session_lock  # noqa: PLC0415
         await self._migrate()
-        return await try_session_lock(self.db.url, LOCK_NAME)
+        if self._lock_name is None:
+            row = await self.db.fetchone("SELECT current_schema() AS name")
+            self._lock_name = lock_name(row["name"])
+        return await try_session_lock(self.db.url, self._lock_name)
 
     async def register(self, address: str) -> None:
         """Record this gateway (which holds the lock) as the leader at ``address``."""

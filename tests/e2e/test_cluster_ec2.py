@@ -308,11 +308,13 @@ def test_a_leader_whose_lock_session_ends_stops_and_the_other_leads(cluster):
     import zlib  # noqa: PLC0415
 
     import psycopg  # noqa: PLC0415
+
+    from gateway.cluster import lock_name  # noqa: PLC0415
     leader = cluster.leader()
     other = next(g for g in cluster.gateways() if g is not leader)
     with psycopg.connect(cluster.url, autocommit=True) as conn:
         ended = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
-                             " AND objid::bigint = %s", (zlib.crc32(b"nimbo-ec2-leader"),)).fetchall()
+                             " AND objid::bigint = %s", (zlib.crc32(lock_name("public").encode()),)).fetchall()
     assert ended == [(True,)]
     wait_for(lambda: leader.process.poll() is not None, what="the fenced leader to stop")
     assert leader.process.returncode == 0          # a clean stop (its VMs would keep running)

@@ -113,3 +113,28 @@ def test_one_session_holds_the_leader_lock_until_it_goes(postgres):
         await third.release()
         await second.release()
     asyncio.run(scenario())
+
+
+def test_clusters_in_two_schemas_of_one_database_each_have_a_leader(postgres):
+    """Advisory locks are per database: the leader's lock is named by the schema, so two clusters
+    in one database (their own ``search_path``) do not take each other's leadership."""
+    from gateway.cluster import ClusterSeat  # noqa: PLC0415
+    from storage.postgres import PostgresDatabase  # noqa: PLC0415
+
+    async def scenario() -> None:
+        one = await PostgresDatabase.open(postgres.schema_url("cluster-one"))
+        two = await PostgresDatabase.open(postgres.schema_url("cluster-two"))
+        config = Config(data_dir="/nonexistent")
+        seats = []
+        try:
+            for db in (one, two):
+                seat = await ClusterSeat(config, db).try_take()
+                assert seat is not None
+                seats.append(seat)
+            assert await ClusterSeat(config, one).try_take() is None   # one leader per cluster
+        finally:
+            for seat in seats:
+                await seat.release()
+            await one.close()
+            await two.close()
+    asyncio.run(scenario())
