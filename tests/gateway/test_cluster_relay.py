@@ -106,7 +106,9 @@ def test_one_session_holds_the_leader_lock_until_it_goes(postgres):
         import psycopg  # noqa: PLC0415
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
             await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks"
-                                " WHERE locktype = 'advisory' AND pid <> pg_backend_pid()")
+                                " WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND objid::bigint = %s"
+                                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                                (second.key,))
         assert not await second.alive()
         third = await try_session_lock(url, "nimbo-ec2-leader")
         assert third is not None
