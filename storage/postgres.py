@@ -43,7 +43,7 @@ Background passes that must run once across the cluster (the billing pass, S3 li
 ``cluster_lock(name)``: a session-level ``pg_try_advisory_lock`` on a connection of their own,
 released when the pass ends or, if the gateway dies, when PostgreSQL sees its connection close.
 A role held for as long as a gateway lives (the cluster's EC2 leader, ``gateway.cluster``) takes
-``session_lock(name)``: the same kind of lock on a connection kept open, whose ``alive()`` the
+``try_session_lock(url, name)``: the same kind of lock on a connection kept open, whose ``alive()`` the
 holder asks now and then (a lock whose connection broke may already be another gateway's).
 
 Crash story: nothing lives here but connections. A gateway killed mid-transaction leaves an open
