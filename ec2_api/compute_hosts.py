@@ -65,7 +65,7 @@ async def add_host(db: Any, name: str, uri: str, *, zone: Optional[str] = None, 
            "memory_mib": int(memory_mib), "state": "available", "added_us": int(time.time() * 1e6)}
     async with db.transaction() as tx:
         await tx.execute("INSERT INTO compute_hosts (host_id, name, uri, zone, vcpus, memory_mib, state, added_us)"
-                         " VALUES (:host_id, :name, :uri, :zone, :vcpus, :memory_mib, :state, :added_us)", row)
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tuple(row.values()))   # positional: PostgreSQL too
     return row
 
 

@@ -187,6 +187,8 @@ class Lifecycle:
         data = instance_store.data_of(row)
         boot = data["boot"]
         if not os.path.exists(row["root_disk"]):
+            if row["launch_time_us"] != row["pending_time_us"]:   # not its first launch: never a blank disk
+                raise DriverError(f"the root disk {row['root_disk']} is out of reach (gateway.cluster)")
             size = int(data["root_volume"]["size_gib"]) * 1024 ** 3
             await disks.create_overlay(boot["base_disk"], boot["base_format"], row["root_disk"], size)
         return VMSpec(

@@ -85,6 +85,8 @@ def _unquote(text: str) -> str:
 async def handle(request: web.Request) -> web.StreamResponse:
     app: AppContext = request.app[APP_CONTEXT]
     services: dict[str, Service] = request.app[SERVICES]
+    if app.leadership is not None:
+        app.leadership.check_relay(request)   # another gateway's relay: believed if signed (gateway.cluster)
     if request.raw_path.startswith("/console") or request.raw_path == "/":
         from gateway import console  # noqa: PLC0415 (the web console: its rule in its docstring)
         if console.is_console_request(request, app.config.s3_domain):
@@ -325,7 +327,7 @@ async def _startup(app: web.Application) -> None:
     context.meter_buffer = MeterBuffer(context.db, config.meter_flush_seconds)
     context.meter_buffer.start()
     # the leader's parts: here, or later in the worker that takes over (gateway.leader)
-    context.leadership = Leadership(config, lambda: _lead(context, app[SERVICES]))
+    context.leadership = Leadership(config, lambda: _lead(context, app[SERVICES]), context.db)
     await context.leadership.start()
     if workers_of(config) == 1:   # with workers, the parent writes it once every one serves
         with open(config.path("endpoint"), "w") as fh:  # written last: the server is ready
@@ -333,8 +335,9 @@ async def _startup(app: web.Application) -> None:
 
 
 async def _lead(context: AppContext, services: dict[str, Service]) -> None:
-    """What runs once per data directory, in the leader: the VM driver, the instance network,
-    EC2's state (housekeeping, driver events, the metadata service) and billing."""
+    """What runs once per data directory (on PostgreSQL, once per cluster: ``gateway.cluster``),
+    in the leader: the VM driver, the instance network, EC2's state (housekeeping, driver events,
+    the metadata service) and billing."""
     config = context.config
     if context.backend is None and config.backend == "libvirt":   # its hosts are in the database
         from ec2_api.compute_hosts import open_cluster  # noqa: PLC0415

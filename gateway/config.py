@@ -23,6 +23,8 @@ A config file looks like::
     workers = 2                           # server processes on the one port (default: the cores)
     metadata = "postgresql://nimbo@db.example/nimbo"   # metadata on PostgreSQL (default: SQLite in data_dir)
     blob_dir = "/shared/nimbo-blobs"      # object data on a filesystem every gateway mounts (default: data_dir/blobs)
+    cluster_address = "10.0.0.5:8780"     # where this gateway, when it leads EC2, hears the others (default: host, a free port)
+    ec2_leader = false                    # this gateway only relays EC2 (default: it may lead; gateway.cluster)
     [regions]
     us-east-1 = ["us-east-1a", "us-east-1b", "us-east-1c"]
     eu-west-1 = ["eu-west-1a", "eu-west-1b"]
@@ -87,6 +89,8 @@ class Config:
     workers: int | None = None         # `nimbo serve` processes (None: one per core; gateway.workers)
     metadata: str | None = None        # a postgresql:// URL (storage.metadata); None: data_dir/nimbo.db
     blob_dir: str | None = None        # object data (storage.blobs); None: data_dir/blobs
+    cluster_address: str | None = None   # PostgreSQL: HOST:PORT the EC2 leader listens on for other gateways (gateway.cluster)
+    ec2_leader: bool = True            # PostgreSQL: whether this gateway may become the cluster's EC2 leader
 
     @property
     def default_region(self) -> str:

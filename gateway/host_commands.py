@@ -8,7 +8,6 @@ A running server picks up a host added meanwhile at its next launch placed there
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -34,9 +33,10 @@ def add_parser(commands: Any, data_dir_arg: Any, data_dir_after: Any) -> None:
 async def run(args: argparse.Namespace) -> int:
     from ec2_api import compute_hosts   # noqa: PLC0415
     from gateway import data_dir as data_dirs   # noqa: PLC0415
-    from storage.db import Database   # noqa: PLC0415
     from storage.ec2_schema import SCHEMA as EC2_SCHEMA   # noqa: PLC0415
-    db = await Database.open(os.path.join(args.data_dir, data_dirs.DATABASE))
+    from storage.metadata import open_metadata   # noqa: PLC0415
+    # the gateway's metadata: its SQLite file, or the cluster's PostgreSQL (every gateway's hosts)
+    db = await open_metadata(data_dirs.metadata_url(args.data_dir), args.data_dir)
     try:
         await db.migrate(EC2_SCHEMA)
         await db.migrate(compute_hosts.SCHEMA)

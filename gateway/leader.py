@@ -33,6 +33,14 @@ is replaced by the next leader (it holds the lock when it does so).
 
 With one worker (``--workers 1``, or an application made by ``create_app`` in tests) the process
 is the leader without a lock file or socket, as before.
+
+Several gateways on one PostgreSQL database (``gateway.cluster``): the data directory's leader
+process (or the only one) leads only if it also holds the cluster's EC2 lock; if not, it relays
+what its workers relay to it (and what its own clients send) one hop further, over HTTP, to the
+cluster leader's internal address, signed with the cluster's relay key (``gateway.cluster_relay``).
+The same ``forward`` serves both hops; only the transport differs (a unix socket within a data
+directory, TCP between gateways). A relay that reaches a gateway that does not lead (a stale
+address) is answered 421 with ``X-Nimbo-Not-Leader`` and sent again to the address read afresh.
 """
 from __future__ import annotations
 
@@ -49,6 +57,9 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from gateway import cluster_relay
+from gateway.cluster import RETRY_SECONDS as CLUSTER_RETRY_SECONDS
+from gateway.cluster import ClusterSeat, advertised, is_cluster, listen_address
 from gateway.errors import GatewayError
 
 log = logging.getLogger("nimbo.leader")
@@ -64,7 +75,8 @@ FORWARDED_FOR = "X-Nimbo-Forwarded-For"    # the client's address, as the worker
 # headers of one hop only (RFC 9110 7.6.1), and those aiohttp sets from the body it sends
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade",
                          "transfer-encoding", "content-length", "expect", FORWARDED_PROTO.lower(),
-                         FORWARDED_FOR.lower()})
+                         FORWARDED_FOR.lower(), *(h.lower() for h in cluster_relay.HEADERS),
+                         cluster_relay.NOT_LEADER.lower()})
 
 
 class ServiceUnavailable(GatewayError):
@@ -79,11 +91,17 @@ def workers_of(config: Any) -> int:
 
 
 class Leadership:
-    """Whether this process leads, the leader's parts (opened by ``lead``) and the forwarding."""
+    """Whether this process leads, the leader's parts (opened by ``lead``) and the forwarding.
 
-    def __init__(self, config: Any, lead: Callable[[], Awaitable[None]]) -> None:
+    ``local``: this process holds its data directory's lock (or is alone in it) and serves its
+    workers' socket. ``leader``: it runs the leader's parts (``local``, and on PostgreSQL the holder
+    of the cluster's EC2 lock too)."""
+
+    def __init__(self, config: Any, lead: Callable[[], Awaitable[None]], db: Any = None) -> None:
         self.config = config
         self.shared = workers_of(config) > 1
+        self.cluster = ClusterSeat(config, db) if is_cluster(db) else None
+        self.local = False
         self.leader = False
         self.stopping = False     # set when this process begins to stop (gateway.cli.run_server)
         self._lead = lead
@@ -92,27 +110,52 @@ class Leadership:
         self._site: web.UnixSite | None = None
         self._watcher: asyncio.Task | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._relay_session: aiohttp.ClientSession | None = None
+        self._seat: Any = None            # the cluster's EC2 lock, while this gateway holds it
+        self._seat_site: web.SockSite | None = None
+        self._cluster_task: asyncio.Task | None = None
+        self.relay_key: bytes | None = cluster_relay.relay_key(config) if self.cluster else None
         self.socket_path = os.path.join(config.data_dir, SOCKET_FILE)
 
     # -- becoming the leader ---------------------------------------------------------------
     async def start(self) -> None:
         """At start-up: lead when alone or when the lock is free; else watch for the lock."""
         if not self.shared:
-            await self._lead()
-            self.leader = True
+            await self._lead_locally()
             return
         if self._try_lock():
-            await self._become()
+            await self._lead_locally()
         else:
             log.info("worker %d: another process leads; EC2 and billing requests go to it",
                      os.getpid())
             self._watcher = asyncio.create_task(self._watch(), name="nimbo-leader-watch")
 
+    async def _lead_locally(self) -> None:
+        """This process leads its data directory: it leads, or on PostgreSQL it seeks the cluster's
+        EC2 lock (now, then every ``gateway.cluster.RETRY_SECONDS``)."""
+        self.local = True
+        if self.cluster is None:
+            await self._become()
+            return
+        if not getattr(self.config, "ec2_leader", True):
+            log.info("process %d relays EC2 to the cluster's leader (ec2_leader = false)", os.getpid())
+            return
+        self._seat = await self.cluster.try_take()
+        if self._seat is not None:
+            await self._become()
+        else:
+            log.info("process %d: another gateway leads EC2 for the cluster; its requests are "
+                     "relayed there", os.getpid())
+        self._cluster_task = asyncio.create_task(self._hold_or_seek(), name="nimbo-cluster-seat")
+
     async def attach(self, runner: web.AppRunner) -> None:
-        """Once the application serves: the leader's socket (now, or when this process leads)."""
+        """Once the application serves: the leader's socket (now, or when this process leads),
+        and the cluster leader's internal listener."""
         self._runner = runner
-        if self.shared and self.leader:
+        if self.shared and self.local:
             await self._serve_socket()
+        if self._seat is not None and self.leader:
+            await self._open_seat()
 
     def _try_lock(self) -> bool:
         if self._fd < 0:
@@ -127,7 +170,7 @@ class Leadership:
         return True
 
     async def _become(self) -> None:
-        log.info("worker %d leads: the VM driver, EC2 housekeeping, the network and billing run here",
+        log.info("process %d leads: the VM driver, EC2 housekeeping, the network and billing run here",
                  os.getpid())
         await self._lead()
         self.leader = True      # from now on this process serves the leader's services itself
@@ -140,13 +183,57 @@ class Leadership:
             if not self._try_lock():
                 continue
             try:
+                await self._lead_locally()
+                if self._runner is not None:      # the workers' requests: served or relayed on
+                    await self._serve_socket()    # (after leading: never to itself meanwhile)
+                    if self.leader and self._seat is not None:
+                        await self._open_seat()
+            except Exception:   # noqa: BLE001 (a half-open leader must not keep the lock)
+                self._give_up("could not take over as the leader")
+            return
+
+    async def _hold_or_seek(self) -> None:
+        """On PostgreSQL: seek the cluster's EC2 lock while another gateway holds it; hold it
+        while this one leads, checking that it is still this session's (``gateway.cluster``)."""
+        while not self.stopping:
+            await asyncio.sleep(CLUSTER_RETRY_SECONDS)
+            if self.stopping:
+                return
+            if self._seat is not None:
+                if not await self._seat.alive():
+                    self._give_up("lost the cluster's EC2 lock (its database session ended): "
+                                  "another gateway may lead now", failed=False)
+                    return
+                continue
+            try:
+                seat = await self.cluster.try_take()
+            except Exception as exc:   # noqa: BLE001 (the database is away: try again later)
+                log.warning("process %d could not try the cluster's EC2 lock: %s", os.getpid(), exc)
+                continue
+            if seat is None:
+                continue
+            self._seat = seat
+            try:
                 await self._become()
                 if self._runner is not None:
-                    await self._serve_socket()
+                    await self._open_seat()
             except Exception:   # noqa: BLE001 (a half-open leader must not keep the lock)
-                log.exception("worker %d could not take over as the leader; restarting it", os.getpid())
-                os.kill(os.getpid(), 15)     # a clean stop; the parent starts a new worker
-            return
+                self._give_up("could not take over as the cluster's EC2 leader")
+                return
+
+    def _give_up(self, why: str, failed: bool = True) -> None:
+        (log.exception if failed else log.error)("process %d %s; stopping it", os.getpid(), why)
+        self.stopping = True
+        os.kill(os.getpid(), 15)     # a clean stop; a supervisor starts a new worker
+
+    async def _open_seat(self) -> None:
+        """The cluster leader's internal listener, and its address in ``cluster_leaders``."""
+        host, port = listen_address(self.config)
+        sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                    backlog=256)
+        self._seat_site = web.SockSite(self._runner, sock)
+        await self._seat_site.start()
+        await self.cluster.register(advertised(host, sock.getsockname()[1]))   # port 0: the one chosen
 
     async def _serve_socket(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -155,26 +242,53 @@ class Leadership:
         await self._site.start()
         os.chmod(self.socket_path, 0o600)
 
+    def check_relay(self, request: web.Request) -> None:
+        """Believe a relay from another gateway of the cluster when its signature verifies."""
+        if self.relay_key is not None and cluster_relay.RELAY_SIGNATURE in request.headers:
+            cluster_relay.check(request, self.relay_key, FORWARDED_FOR, FORWARDED_PROTO)
+
     # -- forwarding ------------------------------------------------------------------------
     def forwards(self, service: str) -> bool:
-        return self.shared and not self.leader and service in LEADER_SERVICES
+        return (self.shared or self.cluster is not None) and not self.leader \
+            and service in LEADER_SERVICES
 
-    async def forward(self, request: web.Request, ctx: Any, body: bytes) -> web.Response:
-        """Serve ``request`` (its ``body`` read already) through the leader; the answer as is."""
+    async def forward(self, request: web.Request, ctx: Any, body: bytes) -> web.StreamResponse:
+        """Serve ``request`` (its ``body`` read already) through the leader; the answer as is:
+        over the data directory's socket from a worker, over HTTP from a gateway's leader process
+        to the cluster's (``gateway.cluster``)."""
+        if cluster_relay.trusted(request):   # another gateway thinks this one leads: it does not
+            return web.Response(status=421, headers={cluster_relay.NOT_LEADER: "1"})
         headers = [(name, value) for name, value in request.headers.items()
                    if name.lower() not in _HOP_BY_HOP]
-        headers.append((FORWARDED_PROTO, "https" if request.secure else "http"))
-        headers.append((FORWARDED_FOR, request.remote or ""))
+        proto = "https" if is_https(request) else "http"
+        remote = client_address(request)
+        headers.append((FORWARDED_PROTO, proto))
+        headers.append((FORWARDED_FOR, remote))
         ctx.requested_operation = "forwarded-to-leader"
+        over_tcp = self.cluster is not None and self.local
         deadline = time.monotonic() + FORWARD_WAIT_SECONDS
+        fresh = False
         while True:
             try:
-                async with self._client().request(
-                        request.method, URL(f"http://leader{request.raw_path}", encoded=True),
-                        headers=headers,
+                if over_tcp:
+                    address = await self.cluster.leader_address(fresh=fresh)
+                    if address is None:
+                        raise ConnectionRefusedError("no gateway leads yet")
+                    url = URL(f"{address}{request.raw_path}", encoded=True)
+                    sent = headers + list(cluster_relay.sign(
+                        self.relay_key, request.method, request.raw_path, request.headers,
+                        remote, proto).items())
+                    client = self._relay_client()
+                else:
+                    url, sent, client = (URL(f"http://leader{request.raw_path}", encoded=True),
+                                         headers, self._client())
+                async with client.request(
+                        request.method, url, headers=sent,
                         data=body, allow_redirects=False, auto_decompress=False,
                         skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
                 ) as answer:
+                    if answer.status == 421 and cluster_relay.NOT_LEADER in answer.headers:
+                        raise ConnectionRefusedError("a gateway that does not lead (a stale address)")
                     data = await answer.read()
                     relayed = [(name, value) for name, value in answer.headers.items()
                                if name.lower() not in _HOP_BY_HOP and name.lower() != "date"
@@ -184,11 +298,13 @@ class Leadership:
                     for name, value in relayed:
                         response.headers.add(name, value)
                     return response
-            except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError):
-                # no leader serves the socket right now (one is taking over, maybe this process)
+            except (aiohttp.ClientConnectorError, FileNotFoundError, ConnectionRefusedError,
+                    aiohttp.ConnectionTimeoutError):
+                # no leader serves there right now (one is taking over, maybe this process)
                 if time.monotonic() > deadline or self.stopping:
                     raise ServiceUnavailable() from None
-                await asyncio.sleep(0.05)
+                fresh = True
+                await asyncio.sleep(0.05 if not over_tcp else 0.2)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 log.warning("the leader went away while serving a forwarded request: %s", exc)
                 raise ServiceUnavailable("The server's leader stopped while serving the request; "
@@ -203,19 +319,33 @@ class Leadership:
                 cookie_jar=aiohttp.DummyCookieJar())   # a relay: one client's cookies never reach another
         return self._session
 
+    def _relay_client(self) -> aiohttp.ClientSession:
+        """Connections to the cluster leader's internal listener (kept alive between relays)."""
+        if self._relay_session is None:
+            connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=30)
+            self._relay_session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+                auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
+        return self._relay_session
+
     # -- the end ---------------------------------------------------------------------------
     async def stop_watching(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
-            self._watcher = None
+        for task in (self._watcher, self._cluster_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._watcher = self._cluster_task = None
 
     async def close(self) -> None:
         """After the leader's parts are closed: the client and, last, the lock."""
         await self.stop_watching()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._relay_session):
+            if session is not None:
+                await session.close()
+        self._session = self._relay_session = None
+        if self._seat is not None:
+            await self._seat.release()     # another gateway may lead EC2 now
+            self._seat = None
         if self._fd >= 0:
             os.close(self._fd)      # drops the flock: another worker may lead now
             self._fd = -1
@@ -223,15 +353,18 @@ class Leadership:
 
 def _from_a_worker(request: web.Request) -> bool:
     """Whether the request came over the leader's unix socket (mode 0600: only workers reach it),
-    so that its forwarding headers can be believed; a client's own copies were dropped by the
-    worker (``_HOP_BY_HOP``), and over TCP they are ignored."""
+    or from another gateway of the cluster with a relay signature that verifies
+    (``gateway.cluster_relay``), so that its forwarding headers can be believed; a client's own
+    copies were dropped by the worker (``_HOP_BY_HOP``), and otherwise they are ignored."""
+    if cluster_relay.trusted(request):
+        return True
     sock = request.transport.get_extra_info("socket") if request.transport else None
     return sock is not None and sock.family == socket.AF_UNIX
 
 
 def forwarded_https(request: web.Request) -> bool:
-    """Whether a request the leader received from a worker over its unix socket came to that
-    worker over TLS (SigV2 canonicalises the Host's default port by the scheme)."""
+    """Whether a request the leader received from a worker over its unix socket (or relayed by
+    another gateway) came to that worker over TLS (SigV2 canonicalises the Host's default port by the scheme)."""
     return request.headers.get(FORWARDED_PROTO) == "https" and _from_a_worker(request)
 
 

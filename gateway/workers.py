@@ -25,7 +25,9 @@ to ``MAX_BACKOFF_SECONDS``); more than ``MAX_RESTARTS`` restarts of one worker w
 ``RESTART_WINDOW_SECONDS`` and that worker stays down (its socket is closed so that the kernel
 sends its share to the others); with no worker left the parent exits with status 1. A worker's
 death wedges no other: its SQLite and ``flock`` locks die with it, and if it led, another worker
-takes over (``gateway.leader``).
+takes over (``gateway.leader``). Several gateways on one PostgreSQL database: the worker that
+holds this data directory's leader lock also seeks the cluster's EC2 lock, and relays its
+siblings' EC2 requests on to the gateway that holds it (``gateway.cluster``).
 
 Signals: SIGINT or SIGTERM to the parent stops every worker cleanly (SIGTERM: each drains its
 requests, flushes its usage counts and closes its database), the leader last (so that requests

@@ -42,6 +42,9 @@ violation as ``sqlite3.IntegrityError``, an unknown table or column as
 Background passes that must run once across the cluster (the billing pass, S3 lifecycle) take
 ``cluster_lock(name)``: a session-level ``pg_try_advisory_lock`` on a connection of their own,
 released when the pass ends or, if the gateway dies, when PostgreSQL sees its connection close.
+A role held for as long as a gateway lives (the cluster's EC2 leader, ``gateway.cluster``) takes
+``try_session_lock(url, name)``: the same kind of lock on a connection kept open, whose ``alive()`` the
+holder asks now and then (a lock whose connection broke may already be another gateway's).
 
 Crash story: nothing lives here but connections. A gateway killed mid-transaction leaves an open
 transaction that PostgreSQL rolls back when the connection drops (and its advisory locks go with
@@ -354,3 +357,42 @@ class PostgresDatabase:
             yield held
         finally:
             await conn.close()     # drops the session lock with the session
+
+
+class SessionLock:
+    """A session advisory lock held on a connection of its own until ``release()`` (or until the
+    connection, or the process, dies: PostgreSQL then drops it)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection, key: int) -> None:
+        self._conn, self.key = conn, key
+
+    async def alive(self) -> bool:
+        """Whether the lock is still this session's (its connection answers and holds it)."""
+        try:
+            cursor = await self._conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND pid = pg_backend_pid() AND objsubid = 1 AND classid::bigint = %s"
+                " AND objid::bigint = %s", (self.key >> 32, self.key & 0xFFFFFFFF))
+            return bool((await cursor.fetchone())[0])
+        except (psycopg.Error, OSError):
+            return False
+
+    async def release(self) -> None:
+        with contextlib.suppress(psycopg.Error, OSError):
+            await self._conn.close()     # the lock goes with the session
+
+
+async def try_session_lock(url: str, name: str) -> SessionLock | None:
+    """``name``'s session advisory lock on a new connection, or None when another session holds it
+    (never waits)."""
+    key = zlib.crc32(name.encode())
+    conn = await _connect(url)
+    try:
+        cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+        if (await cursor.fetchone())[0]:
+            return SessionLock(conn, key)
+    except BaseException:
+        await conn.close()
+        raise
+    await conn.close()
+    return None
