@@ -189,10 +189,7 @@ class ObjectStore:
 
     def bucket_and_object(self, bucket: str, key: str) -> tuple[Bucket | None, ObjectVersion | None]:
         """One query for the two lookups of every object read."""
-        rows = self.query(
-            f"SELECT {', '.join('b.' + c for c in BUCKET_COLUMNS.split(', '))}, {_OBJECT_SELECT}"
-            " FROM s3_buckets b LEFT JOIN s3_objects o ON o.bucket = b.name AND o.key = ?"
-            " LEFT JOIN s3_inline d ON d.id = o.inline_id WHERE b.name = ?", (key, bucket))
+        rows = self.reader.execute(_BUCKET_AND_OBJECT, (key, bucket)).fetchall()
         if not rows:
             return None, None
         row = rows[0]
@@ -495,6 +492,10 @@ def _newest_first(row: tuple) -> tuple:
 
 
 _BUCKET_WIDTH = len(BUCKET_COLUMNS.split(", "))
+_BUCKET_AND_OBJECT = (
+    f"SELECT {', '.join('b.' + c for c in BUCKET_COLUMNS.split(', '))}, {_OBJECT_SELECT}"
+    " FROM s3_buckets b LEFT JOIN s3_objects o ON o.bucket = b.name AND o.key = ?"
+    " LEFT JOIN s3_inline d ON d.id = o.inline_id WHERE b.name = ?")
 
 
 def _settle(future: asyncio.Future, ok: bool, value: Any) -> None:
