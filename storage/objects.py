@@ -36,6 +36,7 @@ from storage.object_rows import (_OBJECT_FROM, _OBJECT_SELECT, _UPSERT,  # noqa:
                                  LIST_COLUMNS, OBJECT_COLUMNS, VERSION_COLUMNS,
                                  VERSION_LIST_COLUMNS, Bucket, ObjectVersion, new_id, prefix_end)
 from storage.object_versions import SCHEMA as VERSIONS_SCHEMA
+from storage.s3_access import COLUMNS as ACCESS_COLUMNS
 from storage.s3_access import SCHEMA as ACCESS_SCHEMA
 from storage.object_versions import STORED_VERSION_COLUMNS
 from storage.sealed import SCHEMA as SEALED_SCHEMA
@@ -196,6 +197,19 @@ class ObjectStore:
         found = Bucket(*row[:_BUCKET_WIDTH])
         rest = row[_BUCKET_WIDTH:]
         return found, (ObjectVersion.from_row(rest) if rest[0] is not None else None)
+
+    def bucket_object_access(self, bucket: str, key: str
+                             ) -> tuple[Bucket | None, ObjectVersion | None, tuple]:
+        """``bucket_and_object`` and the bucket's access settings row (``storage.s3_access``
+        COLUMNS, all None without a row), in one query: what every object read needs."""
+        rows = self.reader.execute(_BUCKET_OBJECT_ACCESS, (key, bucket)).fetchall()
+        if not rows:
+            return None, None, (None, None, None, None)
+        row = rows[0]
+        found = Bucket(*row[:_BUCKET_WIDTH])
+        rest = row[_BUCKET_WIDTH:-_ACCESS_WIDTH]
+        return (found, ObjectVersion.from_row(rest) if rest[0] is not None else None,
+                tuple(row[-_ACCESS_WIDTH:]))
 
     # --- versions (storage.object_versions) ---------------------------------------------------
     def history(self, bucket: str, key: str, limit: int | None = None) -> list[ObjectVersion]:
@@ -496,6 +510,13 @@ _BUCKET_AND_OBJECT = (
     f"SELECT {', '.join('b.' + c for c in BUCKET_COLUMNS.split(', '))}, {_OBJECT_SELECT}"
     " FROM s3_buckets b LEFT JOIN s3_objects o ON o.bucket = b.name AND o.key = ?"
     " LEFT JOIN s3_inline d ON d.id = o.inline_id WHERE b.name = ?")
+_ACCESS_WIDTH = len(ACCESS_COLUMNS)
+_BUCKET_OBJECT_ACCESS = (
+    f"SELECT {', '.join('b.' + c for c in BUCKET_COLUMNS.split(', '))}, {_OBJECT_SELECT},"
+    f" {', '.join('a.' + c for c in ACCESS_COLUMNS)}"
+    " FROM s3_buckets b LEFT JOIN s3_objects o ON o.bucket = b.name AND o.key = ?"
+    " LEFT JOIN s3_inline d ON d.id = o.inline_id"
+    " LEFT JOIN s3_bucket_access a ON a.bucket = b.name WHERE b.name = ?")
 
 
 def _settle(future: asyncio.Future, ok: bool, value: Any) -> None:
