@@ -4,10 +4,13 @@ Reads go through a read-only SQLite connection of this module, used synchronousl
 loop: a point lookup costs ~10 us, a thread hop ~100-200 us on this hardware (WAL readers never
 wait for the writer). Writes go through ``Database.transaction()`` and are *group-committed*: a
 single task takes the queued operations, runs consecutive batchable ones inside one transaction
-(one WAL fsync for all of them) and an exclusive one alone in its own transaction. With several
-processes on one file (``--workers``), the task first waits until no other process writes
-(``Database.wait_for_writers``) and only then takes its batch, so that what arrives while the
-others commit joins it.
+(one WAL fsync for all of them) and an exclusive one alone in its own transaction. On SQLite a
+batch goes to the writer's thread in ONE trip (``Database.run_in_transaction``): the writers' lock
+(which other ``--workers`` processes wait for), BEGIN IMMEDIATE, the operations (reading through
+the writer's own connection), their statements and COMMIT, so the lock is held for database work
+only, never across a wait for a busy event loop; what arrives while the trip waits for the lock
+joins the batch. On PostgreSQL (and for exclusive operations) the task first waits until no other
+process writes (``Database.wait_for_writers``), then runs the batch through ``transaction()``.
 
 An operation sees the current state through a ``Batch``: ``get``/``put``/``delete`` of object
 versions work on an overlay over the committed rows (read after ``BEGIN IMMEDIATE``, so nothing can
