@@ -319,10 +319,12 @@ def _policy(bucket: str, text: str | None):
 _ACCESS: dict[tuple, BucketAccess] = {}
 
 
-def bucket_access(ctx, bucket) -> BucketAccess:
-    """The bucket's access settings as the decision takes them (one point query; the parsed
-    form is kept per settings row, never changed: a changed row is another key)."""
-    row = s3_access.settings_row(ctx.state.store, bucket.name)
+def bucket_access(ctx, bucket, row: tuple | None = None) -> BucketAccess:
+    """The bucket's access settings as the decision takes them (one point query, unless the
+    caller read the settings ``row`` already with the bucket; the parsed form is kept per
+    settings row, never changed: a changed row is another key)."""
+    if row is None:
+        row = s3_access.settings_row(ctx.state.store, bucket.name)
     key = (bucket.name, bucket.account_id, row)
     found = _ACCESS.get(key)
     if found is None:

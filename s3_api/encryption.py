@@ -275,18 +275,30 @@ def _b64(data: bytes) -> str:
 
 # --- reads -----------------------------------------------------------------------------------
 
+# SSE-S3 data keys unwrapped by reads, by (key ring, the object's ``sse`` text): the same text
+# always unwraps to the same key (AES-GCM authenticates the wrapped key, and a text names one
+# wrapped key), so a hot object's key is unwrapped once, not on every GET. Bounded; the master
+# key's ring is in memory anyway. Only SSE-S3: KMS keys are asked of KMS (its checks, its
+# disabled keys) and SSE-C keys come with each request.
+_SSE_S3_KEYS: dict[tuple, tuple[dict, bytes]] = {}
+_MAX_KNOWN_KEYS = 4096
+
 async def for_read(ctx, params: dict, sse: str | None, *, prefix: str = "",
                    need_key: bool = True) -> Encryption | None:
     """The encryption of a stored object as this request may read it (its data key when
     ``need_key``), or None for plaintext; S3's errors for missing, wrong or superfluous customer
     keys (``prefix``: ``CopySource`` for a copy's source)."""
     customer = customer_key(ctx, params, prefix)
+    keys: key_wrap.KeyRing = ctx.state.keys
+    if need_key and customer is None and sse:
+        known = _SSE_S3_KEYS.get((keys, sse))
+        if known is not None:      # this object's SSE-S3 data key, unwrapped before
+            return Encryption(AES256, dict(known[0]), known[1])
     found = parse(sse)
     if found is None:
         if customer is not None:
             raise InvalidRequest(_NOT_APPLICABLE)
         return None
-    keys: key_wrap.KeyRing = ctx.state.keys
     if found.algorithm == SSE_C:
         if customer is None:
             raise InvalidRequest(_NEEDS_KEY)
@@ -304,6 +316,9 @@ async def for_read(ctx, params: dict, sse: str | None, *, prefix: str = "",
     wrapped = base64.b64decode(found.stored["k"])
     if found.algorithm == AES256:
         found.data_key = keys.unwrap_s3(wrapped)
+        if len(_SSE_S3_KEYS) >= _MAX_KNOWN_KEYS:
+            _SSE_S3_KEYS.clear()
+        _SSE_S3_KEYS[(keys, sse)] = (found.stored, found.data_key)
     else:
         _, found.data_key = await _kms_call("decrypt_data_key", ctx, wrapped,
                                             found.stored.get("c") or {})

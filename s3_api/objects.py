@@ -57,20 +57,21 @@ def read_target(ctx, params: dict, method: str = "GET") -> tuple[Bucket, ObjectV
     with the delete marker's headers, NoSuchVersion, 405 for a delete marker named by version
     id; AccessDenied instead of a 404 for those who may not list the bucket)."""
     key = check_key(params.get("Key"))
-    bucket, version = ctx.state.store.bucket_and_object(params.get("Bucket"), key)
+    bucket, version, settings = ctx.state.store.bucket_object_access(params.get("Bucket"), key)
     if bucket is None:
         raise NoSuchBucket(BucketName=params.get("Bucket"))
+    access = access_control.bucket_access(ctx, bucket, settings)
     if version is None or params.get("VersionId") is not None:
         try:
             version = versioning.find_version(ctx, bucket, key, version, params.get("VersionId"),
                                               method)
         except S3Error as exc:
-            access = access_control.authorize(ctx, params, bucket, key=key)
+            access_control.authorize(ctx, params, bucket, key=key, access=access)
             if exc.status == 404 and access_control.list_denied_as_missing(ctx, params, bucket,
                                                                            access):
                 raise AccessDenied() from None
             raise
-    access_control.authorize(ctx, params, bucket, key=key, version=version)
+    access_control.authorize(ctx, params, bucket, key=key, version=version, access=access)
     return bucket, version
 
 

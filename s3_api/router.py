@@ -14,6 +14,7 @@ import functools
 from dataclasses import dataclass
 
 import botocore.session
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from s3_api.errors import MethodNotAllowed, NotImplementedOperation, PreconditionFailed
 
@@ -100,10 +101,48 @@ class _Headers:
         return name in self._names
 
 
+@functools.lru_cache(maxsize=1)
+def _routing_names() -> tuple[frozenset, frozenset, frozenset]:
+    """The query parameter names any route looks at, those whose value it looks at too
+    (``list-type=2``), and the header names: what else a request carries cannot change which
+    operation it is."""
+    query_names, valued, header_names = set(), set(), set()
+    for candidates in routes().values():
+        for route in candidates:
+            query_names.update(name for name, _ in route.query)
+            valued.update(name for name, value in route.query if value is not None)
+            header_names.update(route.headers)
+    return frozenset(query_names), frozenset(valued), frozenset(header_names)
+
+
+_RESOLVED: dict[tuple, str] = {}
+
+
 def resolve(method: str, bucket: str | None, key: str | None, query, headers) -> str:
-    """The botocore operation name of a request (raises MethodNotAllowed / NotImplemented)."""
-    method = method.upper()
+    """The botocore operation name of a request (raises MethodNotAllowed / NotImplemented).
+
+    The answer depends only on the method, the request's shape, the routing query parameters
+    (names, and values where a route names one) and the presence of the routing headers; it is
+    kept per such signature (a presigned GET's ``X-Amz-*`` parameters are not among them)."""
+    query_names, valued, header_names = _routing_names()
+    present = headers if isinstance(headers, (CIMultiDict, CIMultiDictProxy)) \
+        else _Headers(headers)          # case-insensitive presence
     shape = "service" if not bucket else ("bucket" if not key else "object")
+    signature = (method, shape,
+                 tuple((name, query.get(name) if name in valued else None)
+                       for name in query if name in query_names),
+                 tuple(name for name in header_names if name in present))
+    found = _RESOLVED.get(signature)
+    if found is None:
+        found = _resolve(method, shape, query, headers)
+        if len(_RESOLVED) > 1024:    # signatures come from requests: keep the table bounded
+            _RESOLVED.clear()
+        _RESOLVED[signature] = found
+    return found
+
+
+def _resolve(method: str, shape: str, query, headers) -> str:
+    method = method.upper()
     table = routes()
     candidates = table.get((method, shape))
     if not candidates:

@@ -91,6 +91,43 @@ class Transaction:
             return list(await cursor.fetchall())
 
 
+class WriterTransaction:
+    """The ``Transaction`` interface over the writer's ``sqlite3`` connection, for a function that
+    ``Database.run_in_transaction`` runs on the writer's thread: its methods are coroutines that
+    never suspend (the statement runs when the coroutine is started), so code written for a
+    ``Transaction`` (``storage.usage.record_event`` ...) runs here unchanged, driven by
+    ``run_now``. Rows are ``sqlite3.Row``."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] | dict = ()) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, rows)
+
+    async def insert(self, sql: str, params: Sequence[Any] | dict = ()) -> int:
+        return self._conn.execute(sql, params).lastrowid
+
+    async def fetchone(self, sql: str, params: Sequence[Any] | dict = ()) -> sqlite3.Row | None:
+        return self._conn.execute(sql, params).fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] | dict = ()) -> list[sqlite3.Row]:
+        return self._conn.execute(sql, params).fetchall()
+
+
+def run_now(coroutine: Any) -> Any:
+    """Run a coroutine that never suspends (one over a ``WriterTransaction``) to its end, on this
+    thread, and return its result; one that does suspend is closed and is a RuntimeError."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("a coroutine run on the writer's thread waited for something")
+
+
 class Database:
     """The metadata database of one data directory (the SQLite engine; ``storage.metadata``)."""
 

@@ -14,7 +14,7 @@ import asyncio
 import collections
 
 from storage import s3_access, usage
-from storage.db import Transaction
+from storage.db import Transaction, run_now
 from storage.object_rows import (_UPSERT, _VERSION_INSERT, Bucket, ObjectVersion, new_id)
 from storage.object_versions import NULL_VERSION, new_vid
 
@@ -40,9 +40,12 @@ class _Entry:
 class Batch:
     """The state one or more write operations see and change inside one transaction."""
 
-    def __init__(self, store: "ObjectStore", tx: Transaction, now_us: int) -> None:
+    def __init__(self, store: "ObjectStore", tx: Transaction, now_us: int, reads=None) -> None:
         self.store = store
         self.reader = store.reader
+        # where the batch reads committed rows: the store's reader on the event loop, or (a batch
+        # run on the writer's thread) the writer's own connection, inside the transaction
+        self.reads = reads if reads is not None else store
         self.tx = tx
         self.now_us = now_us
         self._buckets: dict[str, Bucket | None] = {}
@@ -56,7 +59,7 @@ class Batch:
     # --- reads ---------------------------------------------------------------------------
     def bucket(self, name: str) -> Bucket | None:
         if name not in self._buckets:
-            self._buckets[name] = self.store.bucket(name)
+            self._buckets[name] = self.reads.bucket(name)
         return self._buckets[name]
 
     def forget_bucket(self, name: str) -> None:
@@ -65,7 +68,7 @@ class Batch:
     def _entry(self, bucket: str, key: str) -> _Entry:
         entry = self._objects.get((bucket, key))
         if entry is None:
-            entry = self._objects[(bucket, key)] = _Entry(self.store.object_meta(bucket, key))
+            entry = self._objects[(bucket, key)] = _Entry(self.reads.object_meta(bucket, key))
         return entry
 
     def get(self, bucket: str, key: str) -> ObjectVersion | None:
@@ -77,7 +80,7 @@ class Batch:
         first (``limit``: at least that many when there are)."""
         entry = self._entry(bucket, key)
         want = None if limit is None else limit + len(entry.removed)
-        rows = [v for v in self.store.history(bucket, key, want)
+        rows = [v for v in self.reads.history(bucket, key, want)
                 if v.version_id not in entry.removed]
         rows.extend(entry.added)
         rows.sort(key=lambda v: v.seq, reverse=True)
@@ -99,7 +102,7 @@ class Batch:
         for version in entry.added:
             if version.vid == vid:
                 return version
-        found = self.store.noncurrent_version(bucket, key, vid)
+        found = self.reads.noncurrent_version(bucket, key, vid)
         if found is None or found.version_id in entry.removed:
             return None
         return found
@@ -120,7 +123,7 @@ class Batch:
             if version.vid == NULL_VERSION:
                 entry.added = tuple(v for v in entry.added if v is not version)
                 return
-        found = self.store.noncurrent_version(bucket, key, NULL_VERSION)
+        found = self.reads.noncurrent_version(bucket, key, NULL_VERSION)
         if found is not None and found.version_id not in entry.removed:
             entry.removed[found.version_id] = found
 
@@ -235,6 +238,22 @@ class Batch:
 
     # --- end of batch --------------------------------------------------------------------
     async def flush(self) -> None:
+        """Write the batch's changes through ``tx`` (its tables' statements side by side)."""
+        await _all(self._writes())
+
+    def flush_now(self) -> None:
+        """``flush`` on the writer's thread (``tx`` a ``storage.db.WriterTransaction``): the
+        statements one after the other, none left unstarted when one fails."""
+        chains = self._writes()
+        try:
+            while chains:
+                run_now(chains.pop(0))
+        finally:
+            for chain in chains:
+                chain.close()
+
+    def _writes(self) -> list:
+        """The coroutines that write the batch's changes, one chain of statements per table."""
         deletes, upserts, part_deletes, part_inserts = [], [], [], []
         inline_deletes, inline_inserts = [], []
         version_deletes, version_inserts = [], []
@@ -259,7 +278,7 @@ class Batch:
                     continue     # moved between the tables, or changed in place
                 gone.append(version.version_id)
                 self._deltas[bucket] -= version.size
-                self.garbage.extend(self.store.version_blobs(version))
+                self.garbage.extend(self.reads.version_blobs(version))
                 if version.parts:
                     part_deletes.append((version.version_id,))
                 if version.inline_id is not None:
@@ -275,7 +294,7 @@ class Batch:
         # versions made and replaced again within this batch never reach the database
         for version_id, version in self._created.items():
             if version_id not in kept:
-                self.garbage.extend(self.store.version_blobs(version))
+                self.garbage.extend(self.reads.version_blobs(version))
                 gone.append(version_id)
         tx = self.tx
         chains = []     # each table's statements in order; the tables' chains side by side
@@ -304,7 +323,7 @@ class Batch:
             if row is None:
                 continue  # the bucket went away in this batch (all its bytes went with it)
             chains.append(record_stored_bytes(tx, row, f"s3:{batch_id}:{bucket}", self.now_us, delta))
-        await _all(chains)
+        return chains
 
 
 async def _statements(tx: Transaction, *steps: tuple[str, list]) -> None:

@@ -4,10 +4,13 @@ Reads go through a read-only SQLite connection of this module, used synchronousl
 loop: a point lookup costs ~10 us, a thread hop ~100-200 us on this hardware (WAL readers never
 wait for the writer). Writes go through ``Database.transaction()`` and are *group-committed*: a
 single task takes the queued operations, runs consecutive batchable ones inside one transaction
-(one WAL fsync for all of them) and an exclusive one alone in its own transaction. With several
-processes on one file (``--workers``), the task first waits until no other process writes
-(``Database.wait_for_writers``) and only then takes its batch, so that what arrives while the
-others commit joins it.
+(one WAL fsync for all of them) and an exclusive one alone in its own transaction. On SQLite a
+batch goes to the writer's thread in ONE trip (``Database.run_in_transaction``): the writers' lock
+(which other ``--workers`` processes wait for), BEGIN IMMEDIATE, the operations (reading through
+the writer's own connection), their statements and COMMIT, so the lock is held for database work
+only, never across a wait for a busy event loop; what arrives while the trip waits for the lock
+joins the batch. On PostgreSQL (and for exclusive operations) the task first waits until no other
+process writes (``Database.wait_for_writers``), then runs the batch through ``transaction()``.
 
 An operation sees the current state through a ``Batch``: ``get``/``put``/``delete`` of object
 versions work on an overlay over the committed rows (read after ``BEGIN IMMEDIATE``, so nothing can
@@ -29,13 +32,14 @@ import sqlite3
 from typing import Any, Awaitable, Callable, Iterator
 
 from storage.blobs import BlobStore
-from storage.db import Database, Schema
+from storage.db import Database, Schema, WriterTransaction
 from storage.object_batch import SERVICE, Batch, record_stored_bytes  # noqa: F401
 from storage.object_rows import (_OBJECT_FROM, _OBJECT_SELECT, _UPSERT,  # noqa: F401
                                  _VERSION_FROM, _VERSION_INSERT, _VERSION_SELECT, BUCKET_COLUMNS,
                                  LIST_COLUMNS, OBJECT_COLUMNS, VERSION_COLUMNS,
                                  VERSION_LIST_COLUMNS, Bucket, ObjectVersion, new_id, prefix_end)
 from storage.object_versions import SCHEMA as VERSIONS_SCHEMA
+from storage.s3_access import COLUMNS as ACCESS_COLUMNS
 from storage.s3_access import SCHEMA as ACCESS_SCHEMA
 from storage.object_versions import STORED_VERSION_COLUMNS
 from storage.sealed import SCHEMA as SEALED_SCHEMA
@@ -119,6 +123,8 @@ class ObjectStore:
         self._closing = False
         self._unlinks: set[asyncio.Task] = set()
         self.data_key_of = None     # storage.object_files.DataKeyOf, set by the S3 service
+        # SQLite: a batch of writes goes to the writer's thread in one trip (_run_on_writer)
+        self._one_trip = getattr(db, "engine", "") == "sqlite"
 
     # --- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
@@ -187,16 +193,26 @@ class ObjectStore:
 
     def bucket_and_object(self, bucket: str, key: str) -> tuple[Bucket | None, ObjectVersion | None]:
         """One query for the two lookups of every object read."""
-        rows = self.query(
-            f"SELECT {', '.join('b.' + c for c in BUCKET_COLUMNS.split(', '))}, {_OBJECT_SELECT}"
-            " FROM s3_buckets b LEFT JOIN s3_objects o ON o.bucket = b.name AND o.key = ?"
-            " LEFT JOIN s3_inline d ON d.id = o.inline_id WHERE b.name = ?", (key, bucket))
+        rows = self.reader.execute(_BUCKET_AND_OBJECT, (key, bucket)).fetchall()
         if not rows:
             return None, None
         row = rows[0]
         found = Bucket(*row[:_BUCKET_WIDTH])
         rest = row[_BUCKET_WIDTH:]
         return found, (ObjectVersion.from_row(rest) if rest[0] is not None else None)
+
+    def bucket_object_access(self, bucket: str, key: str
+                             ) -> tuple[Bucket | None, ObjectVersion | None, tuple]:
+        """``bucket_and_object`` and the bucket's access settings row (``storage.s3_access``
+        COLUMNS, all None without a row), in one query: what every object read needs."""
+        rows = self.reader.execute(_BUCKET_OBJECT_ACCESS, (key, bucket)).fetchall()
+        if not rows:
+            return None, None, (None, None, None, None)
+        row = rows[0]
+        found = Bucket(*row[:_BUCKET_WIDTH])
+        rest = row[_BUCKET_WIDTH:-_ACCESS_WIDTH]
+        return (found, ObjectVersion.from_row(rest) if rest[0] is not None else None,
+                tuple(row[-_ACCESS_WIDTH:]))
 
     # --- versions (storage.object_versions) ---------------------------------------------------
     def history(self, bucket: str, key: str, limit: int | None = None) -> list[ObjectVersion]:
@@ -332,7 +348,8 @@ class ObjectStore:
 
     # --- writes ------------------------------------------------------------------------------
     def write(self, fn: Callable[[Batch], Any]) -> Awaitable[Any]:
-        """Run ``fn(batch)`` (synchronous, overlay only) in the next group commit."""
+        """Run ``fn(batch)`` (synchronous, overlay only) in the next group commit. On SQLite it
+        runs on the writer's thread: it must use nothing but the batch and its own values."""
         return self._submit(fn, False)
 
     def write_alone(self, fn: Callable[[Batch], Awaitable[Any]]) -> Awaitable[Any]:
@@ -355,14 +372,12 @@ class ObjectStore:
             for _ in range(GATHER_ROUNDS):
                 await asyncio.sleep(0)
             while self._queue:
+                if self._one_trip and not self._queue[0].exclusive:
+                    await self._run_on_writer(self._take(), more=True)
+                    continue
                 # other processes (--workers) commit meanwhile: their time gathers a bigger batch
                 await self.db.wait_for_writers()
-                if self._queue[0].exclusive:
-                    ops = [self._queue.popleft()]
-                else:
-                    ops = []
-                    while self._queue and not self._queue[0].exclusive and len(ops) < MAX_BATCH:
-                        ops.append(self._queue.popleft())
+                ops = self._take()
                 try:
                     await self._run(ops)
                 except Exception as exc:  # never let the one committer die: fail these, go on
@@ -371,6 +386,61 @@ class ObjectStore:
                         _settle(op.future, False, exc)
             if self._closing:
                 return
+
+    def _take(self, ops: list[_Op] | None = None) -> list[_Op]:
+        """The next batch from the queue: one exclusive operation, or up to ``MAX_BATCH``
+        batchable ones (added to ``ops``)."""
+        ops = [] if ops is None else ops
+        if not ops and self._queue[0].exclusive:
+            ops.append(self._queue.popleft())
+            return ops
+        while self._queue and not self._queue[0].exclusive and len(ops) < MAX_BATCH:
+            ops.append(self._queue.popleft())
+        return ops
+
+    async def _run_on_writer(self, ops: list[_Op], more: bool = False) -> None:
+        """SQLite: a batch of ``write`` operations in ONE trip to the writer's thread (the
+        writers' lock, BEGIN IMMEDIATE, the operations, their statements, COMMIT, unlock), so
+        that the lock, which other processes wait for, is held for the database work only and
+        never across a wait for the event loop. ``more``: operations that arrive while this
+        process waits for the lock join the batch."""
+        outcomes: list[tuple[_Op, bool, Any]] = []
+        try:
+            garbage = await self.db.run_in_transaction(self._batch_on_writer, ops, more, outcomes)
+        except BaseException as exc:
+            if len(ops) > 1 and isinstance(exc, Exception):
+                log.warning("group commit of %d failed (%r); committing one by one", len(ops), exc)
+                for op in ops:
+                    await self._run_on_writer([op])
+                return
+            for op in ops:
+                _settle(op.future, False, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for op, ok, value in outcomes:
+            _settle(op.future, ok, value)
+        if garbage:
+            self.discard(garbage)
+
+    def _batch_on_writer(self, conn: sqlite3.Connection, ops: list[_Op], more: bool,
+                         outcomes: list) -> list[str]:
+        """On the writer's thread, inside the transaction: the operations (each one's refusal
+        undone alone) and their writes; returns the blobs to unlink after the commit. Only the
+        batch is touched here (``write``'s contract); the futures are settled on the loop."""
+        if more and self._queue:   # the loop only appends meanwhile: a deque's ends are atomic
+            self._take(ops)
+        outcomes.clear()           # a second run (storage.db: the disk was full) starts afresh
+        batch = Batch(self, WriterTransaction(conn), self.clock_us(), reads=_WriterReads(conn))
+        for op in ops:
+            mark = batch.mark()
+            try:
+                outcomes.append((op, True, op.fn(batch)))
+            except Exception as exc:  # the op's own refusal: the others go on
+                batch.undo(mark)
+                outcomes.append((op, False, exc))
+        batch.flush_now()
+        return batch.garbage
 
     async def _run(self, ops: list[_Op]) -> None:
         outcomes: list[tuple[_Op, bool, Any]] = []
@@ -416,11 +486,40 @@ class ObjectStore:
         task.add_done_callback(self._unlinks.discard)
 
 
+class _WriterReads:
+    """The reads a batch makes (``ObjectStore``'s own queries), through the writer's connection
+    on its thread: inside the batch's transaction, with plain tuples as rows."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._cursor = conn.cursor()
+        self._cursor.row_factory = None
+
+    def query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        return self._cursor.execute(sql, params).fetchall()
+
+    bucket = ObjectStore.bucket
+    object_meta = ObjectStore.object_meta
+    history = ObjectStore.history
+    noncurrent_version = ObjectStore.noncurrent_version
+    version_blobs = ObjectStore.version_blobs
+
+
 def _newest_first(row: tuple) -> tuple:
     return row[0].encode("utf-8"), -row[1]
 
 
 _BUCKET_WIDTH = len(BUCKET_COLUMNS.split(", "))
+_BUCKET_AND_OBJECT = (
+    f"SELECT {', '.join('b.' + c for c in BUCKET_COLUMNS.split(', '))}, {_OBJECT_SELECT}"
+    " FROM s3_buckets b LEFT JOIN s3_objects o ON o.bucket = b.name AND o.key = ?"
+    " LEFT JOIN s3_inline d ON d.id = o.inline_id WHERE b.name = ?")
+_ACCESS_WIDTH = len(ACCESS_COLUMNS)
+_BUCKET_OBJECT_ACCESS = (
+    f"SELECT {', '.join('b.' + c for c in BUCKET_COLUMNS.split(', '))}, {_OBJECT_SELECT},"
+    f" {', '.join('a.' + c for c in ACCESS_COLUMNS)}"
+    " FROM s3_buckets b LEFT JOIN s3_objects o ON o.bucket = b.name AND o.key = ?"
+    " LEFT JOIN s3_inline d ON d.id = o.inline_id"
+    " LEFT JOIN s3_bucket_access a ON a.bucket = b.name WHERE b.name = ?")
 
 
 def _settle(future: asyncio.Future, ok: bool, value: Any) -> None:
