@@ -3,6 +3,8 @@ verified per table, and served from there with everything in it; a second run in
 database is refused; a running server's data directory is refused."""
 from __future__ import annotations
 
+import pytest
+
 import os
 import subprocess
 import sys
@@ -19,6 +21,7 @@ def nimbo(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, timeout=120)
 
 
+@pytest.mark.sqlite_only   # its source is an SQLite file, whatever engine the run uses
 async def test_an_sqlite_install_moves_to_postgresql_verified(postgres, tmp_path, monkeypatch):
     data_dir = str(tmp_path / "install")
     os.makedirs(data_dir)

@@ -140,6 +140,7 @@ async def test_background_passes_run_on_one_gateway_at_a_time(two):
         assert held                               # released when the pass ended
 
 
+@pytest.mark.sqlite_only   # asserts the default engine, which the PostgreSQL run replaces
 async def test_sqlite_stays_the_default(tmp_path):
     from storage.metadata import open_metadata
     db = await open_metadata(None, str(tmp_path))
