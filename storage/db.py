@@ -38,7 +38,7 @@ from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
 
 import aiosqlite
 
-from storage.space import SpaceGuard, StorageFull, is_out_of_space
+from storage.space import SpaceAware, SpaceGuard
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -128,7 +128,7 @@ def run_now(coroutine: Any) -> Any:
     raise RuntimeError("a coroutine run on the writer's thread waited for something")
 
 
-class Database:
+class Database(SpaceAware):
     """The metadata database of one data directory (the SQLite engine; ``storage.metadata``)."""
 
     engine = "sqlite"
@@ -251,23 +251,6 @@ class Database:
                                                    self._writer_fd, fn, args)
             except Exception as exc:
                 raise self._storage_full(exc) or exc
-
-    def _before_write(self) -> None:
-        self._released = False
-        if self.space is not None:
-            self.space.before_write()
-
-    def _storage_full(self, exc: BaseException) -> StorageFull | None:
-        """``StorageFull`` for an out-of-space error (the reserve released for the next write),
-        None for any other error."""
-        if isinstance(exc, StorageFull):
-            return exc
-        if not is_out_of_space(exc):
-            return None
-        self._released = self.space is not None and self.space.release_reserve()
-        full = StorageFull()
-        full.__cause__ = exc
-        return full
 
     async def _rollback(self) -> None:
         try:   # a no-op when no transaction is open any more; drops the writers' lock

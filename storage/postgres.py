@@ -67,7 +67,7 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import Loader
 from psycopg.types.numeric import Int8Dumper
 
-from storage.space import SpaceGuard, StorageFull, is_out_of_space
+from storage.space import SpaceAware, SpaceGuard
 from storage.sql_dialect import to_postgres
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ async def _connect(url: str) -> psycopg.AsyncConnection:
     return conn
 
 
-class PostgresDatabase:
+class PostgresDatabase(SpaceAware):
     """The metadata database on a PostgreSQL server, shared by every gateway that names it."""
 
     engine = "postgresql"
@@ -304,21 +304,6 @@ class PostgresDatabase:
 
     async def run_in_transaction(self, fn, *args):
         raise NotImplementedError("run_in_transaction passes a sqlite3 connection: SQLite only")
-
-    def _before_write(self) -> None:
-        self._released = False
-        if self.space is not None:
-            self.space.before_write()
-
-    def _storage_full(self, exc: BaseException) -> StorageFull | None:
-        if isinstance(exc, StorageFull):
-            return exc
-        if not is_out_of_space(exc):
-            return None
-        self._released = self.space is not None and self.space.release_reserve()
-        full = StorageFull()
-        full.__cause__ = exc
-        return full
 
     async def _rollback(self) -> None:
         try:

@@ -57,6 +57,33 @@ def is_out_of_space(exc: BaseException) -> bool:
     return False
 
 
+class SpaceAware:
+    """What a metadata engine does about space (``storage.db``, ``storage.postgres``): before each
+    write transaction its ``space`` guard may release or remake the reserve, and an out-of-space
+    error becomes ``StorageFull`` (the reserve released, so that the next write, a delete, can
+    commit: ``_released`` says whether it was, for one more try)."""
+
+    space: "SpaceGuard | None" = None
+    _released = False
+
+    def _before_write(self) -> None:
+        self._released = False
+        if self.space is not None:
+            self.space.before_write()
+
+    def _storage_full(self, exc: BaseException) -> "StorageFull | None":
+        """``StorageFull`` for an out-of-space error (the reserve released for the next write),
+        None for any other error."""
+        if isinstance(exc, StorageFull):
+            return exc
+        if not is_out_of_space(exc):
+            return None
+        self._released = self.space is not None and self.space.release_reserve()
+        full = StorageFull()
+        full.__cause__ = exc
+        return full
+
+
 class SpaceGuard:
     """The watermark and the reserve of one data directory."""
 
