@@ -408,15 +408,7 @@ class ObjectStore:
         try:
             garbage = await self.db.run_in_transaction(self._batch_on_writer, ops, more, outcomes)
         except BaseException as exc:
-            if len(ops) > 1 and isinstance(exc, Exception):
-                log.warning("group commit of %d failed (%r); committing one by one", len(ops), exc)
-                for op in ops:
-                    await self._run_on_writer([op])
-                return
-            for op in ops:
-                _settle(op.future, False, exc)
-            if not isinstance(exc, Exception):
-                raise
+            await self._batch_failed(ops, exc, self._run_on_writer)
             return
         for op, ok, value in outcomes:
             _settle(op.future, ok, value)
@@ -459,20 +451,26 @@ class ObjectStore:
                         outcomes.append((op, False, exc))
                 await batch.flush()
         except BaseException as exc:
-            if len(ops) > 1 and isinstance(exc, Exception):
-                log.warning("group commit of %d failed (%r); committing one by one", len(ops), exc)
-                for op in ops:
-                    await self._run([op])
-                return
-            for op in ops:
-                _settle(op.future, False, exc)
-            if not isinstance(exc, Exception):
-                raise
+            await self._batch_failed(ops, exc, self._run)
             return
         for op, ok, value in outcomes:
             _settle(op.future, ok, value)
         if batch.garbage:
             self.discard(batch.garbage)
+
+    async def _batch_failed(self, ops: list[_Op], exc: BaseException, run) -> None:
+        """A batch's transaction failed as a whole: its operations go again one by one through
+        ``run`` (one of them may be the cause; the others then commit); a lone operation gets
+        the error. A cancellation settles every future and goes on up."""
+        if len(ops) > 1 and isinstance(exc, Exception):
+            log.warning("group commit of %d failed (%r); committing one by one", len(ops), exc)
+            for op in ops:
+                await run([op])
+            return
+        for op in ops:
+            _settle(op.future, False, exc)
+        if not isinstance(exc, Exception):
+            raise exc
 
     async def settled(self) -> None:
         """Wait for the blob unlinks started so far."""
