@@ -54,7 +54,7 @@ def _reason(exc: HttpProcessingError) -> str:
     return (reason or f"HTTP {exc.code}")[:200]
 
 
-_CONTINUED = "nimbo.100-continue-sent"
+_CONTINUED = web.RequestKey("nimbo.100-continue-sent", bool)
 
 
 async def defer_expect(request: web.Request) -> None:
