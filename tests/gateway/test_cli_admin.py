@@ -39,6 +39,7 @@ def test_every_admin_subcommand_has_help(capsys):
         assert "--data-dir" in own and len(own.split("\n\n")[1].strip()) > 10, command
 
 
+@pytest.mark.sqlite_only   # finds the data directory by its nimbo.db, which the PostgreSQL run's fixture has not
 def test_lists_have_headers_and_data_dir_goes_before_or_after(data_dir, capsys):
     assert cli.main(["admin", "list-accounts", "--data-dir", data_dir]) == 0
     out = capsys.readouterr().out.splitlines()
