@@ -425,12 +425,7 @@ class ObjectStore:
         outcomes.clear()           # a second run (storage.db: the disk was full) starts afresh
         batch = Batch(self, WriterTransaction(conn), self.clock_us(), reads=_WriterReads(conn))
         for op in ops:
-            mark = batch.mark()
-            try:
-                outcomes.append((op, True, op.fn(batch)))
-            except Exception as exc:  # the op's own refusal: the others go on
-                batch.undo(mark)
-                outcomes.append((op, False, exc))
+            _apply(batch, op, outcomes)
         batch.flush_now()
         return batch.garbage
 
@@ -442,13 +437,8 @@ class ObjectStore:
                 for op in ops:
                     if op.exclusive:
                         outcomes.append((op, True, await op.fn(batch)))
-                        continue
-                    mark = batch.mark()
-                    try:
-                        outcomes.append((op, True, op.fn(batch)))
-                    except Exception as exc:  # the op's own refusal: the others go on
-                        batch.undo(mark)
-                        outcomes.append((op, False, exc))
+                    else:
+                        _apply(batch, op, outcomes)
                 await batch.flush()
         except BaseException as exc:
             await self._batch_failed(ops, exc, self._run)
@@ -518,6 +508,17 @@ _BUCKET_OBJECT_ACCESS = (
     " FROM s3_buckets b LEFT JOIN s3_objects o ON o.bucket = b.name AND o.key = ?"
     " LEFT JOIN s3_inline d ON d.id = o.inline_id"
     " LEFT JOIN s3_bucket_access a ON a.bucket = b.name WHERE b.name = ?")
+
+
+def _apply(batch: "Batch", op: "_Op", outcomes: list) -> None:
+    """One operation of a batch, its outcome appended; its own refusal is undone alone (the
+    batch's other operations go on)."""
+    mark = batch.mark()
+    try:
+        outcomes.append((op, True, op.fn(batch)))
+    except Exception as exc:
+        batch.undo(mark)
+        outcomes.append((op, False, exc))
 
 
 def _settle(future: asyncio.Future, ok: bool, value: Any) -> None:

@@ -25,6 +25,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
+    """``predicate()``'s first true value, polled every 50 ms; fails the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
 def parse_exports(text: str) -> dict[str, str]:
     import shlex
     env = {}

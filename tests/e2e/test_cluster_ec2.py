@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import time
 import uuid
 
@@ -16,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import NimboServer
+from tests.conftest import wait_for as _wait_for
 
 pytestmark = pytest.mark.postgresql_engine
 
@@ -23,13 +23,8 @@ HOUSEKEEPING = 0.3      # seconds between EC2 housekeeping passes: many of them 
 
 
 def wait_for(predicate, timeout: float = 40.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    """As ``tests.conftest.wait_for``, with waits sized for two gateways on a loaded machine."""
+    return _wait_for(predicate, timeout, what)
 
 
 def register_stub_image(url: str, data_dir: str) -> str:

@@ -24,7 +24,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from gateway.data_dir import is_served
-from tests.conftest import REPO, NimboServer
+from tests.conftest import REPO, NimboServer, wait_for
 from tests.e2e.test_ec2_api import _register_stub as register_stub_image
 
 ACCESS = re.compile(r"nimbo\.access\[(\d+)\]: \S+ (\w+) (\S+) ")
@@ -38,16 +38,6 @@ def workers_of(srv: NimboServer) -> list[int]:
 def leader_of(srv: NimboServer) -> int:
     with open(os.path.join(srv.data_dir, "leader.lock")) as fh:
         return int(fh.read().strip())
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 class Clients:
