@@ -8,8 +8,10 @@ from __future__ import annotations
 import datetime as dt
 
 import botocore.session
+import pytest
 
-from ec2_api import common
+from ec2_api import common, instance_query
+from ec2_api.filters import InvalidNextToken, _encode_token as token_after
 from ec2_api.addresses import allocate_address, associate_address
 from ec2_api.instance_actions import stop_instances, terminate_instances
 from ec2_api.instances import describe_instances, run_instances
@@ -104,3 +106,40 @@ def test_from_us_memo_equals_the_plain_conversion():
             got = common.from_us(value)
             assert got == epoch + dt.timedelta(microseconds=value) and got.tzinfo is not None
     assert common.from_us(None) is None
+
+
+async def test_unfiltered_pages_are_read_in_sql_and_equal_the_whole_answer(env, tiny_image, monkeypatch):
+    """Without filters, a MaxResults page loads its rows and one more (to know a next page exists),
+    not the account's; the pages joined are the unpaged answer, in id order, terminated included,
+    and the last page has no NextToken."""
+    ids = [i["InstanceId"] for i in (await run_instances(env.ctx(), {
+        "ImageId": tiny_image, "MinCount": 12, "MaxCount": 12}))["Instances"]]
+    await env.settle()
+    await terminate_instances(env.ctx(), {"InstanceIds": [ids[3]]})
+    await env.settle()
+    whole = [i["InstanceId"] for r in (await describe_instances(env.ctx(), {}))["Reservations"]
+             for i in r["Instances"]]
+    assert sorted(whole) == sorted(ids)
+    loaded = []
+    real = instance_query.candidate_rows
+
+    async def spy(*args, **kwargs):
+        rows = await real(*args, **kwargs)
+        loaded.append(len(rows))
+        return rows
+    monkeypatch.setattr(instance_query, "candidate_rows", spy)
+    paged, token, tokens = [], None, 0
+    while True:
+        out = await describe_instances(env.ctx(), {"MaxResults": 5, **({"NextToken": token} if token else {})})
+        paged += [i["InstanceId"] for r in out["Reservations"] for i in r["Instances"]]
+        token = out.get("NextToken")
+        if not token:
+            break
+        tokens += 1
+    assert paged == sorted(ids) and tokens == 2
+    assert loaded == [6, 6, 2]
+    out = await describe_instances(env.ctx(), {"NextToken": token_after(sorted(ids)[9])})   # 1,000 a page
+    assert [i["InstanceId"] for r in out["Reservations"] for i in r["Instances"]] == sorted(ids)[10:]
+    assert out.get("NextToken") is None
+    with pytest.raises(InvalidNextToken):
+        await describe_instances(env.ctx(), {"MaxResults": 5, "NextToken": "not-a-token"})
