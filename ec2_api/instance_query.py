@@ -17,8 +17,8 @@ What SQL answers here:
 EC2 wildcards (``*``, ``?``, ``\\`` escapes) are left to the engine: a filter with one is not
 pushed down, except for a tag filter's key.
 
-Crash story: nothing is written here but one index (``SCHEMA``), created in its own migration
-transaction; a crash before it commits leaves no index and the next start creates it.
+Crash story: nothing is written here but two indexes (``SCHEMA``), each created in its own migration
+transaction; a crash before one commits leaves it uncreated and the next start creates it.
 """
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ from storage.db import Schema
 
 SCHEMA = Schema("ec2_instance_query", [
     "CREATE INDEX IF NOT EXISTS ec2_tags_by_key_value ON ec2_tags(account_id, key, value, resource_id)",
+    # an unfiltered page (``page_window``) is a range of this index: no sort of the whole account
+    "CREATE INDEX IF NOT EXISTS ec2_instances_by_owner_id ON ec2_instances(account_id, region, instance_id)",
 ])
 
 # Filter name -> column of ec2_instances holding the same text the filter compares.
