@@ -17,10 +17,23 @@ def to_us(value: dt.datetime) -> int:
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+_FROM_US: dict[int, dt.datetime] = {}    # datetimes are immutable: one per instant seen lately
+_FROM_US_MAX = 16384
+
+
 def from_us(value: int | None) -> dt.datetime | None:
+    """The aware UTC datetime of integer microseconds since the epoch (remembered: a page of
+    instances converts the same few launch and attach times thousands of times)."""
     if value is None:
         return None
-    return EPOCH + dt.timedelta(microseconds=int(value))
+    found = _FROM_US.get(value)
+    if found is None:
+        found = EPOCH + dt.timedelta(microseconds=int(value))
+        if len(_FROM_US) >= _FROM_US_MAX:
+            _FROM_US.clear()
+        if type(value) is int:
+            _FROM_US[value] = found
+    return found
 
 
 def now_us(ctx: Any) -> int:

@@ -17,18 +17,21 @@ What SQL answers here:
 EC2 wildcards (``*``, ``?``, ``\\`` escapes) are left to the engine: a filter with one is not
 pushed down, except for a tag filter's key.
 
-Crash story: nothing is written here but one index (``SCHEMA``), created in its own migration
-transaction; a crash before it commits leaves no index and the next start creates it.
+Crash story: nothing is written here but two indexes (``SCHEMA``), each created in its own migration
+transaction; a crash before one commits leaves it uncreated and the next start creates it.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ec2_api.filters import _decode_token as decode_token
 from ec2_api.instance_store import TERMINATED_VISIBLE_US
 from storage.db import Schema
 
 SCHEMA = Schema("ec2_instance_query", [
     "CREATE INDEX IF NOT EXISTS ec2_tags_by_key_value ON ec2_tags(account_id, key, value, resource_id)",
+    # an unfiltered page (``page_window``) is a range of this index: no sort of the whole account
+    "CREATE INDEX IF NOT EXISTS ec2_instances_by_owner_id ON ec2_instances(account_id, region, instance_id)",
 ])
 
 # Filter name -> column of ec2_instances holding the same text the filter compares.
@@ -83,12 +86,31 @@ def narrowing(account_id: str, filters: Sequence[dict] | None) -> tuple[list[str
 
 
 async def candidate_rows(db: Any, account_id: str, region: str, filters: Sequence[dict] | None,
-                         now_us: int) -> list[Any]:
-    """The visible instances of the account and region that may pass ``filters``, by id."""
+                         now_us: int, *, after: str | None = None, limit: int | None = None) -> list[Any]:
+    """The visible instances of the account and region that may pass ``filters``, by id; only
+    those whose id sorts after ``after`` and at most ``limit`` of them when given (the caller
+    pages in SQL only when nothing is filtered after this, see ``page_window``)."""
     where, args = narrowing(account_id, filters)
     sql = ("SELECT * FROM ec2_instances WHERE account_id = ? AND region = ?"
            " AND (state != 'terminated' OR state_changed_us > ?)")
     for condition in where:
         sql += " AND " + condition
-    return await db.fetchall(sql + " ORDER BY instance_id",
-                             (account_id, region, now_us - TERMINATED_VISIBLE_US, *args))
+    if after is not None:
+        sql += " AND instance_id > ?"
+        args.append(after)
+    sql += " ORDER BY instance_id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return await db.fetchall(sql, (account_id, region, now_us - TERMINATED_VISIBLE_US, *args))
+
+
+def page_window(max_results: int | None, next_token: str | None, maximum: int = 1000) -> tuple[str | None, int | None]:
+    """(after, limit) for ``candidate_rows`` of an unfiltered request: the rows after the token's
+    id, and one more than the page (``filters.paginate`` then cuts the page and, seeing that one
+    extra row, writes the next token, exactly as it does over all the rows). No limit when
+    neither MaxResults nor NextToken is given (everything in one answer, as EC2)."""
+    after = decode_token(next_token) if next_token else None
+    if max_results is None and next_token is None:
+        return after, None
+    return after, (max_results if max_results is not None else maximum) + 1

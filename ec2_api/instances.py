@@ -429,8 +429,10 @@ async def describe_instances(ctx: Any, params: dict) -> dict:
     filters = params.get("Filters") or []
     if wanted:
         rows = await visible_instances(ctx, wanted)
-    else:   # only the rows the filters can keep are loaded (instance_query)
-        rows = await instance_query.candidate_rows(ctx.app.db, account_of(ctx), ctx.region, filters, now_us(ctx))
+    else:   # only the rows the filters can keep are loaded (instance_query); unfiltered, only the page
+        after, limit = instance_query.page_window(max_results, params.get("NextToken")) if not filters else (None, None)
+        rows = await instance_query.candidate_rows(ctx.app.db, account_of(ctx), ctx.region, filters, now_us(ctx),
+                                                   after=after, limit=limit)
     tags = await tag_store.tags_of(ctx.app.db, account_of(ctx), [r["instance_id"] for r in rows])
     # Filters that the row answers (tags, state, type, ...) go first, so that only the instances
     # that pass them are rendered; with nothing else to filter on, only the page is rendered.
