@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -299,7 +300,11 @@ def test_the_whole_suite_against_moto(moto_endpoint, tmp_path):
         "expected error SignatureDoesNotMatch (HTTP 403), but the call succeeded")
     unknown_action = by_id[("ec2.unknown_action", "raw")]
     assert unknown_action["errors"][0]["check"] == "wire.error"
-    assert "got None (HTTP 500)" in unknown_action["exception"]
+    # moto answers an unknown EC2 action without an error code: HTTP 500 up to 5.2.5, 404 since
+    # 5.2.6. Either way the suite must name what it got instead of InvalidAction (HTTP 400).
+    got = re.search(r"expected error InvalidAction \(HTTP 400\), got None \(HTTP (\d{3})\)",
+                    unknown_action["exception"])
+    assert got and got.group(1) != "400", unknown_action["exception"]
     # the lenient check was still seen, as a warning, on S3 responses
     warned = by_id[("s3.put_get_object", "boto3")]["warnings"]
     assert {w["check"] for w in warned} == {"request-id"}
