@@ -366,6 +366,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="after the table, where Nimbo's time goes for each missed target, measured "
                              "in this run (the default; see bench.why)")
     parser.add_argument("--no-why", dest="why", action="store_false", help="the table only")
+    parser.add_argument("--why-profiles", metavar="DIR", default="",
+                        help="keep each --why profile pass's whole profile (pstats) in DIR")
     parser.add_argument("--test-target", action="append", default=[], metavar="KEY=VALUE",
                         help="FOR TESTS: replace the absolute target of row KEY (get_ops, put_ops, "
                              "put_mbps, get_mbps, peak_rss_mb, list_raw_ms, describe_page_ms, "
@@ -383,7 +385,8 @@ def fix_arguments(args) -> None:
         if key not in args.targets or not value:
             raise SystemExit(f"--test-target: unknown row {key!r} (one of {', '.join(args.targets)})")
         args.targets[key] = float(value)
-    args.why_data = Why(enabled=getattr(args, "why", False))
+    args.why_data = Why(enabled=getattr(args, "why", False),
+                        profiles_dir=getattr(args, "why_profiles", "") or "")
 
 
 def run(args) -> tuple[list[Row], list[str]]:

@@ -67,6 +67,8 @@ EC2_STAGES: list[Stage] = [
     ("event loop", r"^asyncio/|uvloop"),
 ]
 
+_PROBE = re.compile(r"^bench/probe\.py:")     # the profiler's own switching, not the server's time
+
 _PREFIXES = sorted({p for p in (REPO, sysconfig.get_paths().get("purelib"),
                                 sysconfig.get_paths().get("platlib"),
                                 sysconfig.get_paths().get("stdlib"), os.path.dirname(os.__file__))
@@ -138,7 +140,7 @@ def attribute(stats: dict, table: Iterable[Stage]) -> dict[str, float]:
         seconds: dict[str, float] = {}
         for func, entry in stats.items():
             own = entry[2]
-            if own <= 0:
+            if own <= 0 or _PROBE.match(where(func)):
                 continue
             for stage, share in resolve(func).items():
                 seconds[stage] = seconds.get(stage, 0.0) + own * share
@@ -158,6 +160,8 @@ def shares(seconds: dict[str, float]) -> list[tuple[str, float]]:
 def format_shares(parts: list[tuple[str, float]], top: int = 6, min_share: float = 0.02) -> str:
     """'aiohttp / HTTP 24% · signature check 21% · ... · rest 9%': the ``top`` largest stages
     (each at least ``min_share``), the remainder summed as 'rest'."""
+    if not parts:
+        return ""
     shown = [(n, s) for n, s in parts[:top] if s >= min_share]
     rest = 1.0 - sum(s for _, s in shown)
     text = " · ".join(f"{n} {s * 100:.0f}%" for n, s in shown)
@@ -169,7 +173,8 @@ def format_shares(parts: list[tuple[str, float]], top: int = 6, min_share: float
 def top_functions(stats: dict, count: int = 3, own: bool = True) -> list[tuple[str, float]]:
     """The ``count`` functions with the most own (or cumulative) time, as (path:function, share
     of the total own time)."""
-    total = sum(e[2] for e in stats.values()) or 1.0
+    mine = {f: e for f, e in stats.items() if not _PROBE.match(where(f))}
+    total = sum(e[2] for e in mine.values()) or 1.0
     index = 2 if own else 3
-    best = sorted(stats.items(), key=lambda kv: -kv[1][index])[:count]
+    best = sorted(mine.items(), key=lambda kv: -kv[1][index])[:count]
     return [(where(func), entry[index] / total) for func, entry in best]

@@ -16,6 +16,7 @@ pass did not run or failed says so in one line.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -37,6 +38,16 @@ class Why:
     lines: dict[str, list[str]] = field(default_factory=dict)
     # row key -> a function making the lines at the end (when they need other servers' figures)
     later: dict[str, Callable[["Why"], list[str]]] = field(default_factory=dict)
+    profiles_dir: str = ""     # --why-profiles DIR: each pass's merged pstats kept there
+
+    def keep(self, key: str, found: Pass, suffix: str = "") -> list[str]:
+        """Save the pass's profile as DIR/<key><suffix>.prof when asked; the line that says where."""
+        if not self.profiles_dir or found.stats is None:
+            return []
+        os.makedirs(self.profiles_dir, exist_ok=True)
+        path = os.path.join(self.profiles_dir, f"{key}{suffix}.prof")
+        found.stats.dump_stats(path)
+        return [f"  the whole profile: {path} (python -m pstats {path})"]
 
     def record_load(self, server: str, workload: str, window: CpuWindow, requests: int) -> None:
         self.load.setdefault(server, {})[workload] = (window, requests)

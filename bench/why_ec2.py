@@ -44,7 +44,7 @@ def query_pass(peer: Peer, query: dict[str, str], key: str, why: Why, calls: int
         size = len(answers[-1]) if answers else 0
         instances = len(re.findall(rb"<instanceId>", answers[-1])) if answers else 0
         why.add(key, _lines(found, calls, f"{calls} profiled calls ({instances:,} instances, "
-                                          f"{size / 1e6:.2f} MB of XML each)"))
+                                          f"{size / 1e6:.2f} MB of XML each)") + why.keep(key, found))
     except Exception as exc:  # noqa: BLE001 (a pass that fails is said, not fatal)
         why.add(key, [f"(the profile pass failed: {type(exc).__name__}: {exc})"])
 
@@ -58,7 +58,7 @@ def run_pass(peer: Peer, image_id: str, count: int, key: str, why: Why) -> None:
             out = ec2.run_instances(ImageId=image_id, MinCount=count, MaxCount=count, InstanceType="t2.nano")
             launched.extend(i["InstanceId"] for i in out["Instances"])
         found = profile_pass(peer, run)
-        why.add(key, _lines(found, 1, f"one profiled RunInstances of {count}"))
+        why.add(key, _lines(found, 1, f"one profiled RunInstances of {count}") + why.keep(key, found))
     except Exception as exc:  # noqa: BLE001 (a pass that fails is said, not fatal)
         why.add(key, [f"(the profile pass failed: {type(exc).__name__}: {exc})"])
     finally:

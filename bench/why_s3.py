@@ -53,7 +53,7 @@ def after_small(peer: Peer, bucket: str, urls: dict, args, result: dict) -> None
             if threads:
                 lines.append("  " + threads)
             lines += ["  " + line for line in stage_lines(found, stages.S3_STAGES, "event loop thread")]
-            why.add(key, lines)
+            why.add(key, lines + why.keep(key, found))
         except Exception as exc:  # noqa: BLE001 (a pass that fails is said, not fatal)
             _failed(why, key, exc)
 
@@ -130,7 +130,7 @@ def large_pass(peer: Peer, bucket: str, source: str, size: int, direction: str, 
     profiled = profile_pass(peer, lambda: _curl(direction, url, source))
     lines += ["  " + line for line in stage_lines(profiled, stages.S3_STAGES,
                                                   f"event loop thread, one profiled {direction.upper()}")]
-    return lines
+    return lines + args.why_data.keep(key, profiled)
 
 
 # -- peak RSS of the upload --------------------------------------------------------------------
@@ -236,12 +236,13 @@ def memory_pass(peer: Peer, bucket: str, source: str, size_mib: int, result: dic
 
 # -- the listing -------------------------------------------------------------------------------
 
-def listing_pass(peer: Peer, bucket: str, keys: int) -> list[str]:
+def listing_pass(peer: Peer, bucket: str, keys: int, why: Why) -> list[str]:
     found = profile_pass(peer, lambda: s3bench.listing_raw(peer, bucket, keys))
     pages = max(1, -(-keys // 1000))
     lines = [f"one profiled listing ({pages} pages): server CPU {found.cpu.server / pages * 1e3:,.1f} ms/page "
              f"(profiler on)"]
-    return lines + ["  " + line for line in stage_lines(found, stages.S3_STAGES, "event loop thread")]
+    return (lines + ["  " + line for line in stage_lines(found, stages.S3_STAGES, "event loop thread")]
+            + why.keep("list_raw_ms", found))
 
 
 def after_large(peer: Peer, bucket: str, files: dict, args, result: dict) -> None:
@@ -257,7 +258,7 @@ def after_large(peer: Peer, bucket: str, files: dict, args, result: dict) -> Non
     if _missed_high(result, "peak_rss_mb", targets):
         plan.append(("peak_rss_mb", lambda: memory_pass(peer, bucket, files["gib"], args.gib_mib, result)))
     if _missed_high(result, "list_raw_ms", targets):
-        plan.append(("list_raw_ms", lambda: listing_pass(peer, bucket, args.keys)))
+        plan.append(("list_raw_ms", lambda: listing_pass(peer, bucket, args.keys, why)))
     for key, run in plan:
         try:
             why.add(key, run())
