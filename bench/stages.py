@@ -44,7 +44,7 @@ S3_STAGES: list[Stage] = [
     ("routing / request decoding", r"^gateway/(dispatch|app|context|services|registry|connections|"
                                    r"connection_limits|leader|accounts)\.py|"
                                    r"^gateway/protocols/\w+\.py:decode|^urllib/parse\.py"),
-    ("XML / response encoding", r"^gateway/protocols/"),
+    ("XML / response encoding", r"^gateway/protocols/|^<xml"),
     ("gateway (other)", r"^gateway/"),
     ("aiohttp / HTTP", r"^aiohttp/|^multidict/|^yarl/|^http/"),
     ("event loop", r"^asyncio/|uvloop"),
@@ -52,7 +52,7 @@ S3_STAGES: list[Stage] = [
 
 # An EC2 query (DescribeInstances, RunInstances): the handler's own parts first.
 EC2_STAGES: list[Stage] = [
-    ("XML encoding", r"^gateway/protocols/|^xml/|ElementTree|^lxml/"),
+    ("XML encoding", r"^gateway/protocols/|^<xml|^xml/|ElementTree|^lxml/"),
     ("tags", r"^ec2_api/(tag_store|tags)\.py|^ec2_api/\w+\.py:\w*tag"),
     ("network details", r"^ec2_api/(instance_network|network_\w+|interface_hotplug|subnets|vpcs?|"
                         r"security_group\w*|addresses|imds_network)\.py"),

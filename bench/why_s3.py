@@ -160,41 +160,59 @@ def _rollup(pid: int) -> dict[str, int]:
 
 
 IMPORT_COSTS = r"""
-import json, os, sys, sysconfig, tracemalloc
-tracemalloc.start(40)
-try:
-    from gateway import workers
-    workers._preload()
-except Exception:
-    from gateway import app
+import builtins, json, os, sys, sysconfig
+PAGE = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * PAGE
 stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
 repo = os.path.realpath(sys.argv[1])
-groups = {}
-for stat in tracemalloc.take_snapshot().statistics("traceback"):
-    where = "interpreter / standard library"
-    for frame in reversed(stat.traceback):       # the innermost frame first
-        path = os.path.realpath(frame.filename)
-        if frame.filename.startswith("<") or path.startswith(stdlib + os.sep) and "site-packages" not in path:
-            continue
+start = rss()
+sizes, seen, stack = {}, set(), []
+original = builtins.__import__
+def tracked(name, globals=None, locals=None, fromlist=(), level=0):
+    top = name.partition(".")[0] if level == 0 else ""
+    if not top or top in sys.modules or top in seen:
+        return original(name, globals, locals, fromlist, level)
+    seen.add(top)
+    before = rss()
+    stack.append(0)
+    try:
+        return original(name, globals, locals, fromlist, level)
+    finally:
+        nested = stack.pop()
+        grown = rss() - before
+        path = os.path.realpath(getattr(sys.modules.get(top), "__file__", None) or "")
         if "site-packages" + os.sep in path:
-            where = path.split("site-packages" + os.sep, 1)[1].split(os.sep)[0].split(".")[0]
+            group = top
         elif path.startswith(repo + os.sep):
-            where = "nimbo: " + path[len(repo) + 1:].split(os.sep)[0]
+            group = "nimbo's modules"
         else:
-            where = os.path.basename(path)
-        break
-    groups[where] = groups.get(where, 0) + stat.size
-rss = 0
-for line in open("/proc/self/status"):
-    if line.startswith("VmRSS:"):
-        rss = int(line.split()[1]) * 1024
-print(json.dumps({"groups": groups, "rss": rss, "traced": tracemalloc.get_traced_memory()[0]}))
+            group = "standard library"
+        sizes[group] = sizes.get(group, 0) + grown - nested
+        if stack:
+            stack[-1] += grown
+builtins.__import__ = tracked
+try:
+    from gateway import workers
+    preload = workers._preload
+except (ImportError, AttributeError):
+    def preload():
+        from gateway import app
+preload()
+builtins.__import__ = original
+total = rss()
+print(json.dumps({"start": start, "rss": total, "imports": sizes,
+                  "other": total - start - sum(sizes.values())}))
 """
 
 
-def import_costs(timeout: float = 120) -> dict:
-    """What importing the application costs (a fresh interpreter, the workers' preload, under
-    tracemalloc): traced bytes by the package whose code allocated them, and the RSS after."""
+def import_costs(timeout: float = 60) -> dict:
+    """What the application's start costs in memory: a fresh interpreter runs the workers'
+    preload (``gateway.workers._preload``, else ``import gateway.app``), noting the RSS growth of
+    each top-level package's first import (third-party packages by name, the standard library
+    and Nimbo's modules together; an import nested in another counts for itself only), and
+    what the preload grew by beyond its imports. A few seconds: no tracing."""
     out = subprocess.run([sys.executable, "-c", IMPORT_COSTS, REPO], cwd=REPO, capture_output=True,
                          text=True, timeout=timeout, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -225,10 +243,11 @@ def memory_pass(peer: Peer, bucket: str, source: str, size_mib: int, result: dic
                         if top else ""))
     try:
         costs = import_costs()
-        groups = sorted(costs["groups"].items(), key=lambda kv: -kv[1])[:5]
-        lines.append(f"idle contents: a fresh interpreter importing the application (the workers' preload) "
-                     f"reaches {costs['rss'] / MB:,.0f} MB RSS, {costs['traced'] / MB:,.0f} MB of it Python "
-                     f"allocations by package: " + " · ".join(f"{name} {size / MB:.1f} MB" for name, size in groups))
+        groups = sorted(costs["imports"].items(), key=lambda kv: -kv[1])[:6]
+        lines.append(f"idle contents: a fresh interpreter ({costs['start'] / MB:,.0f} MB) running the workers' "
+                     f"preload reaches {costs['rss'] / MB:,.0f} MB RSS; its growth by first import: "
+                     + " · ".join(f"{name} {size / MB:.1f} MB" for name, size in groups)
+                     + f"; beyond the imports {costs['other'] / MB:.1f} MB")
     except (subprocess.SubprocessError, OSError, ValueError, KeyError) as exc:
         lines.append(f"(the import-cost measure failed: {exc})")
     return lines
@@ -239,7 +258,7 @@ def memory_pass(peer: Peer, bucket: str, source: str, size_mib: int, result: dic
 def listing_pass(peer: Peer, bucket: str, keys: int, why: Why) -> list[str]:
     found = profile_pass(peer, lambda: s3bench.listing_raw(peer, bucket, keys))
     pages = max(1, -(-keys // 1000))
-    lines = [f"one profiled listing ({pages} pages): server CPU {found.cpu.server / pages * 1e3:,.1f} ms/page "
+    lines = [f"one profiled listing ({pages} page{'s' if pages > 1 else ''}): server CPU {found.cpu.server / pages * 1e3:,.1f} ms/page "
              f"(profiler on)"]
     return (lines + ["  " + line for line in stage_lines(found, stages.S3_STAGES, "event loop thread")]
             + why.keep("list_raw_ms", found))
