@@ -12,10 +12,8 @@ import json
 import os
 import pstats
 import resource
-import shutil
 import signal
 import socket
-import tempfile
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -178,11 +176,3 @@ def profile_pass(peer: Peer, workload: Callable[[], None], *, profile: bool = Tr
             else:
                 found.stats.add(prof)
     return found
-
-
-def make_probe_dir() -> str:
-    return tempfile.mkdtemp(prefix="bench-probe-")
-
-
-def remove_probe_dir(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
