@@ -45,6 +45,7 @@ class Peer:
     workdir: str
     cleanup_dirs: list[str] = field(default_factory=list)
     repo: str = REPO    # the checkout a Nimbo peer runs from
+    probe_dir: str = ""  # where bench.probe (started with probe=True) writes its profiles
 
     @property
     def pid(self) -> int:
@@ -127,8 +128,11 @@ class Peer:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def start_nimbo(extra_args: tuple[str, ...] = (), repo: str = REPO, name: str = "nimbo") -> Peer:
-    """``nimbo serve`` of the tree at ``repo`` (another checkout makes a before/after pair)."""
+def start_nimbo(extra_args: tuple[str, ...] = (), repo: str = REPO, name: str = "nimbo",
+                probe: bool = False) -> Peer:
+    """``nimbo serve`` of the tree at ``repo`` (another checkout makes a before/after pair).
+    ``probe``: through ``bench.probe`` (this tree's), whose profiler ``bench.profile_pass``
+    switches on and off by signal for ``--why``; off, it costs nothing."""
     workdir = tempfile.mkdtemp(prefix="bench-nimbo-")
     port = free_port()
     log = open(os.path.join(workdir, "server.log"), "wb")
@@ -136,22 +140,29 @@ def start_nimbo(extra_args: tuple[str, ...] = (), repo: str = REPO, name: str = 
     # when it stops (read it with `python -m pstats FILE`).
     profile = os.environ.get("NIMBO_BENCH_PROFILE")
     prefix = ["-m", "cProfile", "-o", profile] if profile else []
+    env = dict(os.environ)
+    probe_dir = ""
+    if probe and not profile and os.path.samefile(repo, REPO):   # the probe is this tree's
+        probe_dir = os.path.join(workdir, "probe")
+        os.mkdir(probe_dir)
+        env["NIMBO_BENCH_PROBE_DIR"] = probe_dir
+    module = "bench.probe" if probe_dir else "gateway.cli"
     process = subprocess.Popen(
-        [sys.executable, *prefix, "-m", "gateway.cli", "serve", "--port", str(port), "--data-dir",
+        [sys.executable, *prefix, "-m", module, "serve", "--port", str(port), "--data-dir",
          os.path.join(workdir, "data"), "--log-level", "WARNING", *extra_args],
-        cwd=repo, stdout=log, stderr=subprocess.STDOUT)
+        cwd=repo, stdout=log, stderr=subprocess.STDOUT, env=env)
     _wait_port(port, process)
     while not os.path.exists(os.path.join(workdir, "data", "endpoint")):
         time.sleep(0.05)
     out = subprocess.run([sys.executable, "-m", "gateway.cli", "credentials", "--data-dir",
                           os.path.join(workdir, "data")], cwd=repo, capture_output=True, text=True,
                          check=True).stdout
-    env = {}
+    keys = {}
     for line in out.splitlines():
         var, _, value = line.removeprefix("export ").partition("=")
-        env[var] = shlex.split(value)[0]
-    return Peer(name, f"http://127.0.0.1:{port}", env["AWS_ACCESS_KEY_ID"],
-                env["AWS_SECRET_ACCESS_KEY"], process, workdir, [workdir], repo)
+        keys[var] = shlex.split(value)[0]
+    return Peer(name, f"http://127.0.0.1:{port}", keys["AWS_ACCESS_KEY_ID"],
+                keys["AWS_SECRET_ACCESS_KEY"], process, workdir, [workdir], repo, probe_dir)
 
 
 def start_moto() -> Peer:

@@ -45,8 +45,13 @@ import botocore.config
 from bench.peers import (Peer, moto_installed, s3rver_binary, start_moto, start_nimbo, start_null,
                          start_s3rver)
 from bench.table import Row, at_least, at_most, ratio_to, render
+from bench.why import Why, explain
 
 SMALL = 4096
+# The targets of issue 12, by row key; ``--test-target KEY=VALUE`` replaces one (for tests).
+TARGETS = {"get_ops": 12000, "put_ops": 5000, "put_mbps": 650, "get_mbps": 3000, "peak_rss_mb": 100,
+           "list_raw_ms": 50}
+last_run: dict[str, float] = {}     # the latest wrk run's requests, errors and seconds
 
 
 def client(peer: Peer, signature_version: str | None = None):
@@ -82,6 +87,7 @@ def wrk(peer: Peer, lua: str, urls: list[str], duration: int, connections: int =
             seconds /= 1000
         bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
         errors = int(bad.group(1)) if bad else 0
+        last_run.update(requests=total, errors=errors, seconds=seconds)
         return (total - errors) / seconds
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -110,7 +116,10 @@ end
 """ % SMALL
 
 
-def small_ops(peer: Peer, bucket: str, duration: int, connections: int = 16) -> tuple[float, float]:
+def small_ops(peer: Peer, bucket: str, duration: int, connections: int = 16, why=None,
+              urls: dict | None = None) -> tuple[float, float]:
+    """(GET, PUT) req/s; with ``why`` (a ``bench.why.Why``) the CPU each run took is recorded;
+    ``urls`` receives the presigned URLs (for a profile pass of the same workload)."""
     s3 = client(peer)
     keys = [f"small/{n:05d}" for n in range(200)]
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
@@ -119,8 +128,18 @@ def small_ops(peer: Peer, bucket: str, duration: int, connections: int = 16) -> 
                 for k in keys]
     put_urls = [s3.generate_presigned_url("put_object", {"Bucket": bucket, "Key": f"put/{n:06d}"},
                                           ExpiresIn=3600) for n in range(20000)]
-    return (wrk(peer, LUA_GET, get_urls, duration, connections),
-            wrk(peer, LUA_PUT, put_urls, duration, connections))
+    if urls is not None:
+        urls.update(get=get_urls, put=put_urls)
+    rates = []
+    for workload, lua, batch in (("get", LUA_GET, get_urls), ("put", LUA_PUT, put_urls)):
+        if why is None or not why.enabled:
+            rates.append(wrk(peer, lua, batch, duration, connections))
+            continue
+        from bench.profile_pass import cpu_window  # noqa: PLC0415
+        with cpu_window(peer) as window:
+            rates.append(wrk(peer, lua, batch, duration, connections))
+        why.record_load(peer.name, workload, window, int(last_run.get("requests", 0)))
+    return rates[0], rates[1]
 
 
 def large_transfer(peer: Peer, bucket: str, source: str, size: int, rounds: int = 3
@@ -253,8 +272,14 @@ def measure(peer: Peer, args, files: dict[str, str], small_only: bool = False,
     bucket = "bench-" + peer.name
     s3.create_bucket(Bucket=bucket)
     result = {} if result is None else result
-    result["get_ops"], result["put_ops"] = small_ops(peer, bucket, args.duration, args.connections)
-    if small_only:
+    urls: dict = {}
+    result["get_ops"], result["put_ops"] = small_ops(peer, bucket, args.duration, args.connections,
+                                                     args.why_data, urls)
+    probed = bool(peer.probe_dir) and args.why_data.enabled
+    from bench import why_s3  # noqa: PLC0415 (it uses this module's load generators)
+    if small_only or args.small_only:
+        if probed:
+            why_s3.after_small(peer, bucket, urls, args, result)
         return result
     result["disk_mbps"] = disk_write(peer.workdir, args.large_mib << 20)
     result["put_mbps"], result["get_mbps"] = large_transfer(peer, bucket, files["large"],
@@ -264,6 +289,9 @@ def measure(peer: Peer, args, files: dict[str, str], small_only: bool = False,
     fill_for_listing(peer, bucket, args.keys)
     result["list_raw_ms"] = min(listing_raw(peer, bucket, args.keys) for _ in range(3)) * 1000
     result["list_ms"] = listing(peer, bucket, args.keys) * 1000
+    if probed:
+        why_s3.after_small(peer, bucket, urls, args, result)
+        why_s3.after_large(peer, bucket, files, args, result)
     return result
 
 
@@ -272,20 +300,30 @@ def rows(results: dict[str, dict[str, float]], args) -> list[Row]:
     def figures(key: str) -> dict[str, float | None]:
         return {name: r.get(key) for name, r in results.items()}
     big = f"{args.large_mib} MiB"
-    return [
+    t = args.targets
+    small = [
         Row(f"4 KiB GET req/s ({args.connections} conns)", figures("get_ops"),
-            [at_least(12000), ratio_to("s3rver", 4), ratio_to("moto", 20), ratio_to("null", 0.45)]),
+            [at_least(t["get_ops"]), ratio_to("s3rver", 4), ratio_to("moto", 20), ratio_to("null", 0.45)],
+            key="get_ops"),
         Row(f"4 KiB PUT req/s, durable ({args.connections} conns)", figures("put_ops"),
-            [at_least(5000), ratio_to("null", 0.45)]),
-        Row(f"{big} PUT MB/s (median of {args.large_rounds})", figures("put_mbps"), [at_least(650)]),
+            [at_least(t["put_ops"]), ratio_to("null", 0.45)], key="put_ops"),
+    ]
+    if args.small_only:
+        return small
+    return small + [
+        Row(f"{big} PUT MB/s (median of {args.large_rounds})", figures("put_mbps"), [at_least(t["put_mbps"])],
+            key="put_mbps"),
         Row(f"{big} write+fsync on the data disk (dd), MB/s", figures("disk_mbps"), []),
         Row(f"{big} PUT as % of the disk's write+fsync", {
             name: (r["put_mbps"] / r["disk_mbps"] * 100 if r.get("put_mbps") and r.get("disk_mbps")
                    else None) for name, r in results.items()}, []),
-        Row(f"{big} GET MB/s (median of {args.large_rounds})", figures("get_mbps"), [at_least(3000)]),
-        Row(f"peak RSS in a {args.gib_mib} MiB upload, MB", figures("peak_rss_mb"), [at_most(100)]),
+        Row(f"{big} GET MB/s (median of {args.large_rounds})", figures("get_mbps"), [at_least(t["get_mbps"])],
+            key="get_mbps"),
+        Row(f"peak RSS in a {args.gib_mib} MiB upload, MB", figures("peak_rss_mb"), [at_most(t["peak_rss_mb"])],
+            key="peak_rss_mb"),
         Row(f"peak PSS in a {args.gib_mib} MiB upload, MB (shared pages split)", figures("peak_pss_mb"), []),
-        Row(f"ListObjectsV2 {args.keys:,} keys (HTTP), ms", figures("list_raw_ms"), [at_most(50)]),
+        Row(f"ListObjectsV2 {args.keys:,} keys (HTTP), ms", figures("list_raw_ms"), [at_most(t["list_raw_ms"])],
+            key="list_raw_ms"),
         Row(f"ListObjectsV2 {args.keys:,} keys (boto3), ms", figures("list_ms"), []),
     ]
 
@@ -293,7 +331,7 @@ def rows(results: dict[str, dict[str, float]], args) -> list[Row]:
 def peers_wanted(args) -> list:
     """(start, small_only) of each server to measure, Nimbo first; peers not installed are left
     out with a note."""
-    plan: list = [(start_nimbo, False)]
+    plan: list = [(lambda: start_nimbo(probe=args.why_data.enabled), False)]
     if args.baseline:
         plan.append((lambda: start_nimbo(repo=args.baseline, name="base"), False))
     wanted = [p for p in args.peers.split(",") if p]
@@ -322,12 +360,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peers", default="null,s3rver,moto", help="peers to run beside Nimbo")
     parser.add_argument("--baseline", help="another checkout of Nimbo to measure beside this one")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--small-only", action="store_true",
+                        help="S3: the 4 KiB GET and PUT rows only (no big objects, RSS, listing)")
+    parser.add_argument("--why", dest="why", action="store_true", default=True,
+                        help="after the table, where Nimbo's time goes for each missed target, measured "
+                             "in this run (the default; see bench.why)")
+    parser.add_argument("--no-why", dest="why", action="store_false", help="the table only")
+    parser.add_argument("--why-profiles", metavar="DIR", default="",
+                        help="keep each --why profile pass's whole profile (pstats) in DIR")
+    parser.add_argument("--test-target", action="append", default=[], metavar="KEY=VALUE",
+                        help="FOR TESTS: replace the absolute target of row KEY (get_ops, put_ops, "
+                             "put_mbps, get_mbps, peak_rss_mb, list_raw_ms, describe_page_ms, "
+                             "describe_filter_ms, run100_ms) by VALUE, e.g. to force a miss")
 
 
 def fix_arguments(args) -> None:
+    from bench.ec2 import TARGETS as EC2_TARGETS  # noqa: PLC0415
     if args.quick:
         args.duration, args.large_mib, args.gib_mib, args.keys = 3, 32, 64, 1000
     args.notes = []
+    args.targets = {**TARGETS, **EC2_TARGETS}
+    for item in getattr(args, "test_target", []):
+        key, _, value = item.partition("=")
+        if key not in args.targets or not value:
+            raise SystemExit(f"--test-target: unknown row {key!r} (one of {', '.join(args.targets)})")
+        args.targets[key] = float(value)
+    args.why_data = Why(enabled=getattr(args, "why", False),
+                        profiles_dir=getattr(args, "why_profiles", "") or "")
 
 
 def run(args) -> tuple[list[Row], list[str]]:
@@ -358,6 +417,8 @@ def main() -> None:
     fix_arguments(args)
     table, servers = run(args)
     print(render(table, servers, args.notes))
+    if args.why_data.enabled:
+        print(explain(table, args.why_data))
 
 
 if __name__ == "__main__":

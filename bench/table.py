@@ -52,6 +52,17 @@ class Row:
     figures: dict[str, float | None]
     targets: list[Target] = field(default_factory=list)
     digits: int = 0
+    key: str = ""        # the figure's name (e.g. "get_ops"): what ``--why`` explains it by
+
+
+def misses(row: Row) -> list[str]:
+    """The row's targets that Nimbo's figure misses, as printed ('>= 12,000 (45% short)')."""
+    found = []
+    for target in row.targets:
+        outcome = target.check({k: v for k, v in row.figures.items() if v is not None})
+        if outcome is not None and not outcome[0]:
+            found.append(f"{target.text}{' (' + outcome[1] + ')' if outcome[1] else ''}")
+    return found
 
 
 def render(rows: list[Row], servers: list[str], notes: list[str] = ()) -> str:
