@@ -76,17 +76,27 @@ class BlobWriter:
         self.folder = os.path.join(store.root, _folder(blob_id))
         self.tmp_path = os.path.join(self.folder, blob_id + TMP_SUFFIX)
         self.path = os.path.join(self.folder, blob_id)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        try:
-            self.fd = os.open(self.tmp_path, flags, 0o600)
-        except FileNotFoundError:       # the folder's first blob
-            store.make_folder(self.folder)
-            self.fd = os.open(self.tmp_path, flags, 0o600)
+        # The file is opened by the first write (or an empty blob's commit), not here: a writer
+        # is made on the event loop, and the folder's first blob makes the folder and fsyncs the
+        # root (milliseconds), which belongs on the store's threads with the writes.
+        self.fd = -1
+        self._opened = False
         self.size = 0
         self._written_back = 0
         self._done = False
 
+    def _open(self) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            self.fd = os.open(self.tmp_path, flags, 0o600)
+        except FileNotFoundError:       # the folder's first blob
+            self.store.make_folder(self.folder)
+            self.fd = os.open(self.tmp_path, flags, 0o600)
+        self._opened = True
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._opened:
+            self._open()
         view = memoryview(data)
         while view:
             written = os.write(self.fd, view)
@@ -96,6 +106,8 @@ class BlobWriter:
 
     def write_pieces(self, pieces: list[bytes]) -> None:
         """Append several buffers with as few system calls as possible (writev)."""
+        if not self._opened:
+            self._open()
         for first in range(0, len(pieces), _IOV_MAX):
             group = pieces[first:first + _IOV_MAX]
             total = sum(len(p) for p in group)
@@ -119,6 +131,8 @@ class BlobWriter:
 
     def commit(self) -> None:
         """fsync the data, rename into place, fsync the folder."""
+        if not self._opened:
+            self._open()     # an empty blob
         try:
             os.fsync(self.fd)
         finally:

@@ -173,3 +173,40 @@ async def test_the_plaintext_get_body_reads_cached_pages_into_unzeroed_buffers_e
         body.open()
         out = b"".join([bytes(chunk) async for chunk in body])
         assert out == data[offset:offset + length]
+
+
+async def test_a_blob_upload_touches_the_disk_only_on_the_store_threads(blobs, monkeypatch):
+    """A writer is made on the event loop; its file, and for a folder's first blob the folder and
+    the root's fsync, must be made by the first write on the store's threads, never on the loop."""
+    import threading
+    loop_thread = threading.get_ident()
+    calls: list[tuple[str, bool]] = []
+    real_open, real_fsync = os.open, os.fsync
+
+    def spy_open(path, *args, **kwargs):
+        calls.append(("open", threading.get_ident() == loop_thread))
+        return real_open(path, *args, **kwargs)
+
+    def spy_fsync(fd):
+        calls.append(("fsync", threading.get_ident() == loop_thread))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "open", spy_open)
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    data = os.urandom(payload.BLOCK + 1)
+    state = SimpleNamespace(inline_max=0, blobs=blobs)
+    stored = await payload.store(state, _Pieces(data, 65536), size=len(data), inline_ok=False,
+                                 declared=checksums.declared({}, None), seal=None)
+    monkeypatch.undo()
+    assert _read_blob(blobs, stored.blob_id) == data
+    assert ("open", False) in calls and ("fsync", False) in calls   # a folder's first blob
+    assert not [name for name, on_loop in calls if on_loop], calls
+
+
+def test_an_empty_blob_commits_and_an_unwritten_abort_leaves_nothing(blobs):
+    empty = blobs.create()
+    empty.commit()
+    assert _read_blob(blobs, empty.blob_id) == b""
+    dropped = blobs.create()
+    dropped.abort()
+    assert not os.path.exists(dropped.tmp_path) and not os.path.exists(dropped.path)
