@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from gateway import sts
+from gateway.protocols.models import service_model
 from gateway.services import PROTOCOLS, Service
 
 
@@ -17,6 +18,7 @@ def default_services() -> dict[str, Service]:
     from billing import cost_explorer, data_exports, report_definitions  # noqa: PLC0415
     import ssm_api.operations as ssm  # noqa: PLC0415
     import kms_api.operations as kms  # noqa: PLC0415
+    share_models()
     services = [
         _service("sts", sts.OPERATIONS),
         _service("ec2", ec2.OPERATIONS, getattr(ec2, "open_state", None), getattr(ec2, "close_state", None)),
@@ -28,3 +30,24 @@ def default_services() -> dict[str, Service]:
         _service("kms", kms.OPERATIONS, kms.open_state, kms.close_state),
     ]
     return {service.name: service for service in services}
+
+
+def share_models() -> None:
+    """The API packages that read a botocore model themselves (S3's router, KMS's input checks,
+    EC2's launch templates) read the gateway's (``gateway.protocols.models``): one copy of each
+    model per process, loaded on first use, instead of one more per package."""
+    from ec2_api import launch_templates  # noqa: PLC0415
+    from kms_api import operations as kms  # noqa: PLC0415
+    from s3_api import router  # noqa: PLC0415
+    router.use_models(service_model)
+    kms.use_models(service_model)
+    launch_templates.service_model = service_model
+
+
+def preload_s3() -> None:
+    """S3's model, its routing table and namespace: what every worker's first S3 request would
+    otherwise build (~40 ms), built once by the parent of the workers (``gateway.workers``)."""
+    from gateway.protocols.models import xml_namespace  # noqa: PLC0415
+    from s3_api import router  # noqa: PLC0415
+    xml_namespace(service_model("s3"))
+    router.resolve("GET", "bucket", "key", {}, {})
