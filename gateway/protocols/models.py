@@ -72,7 +72,7 @@ def service_model(name: str) -> ServiceModel:
     started = time.monotonic()
     model = ServiceModel(_loader().load_service_model(name, "service-2"), service_name=name)
     _LOADED.add(name)
-    log.debug("loaded the %s model in %.0f ms", name, (time.monotonic() - started) * 1000)
+    log.info("loaded the %s model (%.0f ms)", name, (time.monotonic() - started) * 1000)
     return model
 
 
