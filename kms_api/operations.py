@@ -39,9 +39,14 @@ def _model():
 
 
 def _wrapped(name: str, handler):
+    operation = None    # the operation's model, found by its first request
+
     @functools.wraps(handler)
     async def run(ctx: Any, params: dict) -> dict:
-        validation.check(_model().operation_model(name), params)
+        nonlocal operation
+        if operation is None:
+            operation = _model().operation_model(name)
+        validation.check(operation, params)
         meter = getattr(ctx, "meter", None)
         if meter is not None:
             meter.service = PRODUCT_CODE
