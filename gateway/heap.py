@@ -27,11 +27,12 @@ with the parent and its siblings.
 The C allocator (``limit_arenas``): glibc's malloc gives each thread that allocates its own arena,
 up to 8 per core, and a freed buffer stays in the arena it came from; a worker's threads (the
 blob store's writers and hashers, SQLite's connections) each kept megabytes of freed upload
-buffers resident (measured: +14 MB per worker after three 32 MiB PUTs and GETs). ``MALLOC_ARENAS``
-arenas per process share those buffers instead (a peak RSS in a 1 GiB upload 9 MB lower). Buffers
-are not handed back to the system per request (a lower mmap threshold would: measured 20 times
-slower to allocate a 1 MiB buffer), so no request is slower. ``NIMBO_MALLOC=default`` leaves glibc's
-settings alone; other C libraries are left alone.
+buffers resident (measured: +14 MB per worker after three 32 MiB PUTs and GETs).
+``MALLOC_ARENAS`` arenas per process share those buffers instead (bench-like runs: a worker's
+peak RSS in a 1 GiB upload 9 to 13 MB lower, e.g. 87 -> 74 MB). Buffers are not handed back to
+the system per request (a lower mmap threshold would: measured 20 times slower to allocate a
+1 MiB buffer), so no request is slower. ``NIMBO_MALLOC=default`` leaves glibc's settings alone;
+other C libraries are left alone.
 """
 from __future__ import annotations
 
