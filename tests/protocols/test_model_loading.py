@@ -93,3 +93,11 @@ def test_the_application_imports_no_session_machinery_nor_postgres_driver():
                          check=True, timeout=120).stdout.split("\n")
     assert out[0] == "[]"
     assert out[1] == "['s3']"       # S3's, preloaded; no other service's until it is asked for
+
+
+def test_json_target_prefixes_are_the_models():
+    """An unsigned JSON request finds its service without loading any model."""
+    from gateway.services import JSON_TARGET_PREFIXES
+    json_services = {name: model for name, (model, protocol) in PROTOCOLS.items() if protocol == "json"}
+    assert JSON_TARGET_PREFIXES == {models.service_model(model).metadata["targetPrefix"]: name
+                                    for name, model in json_services.items()}
