@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -43,6 +44,33 @@ def accepted_regions(service: str, served: list[str]) -> tuple[str, ...]:
     return AnyRegion(served) if service in GLOBAL_SERVICES else tuple(served)
 
 
+class DeferredOperations(Mapping):
+    """A service's operations, imported by their first use (``load``): the API package of a
+    service that only the leader serves (EC2) is not in the memory of the workers that relay it
+    (``gateway.leader``), nor in their parent's."""
+
+    def __init__(self, load: Callable[[], dict[str, Handler]]) -> None:
+        self._load = load
+        self._operations: dict[str, Handler] | None = None
+
+    def load(self) -> dict[str, Handler]:
+        if self._operations is None:
+            self._operations = self._load()
+        return self._operations
+
+    def __getitem__(self, name: str) -> Handler:
+        return self.load()[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.load().get(name, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.load())
+
+    def __len__(self) -> int:
+        return len(self.load())
+
+
 @dataclass
 class Service:
     """One AWS service as Nimbo serves it."""
@@ -50,9 +78,14 @@ class Service:
     name: str                       # the signing name: s3, ec2, sts, ce, cur
     model: str                      # botocore's service model name
     protocol: str                   # ec2, query, rest-xml, json
-    operations: dict[str, Handler] = field(default_factory=dict)
+    operations: Mapping[str, Handler] = field(default_factory=dict)
     open_state: Callable[[Any], Awaitable[Any]] | None = None
     close_state: Callable[[Any], Awaitable[None]] | None = None
+
+    def load_operations(self) -> None:
+        """Deferred operations imported now, and kept as the plain dict they are."""
+        if isinstance(self.operations, DeferredOperations):
+            self.operations = self.operations.load()
 
 
 def protocol_of(service: str) -> str:

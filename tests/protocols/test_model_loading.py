@@ -2,7 +2,8 @@
 member, trait and constraint of botocore's own model, without the documentation strings and in
 plain dicts; one copy per process, shared with the API packages that read a model themselves;
 and a server process that imports the application imports neither botocore's session machinery
-nor PostgreSQL's driver (what a worker does not use is not in its memory)."""
+nor PostgreSQL's driver, nor EC2's package, which only the leader imports (what a worker does
+not use is not in its memory)."""
 from __future__ import annotations
 
 import subprocess
@@ -78,7 +79,7 @@ def test_the_api_packages_read_the_gateways_model():
     from gateway.registry import default_services
     from kms_api import operations as kms
     from s3_api import router
-    default_services()
+    default_services()["ec2"].load_operations()     # EC2's package: imported by its first use
     assert router._model() is models.service_model("s3")
     assert kms._model() is models.service_model("kms")
     assert launch_templates._model() is models.service_model("ec2")
@@ -87,7 +88,8 @@ def test_the_api_packages_read_the_gateways_model():
 def test_the_application_imports_no_session_machinery_nor_postgres_driver():
     code = ("import sys; import gateway.app; from gateway.registry import default_services, preload_s3;"
             " default_services(); preload_s3();"
-            " print(sorted(m for m in ('botocore.session', 'psycopg', 'storage.postgres') if m in sys.modules));"
+            " print(sorted(m for m in ('botocore.session', 'psycopg', 'storage.postgres', 'ec2_api')"
+            " if m in sys.modules));"
             " from gateway.protocols.models import loaded_models; print(loaded_models())")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          check=True, timeout=120).stdout.split("\n")
