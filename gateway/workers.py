@@ -287,13 +287,14 @@ class Supervisor:
 
 
 def _preload() -> None:
-    """Import the application's modules once, here, so that every worker (and a replacement, or a
-    worker taking over as the leader) starts without importing them again (fork shares them),
-    and load what every worker uses: S3's model and routes (``preload_s3``). Other services'
-    models are loaded by the first request for them in a process (``gateway.protocols.models``):
-    what the parent holds is resident in every worker, needed or not. What was built is frozen out
-    of the collector (``gateway.heap.before_fork``). Imports and data only: no thread, event loop
-    or descriptor is made (a fork copies none of them)."""
+    """Import the application's modules once, here, so that every worker (and a replacement)
+    starts without importing them again (fork shares them), and load what every worker uses:
+    S3's model and routes (``preload_s3``). What only some processes use is left to them: EC2's
+    package is imported by the leader (``gateway.registry``: at its start, or when a worker takes
+    over), and a service's model by the first request for it in a process
+    (``gateway.protocols.models``); what the parent holds is resident in every worker, needed or
+    not. What was built is frozen out of the collector (``gateway.heap.before_fork``). Imports and
+    data only: no thread, event loop or descriptor is made (a fork copies none of them)."""
     try:
         from gateway import app  # noqa: F401, PLC0415
         from gateway.registry import default_services, preload_s3  # noqa: PLC0415
