@@ -76,8 +76,6 @@ log = logging.getLogger(__name__)
 WRITERS_LOCK = 0x6E696D62   # "nimb": the writers' advisory lock (see the module docstring)
 
 
-
-
 class Row(tuple):
     """A result row by position or by column name, as ``sqlite3.Row``."""
 
