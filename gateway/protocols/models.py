@@ -14,9 +14,10 @@ model's memory (measured: EC2's model held 15 MB in a process, 7 MB without them
 
 A model is loaded by the first request for its service in a process (``service_model``): a
 worker that only ever serves S3 never holds EC2's model (the largest: ~50 ms to load), and one
-that relays EC2 to the leader (``gateway.leader``) relays its bytes without decoding them. The
-models are not loaded before the workers fork (``gateway.workers``): what the parent holds is in
-every worker's resident set, needed or not.
+that relays EC2 to the leader (``gateway.leader``) relays its bytes without decoding them. Only
+S3's model, which every worker uses, is loaded by the parent before it forks the workers
+(``gateway.workers``): what the parent holds is in every worker's resident set, needed or not.
+A load is logged once per service and process (``loaded the ec2 model (45 ms)``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class ModelFileLoader(JSONFileLoader):
     """botocore's JSON file loader, parsing into plain dicts without documentation strings."""
 
     def _load_file(self, full_path: str, open_method: Any) -> Any:
+        # botocore's own method of that name, but for the hook (tests/protocols/test_model_loading
+        # compares every served model with botocore's: a change of botocore's shows there)
         if not os.path.isfile(full_path):
             return None
         with open_method(full_path, "rb") as fp:
