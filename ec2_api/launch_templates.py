@@ -84,8 +84,13 @@ _NOT_FOR_RUN = {"InstanceRequirements", "TagSpecifications"}
 _RUN_TAG_TYPES = {"instance", "volume", "network-interface"}
 
 
+service_model: Any = None   # the gateway's model loader (gateway.registry): one EC2 model per process
+
+
 @lru_cache(maxsize=1)
 def _model() -> Any:
+    if service_model is not None:
+        return service_model("ec2")
     import botocore.session  # noqa: PLC0415 (the shapes that tell request data from response data)
     return botocore.session.get_session().get_service_model("ec2")
 

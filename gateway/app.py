@@ -348,8 +348,10 @@ async def _lead(context: AppContext, services: dict[str, Service]) -> None:
         from ec2_api.network_sync import make_data_path  # noqa: PLC0415
         context.network = make_data_path(config)
     for service in services.values():
-        if service.open_state is not None and service.name in LEADER_SERVICES:
-            context.states[service.name] = await service.open_state(context)
+        if service.name in LEADER_SERVICES:
+            service.load_operations()     # the leader's services' packages (gateway.services)
+            if service.open_state is not None:
+                context.states[service.name] = await service.open_state(context)
     context.billing = await start_billing(context, deliver=report_delivery(context))
 
 

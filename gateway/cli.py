@@ -316,6 +316,8 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s"
                                f"{'[%(process)d]' if config.workers > 1 else ''}: %(message)s")
+    from gateway import heap  # noqa: PLC0415
+    heap.limit_arenas()      # before any thread: malloc arenas the workers share (gateway.heap)
     try:
         lock = data_dirs.lock_for_server(config.data_dir)
     except data_dirs.DataDirInUse as exc:

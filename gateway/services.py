@@ -1,8 +1,8 @@
 """The services one endpoint serves, and how a request is matched to one of them."""
 from __future__ import annotations
 
-import functools
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -44,6 +44,33 @@ def accepted_regions(service: str, served: list[str]) -> tuple[str, ...]:
     return AnyRegion(served) if service in GLOBAL_SERVICES else tuple(served)
 
 
+class DeferredOperations(Mapping):
+    """A service's operations, imported by their first use (``load``): the API package of a
+    service that only the leader serves (EC2) is not in the memory of the workers that relay it
+    (``gateway.leader``), nor in their parent's."""
+
+    def __init__(self, load: Callable[[], dict[str, Handler]]) -> None:
+        self._load = load
+        self._operations: dict[str, Handler] | None = None
+
+    def load(self) -> dict[str, Handler]:
+        if self._operations is None:
+            self._operations = self._load()
+        return self._operations
+
+    def __getitem__(self, name: str) -> Handler:
+        return self.load()[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.load().get(name, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.load())
+
+    def __len__(self) -> int:
+        return len(self.load())
+
+
 @dataclass
 class Service:
     """One AWS service as Nimbo serves it."""
@@ -51,9 +78,14 @@ class Service:
     name: str                       # the signing name: s3, ec2, sts, ce, cur
     model: str                      # botocore's service model name
     protocol: str                   # ec2, query, rest-xml, json
-    operations: dict[str, Handler] = field(default_factory=dict)
+    operations: Mapping[str, Handler] = field(default_factory=dict)
     open_state: Callable[[Any], Awaitable[Any]] | None = None
     close_state: Callable[[Any], Awaitable[None]] | None = None
+
+    def load_operations(self) -> None:
+        """Deferred operations imported now, and kept as the plain dict they are."""
+        if isinstance(self.operations, DeferredOperations):
+            self.operations = self.operations.load()
 
 
 def protocol_of(service: str) -> str:
@@ -81,12 +113,21 @@ def signing_service(request: web.Request) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=1)
+# The JSON services by their models' ``metadata.targetPrefix`` (the first part of X-Amz-Target):
+# named here so that an unsigned request does not load five models to be refused (a test checks
+# them against the models).
+JSON_TARGET_PREFIXES = {
+    "AWSInsightsIndexService": "ce",
+    "AWSOrigamiServiceGatewayService": "cur",
+    "AmazonSSM": "ssm",
+    "TrentService": "kms",
+    "AWSBillingAndCostManagementDataExports": "bcm-data-exports",
+}
+
+
 def json_target_services() -> dict[str, str]:
     """The JSON services by their models' ``targetPrefix`` (``TrentService`` -> kms ...)."""
-    from gateway.protocols.models import service_model  # noqa: PLC0415
-    return {service_model(model).metadata["targetPrefix"]: name
-            for name, (model, protocol) in PROTOCOLS.items() if protocol == "json"}
+    return JSON_TARGET_PREFIXES
 
 
 def unsigned_service(request: web.Request) -> str:

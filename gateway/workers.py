@@ -287,15 +287,23 @@ class Supervisor:
 
 
 def _preload() -> None:
-    """Import the application's modules once, here, so that every worker (and a replacement, or a
-    worker taking over as the leader) starts without importing them again (fork shares them).
-    Imports only: no thread, event loop or descriptor is made (a fork copies none of them)."""
+    """Import the application's modules once, here, so that every worker (and a replacement)
+    starts without importing them again (fork shares them), and load what every worker uses:
+    S3's model and routes (``preload_s3``). What only some processes use is left to them: EC2's
+    package is imported by the leader (``gateway.registry``: at its start, or when a worker takes
+    over), and a service's model by the first request for it in a process
+    (``gateway.protocols.models``); what the parent holds is resident in every worker, needed or
+    not. What was built is frozen out of the collector (``gateway.heap.before_fork``). Imports and
+    data only: no thread, event loop or descriptor is made (a fork copies none of them)."""
     try:
         from gateway import app  # noqa: F401, PLC0415
-        from gateway.registry import default_services  # noqa: PLC0415
+        from gateway.registry import default_services, preload_s3  # noqa: PLC0415
         default_services()
+        preload_s3()
     except Exception:   # noqa: BLE001 (a worker importing it will report the error itself)
         log.debug("preloading the application failed", exc_info=True)
+    from gateway import heap  # noqa: PLC0415
+    heap.before_fork()
 
 
 def _leader_pid(data_dir: str) -> int:

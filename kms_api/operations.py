@@ -15,16 +15,37 @@ SERVICE_MODEL = "kms"
 PRODUCT_CODE = "awskms"
 
 
+_service_model = None
+
+
+def use_models(service_model) -> None:
+    """Where KMS's model comes from: the gateway's loader (``gateway.registry``: one copy per
+    process, the one the codec serves with); botocore's own when none is given."""
+    global _service_model
+    if service_model is _service_model:
+        return
+    _service_model = service_model
+    _model.cache_clear()
+
+
+@functools.lru_cache(maxsize=1)
 def _model():
+    """KMS's model, loaded once per process, on the first KMS request (a session per handler
+    held 27 copies of it: ~35 MB in every process)."""
+    if _service_model is not None:
+        return _service_model(SERVICE_MODEL)
     import botocore.session   # noqa: PLC0415
     return botocore.session.get_session().get_service_model(SERVICE_MODEL)
 
 
 def _wrapped(name: str, handler):
-    operation = _model().operation_model(name)
+    operation = None    # the operation's model, found by its first request
 
     @functools.wraps(handler)
     async def run(ctx: Any, params: dict) -> dict:
+        nonlocal operation
+        if operation is None:
+            operation = _model().operation_model(name)
         validation.check(operation, params)
         meter = getattr(ctx, "meter", None)
         if meter is not None:

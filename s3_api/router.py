@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any, Callable
 
-import botocore.session
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from s3_api.errors import MethodNotAllowed, NotImplementedOperation, PreconditionFailed
@@ -59,9 +59,31 @@ def _parse_uri(uri: str) -> tuple[str, tuple[tuple[str, str | None], ...]]:
     return shape, tuple(literals)
 
 
+_service_model: Callable[[str], Any] | None = None
+
+
+def use_models(service_model: Callable[[str], Any]) -> None:
+    """Where S3's model comes from: the gateway's loader (``gateway.registry``: one copy of the
+    model per process, the one the codec serves with); botocore's own when none is given."""
+    global _service_model
+    if service_model is _service_model:
+        return
+    _service_model = service_model
+    routes.cache_clear()
+    _routing_names.cache_clear()
+    _RESOLVED.clear()
+
+
+def _model() -> Any:
+    if _service_model is not None:
+        return _service_model("s3")
+    import botocore.session  # noqa: PLC0415
+    return botocore.session.get_session().get_service_model("s3")
+
+
 @functools.lru_cache(maxsize=1)
 def routes() -> dict[tuple[str, str], list[Route]]:
-    model = botocore.session.get_session().get_service_model("s3")
+    model = _model()
     table: dict[tuple[str, str], list[Route]] = {}
     for name in model.operation_names:
         if name in _EXCLUDED:

@@ -16,10 +16,7 @@ from __future__ import annotations
 import os
 import urllib.parse
 
-import psycopg
-
 from storage.db import Database
-from storage.postgres import PostgresDatabase, is_postgres_url
 
 DATABASE_FILE = "nimbo.db"
 
@@ -37,10 +34,16 @@ def without_password(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
+def is_postgres_url(target: str | None) -> bool:
+    return bool(target) and target.startswith(("postgresql://", "postgres://"))
+
+
 async def open_metadata(metadata: str | None, data_dir: str):
     """The metadata database: ``metadata`` (a PostgreSQL URL) if given, else the data
     directory's SQLite file."""
     if is_postgres_url(metadata):
+        import psycopg  # noqa: PLC0415 (PostgreSQL's driver: ~5 MB a process that uses SQLite never needs)
+        from storage.postgres import PostgresDatabase  # noqa: PLC0415
         try:
             return await PostgresDatabase.open(metadata)
         except psycopg.OperationalError as exc:   # unreachable, refused, not authenticated

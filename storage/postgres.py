@@ -67,16 +67,13 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import Loader
 from psycopg.types.numeric import Int8Dumper
 
+from storage.metadata import is_postgres_url  # noqa: F401 (named here too, as before)
 from storage.space import SpaceAware, SpaceGuard
 from storage.sql_dialect import to_postgres
 
 log = logging.getLogger(__name__)
 
 WRITERS_LOCK = 0x6E696D62   # "nimb": the writers' advisory lock (see the module docstring)
-
-
-def is_postgres_url(target: str | None) -> bool:
-    return bool(target) and target.startswith(("postgresql://", "postgres://"))
 
 
 class Row(tuple):
