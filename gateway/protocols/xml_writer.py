@@ -163,9 +163,10 @@ def _generated_structure(compiler: WriterCompiler, shape, name: str, head: str) 
     """A structure writer as one generated function. Its members are written in line: strings,
     integers, booleans and timestamps as their text, and nested structures and lists (a
     structure's members, a list's loop) as code of the same function, so that a wide shape such
-    as EC2's Instance (60 members, a dozen nested structures and lists) is one call, not one per
-    structure and list. Maps, structures with xmlAttribute members, recursive shapes and what is
-    deeper than ``_INLINE_DEPTH`` are written by their own writers, called."""
+    as EC2's Instance (60 members, a dozen nested structures and lists) is one call per instance,
+    not one per structure and list. A list's structure items, maps, structures with xmlAttribute
+    members, recursive shapes and what is deeper than ``_INLINE_DEPTH`` are written by their own
+    (memoized) writers, called."""
     generator = _Generator(compiler)
     body = generator.structure(shape, name, head, 'value', '    ', 0, (shape.name,))
     lines = ['def write_structure(out, value):', '    append = out.append', *body]
@@ -216,11 +217,14 @@ class _Generator:
                   f'{indent}    append({close})']
         return lines
 
-    def value(self, shape, name: str, var: str, indent: str, depth: int, stack: tuple) -> list[str]:
-        """Lines writing the member value ``var`` (not None) of ``shape`` as element(s) ``name``."""
+    def value(self, shape, name: str, var: str, indent: str, depth: int, stack: tuple,
+              item: bool = False) -> list[str]:
+        """Lines writing the member value ``var`` (not None) of ``shape`` as element(s) ``name``;
+        ``item``: a list's item, whose structure is written by its own (shared) writer, so that
+        the code of a shape listed in many answers (an EC2 Instance) is made once, not in each."""
         type_name = shape.type_name
         nested = depth + 1 < _INLINE_DEPTH and self.lines < _INLINE_LINES
-        if type_name == 'structure' and nested and shape.name not in stack and not any(
+        if type_name == 'structure' and nested and not item and shape.name not in stack and not any(
                 member.serialization.get('xmlAttribute') for _, member in body_members(shape)):
             return self.structure(shape, name, attrs_text(namespace_attrs(shape)), var, indent, depth + 1,
                                   stack + (shape.name,))
@@ -230,7 +234,8 @@ class _Generator:
             self.lines += 9
             if shape.serialization.get('flattened'):
                 return [f'{indent}for {entry} in {var}:', f'{indent}    if {entry} is not None:',
-                        *self.value(member, name, entry, indent + '        ', depth + 1, stack + (shape.name,))]
+                        *self.value(member, name, entry, indent + '        ', depth + 1, stack + (shape.name,),
+                                    True)]
             at = f'l{depth}'
             item_name = member.serialization.get('name', self.compiler.list_member)
             empty, opened, close = self.const(f'<{name}/>'), self.const(f'<{name}>'), self.const(f'</{name}>')
@@ -238,7 +243,8 @@ class _Generator:
                     f'{indent}append({opened})',
                     f'{indent}for {entry} in {var}:',
                     f'{indent}    if {entry} is not None:',
-                    *self.value(member, item_name, entry, indent + '        ', depth + 1, stack + (shape.name,)),
+                    *self.value(member, item_name, entry, indent + '        ', depth + 1, stack + (shape.name,),
+                                True),
                     f'{indent}if len(out) == {at} + 1:',
                     f'{indent}    out[{at}] = {empty}',
                     f'{indent}else:',
