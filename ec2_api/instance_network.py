@@ -230,63 +230,120 @@ async def _secondary(tx: Any, subnet: Any, spec: dict, taken: list[str]) -> list
 
 # -- DescribeInstances --------------------------------------------------------------------------------
 
+_CHUNK = 1000    # instance ids bound in one query
+
+
+async def interfaces_of(db: Any, instance_ids: list[str]) -> dict[str, dict]:
+    """{instance id: the members of its description that its interfaces give} (``NetworkInterfaces``,
+    ``SourceDestCheck``, ``SecurityGroups``; ``PublicIpAddress`` and ``PublicDnsName`` when the
+    primary interface's address has a public one), for the instances that have interfaces.
+
+    Three queries whatever the number of instances (a chunk of ``_CHUNK`` ids each): the
+    interfaces with their VPC's DNS hostnames setting, their private addresses with the public
+    address associated to each, and their security groups."""
+    out: dict[str, dict] = {}
+    for start in range(0, len(instance_ids), _CHUNK):
+        chunk = instance_ids[start:start + _CHUNK]
+        if chunk:
+            await _interfaces_chunk(db, chunk, out)
+    return out
+
+
+async def _interfaces_chunk(db: Any, instance_ids: list[str], out: dict[str, dict]) -> None:
+    marks = ",".join("?" * len(instance_ids))
+    enis = await db.fetchall(
+        "SELECT i.instance_id, i.network_interface_id, i.account_id, i.region, i.vpc_id, i.subnet_id, i.mac,"
+        " i.description, i.source_dest_check, i.interface_type, i.device_index, i.attachment_id,"
+        " i.attach_time_us, i.delete_on_termination, v.enable_dns_hostnames FROM net_interfaces i"
+        " LEFT JOIN net_vpc_settings v ON v.vpc_id = i.vpc_id"
+        f" WHERE i.instance_id IN ({marks}) ORDER BY i.device_index", instance_ids)
+    if not enis:
+        return
+    # eni id -> [(private ip, primary, public address or None)], primary first, then by address
+    addresses: dict[str, list] = {}
+    for row in await db.fetchall(
+            "SELECT a.network_interface_id, a.private_ip, a.is_primary, p.public_ip, p.kind, p.account_id"
+            " FROM net_interfaces i JOIN net_interface_addresses a ON a.network_interface_id ="
+            " i.network_interface_id LEFT JOIN net_addresses p ON p.network_interface_id ="
+            f" a.network_interface_id AND p.private_ip = a.private_ip WHERE i.instance_id IN ({marks})"
+            " ORDER BY a.network_interface_id, a.is_primary DESC, a.private_ip", instance_ids):
+        listed = addresses.setdefault(row[0], [])
+        entry = (row[1], bool(row[2]), row[3] and (row[3], "amazon" if row[4] == "auto" else row[5]))
+        if listed and listed[-1][0] == row[1]:    # two public rows for one address: the last
+            listed[-1] = entry
+        else:
+            listed.append(entry)
+    groups: dict[str, list] = {}
+    shared: dict[tuple, dict] = {}    # a page's interfaces share a few groups: one dict each
+    for row in await db.fetchall(
+            "SELECT g.network_interface_id, g.group_id, s.group_name FROM net_interfaces i JOIN"
+            " net_interface_groups g ON g.network_interface_id = i.network_interface_id JOIN ec2_security_groups s"
+            f" ON s.group_id = g.group_id WHERE i.instance_id IN ({marks}) ORDER BY g.position", instance_ids):
+        key = (row[1], row[2])
+        group = shared.get(key)
+        if group is None:
+            group = shared[key] = {"GroupId": row[1], "GroupName": row[2]}
+        groups.setdefault(row[0], []).append(group)
+    for row in enis:
+        eni_id = row[1]
+        interface = _instance_interface(row, addresses.get(eni_id) or [], groups.get(eni_id) or [])
+        described = out.get(row[0])
+        if described is not None:     # a secondary interface: after the primary (device index order)
+            described["NetworkInterfaces"].append(interface)
+            continue
+        described = out[row[0]] = {"NetworkInterfaces": [interface],
+                                   "SourceDestCheck": interface["SourceDestCheck"],
+                                   "SecurityGroups": interface["Groups"]}
+        association = interface.get("Association")
+        if association is not None:
+            public = association["PublicIp"]
+            described["PublicIpAddress"] = public
+            # the VPC's DNS hostnames setting (on when the VPC has no settings row)
+            described["PublicDnsName"] = association["PublicDnsName"] if row[14] is None or row[14] else ""
+
+
 async def decorate(db: Any, items: list[dict]) -> None:
     """Replace the rendered instances' network part with what the interfaces say."""
     live = [i for i in items if i.get("NetworkInterfaces")]
     if not live:
         return
-    marks = ",".join("?" * len(live))
-    rows = await db.fetchall(f"SELECT * FROM net_interfaces WHERE instance_id IN ({marks}) ORDER BY device_index",
-                             [i["InstanceId"] for i in live])
-    if not rows:
-        return
-    details = await interface_details(db, rows)
-    vpc_ids = sorted({r["vpc_id"] for r in rows})    # a page's interfaces share a few VPCs
-    hostnames = {r["vpc_id"]: bool(r["enable_dns_hostnames"]) for r in await db.fetchall(
-        f"SELECT vpc_id, enable_dns_hostnames FROM net_vpc_settings WHERE vpc_id IN ({','.join('?' * len(vpc_ids))})",
-        vpc_ids)}
-    by_instance: dict[str, list] = {}
-    for row in rows:
-        by_instance.setdefault(row["instance_id"], []).append(row)
+    found = await interfaces_of(db, [i["InstanceId"] for i in live])
     for item in live:
-        enis = by_instance.get(item["InstanceId"])
-        if not enis:
-            continue
-        region = enis[0]["region"]
-        rendered = [_instance_interface(r, details[r["network_interface_id"]], region) for r in enis]
-        item["NetworkInterfaces"] = rendered
-        primary = rendered[0]
-        item["SourceDestCheck"] = primary["SourceDestCheck"]
-        item["SecurityGroups"] = primary["Groups"]
-        public = (primary.get("Association") or {}).get("PublicIp")
+        described = found.get(item["InstanceId"])
+        if described is not None:
+            item.update(described)
+
+
+def _instance_interface(row: Any, addresses: list, groups: list[dict]) -> dict:
+    """One interface of DescribeInstances from a row of ``_interfaces_chunk``'s first query and
+    its addresses ((private ip, primary, (public ip, owner) or None), primary first)."""
+    region = row[3]
+    primary = addresses[0][0] if addresses else None
+    primary_dns = hostname_of(primary, region)
+    listed = []
+    association = None
+    for private_ip, is_primary, public in addresses:
+        address = {"Primary": is_primary, "PrivateDnsName": primary_dns if private_ip == primary else
+                   hostname_of(private_ip, region), "PrivateIpAddress": private_ip}
         if public:
-            item["PublicIpAddress"] = public
-            item["PublicDnsName"] = public_dns(public, region) if hostnames.get(enis[0]["vpc_id"], True) else ""
-
-
-def _instance_interface(row: Any, details: dict, region: str) -> dict:
-    primary = details["addresses"][0]["private_ip"] if details["addresses"] else None
-
-    def association(address: str) -> dict:
-        public = details["public"].get(address)
-        if public is None:
-            return {}
-        return {"Association": {"IpOwnerId": "amazon" if public["kind"] == "auto" else public["account_id"],
-                                "PublicDnsName": public_dns(public["public_ip"], region),
-                                "PublicIp": public["public_ip"]}}
-    return {
-        "Attachment": {"AttachTime": from_us(row["attach_time_us"]), "AttachmentId": row["attachment_id"],
-                       "DeleteOnTermination": bool(row["delete_on_termination"]), "DeviceIndex": row["device_index"],
+            address["Association"] = {"IpOwnerId": public[1], "PublicDnsName": public_dns(public[0], region),
+                                      "PublicIp": public[0]}
+            if private_ip == primary:
+                association = address["Association"]
+        listed.append(address)
+    item = {
+        "Attachment": {"AttachTime": from_us(row[12]), "AttachmentId": row[11],
+                       "DeleteOnTermination": bool(row[13]), "DeviceIndex": row[10],
                        "Status": "attached", "NetworkCardIndex": 0},
-        "Description": row["description"], "Groups": details["groups"], "Ipv6Addresses": [],
-        "MacAddress": row["mac"], "NetworkInterfaceId": row["network_interface_id"], "OwnerId": row["account_id"],
-        "PrivateDnsName": hostname_of(primary, region), "PrivateIpAddress": primary,
-        "PrivateIpAddresses": [{"Primary": bool(a["is_primary"]), "PrivateDnsName": hostname_of(a["private_ip"], region),
-                                "PrivateIpAddress": a["private_ip"], **association(a["private_ip"])}
-                               for a in details["addresses"]],
-        "SourceDestCheck": bool(row["source_dest_check"]), "Status": "in-use", "SubnetId": row["subnet_id"],
-        "VpcId": row["vpc_id"], "InterfaceType": row["interface_type"], **association(primary),
+        "Description": row[7], "Groups": groups, "Ipv6Addresses": [],
+        "MacAddress": row[6], "NetworkInterfaceId": row[1], "OwnerId": row[2],
+        "PrivateDnsName": primary_dns, "PrivateIpAddress": primary, "PrivateIpAddresses": listed,
+        "SourceDestCheck": bool(row[8]), "Status": "in-use", "SubnetId": row[5],
+        "VpcId": row[4], "InterfaceType": row[9],
     }
+    if association is not None:
+        item["Association"] = dict(association)
+    return item
 
 
 def _nis(i: dict) -> list[dict]:

@@ -34,6 +34,13 @@ SCHEMA = Schema("ec2_instance_query", [
     "CREATE INDEX IF NOT EXISTS ec2_instances_by_owner_id ON ec2_instances(account_id, region, instance_id)",
 ])
 
+# The columns DescribeInstances reads (``instances.render_instance`` and the row filters): not the
+# user data (up to 16 KiB an instance), the disk path or the API-termination flags.
+DESCRIBED = ("instance_id, account_id, region, reservation_id, launch_index, image_id, instance_type, key_name,"
+             " state, state_changed_us, transition_reason, state_reason_code, state_reason_message, launch_time_us,"
+             " pending_time_us, availability_zone, vpc_id, subnet_id, private_ip, mac, root_volume_id, client_token,"
+             " data")
+
 # Filter name -> column of ec2_instances holding the same text the filter compares.
 COLUMNS = {
     "instance-id": "instance_id",
@@ -87,11 +94,12 @@ def narrowing(account_id: str, filters: Sequence[dict] | None) -> tuple[list[str
 
 async def candidate_rows(db: Any, account_id: str, region: str, filters: Sequence[dict] | None,
                          now_us: int, *, after: str | None = None, limit: int | None = None) -> list[Any]:
-    """The visible instances of the account and region that may pass ``filters``, by id; only
+    """The visible instances of the account and region that may pass ``filters``, by id (the
+    ``DESCRIBED`` columns of their rows); only
     those whose id sorts after ``after`` and at most ``limit`` of them when given (the caller
     pages in SQL only when nothing is filtered after this, see ``page_window``)."""
     where, args = narrowing(account_id, filters)
-    sql = ("SELECT * FROM ec2_instances WHERE account_id = ? AND region = ?"
+    sql = (f"SELECT {DESCRIBED} FROM ec2_instances WHERE account_id = ? AND region = ?"
            " AND (state != 'terminated' OR state_changed_us > ?)")
     for condition in where:
         sql += " AND " + condition

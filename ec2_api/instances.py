@@ -275,57 +275,99 @@ def _volume_path(config: Any, volume_id: str) -> str:
 
 # -- rendering --------------------------------------------------------------------------------------
 
-def render_instance(row: Any, tags: dict[str, str]) -> dict:
-    data = data_of(row)
-    state = row["state"]
+_STATES = {state: {"Code": code, "Name": state} for state, code in STATE_CODES.items()}
+
+# What a description shows of an instance's ``data`` JSON (parsing all of it was ~8 ms of a
+# 1,000-instance page): remembered per instance id together with the text it was parsed from, and
+# used only while the row holds that same text (compared in full), so a changed ``data`` is seen on
+# the next read, in every worker process, whoever changed it: nothing to invalidate. Bounded (~2.7
+# KB an entry; a full memo starts afresh). What it holds is only read, never handed out to change.
+_SHOWN = ("architecture", "availability_zone_id", "host_id", "monitoring", "security_groups", "root_device_name",
+          "ebs_optimized", "cores", "threads_per_core", "metadata_options", "kernel_id", "ramdisk_id",
+          "eni_attachment_id", "eni_id", "root_volume", "block_devices")
+_SHOWN_DATA: dict[str, tuple[str, dict]] = {}
+_SHOWN_DATA_MAX = 2048
+
+
+def shown_data(row: Any) -> dict:
+    """The ``_SHOWN`` parts of the row's ``data`` (as ``data_of`` parses them); not to be changed."""
+    text = row["data"]
+    found = _SHOWN_DATA.get(row["instance_id"])
+    if found is not None and found[0] == text:
+        return found[1]
+    data = json.loads(text or "{}")
+    shown = {key: data[key] for key in _SHOWN if key in data}
+    if len(_SHOWN_DATA) >= _SHOWN_DATA_MAX:
+        _SHOWN_DATA.clear()
+    _SHOWN_DATA[row["instance_id"]] = (text, shown)
+    return shown
+
+
+def render_instance(row: Any, tags: dict[str, str], network: dict | None = None) -> dict:
+    """An instance of DescribeInstances (and RunInstances) from its row and tags. ``network``:
+    what its interfaces say (``instance_network.interfaces_of``); without it, a live instance's
+    network part is what its row records (``instance_network.decorate`` replaces it)."""
+    r = row if type(row) is dict else dict(zip(row.keys(), row))
+    data = shown_data(r)
+    get = data.get
+    state = r["state"]
     live = state != "terminated"
-    ip = row["private_ip"] if live else None
-    dns = hostname_of(ip, row["region"]) if ip else ""
-    groups = data.get("security_groups") or []
-    launch = from_us(row["launch_time_us"])
+    ip = r["private_ip"] if live else None
+    region = r["region"]
+    dns = hostname_of(ip, region) if ip else ""
+    launch = from_us(r["launch_time_us"])
+    placement = {"AvailabilityZone": r["availability_zone"], "GroupName": "", "Tenancy": "default",
+                 "AvailabilityZoneId": get("availability_zone_id")}
+    host_id = get("host_id")
+    if host_id:
+        placement["HostId"] = host_id
+    options = get("metadata_options") or METADATA_DEFAULTS
     item: dict[str, Any] = {
-        "AmiLaunchIndex": row["launch_index"], "ImageId": row["image_id"], "InstanceId": row["instance_id"],
-        "InstanceType": row["instance_type"], "KeyName": row["key_name"], "LaunchTime": launch,
-        "Monitoring": {"State": "enabled" if data.get("monitoring") else "disabled"},
-        "Placement": {"AvailabilityZone": row["availability_zone"], "GroupName": "", "Tenancy": "default",
-                      "AvailabilityZoneId": data.get("availability_zone_id"),
-                      **({"HostId": data["host_id"]} if data.get("host_id") else {})},
+        "AmiLaunchIndex": r["launch_index"], "ImageId": r["image_id"], "InstanceId": r["instance_id"],
+        "InstanceType": r["instance_type"], "KeyName": r["key_name"], "LaunchTime": launch,
+        "Monitoring": {"State": "enabled" if get("monitoring") else "disabled"},
+        "Placement": placement,
         "PrivateDnsName": dns, "PrivateIpAddress": ip, "ProductCodes": [], "PublicDnsName": "",
-        "State": state_dict(state), "StateTransitionReason": row["transition_reason"] or "",
-        "Architecture": data.get("architecture", "x86_64"),
-        "BlockDeviceMappings": block_device_mappings.render(row, data),
-        "ClientToken": row["client_token"] or "", "EbsOptimized": bool(data.get("ebs_optimized")),
+        "State": dict(_STATES[state]), "StateTransitionReason": r["transition_reason"] or "",
+        "Architecture": get("architecture", "x86_64"),
+        "BlockDeviceMappings": block_device_mappings.render(r, data),
+        "ClientToken": r["client_token"] or "", "EbsOptimized": bool(get("ebs_optimized")),
         "EnaSupport": True, "Hypervisor": "xen",
-        "RootDeviceName": data.get("root_device_name", "/dev/xvda"), "RootDeviceType": "ebs",
-        "SecurityGroups": groups if live else [],
-        "VirtualizationType": "hvm", "Tags": tag_store.tag_list(tags) or None,
-        "CpuOptions": {"CoreCount": data.get("cores", 1), "ThreadsPerCore": data.get("threads_per_core", 1)},
+        "RootDeviceName": get("root_device_name", "/dev/xvda"), "RootDeviceType": "ebs",
+        "SecurityGroups": [],
+        "VirtualizationType": "hvm", "Tags": [{"Key": k, "Value": tags[k]} for k in sorted(tags)] or None,
+        "CpuOptions": {"CoreCount": get("cores", 1), "ThreadsPerCore": get("threads_per_core", 1)},
         "CapacityReservationSpecification": {"CapacityReservationPreference": "open"},
         "HibernationOptions": {"Configured": False},
-        "MetadataOptions": {"State": "applied", **(data.get("metadata_options") or METADATA_DEFAULTS)},
+        "MetadataOptions": {"State": "applied", **options},
         "EnclaveOptions": {"Enabled": False}, "BootMode": "legacy-bios", "CurrentInstanceBootMode": "legacy-bios",
         "PlatformDetails": "Linux/UNIX", "UsageOperation": "RunInstances", "UsageOperationUpdateTime": launch,
         "PrivateDnsNameOptions": {"HostnameType": "ip-name", "EnableResourceNameDnsARecord": False,
                                   "EnableResourceNameDnsAAAARecord": False},
         "MaintenanceOptions": {"AutoRecovery": "default"},
-        "KernelId": data.get("kernel_id"), "RamdiskId": data.get("ramdisk_id"),
+        "KernelId": get("kernel_id"), "RamdiskId": get("ramdisk_id"),
     }
     if live:
-        item.update({
-            "SubnetId": row["subnet_id"], "VpcId": row["vpc_id"], "SourceDestCheck": True,
-            "NetworkInterfaces": [{
-                "Attachment": {"AttachTime": from_us(row["pending_time_us"]),
-                               "AttachmentId": data.get("eni_attachment_id"), "DeleteOnTermination": True,
+        item["SubnetId"] = r["subnet_id"]
+        item["VpcId"] = r["vpc_id"]
+        if network is not None:
+            item.update(network)
+        else:     # copies: what the memo holds is not handed out
+            groups = [dict(group) for group in get("security_groups") or []]
+            item["SecurityGroups"] = groups
+            item["SourceDestCheck"] = True
+            item["NetworkInterfaces"] = [{
+                "Attachment": {"AttachTime": from_us(r["pending_time_us"]),
+                               "AttachmentId": get("eni_attachment_id"), "DeleteOnTermination": True,
                                "DeviceIndex": 0, "Status": "attached", "NetworkCardIndex": 0},
-                "Description": "", "Groups": groups, "Ipv6Addresses": [], "MacAddress": row["mac"],
-                "NetworkInterfaceId": data.get("eni_id"), "OwnerId": row["account_id"],
+                "Description": "", "Groups": groups, "Ipv6Addresses": [], "MacAddress": r["mac"],
+                "NetworkInterfaceId": get("eni_id"), "OwnerId": r["account_id"],
                 "PrivateDnsName": dns, "PrivateIpAddress": ip,
                 "PrivateIpAddresses": [{"Primary": True, "PrivateDnsName": dns, "PrivateIpAddress": ip}],
-                "SourceDestCheck": True, "Status": "in-use", "SubnetId": row["subnet_id"],
-                "VpcId": row["vpc_id"], "InterfaceType": "interface"}],
-        })
-    if row["state_reason_code"]:
-        item["StateReason"] = {"Code": row["state_reason_code"], "Message": row["state_reason_message"]}
+                "SourceDestCheck": True, "Status": "in-use", "SubnetId": r["subnet_id"],
+                "VpcId": r["vpc_id"], "InterfaceType": "interface"}]
+    if r["state_reason_code"]:
+        item["StateReason"] = {"Code": r["state_reason_code"], "Message": r["state_reason_message"]}
     return item
 
 
@@ -441,12 +483,16 @@ async def describe_instances(ctx: Any, params: dict) -> dict:
     rows = apply_filters(rows, on_rows, _ROW_FILTERS, tags=lambda r: tags[r["instance_id"]])
     if not on_items:
         rows, token = paginate(rows, lambda r: r["instance_id"], max_results, params.get("NextToken"))
+    network = await instance_network.interfaces_of(
+        ctx.app.db, [row["instance_id"] for row in rows if row["state"] != "terminated"])
     items = []
+    keys = rows[0].keys() if rows else []
     for row in rows:
-        item = render_instance(row, tags[row["instance_id"]])
+        row = dict(zip(keys, row))
+        instance_id = row["instance_id"]
+        item = render_instance(row, tags[instance_id], network.get(instance_id))
         item["_reservation"], item["_owner"] = row["reservation_id"], row["account_id"]
         items.append(item)
-    await instance_network.decorate(ctx.app.db, items)
     if on_items:
         items = apply_filters(items, on_items, _INSTANCE_FILTERS, tags=lambda i: tags[i["InstanceId"]])
         items, token = paginate(items, lambda i: i["InstanceId"], max_results, params.get("NextToken"))

@@ -152,79 +152,132 @@ def structure_writer(compiler: WriterCompiler, shape, name: str, attrs: Mapping[
     elements, attributes = compiler.members(shape)
     if attributes:
         return _structure_with_attributes(shape, name, attrs, elements, attributes)
-    return _generated_structure(shape, name, attrs_text(attrs), elements)
+    return _generated_structure(compiler, shape, name, attrs_text(attrs))
 
 
-def _generated_structure(shape, name: str, head: str, elements: list[tuple[str, Writer]]) -> Writer:
-    """A structure writer as one generated function: a member lookup and, for strings,
-    integers and booleans, the element text written in line (no call per member)."""
-    env: dict[str, Any] = {'Mapping': Mapping, 'dict': dict, 'str': str, 'int': int,
-                           'type': type, 'isinstance': isinstance, 'len': len,
-                           'escape': _ESCAPE_SUB, 'ESCAPED': _escape_char,
-                           'datetime': _dt.datetime, 'TypeError': TypeError,
-                           'EMPTY': f'<{name}{head}/>', 'OPEN': f'<{name}{head}>',
-                           'CLOSE': f'</{name}>',
-                           'NOT_MAPPING': f'{shape.name}: expected a mapping, got '}
-    lines = ['def write_structure(out, value):',
-             '    if type(value) is not dict and not isinstance(value, Mapping):',
-             '        raise TypeError(NOT_MAPPING + type(value).__name__)',
-             '    append = out.append',
-             '    at = len(out)',
-             '    append(None)',
-             '    get = value.get']
-    for i, (member_name, write) in enumerate(elements):
-        env[f'N{i}'] = member_name
-        env[f'W{i}'] = write
-        lines += [f'    v = get(N{i})', '    if v is not None:']
-        flat_item = getattr(write, 'flat_item', None)
-        if flat_item is not None and getattr(flat_item, 'inline_kind', None) is not None:
-            # a flattened list of scalars: the loop in line too
-            lines += ['        for e in v:', '            if e is not None:']
-            lines += _inline_lines(env, f'{i}i', flat_item, 'e', '                ')
-            continue
-        if getattr(write, 'inline_kind', None) is None:
-            lines.append(f'        W{i}(out, v)')
-            continue
-        lines += _inline_lines(env, str(i), write, 'v', '        ')
-    lines += ['    if len(out) == at + 1:',
-              '        out[at] = EMPTY',
-              '    else:',
-              '        out[at] = OPEN',
-              '        append(CLOSE)']
-    exec(compile('\n'.join(lines), f'<xml writer {shape.name}>', 'exec'), env)  # noqa: S102
-    return env['write_structure']
+_INLINE_DEPTH = 8        # nested structures and lists written in line, deeper ones by a call
+_INLINE_LINES = 4000     # a generated writer grows no longer than this; what is left is called
 
 
-def _inline_lines(env: dict, i: str, write: Writer, var: str, indent: str) -> list[str]:
-    """Generated lines that write scalar ``var`` as ``write`` would."""
-    kind, tag = write.inline_kind, write.element_name
-    env[f'W{i}'] = write
-    env[f'O{i}'], env[f'C{i}'], env[f'E{i}'] = f'<{tag}>', f'</{tag}>', f'<{tag}/>'
-    if kind == 'string':
-        # the element of a text seen before comes from the writer's cache (ids, states, zones
-        # and names repeat across a page); a new text is escaped once and remembered
-        env[f'K{i}'] = write.cache
-        env['MAX'] = _TEXT_CACHE_MAX
-        return [f'{indent}t = {var} if type({var}) is str else str({var})',
-                f'{indent}x = K{i}.get(t)',
-                f'{indent}if x is None:',
-                f'{indent}    x = O{i} + escape(ESCAPED, t) + C{i} if t else E{i}',
-                f'{indent}    if len(K{i}) >= MAX:',
-                f'{indent}        K{i}.clear()',
-                f'{indent}    K{i}[t] = x',
-                f'{indent}append(x)']
-    if kind == 'integer':
-        return [f'{indent}append(O{i} + str(int({var})) + C{i})']
-    if kind == 'boolean':
-        env[f'T{i}'], env[f'F{i}'] = f'<{tag}>true</{tag}>', f'<{tag}>false</{tag}>'
-        return [f'{indent}append(T{i} if {var} else F{i})']
-    # timestamp: the element text of a datetime seen before comes from the writer's cache
-    env[f'K{i}'] = write.cache
-    return [f'{indent}t = K{i}.get({var}) if type({var}) is datetime else None',
-            f'{indent}if t is None:',
-            f'{indent}    W{i}(out, {var})',
-            f'{indent}else:',
-            f'{indent}    append(t)']
+def _generated_structure(compiler: WriterCompiler, shape, name: str, head: str) -> Writer:
+    """A structure writer as one generated function. Its members are written in line: strings,
+    integers, booleans and timestamps as their text, and nested structures and lists (a
+    structure's members, a list's loop) as code of the same function, so that a wide shape such
+    as EC2's Instance (60 members, a dozen nested structures and lists) is one call per instance,
+    not one per structure and list. A list's structure items, maps, structures with xmlAttribute
+    members, recursive shapes and what is deeper than ``_INLINE_DEPTH`` are written by their own
+    (memoized) writers, called."""
+    generator = _Generator(compiler)
+    body = generator.structure(shape, name, head, 'value', '    ', 0, (shape.name,))
+    lines = ['def write_structure(out, value):', '    append = out.append', *body]
+    exec(compile('\n'.join(lines), f'<xml writer {shape.name}>', 'exec'), generator.env)  # noqa: S102
+    return generator.env['write_structure']
+
+
+class _Generator:
+    """The lines of a generated structure writer; ``env`` holds the names they use."""
+
+    def __init__(self, compiler: WriterCompiler) -> None:
+        self.compiler = compiler
+        self.env: dict[str, Any] = {'Mapping': Mapping, 'str': str, 'int': int, 'type': type,
+                                    'isinstance': isinstance, 'len': len, 'dict': dict,
+                                    'escape': _ESCAPE_SUB, 'ESCAPED': _escape_char,
+                                    'datetime': _dt.datetime, 'TypeError': TypeError,
+                                    'MAX': _TEXT_CACHE_MAX}
+        self.count = 0
+        self.lines = 0
+
+    def const(self, value: Any) -> str:
+        self.count += 1
+        name = f'K{self.count}'
+        self.env[name] = value
+        return name
+
+    def structure(self, shape, name: str, head: str, var: str, indent: str, depth: int,
+                  stack: tuple) -> list[str]:
+        """Lines writing the structure ``var`` as element ``name`` (``head``: its attributes)."""
+        at, get, v = f'a{depth}', f'g{depth}', f'v{depth}'
+        refused = self.const(f'{shape.name}: expected a mapping, got ')
+        lines = [f'{indent}if type({var}) is not dict and not isinstance({var}, Mapping):',
+                 f'{indent}    raise TypeError({refused} + type({var}).__name__)',
+                 f'{indent}{at} = len(out)',
+                 f'{indent}append(None)',
+                 f'{indent}{get} = {var}.get']
+        inner = indent + '    '
+        members = body_members(shape)
+        self.lines += 10 + 2 * len(members)
+        for member_name, member in members:
+            lines += [f'{indent}{v} = {get}({self.const(member_name)})', f'{indent}if {v} is not None:']
+            lines += self.value(member, member_element_name(member, member_name), v, inner, depth, stack)
+        empty, opened, close = self.const(f'<{name}{head}/>'), self.const(f'<{name}{head}>'), self.const(f'</{name}>')
+        lines += [f'{indent}if len(out) == {at} + 1:',
+                  f'{indent}    out[{at}] = {empty}',
+                  f'{indent}else:',
+                  f'{indent}    out[{at}] = {opened}',
+                  f'{indent}    append({close})']
+        return lines
+
+    def value(self, shape, name: str, var: str, indent: str, depth: int, stack: tuple,
+              item: bool = False) -> list[str]:
+        """Lines writing the member value ``var`` (not None) of ``shape`` as element(s) ``name``;
+        ``item``: a list's item, whose structure is written by its own (shared) writer, so that
+        the code of a shape listed in many answers (an EC2 Instance) is made once, not in each."""
+        type_name = shape.type_name
+        nested = depth + 1 < _INLINE_DEPTH and self.lines < _INLINE_LINES
+        if type_name == 'structure' and nested and not item and shape.name not in stack and not any(
+                member.serialization.get('xmlAttribute') for _, member in body_members(shape)):
+            return self.structure(shape, name, attrs_text(namespace_attrs(shape)), var, indent, depth + 1,
+                                  stack + (shape.name,))
+        if type_name == 'list' and nested and shape.name not in stack:
+            member = shape.member
+            entry = f'e{depth}'
+            self.lines += 9
+            if shape.serialization.get('flattened'):
+                return [f'{indent}for {entry} in {var}:', f'{indent}    if {entry} is not None:',
+                        *self.value(member, name, entry, indent + '        ', depth + 1, stack + (shape.name,),
+                                    True)]
+            at = f'l{depth}'
+            item_name = member.serialization.get('name', self.compiler.list_member)
+            empty, opened, close = self.const(f'<{name}/>'), self.const(f'<{name}>'), self.const(f'</{name}>')
+            return [f'{indent}{at} = len(out)',
+                    f'{indent}append({opened})',
+                    f'{indent}for {entry} in {var}:',
+                    f'{indent}    if {entry} is not None:',
+                    *self.value(member, item_name, entry, indent + '        ', depth + 1, stack + (shape.name,),
+                                True),
+                    f'{indent}if len(out) == {at} + 1:',
+                    f'{indent}    out[{at}] = {empty}',
+                    f'{indent}else:',
+                    f'{indent}    append({close})']
+        write = self.compiler.writer(shape, name)
+        if getattr(write, 'inline_kind', None) is not None:
+            lines = self.scalar(write, var, indent)
+            self.lines += len(lines)
+            return lines
+        return [f'{indent}{self.const(write)}(out, {var})']
+
+    def scalar(self, write: Writer, var: str, indent: str) -> list[str]:
+        """Lines that write scalar ``var`` as ``write`` would."""
+        kind, tag = write.inline_kind, write.element_name
+        opened, close, empty = f'<{tag}>', f'</{tag}>', f'<{tag}/>'
+        if kind == 'string':
+            # the element of a text seen before comes from the writer's cache (ids, states, zones
+            # and names repeat across a page); a new text is escaped once and remembered
+            lookup, element = self.const(write.cache.get), self.const(write.element)
+            return [f'{indent}x = {lookup}({var}) if type({var}) is str else None',
+                    f'{indent}append({element}({var}) if x is None else x)']
+        if kind == 'integer':
+            return [f'{indent}append({self.const(opened)} + str(int({var})) + {self.const(close)})']
+        if kind == 'boolean':
+            true, false = self.const(f'{opened}true{close}'), self.const(f'{opened}false{close}')
+            return [f'{indent}append({true} if {var} else {false})']
+        # timestamp: the element text of a datetime seen before comes from the writer's cache
+        cache, slow = self.const(write.cache), self.const(write)
+        return [f'{indent}t = {cache}.get({var}) if type({var}) is datetime else None',
+                f'{indent}if t is None:',
+                f'{indent}    {slow}(out, {var})',
+                f'{indent}else:',
+                f'{indent}    append(t)']
 
 
 def _structure_with_attributes(shape, name: str, attrs: Mapping[str, str],
@@ -274,15 +327,19 @@ def scalar_writer(shape, name: str) -> Writer:
     if type_name == 'string':
         texts: dict[str, str] = {}    # text -> the whole element
 
-        def write_string(out: list, value: Any) -> None:
+        def element(value: Any) -> str:
             text = value if type(value) is str else str(value)
-            element = texts.get(text)
-            if element is None:
+            found = texts.get(text)
+            if found is None:
                 if len(texts) >= _TEXT_CACHE_MAX:
                     texts.clear()
-                element = texts[text] = f'{open_tag}{escape_text(text)}{close_tag}' if text else empty
-            out.append(element)
+                found = texts[text] = f'{open_tag}{escape_text(text)}{close_tag}' if text else empty
+            return found
+
+        def write_string(out: list, value: Any) -> None:
+            out.append(element(value))
         write_string.cache = texts    # type: ignore[attr-defined]
+        write_string.element = element    # type: ignore[attr-defined]
         return _inline(write_string, 'string', name)
     if type_name in ('integer', 'long'):
         def write_integer(out: list, value: Any) -> None:

@@ -1,8 +1,13 @@
 """DescribeInstances' bytes do not change when its rendering is made cheaper: the XML of a varied
-fleet (tags, several network interfaces with secondary addresses and a public address, an extra
-volume, security groups, running, stopped and terminated instances, several reservations) is the
-same with ``ec2_api.common.from_us``'s memo of datetimes as without it (the uncached conversion is
-the one main had), on a cold and on a warm memo, and through both MaxResults pages."""
+fleet (tags, several network interfaces with secondary addresses and public addresses on primary
+and secondary ones, in VPCs with and without DNS hostnames, an extra volume, security groups,
+running, stopped and terminated instances, several reservations) is
+
+* the same with ``ec2_api.common.from_us``'s memo of datetimes as without it (the uncached
+  conversion is the one main had), on a cold and on a warm memo, through both MaxResults pages;
+* the same as the rendering before issue 12's rework (``render_instance`` then ``decorate``,
+  kept in tests/ec2/instance_description_oracle.py), for every page and every way of asking
+  (pages, instance ids, a filter on the rendered description), and for RunInstances' answer."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,7 +19,8 @@ from ec2_api import common, instance_query
 from ec2_api.filters import InvalidNextToken, _encode_token as token_after
 from ec2_api.addresses import allocate_address, associate_address
 from ec2_api.instance_actions import stop_instances, terminate_instances
-from ec2_api.instances import describe_instances, run_instances
+from ec2_api.instances import describe_instances, run_instances, visible_instances
+from ec2_api.tag_store import tags_of
 from ec2_api.internet_gateways import attach_internet_gateway, create_internet_gateway
 from ec2_api.network_interfaces import create_network_interface
 from ec2_api.security_groups import create_security_group
@@ -23,6 +29,7 @@ from ec2_api.volume_attachments import attach_volume
 from ec2_api.volumes import create_volume
 from ec2_api.vpcs import create_vpc
 from gateway.protocols.query import encode_query_response
+from tests.ec2 import instance_description_oracle as oracle
 from tests.ec2.network_env import image, net  # noqa: F401 (fixtures)
 
 _OP = botocore.session.get_session().get_service_model("ec2").operation_model("DescribeInstances")
@@ -59,11 +66,21 @@ async def _fleet(env, image_id: str) -> None:
         "ImageId": image_id, "MinCount": 4, "MaxCount": 4, "SubnetId": subnet_id, "SecurityGroupIds": [web],
         "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "Env", "Value": "dev"}]}]}
     ))["Instances"]]
-    await run_instances(ctx, {"ImageId": image_id, "MinCount": 2, "MaxCount": 2})    # default VPC, no tags
+    default = [i["InstanceId"] for i in (await run_instances(ctx, {
+        "ImageId": image_id, "MinCount": 2, "MaxCount": 2}))["Instances"]]    # default VPC, no tags
     await env.settle()
     volume = (await create_volume(ctx, {"AvailabilityZone": "us-east-1a", "Size": 1}))["VolumeId"]
     await env.settle()
     await attach_volume(ctx, {"VolumeId": volume, "InstanceId": plain[0], "Device": "/dev/sdf"})
+    # public addresses: on a secondary address of the primary interface and on a one-interface
+    # instance's primary (a VPC without DNS hostnames), on a default-VPC instance (with them)
+    multi_eni = next(n for n in (await describe_instances(ctx, {"InstanceIds": [multi]}))["Reservations"][0][
+        "Instances"][0]["NetworkInterfaces"] if n["Attachment"]["DeviceIndex"] == 0)
+    secondary = next(a["PrivateIpAddress"] for a in multi_eni["PrivateIpAddresses"] if not a["Primary"])
+    for target in ({"NetworkInterfaceId": multi_eni["NetworkInterfaceId"], "PrivateIpAddress": secondary},
+                   {"InstanceId": plain[3]}, {"InstanceId": default[0]}):
+        allocation = (await allocate_address(ctx, {"Domain": "vpc"}))["AllocationId"]
+        await associate_address(ctx, {"AllocationId": allocation, **target})
     await stop_instances(ctx, {"InstanceIds": [plain[1]]})
     await terminate_instances(ctx, {"InstanceIds": [plain[2]]})
     await env.settle()
@@ -88,7 +105,7 @@ async def test_describe_instances_bytes_equal_the_uncached_rendering(net, image,
     common._FROM_US.clear()
     cold = await _pages(net)
     warm = await _pages(net)
-    assert len(before) == 2     # 8 instances (one terminated, still shown), pages of 5
+    assert len(before) == 2     # 7 instances (one terminated, still shown), pages of 5
     text = b"".join(before).decode()
     for needed in ("<instanceState><code>80</code><name>stopped</name>", "<name>terminated</name>",
                    "<deviceName>/dev/sdf</deviceName>", "multi &amp; &lt;nic&gt;", "db &amp;",
@@ -143,3 +160,62 @@ async def test_unfiltered_pages_are_read_in_sql_and_equal_the_whole_answer(env, 
     assert out.get("NextToken") is None
     with pytest.raises(InvalidNextToken):
         await describe_instances(env.ctx(), {"MaxResults": 5, "NextToken": "not-a-token"})
+
+
+async def _oracle_body(env, out: dict) -> bytes:
+    """``out`` with each instance replaced by the oracle's description of it, encoded."""
+    ctx = env.ctx()
+    wanted = [i["InstanceId"] for r in out["Reservations"] for i in r["Instances"]]
+    rows = {r["instance_id"]: r for r in await visible_instances(ctx, wanted)}
+    tags = await tags_of(env.db, ctx.account.account_id, wanted)
+    reservations = []
+    for reservation in out["Reservations"]:
+        instances = [oracle.render_instance(rows[i["InstanceId"]], tags[i["InstanceId"]])
+                     for i in reservation["Instances"]]
+        await oracle.decorate(env.db, instances)
+        reservations.append({**reservation, "Instances": instances})
+    return encode_query_response(_OP, {**out, "Reservations": reservations}, "req-1", "ec2")
+
+
+async def test_describe_instances_bytes_equal_the_rendering_before_the_rework(net, image):
+    await _fleet(net, image)
+    asked = [{"MaxResults": 5}, {}, {"Filters": [{"Name": "network-interface.addresses.primary", "Values": ["false"]}]},
+             {"Filters": [{"Name": "ip-address", "Values": ["198.18.*"]}]},
+             {"Filters": [{"Name": "tag:Env", "Values": ["dev", "prod"]}]}]
+    seen = set()
+    for params in asked:
+        token = None
+        while True:
+            out = await describe_instances(net.ctx(), {**params, **({"NextToken": token} if token else {})})
+            body = encode_query_response(_OP, out, "req-1", "ec2")
+            assert body == await _oracle_body(net, out), params
+            ids = [i["InstanceId"] for r in out["Reservations"] for i in r["Instances"]]
+            seen.update(ids)
+            if ids:
+                by_id = await describe_instances(net.ctx(), {"InstanceIds": ids})
+                assert encode_query_response(_OP, by_id, "req-1", "ec2") == await _oracle_body(net, by_id)
+            token = out.get("NextToken")
+            if not token:
+                break
+    assert len(seen) == 7
+    text = (await _oracle_body(net, await describe_instances(net.ctx(), {}))).decode()
+    # what the comparison covered: public addresses shown with and without a public DNS name,
+    # on a primary and on a secondary address, and a second interface
+    assert text.count("<ipAddress>") >= 2 and "<dnsName/>" in text and "<dnsName>ec2-198-18-" in text
+    assert "<deviceIndex>1</deviceIndex>" in text and "<primary>false</primary>" in text
+
+
+async def test_run_instances_answer_equals_the_rendering_before_the_rework(net, image, monkeypatch):
+    await _fleet(net, image)
+    ctx = net.ctx()
+    monkeypatch.setattr(net.state, "boot", lambda instance_id: None)   # rows stay as RunInstances left them
+    out = await run_instances(ctx, {"ImageId": image, "MinCount": 3, "MaxCount": 3,
+                                    "TagSpecifications": [{"ResourceType": "instance",
+                                                           "Tags": [{"Key": "Env", "Value": "x & y"}]}]})
+    op = botocore.session.get_session().get_service_model("ec2").operation_model("RunInstances")
+    rows = {r["instance_id"]: r for r in await visible_instances(ctx, [i["InstanceId"] for i in out["Instances"]])}
+    tags = await tags_of(net.db, ctx.account.account_id, list(rows))
+    instances = [oracle.render_instance(rows[i["InstanceId"]], tags[i["InstanceId"]]) for i in out["Instances"]]
+    await oracle.decorate(net.db, instances)
+    assert encode_query_response(op, out, "r", "ec2") == encode_query_response(op, {**out, "Instances": instances},
+                                                                               "r", "ec2")
