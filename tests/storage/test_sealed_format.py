@@ -102,3 +102,22 @@ def test_key_wrapping_is_bound_to_its_purpose():
     assert customer not in verifier
     assert ring.customer_key_matches(customer, verifier)
     assert not ring.customer_key_matches(os.urandom(32), verifier)
+
+
+def test_a_cached_opener_still_authenticates_every_read():
+    """Repeated reads of one small sealed buffer reuse its opener (``sealed.cached_opener``),
+    yet an altered segment under the same header, or the same header under another data key,
+    is still refused on the read after a good one."""
+    key = sealed.new_data_key()
+    data = os.urandom(4096)
+    out = sealed.seal(key, data)
+    assert sealed.unseal_range(key, out, len(data), 0, len(data) - 1) == data
+    header = out[:sealed.HEADER]
+    assert sealed.cached_opener(key, header) is sealed.cached_opener(key, header)
+    altered = bytearray(out)
+    altered[sealed.HEADER + 100] ^= 1
+    with pytest.raises(sealed.SealBroken):
+        sealed.unseal_range(key, bytes(altered), len(data), 0, len(data) - 1)
+    with pytest.raises(sealed.SealBroken):
+        sealed.unseal_range(sealed.new_data_key(), out, len(data), 0, len(data) - 1)
+    assert sealed.unseal_range(key, out, len(data), 10, 19) == data[10:20]
