@@ -217,6 +217,14 @@ def unseal_range(data_key: bytes, sealed: bytes | memoryview, plain_size: int, s
     opener = cached_opener(data_key, bytes(view[:HEADER]))
     first, last = start // SEGMENT, end // SEGMENT
     lo, hi = stored_span(first, last, plain_size)
+    if first == last and hi - lo > TAG:   # one segment (a small object): into its own bytes
+        if len(view) < hi:
+            raise SealBroken("a sealed blob is shorter than its metadata says")
+        plain = opener.segment(first, view[lo:hi])
+        skip = start - first * SEGMENT
+        if skip == 0 and end - start + 1 == len(plain):
+            return plain
+        return plain[skip:skip + end - start + 1]
     data = opener.segments(first, view[lo:hi], segment_span(first, last, plain_size))
     skip = start - first * SEGMENT
     return bytes(memoryview(data)[skip:skip + end - start + 1])

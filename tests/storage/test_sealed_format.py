@@ -121,3 +121,16 @@ def test_a_cached_opener_still_authenticates_every_read():
     with pytest.raises(sealed.SealBroken):
         sealed.unseal_range(sealed.new_data_key(), out, len(data), 0, len(data) - 1)
     assert sealed.unseal_range(key, out, len(data), 10, 19) == data[10:20]
+
+
+def test_a_small_object_read_in_one_piece_is_checked_like_any():
+    """The one-segment read (a small object, decrypted straight into its own bytes) still
+    refuses a truncated buffer and answers every range of it."""
+    key = sealed.new_data_key()
+    data = os.urandom(5000)
+    out = sealed.seal(key, data)
+    for start, end in ((0, 4999), (0, 0), (4999, 4999), (100, 200)):
+        assert sealed.unseal_range(key, out, len(data), start, end) == data[start:end + 1]
+    for cut in (1, 17, 4000):
+        with pytest.raises(sealed.SealBroken):
+            sealed.unseal_range(key, out[:-cut], len(data), 0, len(data) - 1)
