@@ -11,6 +11,7 @@ only the segments they send.
 from __future__ import annotations
 
 import hashlib
+import json
 
 from s3_api import (access_control, acls, checksums, conditions, encryption, lifecycle,
                     object_lock, payload, sealed_io, tagging, versioning)
@@ -42,13 +43,22 @@ def target_bucket(ctx, params: dict) -> tuple[Bucket, str]:
 
 def write_target(ctx, params: dict) -> tuple[Bucket, str, object]:
     """``target_bucket`` with the bucket's access settings (for the owner and ACL of a write)."""
+    bucket, key, access, _ = _write_target(ctx, params)
+    return bucket, key, access
+
+
+def _write_target(ctx, params: dict) -> tuple[Bucket, str, object, dict | None]:
+    """``write_target`` and the bucket's default encryption (``bucket_encryption.default_of``),
+    from one lookup."""
     key = check_key(params.get("Key"))
-    bucket = ctx.state.store.bucket(params.get("Bucket"))
+    bucket, settings, encryption_config = ctx.state.store.bucket_write_settings(
+        params.get("Bucket"))
     if bucket is None:
         raise NoSuchBucket(BucketName=params.get("Bucket"))
-    access = access_control.authorize(ctx, params, bucket, key=key)
+    access = access_control.bucket_access(ctx, bucket, settings)
+    access = access_control.authorize(ctx, params, bucket, key=key, access=access)
     access_control.authorize_write_extras(ctx, params, bucket, key, access)   # tags, locks
-    return bucket, key, access
+    return bucket, key, access, json.loads(encryption_config) if encryption_config else None
 
 
 def read_target(ctx, params: dict, method: str = "GET") -> tuple[Bucket, ObjectVersion]:
@@ -148,7 +158,7 @@ async def commit_version(ctx, version: ObjectVersion, params: dict, acl: str | N
 # --- PutObject ---------------------------------------------------------------------------------
 
 async def put_object(ctx, params: dict) -> dict:
-    bucket, key, access = write_target(ctx, params)
+    bucket, key, access, encryption_config = _write_target(ctx, params)
     owner_id = access_control.object_owner(ctx, bucket, access, params)
     acl = acls.write_acl(ctx, params, bucket, access, owner_id)
     conditions.validate_write(params)
@@ -161,7 +171,7 @@ async def put_object(ctx, params: dict) -> dict:
         current = store.object(bucket.name, key)        # fail before reading the body
         conditions.check_write(params, current.etag if current else None)
     declared = checksums.declared(params, ctx.headers)
-    sse = await encryption.for_write(ctx, params, bucket, key)
+    sse = await encryption.for_write(ctx, params, bucket, key, encryption_config)
     received = await payload.receive(ctx, ctx.state, params, inline_ok=True, declared=declared,
                                      seal=sse.data_key)
     value = received.checksums[declared.algorithm]

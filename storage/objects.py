@@ -229,6 +229,16 @@ class ObjectStore:
             cache.keep(answers, bucket, key, answer, len(data) if data is not None else 0)
         return answer
 
+    def bucket_write_settings(self, bucket: str) -> tuple[Bucket | None, tuple, str | None]:
+        """The bucket, its access settings row (``storage.s3_access`` COLUMNS) and its default
+        encryption configuration (JSON text, or None), in one query: what every object write
+        needs before it reads the body."""
+        rows = self.reader.execute(_BUCKET_WRITE_SETTINGS, (bucket,)).fetchall()
+        if not rows:
+            return None, (None, None, None, None), None
+        row = rows[0]
+        return Bucket(*row[:_BUCKET_WIDTH]), tuple(row[_BUCKET_WIDTH:-1]), row[-1]
+
     # --- versions (storage.object_versions) ---------------------------------------------------
     def history(self, bucket: str, key: str, limit: int | None = None) -> list[ObjectVersion]:
         """The key's noncurrent versions and delete markers, newest first, without inline bytes."""
@@ -523,6 +533,12 @@ _BUCKET_OBJECT_ACCESS = (
     " FROM s3_buckets b LEFT JOIN s3_objects o ON o.bucket = b.name AND o.key = ?"
     " LEFT JOIN s3_inline d ON d.id = o.inline_id"
     " LEFT JOIN s3_bucket_access a ON a.bucket = b.name WHERE b.name = ?")
+
+_BUCKET_WRITE_SETTINGS = (
+    f"SELECT {', '.join('b.' + c for c in BUCKET_COLUMNS.split(', '))},"
+    f" {', '.join('a.' + c for c in ACCESS_COLUMNS)}, e.config"
+    " FROM s3_buckets b LEFT JOIN s3_bucket_access a ON a.bucket = b.name"
+    " LEFT JOIN s3_bucket_encryption e ON e.bucket = b.name WHERE b.name = ?")
 
 
 def _apply(batch: "Batch", op: "_Op", outcomes: list) -> None:
