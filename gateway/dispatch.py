@@ -106,21 +106,42 @@ def query_multidict(raw_query: str) -> MultiDict:
     ``parse_qsl(raw_query, keep_blank_values=True)`` gives, without its per-call overhead."""
     pairs = []
     if raw_query:
-        unquote = urllib.parse.unquote
         for part in raw_query.split("&"):
             if not part:
                 continue
-            name, _, value = part.partition("=")
-            if "+" in name:
-                name = name.replace("+", " ")
-            if "%" in name:
-                name = unquote(name)
-            if "+" in value:
-                value = value.replace("+", " ")
-            if "%" in value:
-                value = unquote(value)
-            pairs.append((name, value))
+            if "%" in part or "+" in part:
+                pairs.append(_decoded_pair(part))
+            else:
+                name, _, value = part.partition("=")
+                pairs.append((name, value))
     return MultiDict(pairs)
+
+
+# Decoded query parts, kept: those that need decoding recur from request to request (a
+# presigned URL's credential scope, percent-encoded keys of a listing's prefix...). Bounded.
+_DECODED: dict[str, tuple[str, str]] = {}
+_MAX_DECODED = 4096
+
+
+def _decoded_pair(part: str) -> tuple[str, str]:
+    found = _DECODED.get(part)
+    if found is None:
+        unquote = urllib.parse.unquote
+        name, _, value = part.partition("=")
+        if "+" in name:
+            name = name.replace("+", " ")
+        if "%" in name:
+            name = unquote(name)
+        if "+" in value:
+            value = value.replace("+", " ")
+        if "%" in value:
+            value = unquote(value)
+        found = (name, value)
+        if len(part) <= 512:
+            if len(_DECODED) >= _MAX_DECODED:
+                _DECODED.clear()
+            _DECODED[part] = found
+    return found
 
 
 async def call_query(ctx: Any, service: Service, request: web.Request, body: bytes) -> web.Response:

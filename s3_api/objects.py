@@ -231,6 +231,22 @@ async def head_object(ctx, params: dict) -> dict:
     return out
 
 
+_STORED_MEMBERS: dict[str | None, dict] = {}
+
+
+def _stored_members(stored: str | None) -> dict:
+    """``output_headers(stored)`` as a new dict, parsed once per stored text (a hot object's
+    headers JSON is the same on every read; the nested ``Metadata`` dict is shared, read only)."""
+    found = _STORED_MEMBERS.get(stored)
+    if found is None:
+        found = output_headers(stored)
+        if stored is None or len(stored) <= 2048:
+            if len(_STORED_MEMBERS) >= 4096:
+                _STORED_MEMBERS.clear()
+            _STORED_MEMBERS[stored] = found
+    return dict(found)
+
+
 def _describe(ctx, params: dict, version: ObjectVersion, bucket: Bucket) -> dict:
     """Headers of a GetObject/HeadObject answer, with the byte range to send as ``__range__``."""
     if len(params) > 2:     # anything besides Bucket and Key: conditions, overrides ...
@@ -238,7 +254,7 @@ def _describe(ctx, params: dict, version: ObjectVersion, bucket: Bucket) -> dict
         overrides = [(m, params[p]) for p, m in _OVERRIDES if params.get(p) is not None]
     else:
         overrides = ()
-    out = output_headers(version.headers)
+    out = _stored_members(version.headers)
     out["ETag"] = f'"{version.etag}"'
     out["LastModified"] = last_modified(version.modified_us)
     out["AcceptRanges"] = "bytes"

@@ -69,3 +69,14 @@ async def test_kept_bytes_are_bounded(s3, bucket, monkeypatch):
     kept = store._read_cache.current()
     assert 0 < len(kept) < 3
     assert store._read_cache._bytes <= 10_000
+
+
+async def test_answers_are_fresh_dicts_of_the_stored_headers(s3, bucket):
+    """A hot object's stored headers are parsed once; each GET still gets its own answer (one
+    request's members never leak into the next)."""
+    await s3.put(bucket, "k", b"data", ContentType="text/plain", Metadata={"a": "1"})
+    first, _ = await s3.get(bucket, "k", Range="bytes=0-1")
+    assert first["ContentRange"] == "bytes 0-1/4" and first["ContentType"] == "text/plain"
+    second, body = await s3.get(bucket, "k")
+    assert "ContentRange" not in second and body == b"data"
+    assert second["Metadata"] == {"a": "1"} and second["ContentLength"] == 4
