@@ -121,6 +121,7 @@ def query_multidict(raw_query: str) -> MultiDict:
 # presigned URL's credential scope, percent-encoded keys of a listing's prefix...). Bounded.
 _DECODED: dict[str, tuple[str, str]] = {}
 _MAX_DECODED = 4096
+_UNIQUE_PARTS = ("Signature=", "X-Amz-Signature=")
 
 
 def _decoded_pair(part: str) -> tuple[str, str]:
@@ -137,7 +138,7 @@ def _decoded_pair(part: str) -> tuple[str, str]:
         if "%" in value:
             value = unquote(value)
         found = (name, value)
-        if len(part) <= 512:
+        if len(part) <= 512 and not part.startswith(_UNIQUE_PARTS):   # a signature: never again
             if len(_DECODED) >= _MAX_DECODED:
                 _DECODED.clear()
             _DECODED[part] = found
