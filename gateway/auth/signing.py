@@ -318,6 +318,7 @@ def format_iso8601(moment: datetime) -> str:
     return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@lru_cache(maxsize=1024)     # a presigned URL's date recurs; a datetime is immutable
 def parse_amz_date(value: str) -> datetime | None:
     """'YYYYMMDDTHHMMSSZ' -> aware datetime, or None."""
     if not _AMZ_DATE.fullmatch(value):
