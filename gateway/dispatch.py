@@ -226,7 +226,7 @@ async def call_rest_xml(ctx: Any, service: Service, request: web.Request, operat
     output = dict(await handler(ctx, decoded) or {})
     status = output.pop("__status__", None)
     encoded = rest_xml.encode_rest_xml(operation, output)
-    return await _write_rest_response(request, encoded, status, ctx.response_headers())
+    return await _write_rest_response(request, encoded, status, ctx.response_headers)
 
 
 def _widen_write_buffer(request: web.Request, body: Any) -> None:
@@ -248,7 +248,9 @@ def _verify_payload_hash(ctx: Any, body: bytes) -> None:
 
 
 async def _write_rest_response(request: web.Request, encoded: Any, status: int | None,
-                               extra_headers: dict[str, str]) -> web.StreamResponse:
+                               request_headers: Any) -> web.StreamResponse:
+    """The response of ``encoded``; ``request_headers()``: the request-id (and CORS) headers,
+    which a streamed response sends with its own (``gateway.app`` adds them to the others)."""
     headers = encoded.headers
     body = encoded.body
     code = status or encoded.status
@@ -256,9 +258,13 @@ async def _write_rest_response(request: web.Request, encoded: Any, status: int |
     if isinstance(data, (bytes, bytearray)) and not isinstance(body, (bytes, bytearray)):
         # a streaming body that is one buffer already (an inline object): sent as a plain
         # response, headers and body in one write
-        close = getattr(body, "aclose", None)
+        close = getattr(body, "close", None)
         if close is not None:
-            await close()
+            close()
+        else:
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                await aclose()
         body = data if request.method != "HEAD" else b""
     if isinstance(body, (bytes, bytearray)) or body is None:
         response = web.Response(status=code, body=bytes(body) if body else b"",
@@ -269,6 +275,7 @@ async def _write_rest_response(request: web.Request, encoded: Any, status: int |
     response = web.StreamResponse(status=code)
     for name, value in headers:
         response.headers.add(name, value)
+    extra_headers = request_headers()
     for name, value in extra_headers.items():
         response.headers[name] = value
     sent = 0
