@@ -106,21 +106,43 @@ def query_multidict(raw_query: str) -> MultiDict:
     ``parse_qsl(raw_query, keep_blank_values=True)`` gives, without its per-call overhead."""
     pairs = []
     if raw_query:
-        unquote = urllib.parse.unquote
         for part in raw_query.split("&"):
             if not part:
                 continue
-            name, _, value = part.partition("=")
-            if "+" in name:
-                name = name.replace("+", " ")
-            if "%" in name:
-                name = unquote(name)
-            if "+" in value:
-                value = value.replace("+", " ")
-            if "%" in value:
-                value = unquote(value)
-            pairs.append((name, value))
+            if "%" in part or "+" in part:
+                pairs.append(_decoded_pair(part))
+            else:
+                name, _, value = part.partition("=")
+                pairs.append((name, value))
     return MultiDict(pairs)
+
+
+# Decoded query parts, kept: those that need decoding recur from request to request (a
+# presigned URL's credential scope, percent-encoded keys of a listing's prefix...). Bounded.
+_DECODED: dict[str, tuple[str, str]] = {}
+_MAX_DECODED = 4096
+_UNIQUE_PARTS = ("Signature=", "X-Amz-Signature=")
+
+
+def _decoded_pair(part: str) -> tuple[str, str]:
+    found = _DECODED.get(part)
+    if found is None:
+        unquote = urllib.parse.unquote
+        name, _, value = part.partition("=")
+        if "+" in name:
+            name = name.replace("+", " ")
+        if "%" in name:
+            name = unquote(name)
+        if "+" in value:
+            value = value.replace("+", " ")
+        if "%" in value:
+            value = unquote(value)
+        found = (name, value)
+        if len(part) <= 512 and not part.startswith(_UNIQUE_PARTS):   # a signature: never again
+            if len(_DECODED) >= _MAX_DECODED:
+                _DECODED.clear()
+            _DECODED[part] = found
+    return found
 
 
 async def call_query(ctx: Any, service: Service, request: web.Request, body: bytes) -> web.Response:
@@ -204,7 +226,7 @@ async def call_rest_xml(ctx: Any, service: Service, request: web.Request, operat
     output = dict(await handler(ctx, decoded) or {})
     status = output.pop("__status__", None)
     encoded = rest_xml.encode_rest_xml(operation, output)
-    return await _write_rest_response(request, encoded, status, ctx.response_headers())
+    return await _write_rest_response(request, encoded, status, ctx.response_headers)
 
 
 def _widen_write_buffer(request: web.Request, body: Any) -> None:
@@ -226,7 +248,9 @@ def _verify_payload_hash(ctx: Any, body: bytes) -> None:
 
 
 async def _write_rest_response(request: web.Request, encoded: Any, status: int | None,
-                               extra_headers: dict[str, str]) -> web.StreamResponse:
+                               request_headers: Any) -> web.StreamResponse:
+    """The response of ``encoded``; ``request_headers()``: the request-id (and CORS) headers,
+    which a streamed response sends with its own (``gateway.app`` adds them to the others)."""
     headers = encoded.headers
     body = encoded.body
     code = status or encoded.status
@@ -234,9 +258,13 @@ async def _write_rest_response(request: web.Request, encoded: Any, status: int |
     if isinstance(data, (bytes, bytearray)) and not isinstance(body, (bytes, bytearray)):
         # a streaming body that is one buffer already (an inline object): sent as a plain
         # response, headers and body in one write
-        close = getattr(body, "aclose", None)
+        close = getattr(body, "close", None)
         if close is not None:
-            await close()
+            close()
+        else:
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                await aclose()
         body = data if request.method != "HEAD" else b""
     if isinstance(body, (bytes, bytearray)) or body is None:
         response = web.Response(status=code, body=bytes(body) if body else b"",
@@ -247,6 +275,7 @@ async def _write_rest_response(request: web.Request, encoded: Any, status: int |
     response = web.StreamResponse(status=code)
     for name, value in headers:
         response.headers.add(name, value)
+    extra_headers = request_headers()
     for name, value in extra_headers.items():
         response.headers[name] = value
     sent = 0

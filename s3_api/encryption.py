@@ -42,6 +42,7 @@ import hmac
 import ipaddress
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from s3_api.bucket_encryption import (KMS_ALGORITHMS, blocked_by_default, customer_keys_blocked,
                                      default_of)
@@ -197,6 +198,9 @@ def _transport_ok(ctx) -> bool:
 
 # --- writes ----------------------------------------------------------------------------------
 
+_LOOK_UP = object()     # for_write's config: read it
+
+
 def _context(value: str | None) -> dict[str, str]:
     if value is None:
         return {}
@@ -230,11 +234,14 @@ def requested(ctx, params: dict) -> tuple[str | None, tuple[bytes, str] | None]:
     return sse, customer
 
 
-async def for_write(ctx, params: dict, bucket: Bucket, key: str) -> Encryption:
-    """The encryption of a new object from the request's headers and the bucket's default,
-    with a fresh data key (SSE-KMS: from KMS)."""
+async def for_write(ctx, params: dict, bucket: Bucket, key: str, config: Any = _LOOK_UP
+                    ) -> Encryption:
+    """The encryption of a new object from the request's headers and the bucket's default
+    (``config``: the bucket's configuration as ``default_of`` gives it, when the caller read it
+    already), with a fresh data key (SSE-KMS: from KMS)."""
     sse, customer = requested(ctx, params)
-    config = default_of(ctx.state.store, bucket.name)
+    if config is _LOOK_UP:
+        config = default_of(ctx.state.store, bucket.name)
     keys: key_wrap.KeyRing = ctx.state.keys
     data_key = sealed.new_data_key()
     if customer is not None:

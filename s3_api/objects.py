@@ -11,6 +11,7 @@ only the segments they send.
 from __future__ import annotations
 
 import hashlib
+import json
 
 from s3_api import (access_control, acls, checksums, conditions, encryption, lifecycle,
                     object_lock, payload, sealed_io, tagging, versioning)
@@ -42,13 +43,22 @@ def target_bucket(ctx, params: dict) -> tuple[Bucket, str]:
 
 def write_target(ctx, params: dict) -> tuple[Bucket, str, object]:
     """``target_bucket`` with the bucket's access settings (for the owner and ACL of a write)."""
+    bucket, key, access, _ = _write_target(ctx, params)
+    return bucket, key, access
+
+
+def _write_target(ctx, params: dict) -> tuple[Bucket, str, object, dict | None]:
+    """``write_target`` and the bucket's default encryption (``bucket_encryption.default_of``),
+    from one lookup."""
     key = check_key(params.get("Key"))
-    bucket = ctx.state.store.bucket(params.get("Bucket"))
+    bucket, settings, encryption_config = ctx.state.store.bucket_write_settings(
+        params.get("Bucket"))
     if bucket is None:
         raise NoSuchBucket(BucketName=params.get("Bucket"))
-    access = access_control.authorize(ctx, params, bucket, key=key)
+    access = access_control.bucket_access(ctx, bucket, settings)
+    access = access_control.authorize(ctx, params, bucket, key=key, access=access)
     access_control.authorize_write_extras(ctx, params, bucket, key, access)   # tags, locks
-    return bucket, key, access
+    return bucket, key, access, json.loads(encryption_config) if encryption_config else None
 
 
 def read_target(ctx, params: dict, method: str = "GET") -> tuple[Bucket, ObjectVersion]:
@@ -148,7 +158,7 @@ async def commit_version(ctx, version: ObjectVersion, params: dict, acl: str | N
 # --- PutObject ---------------------------------------------------------------------------------
 
 async def put_object(ctx, params: dict) -> dict:
-    bucket, key, access = write_target(ctx, params)
+    bucket, key, access, encryption_config = _write_target(ctx, params)
     owner_id = access_control.object_owner(ctx, bucket, access, params)
     acl = acls.write_acl(ctx, params, bucket, access, owner_id)
     conditions.validate_write(params)
@@ -161,7 +171,7 @@ async def put_object(ctx, params: dict) -> dict:
         current = store.object(bucket.name, key)        # fail before reading the body
         conditions.check_write(params, current.etag if current else None)
     declared = checksums.declared(params, ctx.headers)
-    sse = await encryption.for_write(ctx, params, bucket, key)
+    sse = await encryption.for_write(ctx, params, bucket, key, encryption_config)
     received = await payload.receive(ctx, ctx.state, params, inline_ok=True, declared=declared,
                                      seal=sse.data_key)
     value = received.checksums[declared.algorithm]
@@ -221,6 +231,22 @@ async def head_object(ctx, params: dict) -> dict:
     return out
 
 
+_STORED_MEMBERS: dict[str | None, dict] = {}
+
+
+def _stored_members(stored: str | None) -> dict:
+    """``output_headers(stored)`` as a new dict, parsed once per stored text (a hot object's
+    headers JSON is the same on every read; the nested ``Metadata`` dict is shared, read only)."""
+    found = _STORED_MEMBERS.get(stored)
+    if found is None:
+        found = output_headers(stored)
+        if stored is None or len(stored) <= 2048:
+            if len(_STORED_MEMBERS) >= 4096:
+                _STORED_MEMBERS.clear()
+            _STORED_MEMBERS[stored] = found
+    return dict(found)
+
+
 def _describe(ctx, params: dict, version: ObjectVersion, bucket: Bucket) -> dict:
     """Headers of a GetObject/HeadObject answer, with the byte range to send as ``__range__``."""
     if len(params) > 2:     # anything besides Bucket and Key: conditions, overrides ...
@@ -228,7 +254,7 @@ def _describe(ctx, params: dict, version: ObjectVersion, bucket: Bucket) -> dict
         overrides = [(m, params[p]) for p, m in _OVERRIDES if params.get(p) is not None]
     else:
         overrides = ()
-    out = output_headers(version.headers)
+    out = _stored_members(version.headers)
     out["ETag"] = f'"{version.etag}"'
     out["LastModified"] = last_modified(version.modified_us)
     out["AcceptRanges"] = "bytes"

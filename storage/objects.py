@@ -33,6 +33,7 @@ from typing import Any, Awaitable, Callable, Iterator
 
 from storage.blobs import BlobStore
 from storage.db import Database, Schema, WriterTransaction
+from storage.object_read_cache import ReadCache
 from storage.object_batch import SERVICE, Batch, record_stored_bytes  # noqa: F401
 from storage.object_rows import (_OBJECT_FROM, _OBJECT_SELECT, _UPSERT,  # noqa: F401
                                  _VERSION_FROM, _VERSION_INSERT, _VERSION_SELECT, BUCKET_COLUMNS,
@@ -125,6 +126,7 @@ class ObjectStore:
         self.data_key_of = None     # storage.object_files.DataKeyOf, set by the S3 service
         # SQLite: a batch of writes goes to the writer's thread in one trip (_run_on_writer)
         self._one_trip = getattr(db, "engine", "") == "sqlite"
+        self._read_cache: ReadCache | None = None      # storage.object_read_cache
 
     # --- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
@@ -133,6 +135,8 @@ class ObjectStore:
         await self.db.migrate(SEALED_SCHEMA)
         await self.db.migrate(ACCESS_SCHEMA)
         self.reader = self.db.sync_reader()   # SQLite: read-only, mmap; PostgreSQL: autocommit
+        if self._one_trip:      # SQLite: object reads' answers kept while nothing commits
+            self._read_cache = ReadCache(self.reader)
         self._task = asyncio.get_running_loop().create_task(self._commit_loop())
 
     async def close(self) -> None:
@@ -204,15 +208,36 @@ class ObjectStore:
     def bucket_object_access(self, bucket: str, key: str
                              ) -> tuple[Bucket | None, ObjectVersion | None, tuple]:
         """``bucket_and_object`` and the bucket's access settings row (``storage.s3_access``
-        COLUMNS, all None without a row), in one query: what every object read needs."""
+        COLUMNS, all None without a row), in one query: what every object read needs (the
+        answer is kept while the database does not change: ``storage.object_read_cache``)."""
+        cache = self._read_cache
+        if cache is not None:
+            answers = cache.current()
+            answer = answers.get((bucket, key))
+            if answer is not None:
+                return answer
         rows = self.reader.execute(_BUCKET_OBJECT_ACCESS, (key, bucket)).fetchall()
         if not rows:
             return None, None, (None, None, None, None)
         row = rows[0]
         found = Bucket(*row[:_BUCKET_WIDTH])
         rest = row[_BUCKET_WIDTH:-_ACCESS_WIDTH]
-        return (found, ObjectVersion.from_row(rest) if rest[0] is not None else None,
-                tuple(row[-_ACCESS_WIDTH:]))
+        version = ObjectVersion.from_row(rest) if rest[0] is not None else None
+        answer = (found, version, tuple(row[-_ACCESS_WIDTH:]))
+        if cache is not None:
+            data = version.data if version is not None else None
+            cache.keep(answers, bucket, key, answer, len(data) if data is not None else 0)
+        return answer
+
+    def bucket_write_settings(self, bucket: str) -> tuple[Bucket | None, tuple, str | None]:
+        """The bucket, its access settings row (``storage.s3_access`` COLUMNS) and its default
+        encryption configuration (JSON text, or None), in one query: what every object write
+        needs before it reads the body."""
+        rows = self.reader.execute(_BUCKET_WRITE_SETTINGS, (bucket,)).fetchall()
+        if not rows:
+            return None, (None, None, None, None), None
+        row = rows[0]
+        return Bucket(*row[:_BUCKET_WIDTH]), tuple(row[_BUCKET_WIDTH:-1]), row[-1]
 
     # --- versions (storage.object_versions) ---------------------------------------------------
     def history(self, bucket: str, key: str, limit: int | None = None) -> list[ObjectVersion]:
@@ -508,6 +533,12 @@ _BUCKET_OBJECT_ACCESS = (
     " FROM s3_buckets b LEFT JOIN s3_objects o ON o.bucket = b.name AND o.key = ?"
     " LEFT JOIN s3_inline d ON d.id = o.inline_id"
     " LEFT JOIN s3_bucket_access a ON a.bucket = b.name WHERE b.name = ?")
+
+_BUCKET_WRITE_SETTINGS = (
+    f"SELECT {', '.join('b.' + c for c in BUCKET_COLUMNS.split(', '))},"
+    f" {', '.join('a.' + c for c in ACCESS_COLUMNS)}, e.config"
+    " FROM s3_buckets b LEFT JOIN s3_bucket_access a ON a.bucket = b.name"
+    " LEFT JOIN s3_bucket_encryption e ON e.bucket = b.name WHERE b.name = ?")
 
 
 def _apply(batch: "Batch", op: "_Op", outcomes: list) -> None:

@@ -130,10 +130,10 @@ def query_params(raw_query: str) -> dict[str, list[str]]:
     for part in raw_query.split("&"):
         if not part:
             continue
-        name, _, value = part.partition("=")
         if "%" in part or not part.isascii():
-            name = unquote_to_bytes(name).decode("utf-8", "replace")
-            value = unquote_to_bytes(value).decode("utf-8", "replace")
+            name, value = _decoded_part(part)
+        else:
+            name, _, value = part.partition("=")
         found = params.get(name)
         if found is None:
             params[name] = [value]
@@ -150,8 +150,41 @@ def _canonical_escape(match: re.Match) -> str:
 
 
 def _canonical_text(text: str) -> str:
-    """``uri_encode(unquote_to_bytes(text))``, without the round trip through bytes."""
-    return _QUERY_ESCAPE.sub(_canonical_escape, text)
+    """``uri_encode(unquote_to_bytes(text))``, without the round trip through bytes (kept for
+    the texts that recur from request to request: a presigned URL's credential scope...)."""
+    found = _CANONICAL_TEXTS.get(text)
+    if found is None:
+        found = _QUERY_ESCAPE.sub(_canonical_escape, text)
+        if len(text) <= _MEMO_TEXT:
+            if len(_CANONICAL_TEXTS) >= _MEMO_ENTRIES:
+                _CANONICAL_TEXTS.clear()
+            _CANONICAL_TEXTS[text] = found
+    return found
+
+
+# Query parts that need decoding or canonicalizing recur from request to request (a presigned
+# URL's X-Amz-Credential, a SigV2 URL's parameters...): their results are pure functions of the
+# text, kept in two bounded tables.
+_MEMO_ENTRIES = 4096
+_MEMO_TEXT = 512
+_UNIQUE_PARTS = ("Signature=", "X-Amz-Signature=")     # a request's own signature
+_CANONICAL_TEXTS: dict[str, str] = {}
+_DECODED_PARTS: dict[str, tuple[str, str]] = {}
+
+
+def _decoded_part(part: str) -> tuple[str, str]:
+    """(name, value) of one ``name=value`` query part, percent-decoded (UTF-8, invalid bytes
+    replaced)."""
+    found = _DECODED_PARTS.get(part)
+    if found is None:
+        name, _, value = part.partition("=")
+        found = (unquote_to_bytes(name).decode("utf-8", "replace"),
+                 unquote_to_bytes(value).decode("utf-8", "replace"))
+        if len(part) <= _MEMO_TEXT and not part.startswith(_UNIQUE_PARTS):   # never again
+            if len(_DECODED_PARTS) >= _MEMO_ENTRIES:
+                _DECODED_PARTS.clear()
+            _DECODED_PARTS[part] = found
+    return found
 
 
 def canonical_query(raw_query: str, exclude: Iterable[str] = ()) -> str:
@@ -285,6 +318,7 @@ def format_iso8601(moment: datetime) -> str:
     return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@lru_cache(maxsize=1024)     # a presigned URL's date recurs; a datetime is immutable
 def parse_amz_date(value: str) -> datetime | None:
     """'YYYYMMDDTHHMMSSZ' -> aware datetime, or None."""
     if not _AMZ_DATE.fullmatch(value):

@@ -76,11 +76,11 @@ def canonical_resource(req: SignedRequest, path: str | None = None) -> str:
 def _amz_headers(req: SignedRequest, overrides: Mapping[str, str]) -> dict[str, str]:
     collected: dict[str, list[str]] = {}
     for name, value in req.headers.items():
-        lname = name.lower()
-        if lname.startswith("x-amz-"):
-            collected.setdefault(lname, []).append(value.strip())
+        if name[:6].lower() == "x-amz-":
+            collected.setdefault(name.lower(), []).append(value.strip())
     amz = {name: ",".join(values) for name, values in collected.items()}
-    amz.update({k: v.strip() for k, v in overrides.items() if k.startswith("x-amz-")})
+    if overrides:
+        amz.update({k: v.strip() for k, v in overrides.items() if k.startswith("x-amz-")})
     return amz
 
 
@@ -96,7 +96,8 @@ def string_to_sign(req: SignedRequest, date_field: str,
 
     amz = _amz_headers(req, overrides)
     lines = [req.method.upper(), standard("content-md5"), standard("content-type"), date_field]
-    lines += [f"{name}:{amz[name]}" for name in sorted(amz)]
+    if amz:
+        lines += [f"{name}:{amz[name]}" for name in sorted(amz)]
     lines.append(canonical_resource(req, path))
     return "\n".join(lines)
 
@@ -104,6 +105,9 @@ def string_to_sign(req: SignedRequest, date_field: str,
 def sign(secret: str, to_sign: str) -> str:
     digest = keyed_hmac(secret.encode("utf-8"), to_sign.encode("utf-8"), "sha1")
     return base64.b64encode(digest).decode("ascii")
+
+
+_QUERY_HEADERS = frozenset({"content-type", "content-md5"})
 
 
 def _mismatch(access_key_id: str, to_sign: str, provided: str) -> SignatureDoesNotMatch:
@@ -187,9 +191,11 @@ async def authenticate_query(req: SignedRequest, params: Mapping[str, list[str]]
                                     "ServerTime": format_iso8601(now)})
     # A '+' sent unencoded in the query may have been decoded as a space by an intermediary.
     provided = values["Signature"].replace(" ", "+")
-    overrides = {name.lower(): vals[-1] for name, vals in params.items()
-                 if name.lower().startswith("x-amz-") or name.lower() in ("content-type",
-                                                                          "content-md5")}
+    overrides = {}
+    for name, vals in params.items():
+        lname = name.lower()
+        if lname.startswith("x-amz-") or lname in _QUERY_HEADERS:
+            overrides[lname] = vals[-1]
     access_key_id = values["AWSAccessKeyId"]
     secret = await _secret(lookup_secret, access_key_id)
     first = None

@@ -11,6 +11,7 @@ import re
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from . import sigv2
 from .errors import (
@@ -91,6 +92,9 @@ def _malformed(detail: str, in_query: bool) -> Exception:
     return AuthorizationHeaderMalformed(_HEADER_PREFIX + detail)
 
 
+# The credential scope and the signed header list recur from request to request (one client, one
+# day): parsed once (the answers are immutable; malformed values raise each time, uncached).
+@lru_cache(maxsize=1024)
 def parse_credential(value: str, *, in_query: bool = False) -> Credential:
     """'AKID/YYYYMMDD/region/service/aws4_request' -> Credential."""
     parts = value.strip().rsplit("/", 4)
@@ -108,6 +112,7 @@ def parse_credential(value: str, *, in_query: bool = False) -> Credential:
     return Credential(akid, date, region, service)
 
 
+@lru_cache(maxsize=1024)
 def parse_signed_headers(value: str, *, in_query: bool = False) -> tuple[str, ...]:
     names = tuple(name.strip().lower() for name in value.split(";"))
     if not names or not all(names):

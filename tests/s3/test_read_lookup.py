@@ -46,3 +46,19 @@ async def test_a_policy_change_is_seen_by_the_next_read(s3, bucket):
         raise AssertionError("the deleted policy still allowed the read")
     except S3Error as err:
         assert err.code == "AccessDenied"
+
+
+async def test_a_write_reads_bucket_settings_and_default_encryption_in_one_query(s3, bucket):
+    """``bucket_write_settings``: what ``bucket``, ``settings_row`` and ``default_of`` give apart."""
+    from s3_api.bucket_encryption import default_of
+    store = s3.state.store
+    found, settings, config = store.bucket_write_settings(bucket)
+    assert found.name == bucket and settings == s3_access.settings_row(store, bucket)
+    assert (json.loads(config) if config else None) == default_of(store, bucket)
+    await s3.call("PutBucketEncryption", s3.ctx(headers={"Content-MD5": "x"}), Bucket=bucket,
+                  ServerSideEncryptionConfiguration={"Rules": [{
+                      "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+                      "BlockedEncryptionTypes": {"EncryptionType": ["SSE-C"]}}]})
+    _, _, config = store.bucket_write_settings(bucket)
+    assert json.loads(config) == default_of(store, bucket) and json.loads(config)["b"] == ["SSE-C"]
+    assert store.bucket_write_settings("no-such-bucket") == (None, (None,) * 4, None)

@@ -102,3 +102,35 @@ def test_key_wrapping_is_bound_to_its_purpose():
     assert customer not in verifier
     assert ring.customer_key_matches(customer, verifier)
     assert not ring.customer_key_matches(os.urandom(32), verifier)
+
+
+def test_a_cached_opener_still_authenticates_every_read():
+    """Repeated reads of one small sealed buffer reuse its opener (``sealed.cached_opener``),
+    yet an altered segment under the same header, or the same header under another data key,
+    is still refused on the read after a good one."""
+    key = sealed.new_data_key()
+    data = os.urandom(4096)
+    out = sealed.seal(key, data)
+    assert sealed.unseal_range(key, out, len(data), 0, len(data) - 1) == data
+    header = out[:sealed.HEADER]
+    assert sealed.cached_opener(key, header) is sealed.cached_opener(key, header)
+    altered = bytearray(out)
+    altered[sealed.HEADER + 100] ^= 1
+    with pytest.raises(sealed.SealBroken):
+        sealed.unseal_range(key, bytes(altered), len(data), 0, len(data) - 1)
+    with pytest.raises(sealed.SealBroken):
+        sealed.unseal_range(sealed.new_data_key(), out, len(data), 0, len(data) - 1)
+    assert sealed.unseal_range(key, out, len(data), 10, 19) == data[10:20]
+
+
+def test_a_small_object_read_in_one_piece_is_checked_like_any():
+    """The one-segment read (a small object, decrypted straight into its own bytes) still
+    refuses a truncated buffer and answers every range of it."""
+    key = sealed.new_data_key()
+    data = os.urandom(5000)
+    out = sealed.seal(key, data)
+    for start, end in ((0, 4999), (0, 0), (4999, 4999), (100, 200)):
+        assert sealed.unseal_range(key, out, len(data), start, end) == data[start:end + 1]
+    for cut in (1, 17, 4000):
+        with pytest.raises(sealed.SealBroken):
+            sealed.unseal_range(key, out[:-cut], len(data), 0, len(data) - 1)
