@@ -273,13 +273,31 @@ class Database(SpaceAware):
         directory, whose leader alone runs passes: ``gateway.leader``)."""
         yield True
 
+    # A read is one trip to the reader's thread: execute, fetch, close. A statement that stayed
+    # open across an await (execute in one trip, fetch in the next) would hold the connection's
+    # read transaction, and every other read on it meanwhile would see that older snapshot, not
+    # the writes acknowledged since (read-after-write broken under load).
     async def fetchone(self, sql: str, params: Sequence[Any] | dict = ()) -> sqlite3.Row | None:
-        async with self._reader.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        return await self._reader._execute(_read_one, self._reader._conn, sql, params)
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict = ()) -> list[sqlite3.Row]:
-        async with self._reader.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return await self._reader._execute(_read_all, self._reader._conn, sql, params)
+
+
+def _read_one(conn: sqlite3.Connection, sql: str, params: Sequence[Any] | dict) -> sqlite3.Row | None:
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.fetchone()
+    finally:
+        cursor.close()
+
+
+def _read_all(conn: sqlite3.Connection, sql: str, params: Sequence[Any] | dict) -> list[sqlite3.Row]:
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _lock_writers(fd: int) -> None:

@@ -164,3 +164,31 @@ async def test_a_transaction_cancelled_while_it_begins_leaves_no_transaction_ope
         assert [tuple(r) for r in await db.fetchall("SELECT x FROM t")] == [(2,)]
     finally:
         await db.close()
+
+
+
+async def test_a_read_sees_every_write_committed_before_it_while_other_reads_run(db, monkeypatch):
+    """Read-after-write on the shared reader connection: a read must see what was committed
+    before it started, even while another coroutine's read of the same connection is under way.
+    A statement left open across an await pins the connection's snapshot for every read that
+    shares it (ImportSnapshot once read back None for the task it had just inserted, and
+    DescribeVolumeAttribute the value before ModifyVolumeAttribute). The event loop is made slow
+    between a cursor's hops, as a busy server's is."""
+    import aiosqlite
+    await db.migrate(Schema("raw", ["CREATE TABLE big (n INTEGER); CREATE TABLE mine (k TEXT)"]))
+    async with db.transaction() as tx:
+        await tx.executemany("INSERT INTO big VALUES (?)", [(n,) for n in range(100)])
+    for name in ("fetchall", "fetchone"):
+        real = getattr(aiosqlite.Cursor, name)
+
+        async def slow(self, *args, _real=real):
+            await asyncio.sleep(0.02)      # the loop serves others between execute and fetch
+            return await _real(self, *args)
+        monkeypatch.setattr(aiosqlite.Cursor, name, slow)
+    scanning = asyncio.create_task(db.fetchall("SELECT n FROM big"))
+    await asyncio.sleep(0.005)            # the scan has begun
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO mine VALUES ('written')")
+    found = await db.fetchone("SELECT k FROM mine")
+    assert len(await scanning) == 100
+    assert found is not None and found["k"] == "written"
