@@ -84,13 +84,23 @@ _NOT_FOR_RUN = {"InstanceRequirements", "TagSpecifications"}
 _RUN_TAG_TYPES = {"instance", "volume", "network-interface"}
 
 
-service_model: Any = None   # the gateway's model loader (gateway.registry): one EC2 model per process
+_service_model: Any = None
+
+
+def use_models(service_model: Any) -> None:
+    """Where EC2's model comes from: the gateway's loader (``gateway.registry``: one copy of the
+    model per process, the one the codec serves with); botocore's own when none is given."""
+    global _service_model
+    if service_model is _service_model:
+        return
+    _service_model = service_model
+    _model.cache_clear()
 
 
 @lru_cache(maxsize=1)
 def _model() -> Any:
-    if service_model is not None:
-        return service_model("ec2")
+    if _service_model is not None:
+        return _service_model("ec2")
     import botocore.session  # noqa: PLC0415 (the shapes that tell request data from response data)
     return botocore.session.get_session().get_service_model("ec2")
 

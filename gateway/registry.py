@@ -18,9 +18,7 @@ def _ec2() -> Any:
     that the workers that relay EC2 to the leader never hold."""
     import ec2_api.operations as ec2  # noqa: PLC0415
     from ec2_api import launch_templates  # noqa: PLC0415
-    if launch_templates.service_model is not service_model:   # the gateway's EC2 model (share_models)
-        launch_templates.service_model = service_model
-        launch_templates._model.cache_clear()   # noqa: SLF001
+    launch_templates.use_models(service_model)     # the gateway's EC2 model (as share_models)
     return ec2
 
 
