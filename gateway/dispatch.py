@@ -14,6 +14,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, MultiDict
 
 from gateway import errors
+from gateway.auth.signing import worth_keeping
 from gateway.connections import send_continue
 from gateway.protocols import errors as protocol_errors
 from gateway.protocols import json_protocol, query, rest_xml
@@ -119,9 +120,9 @@ def query_multidict(raw_query: str) -> MultiDict:
 
 # Decoded query parts, kept: those that need decoding recur from request to request (a
 # presigned URL's credential scope, percent-encoded keys of a listing's prefix...). Bounded.
+# (The same rule of what is kept as the signature checks' table: ``signing.worth_keeping``.)
 _DECODED: dict[str, tuple[str, str]] = {}
 _MAX_DECODED = 4096
-_UNIQUE_PARTS = ("Signature=", "X-Amz-Signature=")
 
 
 def _decoded_pair(part: str) -> tuple[str, str]:
@@ -138,7 +139,7 @@ def _decoded_pair(part: str) -> tuple[str, str]:
         if "%" in value:
             value = unquote(value)
         found = (name, value)
-        if len(part) <= 512 and not part.startswith(_UNIQUE_PARTS):   # a signature: never again
+        if worth_keeping(part):
             if len(_DECODED) >= _MAX_DECODED:
                 _DECODED.clear()
             _DECODED[part] = found

@@ -167,9 +167,15 @@ def _canonical_text(text: str) -> str:
 # text, kept in two bounded tables.
 _MEMO_ENTRIES = 4096
 _MEMO_TEXT = 512
-_UNIQUE_PARTS = ("Signature=", "X-Amz-Signature=")     # a request's own signature
+_SIGNATURE_PARTS = ("Signature=", "X-Amz-Signature=")     # a request's own signature
 _CANONICAL_TEXTS: dict[str, str] = {}
 _DECODED_PARTS: dict[str, tuple[str, str]] = {}
+
+
+def worth_keeping(part: str) -> bool:
+    """Whether a decoded query part may recur (and so be kept): not too long, and not a
+    request's own signature, which never does (unique presigned URLs would churn the table)."""
+    return len(part) <= _MEMO_TEXT and not part.startswith(_SIGNATURE_PARTS)
 
 
 def _decoded_part(part: str) -> tuple[str, str]:
@@ -180,7 +186,7 @@ def _decoded_part(part: str) -> tuple[str, str]:
         name, _, value = part.partition("=")
         found = (unquote_to_bytes(name).decode("utf-8", "replace"),
                  unquote_to_bytes(value).decode("utf-8", "replace"))
-        if len(part) <= _MEMO_TEXT and not part.startswith(_UNIQUE_PARTS):   # never again
+        if worth_keeping(part):
             if len(_DECODED_PARTS) >= _MEMO_ENTRIES:
                 _DECODED_PARTS.clear()
             _DECODED_PARTS[part] = found
