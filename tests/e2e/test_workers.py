@@ -37,7 +37,8 @@ def workers_of(srv: NimboServer) -> list[int]:
 
 def leader_of(srv: NimboServer) -> int:
     with open(os.path.join(srv.data_dir, "leader.lock")) as fh:
-        return int(fh.read().strip())
+        text = fh.read().strip()
+    return int(text) if text else 0     # empty while a new leader writes its pid: none yet
 
 
 class Clients:
